@@ -1,0 +1,197 @@
+package lifecycle
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// WireVersion is the version of the request and result messages (field "v").
+const WireVersion = 1
+
+// Limits on request fields.
+const (
+	MaxIDLength       = 256
+	MaxCustomIDLength = 512
+	MaxMetadataPairs  = 16
+	MaxMetadataKey    = 64
+	MaxMetadataValue  = 512
+)
+
+// Request is one HTTP call to run, exactly as it travels in a request message
+// body (see docs/PROTOCOL.md). URL is a path: the upstream base URL and the
+// credentials come from the worker's routing config for Model.
+type Request struct {
+	V             int               `json:"v"`
+	ID            string            `json:"id"`
+	BatchID       string            `json:"batch_id,omitempty"`
+	CustomID      string            `json:"custom_id,omitempty"`
+	Model         string            `json:"model"`
+	Method        string            `json:"method"`
+	URL           string            `json:"url"`
+	Body          json.RawMessage   `json:"body,omitempty"`
+	ExpiresAt     time.Time         `json:"expires_at"`
+	ResultSubject string            `json:"result_subject,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+}
+
+// Ref returns the request's store reference.
+func (r *Request) Ref() Ref { return Ref{ID: r.ID, BatchID: r.BatchID} }
+
+// Stream reports whether the body asks for a streamed (SSE) response.
+func (r *Request) Stream() bool {
+	if len(r.Body) == 0 {
+		return false
+	}
+	var probe struct {
+		Stream bool `json:"stream"`
+	}
+	if err := json.Unmarshal(r.Body, &probe); err != nil {
+		return false
+	}
+	return probe.Stream
+}
+
+// FieldError names the field of a message that is wrong.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// Validate checks every field of a request and returns the first problem as
+// a *FieldError naming the field.
+func (r *Request) Validate() error {
+	if r.V != WireVersion {
+		return fieldErr("v", "unsupported version %d (want %d)", r.V, WireVersion)
+	}
+	if err := validateID("id", r.ID, MaxIDLength); err != nil {
+		return err
+	}
+	if r.BatchID != "" {
+		if err := validateID("batch_id", r.BatchID, MaxIDLength); err != nil {
+			return err
+		}
+	}
+	if len(r.CustomID) > MaxCustomIDLength {
+		return fieldErr("custom_id", "longer than %d bytes", MaxCustomIDLength)
+	}
+	if strings.ContainsAny(r.CustomID, "\r\n\x00") {
+		return fieldErr("custom_id", "must not contain control characters")
+	}
+	if strings.TrimSpace(r.Model) == "" {
+		return fieldErr("model", "is required")
+	}
+	if len(r.Model) > MaxIDLength {
+		return fieldErr("model", "longer than %d bytes", MaxIDLength)
+	}
+	switch r.Method {
+	case http.MethodPost, http.MethodGet, http.MethodPut, http.MethodPatch, http.MethodDelete:
+	case "":
+		return fieldErr("method", "is required")
+	default:
+		return fieldErr("method", "%q is not one of POST, GET, PUT, PATCH, DELETE", r.Method)
+	}
+	if err := ValidatePath(r.URL); err != nil {
+		return err
+	}
+	if len(r.Body) > 0 {
+		trimmed := bytes.TrimSpace(r.Body)
+		if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
+			return fieldErr("body", "must be a JSON object")
+		}
+	}
+	if r.ExpiresAt.IsZero() {
+		return fieldErr("expires_at", "is required (RFC 3339)")
+	}
+	if len(r.Metadata) > MaxMetadataPairs {
+		return fieldErr("metadata", "has %d pairs, at most %d allowed", len(r.Metadata), MaxMetadataPairs)
+	}
+	for k, v := range r.Metadata {
+		if k == "" || len(k) > MaxMetadataKey || !headerSafe(k, true) {
+			return fieldErr("metadata", "key %q must be 1-%d letters, digits, '-' or '_'", k, MaxMetadataKey)
+		}
+		if len(v) > MaxMetadataValue || !headerSafe(v, false) {
+			return fieldErr("metadata."+k, "value must be at most %d printable characters", MaxMetadataValue)
+		}
+	}
+	return nil
+}
+
+func validateID(field, v string, maxLen int) error {
+	switch {
+	case v == "":
+		return fieldErr(field, "is required")
+	case len(v) > maxLen:
+		return fieldErr(field, "longer than %d bytes", maxLen)
+	case !headerSafe(v, false) || strings.ContainsAny(v, " \t"):
+		return fieldErr(field, "%q must be printable ASCII without spaces", v)
+	}
+	return nil
+}
+
+// headerSafe reports whether v may be sent as (key: token chars only) an HTTP
+// header value without escaping.
+func headerSafe(v string, key bool) bool {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if key {
+			if !plainTokenByte(c) && c != '_' {
+				return false
+			}
+			continue
+		}
+		if c < 0x20 || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidatePath checks that a request url is a plain absolute path such as
+// "/v1/chat/completions": no scheme, host, "..", query injection of control
+// characters, or backslashes.
+func ValidatePath(p string) error {
+	switch {
+	case p == "":
+		return fieldErr("url", "is required")
+	case !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//"):
+		return fieldErr("url", "%q must be a path starting with a single '/'", p)
+	case strings.Contains(p, "://"):
+		return fieldErr("url", "%q must be a path, not an absolute URL", p)
+	case strings.ContainsAny(p, "\\\x00\r\n\t "):
+		return fieldErr("url", "%q contains a forbidden character", p)
+	}
+	path := p
+	if i := strings.IndexAny(path, "?#"); i >= 0 {
+		path = path[:i]
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." || strings.EqualFold(seg, "%2e%2e") || strings.EqualFold(seg, "%2e") {
+			return fieldErr("url", "%q must not contain '.' or '..' segments", p)
+		}
+	}
+	return nil
+}
+
+// DecodeRequest parses and validates a request message body.
+func DecodeRequest(data []byte) (*Request, error) {
+	var r Request
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("lifecycle: decode request: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return &r, fmt.Errorf("lifecycle: invalid request: %w", err)
+	}
+	return &r, nil
+}
