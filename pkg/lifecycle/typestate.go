@@ -156,3 +156,31 @@ func (c Canceled) Fail(attempt int, f Failure, now time.Time) Failed {
 func (f Failed) Supersede(winner string, now time.Time) Superseded {
 	return Superseded{Ref: f.Ref, SupersededBy: winner, SupersededAt: now}
 }
+
+// Held is a request a worker holds under its lease, in state claimed or
+// processing. Moves legal from both states (fail, cancel, expire, release,
+// lease refresh) take a Held; moves legal from only one take the exact type.
+type Held struct {
+	Ref     Ref
+	Lease   Lease
+	Attempt int
+	State   State
+}
+
+// Held returns the claimed request as a Held.
+func (c Claimed) Held() Held {
+	return Held{Ref: c.Ref, Lease: c.Lease, Attempt: c.Attempt, State: StateClaimed}
+}
+
+// Held returns the processing request as a Held.
+func (p Processing) Held() Held {
+	return Held{Ref: p.Ref, Lease: p.Lease, Attempt: p.Attempt, State: StateProcessing}
+}
+
+// Processing returns h as a Processing when it is in that state.
+func (h Held) Processing(startedAt time.Time) (Processing, bool) {
+	if h.State != StateProcessing {
+		return Processing{}, false
+	}
+	return Processing{Ref: h.Ref, Lease: h.Lease, Attempt: h.Attempt, StartedAt: startedAt}, true
+}
