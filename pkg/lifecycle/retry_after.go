@@ -16,12 +16,12 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 	if v == "" {
 		return 0, false
 	}
-	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if secs < 0 {
-			return 0, false
-		}
+	if allDigits(v) {
+		// delay-seconds is 1*DIGIT (RFC 9110 §10.2.3): no sign, no fraction.
+		// A value too large for a Duration is clamped, not rejected.
 		const maxSecs = int64(1<<63-1) / int64(time.Second)
-		if secs > maxSecs {
+		secs, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || secs > maxSecs {
 			secs = maxSecs
 		}
 		return time.Duration(secs) * time.Second, true
@@ -34,4 +34,13 @@ func ParseRetryAfter(v string, now time.Time) (time.Duration, bool) {
 		return d, true
 	}
 	return 0, true
+}
+
+func allDigits(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	return v != ""
 }
