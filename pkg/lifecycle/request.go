@@ -3,8 +3,11 @@ package lifecycle
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -19,6 +22,8 @@ const (
 	MaxMetadataPairs  = 16
 	MaxMetadataKey    = 64
 	MaxMetadataValue  = 512
+	// MaxSubjectLength bounds result_subject.
+	MaxSubjectLength = 256
 )
 
 // Request is one HTTP call to run, exactly as it travels in a request message
@@ -112,6 +117,11 @@ func (r *Request) Validate() error {
 	if r.ExpiresAt.IsZero() {
 		return fieldErr("expires_at", "is required (RFC 3339)")
 	}
+	if r.ResultSubject != "" {
+		if err := validateSubject("result_subject", r.ResultSubject); err != nil {
+			return err
+		}
+	}
 	if len(r.Metadata) > MaxMetadataPairs {
 		return fieldErr("metadata", "has %d pairs, at most %d allowed", len(r.Metadata), MaxMetadataPairs)
 	}
@@ -157,8 +167,9 @@ func headerSafe(v string, key bool) bool {
 }
 
 // ValidatePath checks that a request url is a plain absolute path such as
-// "/v1/chat/completions": no scheme, host, "..", query injection of control
-// characters, or backslashes.
+// "/v1/chat/completions": no scheme, host, "." or ".." segments (also when
+// percent-encoded, "%2e%2e" or "%2f..%2f"), control characters, spaces,
+// non-ASCII bytes or backslashes (also "%5c").
 func ValidatePath(p string) error {
 	switch {
 	case p == "":
@@ -167,16 +178,54 @@ func ValidatePath(p string) error {
 		return fieldErr("url", "%q must be a path starting with a single '/'", p)
 	case strings.Contains(p, "://"):
 		return fieldErr("url", "%q must be a path, not an absolute URL", p)
-	case strings.ContainsAny(p, "\\\x00\r\n\t "):
+	case !pathSafe(p):
 		return fieldErr("url", "%q contains a forbidden character", p)
 	}
 	path := p
 	if i := strings.IndexAny(path, "?#"); i >= 0 {
 		path = path[:i]
 	}
-	for _, seg := range strings.Split(path, "/") {
-		if seg == ".." || seg == "." || strings.EqualFold(seg, "%2e%2e") || strings.EqualFold(seg, "%2e") {
+	// Check the path as the upstream will see it after decoding.
+	decoded, err := url.PathUnescape(path)
+	if err != nil {
+		return fieldErr("url", "%q has an invalid percent escape", p)
+	}
+	if strings.ContainsFunc(decoded, func(r rune) bool { return r < ' ' || r == 0x7f || r == '\\' }) {
+		return fieldErr("url", "%q encodes a control character or backslash", p)
+	}
+	for _, seg := range strings.Split(decoded, "/") {
+		if seg == ".." || seg == "." {
 			return fieldErr("url", "%q must not contain '.' or '..' segments", p)
+		}
+	}
+	return nil
+}
+
+// pathSafe reports whether p holds only printable ASCII other than space
+// and backslash.
+func pathSafe(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// validateSubject checks a NATS subject to publish to: dot-separated
+// non-empty tokens of printable ASCII, no wildcards ('*', '>'), no spaces.
+func validateSubject(field, subj string) error {
+	if len(subj) > MaxSubjectLength {
+		return fieldErr(field, "longer than %d bytes", MaxSubjectLength)
+	}
+	for _, tok := range strings.Split(subj, ".") {
+		if tok == "" {
+			return fieldErr(field, "%q has an empty token", subj)
+		}
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c <= ' ' || c >= 0x7f || c == '*' || c == '>' {
+				return fieldErr(field, "%q must be a subject without wildcards, spaces or control characters", subj)
+			}
 		}
 	}
 	return nil
@@ -189,6 +238,9 @@ func DecodeRequest(data []byte) (*Request, error) {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r); err != nil {
 		return nil, fmt.Errorf("lifecycle: decode request: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("lifecycle: decode request: data after the JSON object")
 	}
 	if err := r.Validate(); err != nil {
 		return &r, fmt.Errorf("lifecycle: invalid request: %w", err)

@@ -73,8 +73,8 @@ const (
 	MoveClaim     Move = "claim"     // pending → claimed
 	MoveReclaim   Move = "reclaim"   // claimed|processing → claimed after the lease expired
 	MoveStart     Move = "start"     // claimed → processing
-	MoveUnclaim   Move = "unclaim"   // claimed|processing → pending (shutdown, no attempt used)
-	MoveRetry     Move = "retry"     // processing → pending with not_before
+	MoveUnclaim   Move = "unclaim"   // claimed → pending (shutdown, no attempt used)
+	MoveRetry     Move = "retry"     // processing → pending: a retry with not_before, or a release on shutdown (Processing.Release, no attempt used)
 	MoveComplete  Move = "complete"  // processing|canceled → completed
 	MoveFail      Move = "fail"      // pending|claimed|processing|canceled → failed
 	MoveCancel    Move = "cancel"    // pending|claimed|processing → canceled
