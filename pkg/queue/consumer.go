@@ -1,0 +1,320 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Handler runs one delivery, in its own goroutine. It must finish the
+// delivery (Ack, Nak or Term) or deliberately leave it (lease lost).
+type Handler func(ctx context.Context, d *Delivery)
+
+// ConsumeOptions configure Consume.
+type ConsumeOptions struct {
+	// Slots returns the capacity semaphore of a model (the same one every
+	// time). Required.
+	Slots func(model string) *Slots
+	// Handler runs each valid delivery. Required.
+	Handler Handler
+	// OnMaxDeliveries is called, once per poison message across the fleet,
+	// when a request exhausted MaxDeliver. After it returns nil the message
+	// is deleted from the stream; an error retries it later. Nil publishes a
+	// failed result (lifecycle.CodeMaxDeliveries) instead.
+	OnMaxDeliveries func(ctx context.Context, req *lifecycle.Request, deliveries uint64) error
+}
+
+// Consumer runs the fetch loops of one worker instance: a discovery loop
+// that finds models with queued messages, one fetch loop per model on the
+// model's durable pull consumer (shared by every worker), and one loop on
+// the max-deliveries advisories.
+//
+// Shutdown order (the worker's side in brackets): Stop (no new messages;
+// messages already received but not started are nak'd at once) → [let
+// in-flight handlers finish within the grace period, Wait] → [cancel the
+// rest through the ctx given to Consume; handlers release leases and nak
+// without delay] → Wait → close the connection.
+type Consumer struct {
+	c      *Client
+	o      ConsumeOptions
+	log    zerolog.Logger
+	stream jetstream.Stream
+
+	handlerCtx context.Context    // Consume's ctx: handlers see its cancellation
+	fetchCtx   context.Context    // canceled by Stop
+	stopFetch  context.CancelFunc //
+	loops      sync.WaitGroup     // discovery, advisory and model loops
+	running    *Slots             // handlers and malformed-message records in progress
+
+	mu       sync.Mutex
+	models   map[string]*modelLoop // by model token
+	stopped  bool
+	stopOnce sync.Once
+
+	discoveredAt atomic.Int64 // unix nanos of the last successful discovery
+	advisory     *loopHealth
+}
+
+// Consume starts consuming. It discovers the models with queued messages
+// once before returning (so a missing stream is reported here), then every
+// Config.DiscoveryInterval. Canceling ctx stops fetching and cancels the
+// handlers' ctx; Stop stops fetching only.
+func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, error) {
+	if o.Slots == nil || o.Handler == nil {
+		return nil, fmt.Errorf("%w: ConsumeOptions.Slots and ConsumeOptions.Handler are required", ErrInvalidConfig)
+	}
+	if o.OnMaxDeliveries == nil {
+		o.OnMaxDeliveries = c.failMaxDeliveries
+	}
+	stream, err := c.js.Stream(ctx, c.names.requests)
+	if err != nil {
+		return nil, fmt.Errorf("queue: consume: stream %s (run Provision first): %w", c.names.requests, err)
+	}
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	co := &Consumer{
+		c: c, o: o, log: c.log.With().Str("component", "consumer").Logger(), stream: stream,
+		handlerCtx: ctx, fetchCtx: fetchCtx, stopFetch: stopFetch,
+		running: NewSlots(math.MaxInt), models: map[string]*modelLoop{},
+		advisory: newLoopHealth(),
+	}
+	if err := co.discover(fetchCtx); err != nil {
+		stopFetch()
+		return nil, err
+	}
+	co.loops.Add(2)
+	go co.discoveryLoop()
+	go co.advisoryLoop()
+	return co, nil
+}
+
+// Stop stops fetching: no new message reaches a handler after it returns.
+// Running handlers continue. Safe to call twice.
+func (co *Consumer) Stop() {
+	co.stopOnce.Do(func() {
+		co.mu.Lock()
+		co.stopped = true
+		co.mu.Unlock()
+		co.stopFetch()
+		co.loops.Wait()
+	})
+}
+
+// Wait waits until every running handler has returned, or ctx ends.
+func (co *Consumer) Wait(ctx context.Context) error {
+	for {
+		ch := co.running.Changed()
+		if co.running.InUse() == 0 {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("queue: %d handler(s) still running: %w", co.running.InUse(), context.Cause(ctx))
+		}
+	}
+}
+
+// Running is the number of handlers running now.
+func (co *Consumer) Running() int { return co.running.InUse() }
+
+// Models lists the models this instance has fetch loops for.
+func (co *Consumer) Models() []string {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	out := make([]string, 0, len(co.models))
+	for _, ml := range co.models {
+		out = append(out, ml.model)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Healthy returns nil when the connection is up and every loop (discovery,
+// advisories, each model) delivered or polled successfully within the last
+// few fetch expiries; otherwise an error (errors.Is ErrUnhealthy) naming
+// the stale loops and their last error. A model waiting for free slots is
+// healthy. Readiness probes use it.
+func (co *Consumer) Healthy() error {
+	co.mu.Lock()
+	stopped := co.stopped
+	loops := make([]*modelLoop, 0, len(co.models))
+	for _, ml := range co.models {
+		loops = append(loops, ml)
+	}
+	co.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, ErrStopped)
+	}
+	if s := co.c.nc.Status(); s != nats.CONNECTED {
+		return fmt.Errorf("%w: nats connection %s", ErrUnhealthy, s)
+	}
+	cfg := co.c.cfg
+	stale := 3*cfg.FetchExpiry + 2*time.Second
+	now := time.Now()
+	var problems []string
+	if age := now.Sub(time.Unix(0, co.discoveredAt.Load())); age > stale+3*cfg.DiscoveryInterval {
+		problems = append(problems, fmt.Sprintf("discovery stale for %s", age.Round(time.Millisecond)))
+	}
+	if p := co.advisory.problem(now, stale); p != "" {
+		problems = append(problems, "advisories: "+p)
+	}
+	for _, ml := range loops {
+		if p := ml.health.problem(now, stale); p != "" {
+			problems = append(problems, fmt.Sprintf("model %q: %s", ml.model, p))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrUnhealthy, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func (co *Consumer) discoveryLoop() {
+	defer co.loops.Done()
+	t := time.NewTicker(co.c.cfg.DiscoveryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-co.fetchCtx.Done():
+			return
+		case <-t.C:
+		}
+		if err := co.discover(co.fetchCtx); err != nil && co.fetchCtx.Err() == nil {
+			co.log.Warn().Err(err).Msg("model discovery failed")
+		}
+	}
+}
+
+// discover starts a fetch loop for every model token with messages in the
+// REQUESTS stream. Loops, once started, run until Stop: an idle loop is one
+// long poll per FetchExpiry.
+func (co *Consumer) discover(ctx context.Context) error {
+	info, err := co.stream.Info(ctx, jetstream.WithSubjectFilter(co.c.names.prefix+".req.>"))
+	if err != nil {
+		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
+	}
+	co.discoveredAt.Store(time.Now().UnixNano())
+	for subj := range info.State.Subjects {
+		// <p>.req.<model>.<batch>; other shapes match no model consumer and
+		// only leave the stream by max age (documented in PROTOCOL.md).
+		toks := strings.Split(subj, ".")
+		if len(toks) < 4 {
+			continue
+		}
+		co.startModel(toks[2])
+	}
+	return nil
+}
+
+// StartModel starts the fetch loop of a model now instead of at the next
+// discovery (a worker may call it for models in its routing config).
+func (co *Consumer) StartModel(model string) error {
+	tok, err := lifecycle.EncodeToken(model)
+	if err != nil {
+		return err
+	}
+	co.startModel(tok)
+	return nil
+}
+
+func (co *Consumer) startModel(tok string) {
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if co.stopped || co.models[tok] != nil {
+		return
+	}
+	model, err := lifecycle.DecodeToken(tok)
+	var slots *Slots
+	if err != nil {
+		// Not a token salvo produces: every message on it is malformed.
+		// A small private pool rejects them.
+		model, slots = tok, NewSlots(4)
+	} else {
+		slots = co.o.Slots(model)
+	}
+	ml := &modelLoop{co: co, model: model, token: tok, slots: slots, health: newLoopHealth(),
+		log: co.log.With().Str("model", model).Logger()}
+	co.models[tok] = ml
+	co.loops.Add(1)
+	go ml.run(co.fetchCtx)
+}
+
+// dispatch hands one fetched message, whose slot is already reserved, to
+// the handler in its own goroutine; the slot is released when it returns.
+func (co *Consumer) dispatch(ml *modelLoop, msg jetstream.Msg) {
+	if co.fetchCtx.Err() != nil {
+		// Received after Stop: hand it straight back to another worker.
+		_ = msg.Nak()
+		ml.slots.Release(1)
+		return
+	}
+	co.running.TryAcquire(1)
+	d, err := co.c.decodeDelivery(msg)
+	go func() {
+		defer co.running.Release(1)
+		defer ml.slots.Release(1)
+		if err != nil {
+			co.c.rejectMalformed(co.handlerCtx, msg, err)
+			return
+		}
+		defer func() {
+			if r := recover(); r != nil {
+				// Left un-acked: redelivered after AckWait, bounded by MaxDeliver.
+				ml.log.Error().Interface("panic", r).Str("request_id", d.req.ID).Msg("handler panicked")
+			}
+		}()
+		co.o.Handler(co.handlerCtx, d)
+	}()
+}
+
+// failMaxDeliveries is the default OnMaxDeliveries: a failed result.
+func (c *Client) failMaxDeliveries(ctx context.Context, req *lifecycle.Request, deliveries uint64) error {
+	return c.PublishResult(ctx, &lifecycle.Result{
+		V: lifecycle.WireVersion, ID: req.ID, CustomID: req.CustomID, BatchID: req.BatchID, Model: req.Model,
+		State: lifecycle.StateFailed,
+		Error: &lifecycle.ResultError{Code: lifecycle.CodeMaxDeliveries,
+			Message: fmt.Sprintf("message delivered %d times without finishing", deliveries)},
+	}, validResultSubject(c, req.ResultSubject))
+}
+
+// loopHealth records when a loop last fetched or polled successfully.
+type loopHealth struct {
+	okAt    atomic.Int64
+	lastErr atomic.Pointer[string]
+}
+
+func newLoopHealth() *loopHealth {
+	h := &loopHealth{}
+	h.ok()
+	return h
+}
+
+func (h *loopHealth) ok() { h.okAt.Store(time.Now().UnixNano()) }
+
+func (h *loopHealth) failed(err error) {
+	s := err.Error()
+	h.lastErr.Store(&s)
+}
+
+func (h *loopHealth) problem(now time.Time, stale time.Duration) string {
+	age := now.Sub(time.Unix(0, h.okAt.Load()))
+	if age <= stale {
+		return ""
+	}
+	msg := fmt.Sprintf("no successful fetch for %s", age.Round(time.Millisecond))
+	if e := h.lastErr.Load(); e != nil {
+		msg += " (last error: " + *e + ")"
+	}
+	return msg
+}

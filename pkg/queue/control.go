@@ -1,0 +1,212 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Control event kinds.
+const (
+	KindCancel    = "cancel"
+	KindSupersede = "supersede"
+)
+
+// ControlEvent is the JSON body of a control message. Redis holds the truth;
+// the event only makes in-flight aborts fast, so a missed event costs
+// latency, never correctness.
+type ControlEvent struct {
+	Kind      string    `json:"kind"`
+	BatchID   string    `json:"batch_id,omitempty"`
+	RequestID string    `json:"request_id,omitempty"`
+	By        string    `json:"by,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// Batch event types.
+const (
+	BatchCreated   = "created"
+	BatchCompleted = "completed"
+	BatchFailed    = "failed"
+	BatchCancelled = "cancelled"
+	BatchExpired   = "expired"
+)
+
+// BatchEvent is a batch lifecycle event, stored in the RESULTS stream on
+// <p>.evt.batch.<batch>.
+type BatchEvent struct {
+	Type  string          `json:"type"`
+	Batch lifecycle.Batch `json:"batch"`
+	At    time.Time       `json:"at"`
+}
+
+// PublishCancel announces the cancel of a whole batch (requestID "") on
+// <p>.ctl.cancel.<batch>, or of one request on <p>.ctl.cancel.<batch>.<request>
+// (<batch> is "_" for a batchless request). Core NATS: every connected
+// worker gets it.
+func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) error {
+	if batchID == "" && requestID == "" {
+		return fmt.Errorf("%w: cancel needs a batch id or a request id", ErrInvalidRequest)
+	}
+	subj := c.names.prefix + ".ctl.cancel." + lifecycle.BatchToken(batchID)
+	if requestID != "" {
+		subj += "." + lifecycle.MustEncodeToken(requestID)
+	}
+	return c.publishControl(ctx, subj, ControlEvent{Kind: KindCancel, BatchID: batchID, RequestID: requestID, At: time.Now().UTC()})
+}
+
+// PublishSupersede announces that requestID lost a race to the copy by on
+// <p>.ctl.supersede.<request>.
+func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) error {
+	if requestID == "" {
+		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
+	}
+	subj := c.names.prefix + ".ctl.supersede." + lifecycle.MustEncodeToken(requestID)
+	return c.publishControl(ctx, subj, ControlEvent{Kind: KindSupersede, RequestID: requestID, By: by, At: time.Now().UTC()})
+}
+
+func (c *Client) publishControl(ctx context.Context, subj string, ev ControlEvent) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("queue: encode control event: %w", err)
+	}
+	if err := c.nc.Publish(subj, data); err != nil {
+		return fmt.Errorf("queue: publish %s: %w", subj, err)
+	}
+	// Flush so the event is on the wire when we return: an abort is only
+	// fast if the event is not left in the client's write buffer.
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("queue: publish %s: flush: %w", subj, err)
+	}
+	return nil
+}
+
+// SubscribeControl calls fn for every control event, on this instance: a
+// plain (not queue-group) subscription, so every worker gets every event.
+// fn runs on one goroutine in arrival order and should not block. stop
+// unsubscribes and waits until fn has returned for the last time; it is
+// safe to call twice.
+func (c *Client) SubscribeControl(fn func(ControlEvent)) (stop func() error, err error) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	stopped := false
+	sub, err := c.nc.Subscribe(c.names.prefix+".ctl.>", func(m *nats.Msg) {
+		mu.Lock()
+		if stopped {
+			mu.Unlock()
+			return
+		}
+		wg.Add(1)
+		mu.Unlock()
+		defer wg.Done()
+		var ev ControlEvent
+		if err := json.Unmarshal(m.Data, &ev); err != nil || (ev.Kind != KindCancel && ev.Kind != KindSupersede) {
+			c.log.Warn().Err(err).Str("subject", m.Subject).Msg("undecodable control event skipped")
+			return
+		}
+		fn(ev)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: subscribe control: %w", err)
+	}
+	// Pending limits: control traffic is small, but a burst of per-request
+	// cancels must not be dropped as a slow consumer.
+	_ = sub.SetPendingLimits(1<<20, 256<<20)
+	if err := c.nc.Flush(); err != nil { // the subscription is registered when this returns
+		_ = sub.Unsubscribe()
+		return nil, fmt.Errorf("queue: subscribe control: %w", err)
+	}
+	var once sync.Once
+	return func() error {
+		var uerr error
+		once.Do(func() {
+			uerr = sub.Unsubscribe()
+			mu.Lock()
+			stopped = true
+			mu.Unlock()
+			wg.Wait()
+		})
+		return uerr
+	}, nil
+}
+
+// PublishBatchEvent stores ev on <p>.evt.batch.<batch> in the RESULTS
+// stream, deduplicated by batch id and type inside the duplicate window.
+func (c *Client) PublishBatchEvent(ctx context.Context, ev BatchEvent) error {
+	switch ev.Type {
+	case BatchCreated, BatchCompleted, BatchFailed, BatchCancelled, BatchExpired:
+	default:
+		return fmt.Errorf("%w: batch event type %q", ErrInvalidRequest, ev.Type)
+	}
+	if ev.Batch.ID == "" {
+		return fmt.Errorf("%w: batch event without a batch id", ErrInvalidRequest)
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now().UTC()
+	}
+	data, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("queue: encode batch event: %w", err)
+	}
+	msg := nats.NewMsg(c.BatchEventSubject(ev.Batch.ID))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, ev.Batch.ID+":"+ev.Type)
+	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("queue: publish batch event %s %s: %w", ev.Batch.ID, ev.Type, err)
+	}
+	return nil
+}
+
+// BatchEventSubject is the subject of a batch's lifecycle events.
+func (c *Client) BatchEventSubject(batchID string) string {
+	return c.names.prefix + ".evt.batch." + lifecycle.BatchToken(batchID)
+}
+
+// PurgeBatch removes every queued request message of the batch from the
+// REQUESTS stream (all models: <p>.req.*.<batch>) and returns how many were
+// removed. Messages being handled right now are removed too; their late
+// acks are harmless. Redis must already say "canceled" (truth first).
+func (c *Client) PurgeBatch(ctx context.Context, batchID string) (uint64, error) {
+	if batchID == "" {
+		return 0, fmt.Errorf("%w: purge needs a batch id", ErrInvalidRequest)
+	}
+	filter := c.names.prefix + ".req.*." + lifecycle.BatchToken(batchID)
+	body, err := json.Marshal(map[string]string{"filter": filter})
+	if err != nil {
+		return 0, err
+	}
+	// The raw API: jetstream.Stream.Purge does not return the count.
+	reply, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+c.names.requests, body)
+	if err != nil {
+		return 0, fmt.Errorf("queue: purge batch %s: %w", batchID, err)
+	}
+	var resp struct {
+		Success bool   `json:"success"`
+		Purged  uint64 `json:"purged"`
+		Error   *struct {
+			Code        int    `json:"code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return 0, fmt.Errorf("queue: purge batch %s: decode reply: %w", batchID, err)
+	}
+	if resp.Error != nil || !resp.Success {
+		desc := "unsuccessful"
+		if resp.Error != nil {
+			desc = resp.Error.Description
+		}
+		return 0, fmt.Errorf("queue: purge batch %s: %s", batchID, desc)
+	}
+	return resp.Purged, nil
+}

@@ -1,0 +1,41 @@
+// Package queue is salvo's NATS JetStream transport: stream provisioning,
+// request publishing, per-model fetch loops, the delivery handle the worker
+// acks, naks and terms, max-deliveries handling, results, control events
+// and batch events. NATS types stay inside this package.
+//
+// # Assets (prefix p, default "salvo"; P is p upper-cased)
+//
+//	P_REQUESTS    work queue   p.req.<model>.<batch>      one request per message, Nats-Msg-Id = request id
+//	P_RESULTS     limits       p.res.<batch>              one result per request, Nats-Msg-Id = request id
+//	                           p.evt.batch.<batch>        batch lifecycle events (same stream, so one replay sees both)
+//	P_ADVISORIES  work queue   $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.P_REQUESTS.>
+//	P_BODIES      object store result bodies over the max payload (Response.BodyRef)
+//	core NATS                  p.ctl.cancel.<batch>[.<request>], p.ctl.supersede.<request>
+//
+// <model> is lifecycle.EncodeToken(model), <batch> lifecycle.BatchToken(id)
+// ("_" for batchless requests), <request> lifecycle.EncodeToken(id).
+//
+// # Consumption
+//
+// Each model has one durable pull consumer "model-<token>" (filter
+// p.req.<token>.>) shared by every worker. A worker runs one fetch loop per
+// model it has seen queued messages for; a loop pulls only as many messages
+// as the model's Slots has free, reserving a slot per message before the
+// pull, so no message waits in a client buffer while its AckWait runs and a
+// saturated model never blocks another. Fetch errors (deleted consumer,
+// missed idle heartbeats, server restart) recreate the consumer with
+// back-off; Consumer.Healthy reports loops that stopped polling.
+//
+// JetStream facts designed against: a delayed nak stays in the consumer's
+// pending set (counts against MaxAckPending and MaxDeliver); an ack after
+// AckWait is still accepted (fence with NumDelivered/StreamSeq); a message
+// past MaxDeliver stays in a work-queue stream (the ADVISORIES stream and
+// OnMaxDeliveries remove it); dedup holds only inside the duplicate window.
+//
+// # Server versions
+//
+// Everything here works on nats-server 2.9.0 and later (the jetstream
+// client's named-consumer API is the newest requirement); Provision refuses
+// older servers with ErrServerTooOld. No 2.10+ feature (multi-filter
+// consumers, priority groups, per-message TTL, schedules) is used.
+package queue

@@ -1,0 +1,73 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors; callers branch with errors.Is.
+var (
+	// ErrInvalidConfig wraps every Config.Validate error.
+	ErrInvalidConfig = errors.New("queue: invalid config")
+	// ErrIncompatible means an existing stream or consumer has a setting
+	// that cannot be changed in place; see *IncompatibleError.
+	ErrIncompatible = errors.New("queue: incompatible existing configuration")
+	// ErrServerTooOld means the NATS server lacks a feature salvo needs.
+	ErrServerTooOld = errors.New("queue: nats-server too old")
+	// ErrInvalidRequest wraps a request that fails validation before publishing.
+	ErrInvalidRequest = errors.New("queue: invalid request")
+	// ErrInvalidSubject means a result subject is not a publishable subject.
+	ErrInvalidSubject = errors.New("queue: invalid subject")
+	// ErrPublish wraps a failed publish; see *PublishError for the ids.
+	ErrPublish = errors.New("queue: publish failed")
+	// ErrStopped is returned by operations on a stopped publisher or consumer.
+	ErrStopped = errors.New("queue: stopped")
+	// ErrUnhealthy wraps every Consumer.Healthy error.
+	ErrUnhealthy = errors.New("queue: unhealthy")
+)
+
+// IncompatibleError names the setting of an existing stream that Provision
+// cannot update and what would fix it.
+type IncompatibleError struct {
+	Stream string
+	Field  string
+	Have   string
+	Want   string
+}
+
+func (e *IncompatibleError) Error() string {
+	return fmt.Sprintf("queue: stream %s: %s is %s, salvo needs %s; it cannot be changed in place: "+
+		"migrate or delete the stream (nats stream rm %s) and provision again",
+		e.Stream, e.Field, e.Have, e.Want, e.Stream)
+}
+
+// Unwrap makes errors.Is(err, ErrIncompatible) true.
+func (e *IncompatibleError) Unwrap() error { return ErrIncompatible }
+
+// PublishError lists the request ids whose publish failed, with the cause
+// of each.
+type PublishError struct {
+	Failed map[string]error
+}
+
+func (e *PublishError) Error() string {
+	ids := make([]string, 0, len(e.Failed))
+	for id := range e.Failed {
+		ids = append(ids, id)
+	}
+	const show = 10
+	var b strings.Builder
+	fmt.Fprintf(&b, "queue: %d request(s) not published:", len(ids))
+	for i, id := range ids {
+		if i == show {
+			fmt.Fprintf(&b, " … and %d more", len(ids)-show)
+			break
+		}
+		fmt.Fprintf(&b, " %s (%v)", id, e.Failed[id])
+	}
+	return b.String()
+}
+
+// Unwrap makes errors.Is(err, ErrPublish) true.
+func (e *PublishError) Unwrap() error { return ErrPublish }

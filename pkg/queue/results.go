@@ -1,0 +1,273 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// payloadHeadroom is kept free under the server's max payload for headers.
+const payloadHeadroom = 4 << 10
+
+// resultRouteTTL is how long the "is this subject captured by a stream"
+// answer for a result subject is cached.
+const resultRouteTTL = time.Minute
+
+// PublishResult stores res on <p>.res.<batch> with Nats-Msg-Id = res.ID, so
+// a repeat inside the duplicate window is dropped by the stream. When the
+// encoded result would exceed the server's max payload, the response body
+// goes to the object store and the stored result carries Response.BodyRef
+// instead (res itself is not modified); ResolveBody reverses that.
+//
+// When resultSubject is set the same bytes are also delivered there: with a
+// JetStream publish (Nats-Msg-Id = res.ID) if a stream captures the
+// subject, else a core NATS publish, which only reaches subscribers
+// connected at that moment. Subjects inside salvo's own request, control
+// and event namespaces and "$..." system subjects are refused.
+func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resultSubject string) error {
+	if res == nil || res.ID == "" {
+		return fmt.Errorf("%w: result without an id", ErrInvalidRequest)
+	}
+	if resultSubject != "" {
+		if err := c.checkResultSubject(resultSubject); err != nil {
+			return err
+		}
+	}
+	data, err := c.encodeResult(ctx, res)
+	if err != nil {
+		return err
+	}
+	msg := nats.NewMsg(c.ResultSubject(res.BatchID))
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, res.ID)
+	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("queue: publish result %s: %w", res.ID, err)
+	}
+	if resultSubject == "" {
+		return nil
+	}
+	extra := nats.NewMsg(resultSubject)
+	extra.Data = data
+	extra.Header.Set(jetstream.MsgIDHeader, res.ID)
+	if c.capturedByStream(ctx, resultSubject) {
+		_, err = c.js.PublishMsg(ctx, extra)
+	} else {
+		err = c.nc.PublishMsg(extra)
+	}
+	if err != nil {
+		return fmt.Errorf("queue: deliver result %s to %s: %w", res.ID, resultSubject, err)
+	}
+	return nil
+}
+
+func (c *Client) encodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error) {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("queue: encode result %s: %w", res.ID, err)
+	}
+	limit := int(c.nc.MaxPayload()) - payloadHeadroom
+	if len(data) <= limit || res.Response == nil || len(res.Response.Body) == 0 {
+		return data, nil
+	}
+	store, err := c.bodiesStore(ctx)
+	if err != nil {
+		return nil, err
+	}
+	name := bodyObjectName(res)
+	if _, err := store.PutBytes(ctx, name, res.Response.Body); err != nil {
+		return nil, fmt.Errorf("queue: store result body %s: %w", res.ID, err)
+	}
+	cp := *res
+	resp := *res.Response
+	resp.Body = nil
+	resp.BodyRef = &lifecycle.BodyRef{Bucket: c.names.bodies, Object: name, Size: int64(len(res.Response.Body))}
+	cp.Response = &resp
+	if data, err = json.Marshal(&cp); err != nil {
+		return nil, fmt.Errorf("queue: encode result %s: %w", res.ID, err)
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("queue: result %s is %d bytes without its body, over the %d byte limit", res.ID, len(data), limit)
+	}
+	return data, nil
+}
+
+func bodyObjectName(res *lifecycle.Result) string {
+	return lifecycle.BatchToken(res.BatchID) + "/" + lifecycle.MustEncodeToken(res.ID)
+}
+
+// ResolveBody fills res.Response.Body from the object store when the result
+// carries a BodyRef; otherwise it does nothing.
+func (c *Client) ResolveBody(ctx context.Context, res *lifecycle.Result) error {
+	if res == nil || res.Response == nil || res.Response.BodyRef == nil || len(res.Response.Body) > 0 {
+		return nil
+	}
+	ref := res.Response.BodyRef
+	store, err := c.js.ObjectStore(ctx, ref.Bucket)
+	if err != nil {
+		return fmt.Errorf("queue: resolve body of %s: object store %s: %w", res.ID, ref.Bucket, err)
+	}
+	body, err := store.GetBytes(ctx, ref.Object)
+	if err != nil {
+		return fmt.Errorf("queue: resolve body of %s: object %s: %w", res.ID, ref.Object, err)
+	}
+	res.Response.Body = body
+	return nil
+}
+
+// ReplayResults calls fn for every stored result of the batch ("" for
+// batchless requests), in stream order, each request id once, and returns
+// when it has caught up with the stream. An error from fn stops the replay
+// and is returned.
+func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lifecycle.Result) error) error {
+	cons, err := c.js.OrderedConsumer(ctx, c.names.results, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{c.ResultSubject(batchID)},
+	})
+	if err != nil {
+		return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
+	}
+	if info.NumPending == 0 {
+		return nil
+	}
+	seen := map[string]struct{}{}
+	for {
+		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
+		}
+		done := false
+		for msg := range batch.Messages() {
+			if res, ok := c.decodeResult(msg, seen); ok {
+				if err := fn(res); err != nil {
+					return err
+				}
+			}
+			if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
+				done = true
+			}
+		}
+		if err := batch.Error(); err != nil {
+			return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
+		}
+		if done {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// SubscribeResults calls fn for every stored result of the batch and then
+// for each new one as it arrives, each request id once, from one goroutine.
+// It survives reconnects (ordered consumer). stop ends the subscription and
+// waits for fn to return; it is safe to call twice. Canceling ctx stops it
+// too.
+func (c *Client) SubscribeResults(ctx context.Context, batchID string, fn func(*lifecycle.Result)) (stop func(), err error) {
+	cons, err := c.js.OrderedConsumer(ctx, c.names.results, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{c.ResultSubject(batchID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: subscribe results of %q: %w", batchID, err)
+	}
+	seen := map[string]struct{}{}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		if res, ok := c.decodeResult(msg, seen); ok {
+			fn(res)
+		}
+	}, jetstream.PullMaxMessages(256))
+	if err != nil {
+		return nil, fmt.Errorf("queue: subscribe results of %q: %w", batchID, err)
+	}
+	unhook := context.AfterFunc(ctx, cc.Stop)
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			unhook()
+			cc.Stop()
+			<-cc.Closed()
+		})
+	}, nil
+}
+
+// decodeResult decodes a stored result, skipping undecodable messages and
+// ids already in seen (a repeat published after the duplicate window).
+func (c *Client) decodeResult(msg jetstream.Msg, seen map[string]struct{}) (*lifecycle.Result, bool) {
+	var res lifecycle.Result
+	if err := json.Unmarshal(msg.Data(), &res); err != nil || res.ID == "" {
+		c.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("undecodable result message skipped")
+		return nil, false
+	}
+	if _, dup := seen[res.ID]; dup {
+		return nil, false
+	}
+	seen[res.ID] = struct{}{}
+	return &res, true
+}
+
+// checkResultSubject refuses subjects a result must never be published to.
+func (c *Client) checkResultSubject(s string) error {
+	if err := checkPublishSubject(s); err != nil {
+		return fmt.Errorf("%w: result subject %q: %w", ErrInvalidSubject, s, err)
+	}
+	p := c.names.prefix
+	for _, reserved := range []string{p + ".req.", p + ".ctl.", p + ".evt.", "$"} {
+		if strings.HasPrefix(s, reserved) {
+			return fmt.Errorf("%w: result subject %q is inside the reserved namespace %q", ErrInvalidSubject, s, reserved)
+		}
+	}
+	return nil
+}
+
+// checkPublishSubject accepts a literal subject: non-empty tokens, no
+// wildcards, no whitespace.
+func checkPublishSubject(s string) error {
+	if s == "" {
+		return errEmptySubject
+	}
+	if strings.ContainsAny(s, " \t\r\n\x00") {
+		return errors.New("contains whitespace or control characters")
+	}
+	for _, tok := range strings.Split(s, ".") {
+		if tok == "" || tok == "*" || tok == ">" {
+			return errors.New("empty token or wildcard")
+		}
+	}
+	return nil
+}
+
+// capturedByStream reports (cached) whether a JetStream stream captures
+// subject. On a lookup error it answers false: the core publish still
+// reaches live subscribers.
+func (c *Client) capturedByStream(ctx context.Context, subject string) bool {
+	c.subjMu.Lock()
+	r, ok := c.subjStream[subject]
+	c.subjMu.Unlock()
+	if ok && time.Since(r.checked) < resultRouteTTL {
+		return r.jetstream
+	}
+	_, err := c.js.StreamNameBySubject(ctx, subject)
+	r = subjectRoute{jetstream: err == nil, checked: time.Now()}
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false // not cached: ask again next time
+	}
+	c.subjMu.Lock()
+	if len(c.subjStream) > 10000 {
+		clear(c.subjStream) // bounded cache
+	}
+	c.subjStream[subject] = r
+	c.subjMu.Unlock()
+	return r.jetstream
+}
