@@ -1,0 +1,141 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// ClaimArgs names the request to claim and the claimer.
+type ClaimArgs struct {
+	// Request is the queued request; its record is created from it on the
+	// first claim (id, batch id, model, custom id, expires_at).
+	Request *lifecycle.Request
+	// Owner is the worker instance id.
+	Owner string
+	// Delivery is the JetStream delivery count of this message (recorded,
+	// informational).
+	Delivery uint64
+	// Start claims straight into processing in the same script.
+	Start bool
+}
+
+// Claim is the outcome of a claim: exactly one of Held and Ended is non-nil.
+type Claim struct {
+	// Held is the request under the new lease (claimed, or processing when
+	// ClaimArgs.Start); Lease.Token is the new fencing token.
+	Held *lifecycle.Held
+	// Ended reports a request that is terminal: already, or because of this
+	// claim (JustEnded).
+	Ended *Ended
+}
+
+// Ended describes a terminal request met by a claim.
+type Ended struct {
+	// State is the request's terminal state.
+	State lifecycle.State
+	// Failure is the last error, when there is one.
+	Failure *lifecycle.Failure
+	// Status is the last HTTP status, 0 if none.
+	Status int
+	// Attempts is the number of upstream attempts spent.
+	Attempts int
+	// Published reports that MarkPublished was called for it.
+	Published bool
+	// Outbox is the result line stored by the terminal move (nil if none or
+	// already published).
+	Outbox []byte
+	// JustEnded is true when this claim made the terminal move: the batch
+	// was cancelled (canceled), the request was past expires_at (expired) or
+	// it was reclaimed more than MaxReclaims times (failed, max deliveries).
+	JustEnded bool
+	// Finalized is non-nil iff this call finalized the batch.
+	Finalized *lifecycle.Batch
+}
+
+// ErrInvalidClaim: Claim was called without a request or an owner.
+var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
+
+// Claim takes a request under a lease: a pending request (once its
+// not_before has passed), or a claimed/processing one whose lease expired.
+// Every successful claim increments the request's fencing token. A request
+// whose batch is cancelled, that is past expires_at, or that was reclaimed
+// more than MaxReclaims times ends instead (Ended.JustEnded). Errors:
+// *LeaseHeldError when another lease is live, *NotYetError when a retry is
+// not due, ErrUnavailable.
+func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
+	if a.Request == nil || a.Request.ID == "" || a.Owner == "" {
+		return Claim{}, ErrInvalidClaim
+	}
+	req := a.Request
+	ref := req.Ref()
+	start := "0"
+	if a.Start {
+		start = "1"
+	}
+	rep, err := s.run(ctx, scriptClaim, s.keys.requestKeys(ref),
+		s.nowMS(), a.Owner, s.cfg.LeaseTTL.Milliseconds(), a.Delivery, start,
+		s.cfg.MaxReclaims, s.retentionMS(), req.ID, req.BatchID, req.Model, req.CustomID,
+		toMS(req.ExpiresAt))
+	if err != nil {
+		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, err)
+	}
+	switch rep.code() {
+	case "held":
+		return Claim{Held: &lifecycle.Held{
+			Ref:     ref,
+			State:   lifecycle.State(rep.str(1)),
+			Lease:   lifecycle.Lease{Owner: a.Owner, Token: rep.int(2), Expires: msTime(rep.int(4))},
+			Attempt: int(rep.int(3)),
+		}}, nil
+	case "ended":
+		status := int(rep.int(4))
+		e := &Ended{
+			State:     lifecycle.State(rep.str(1)),
+			Failure:   failureOf(rep.str(2), rep.str(3), status),
+			Status:    status,
+			Attempts:  int(rep.int(5)),
+			Published: rep.int(6) == 1,
+			JustEnded: rep.int(8) == 1,
+		}
+		if o := rep.str(7); o != "" {
+			e.Outbox = []byte(o)
+		}
+		if m := rep.hash(9); m != nil {
+			b := decodeBatch(m)
+			e.Finalized = &b
+		}
+		return Claim{Ended: e}, nil
+	case "lease_held":
+		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID,
+			&LeaseHeldError{Owner: rep.str(1), Until: msTime(rep.int(2))})
+	case "not_yet":
+		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, &NotYetError{NotBefore: msTime(rep.int(1))})
+	}
+	return Claim{}, fmt.Errorf("state: claim %s: unexpected script reply %q", req.ID, rep.code())
+}
+
+// Start moves a claimed request to processing for its holder and renews the
+// lease. The upstream call may begin once Start returned. ErrLeaseLost when
+// the owner or token no longer match.
+func (s *Store) Start(ctx context.Context, c lifecycle.Claimed) (lifecycle.Processing, error) {
+	now := s.cfg.Clock()
+	rep, err := s.run(ctx, scriptStart, s.keys.requestKeys(c.Ref),
+		now.UnixMilli(), c.Lease.Owner, c.Lease.Token, s.cfg.LeaseTTL.Milliseconds(), c.Ref.ID)
+	if err != nil {
+		return lifecycle.Processing{}, fmt.Errorf("state: start %s: %w", c.Ref.ID, err)
+	}
+	switch rep.code() {
+	case "ok":
+		p := c.Start(msTime(now.UnixMilli()))
+		p.Lease.Expires = msTime(rep.int(1))
+		return p, nil
+	case "lost":
+		return lifecycle.Processing{}, fmt.Errorf("state: start %s (record %q): %w", c.Ref.ID, rep.str(1), ErrLeaseLost)
+	case "illegal":
+		return lifecycle.Processing{}, fmt.Errorf("state: start %s from %s: %w", c.Ref.ID, rep.str(1), ErrIllegalTransition)
+	}
+	return lifecycle.Processing{}, fmt.Errorf("state: start %s: unexpected script reply %q", c.Ref.ID, rep.code())
+}

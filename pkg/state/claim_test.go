@@ -1,0 +1,252 @@
+package state_test
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// raceClaim has n goroutines claim req at once and returns the winners.
+func raceClaim(t *testing.T, b *bundle, req *lifecycle.Request, n int, round string) []lifecycle.Held {
+	t.Helper()
+	var (
+		mu      sync.Mutex
+		winners []lifecycle.Held
+		wg      sync.WaitGroup
+		start   = make(chan struct{})
+	)
+	ctx := ctxT(t)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			c, err := b.store.Claim(ctx, state.ClaimArgs{
+				Request: req, Owner: fmt.Sprintf("%s-w%d", round, i), Delivery: 1, Start: true,
+			})
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			if c.Held == nil {
+				errs[i] = fmt.Errorf("claim ended: %+v", c.Ended)
+				return
+			}
+			mu.Lock()
+			winners = append(winners, *c.Held)
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		var held *state.LeaseHeldError
+		require.ErrorAs(t, err, &held, "every loser sees the live lease")
+		require.ErrorIs(t, err, state.ErrLeaseHeld)
+	}
+	return winners
+}
+
+func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	req := request("r1", "b1")
+
+	first := raceClaim(t, b, req, 64, "first")
+	require.Len(t, first, 1, "exactly one claimer wins")
+	old := first[0]
+	require.Equal(t, lifecycle.StateProcessing, old.State)
+	require.Equal(t, int64(1), old.Lease.Token)
+	require.Equal(t, base.Add(30*time.Second), old.Lease.Expires)
+
+	b.clock.Advance(31 * time.Second) // the winner's lease expires
+	second := raceClaim(t, b, req, 64, "second")
+	require.Len(t, second, 1, "exactly one reclaimer wins")
+	cur := second[0]
+	require.Greater(t, cur.Lease.Token, old.Lease.Token, "the fencing token strictly increases")
+
+	oldP, ok := old.Processing(base)
+	require.True(t, ok)
+	f := failure(lifecycle.CodeRetriableStatus, 503)
+	_, err := b.store.Complete(ctx, oldP, state.Outcome{Status: 200, Result: []byte(`{"zombie":true}`)})
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	_, err = b.store.Fail(ctx, old, state.Outcome{Failure: f})
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	_, err = b.store.Cancel(ctx, old, state.Outcome{})
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	_, err = b.store.Expire(ctx, old, state.Outcome{})
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	_, err = b.store.Retry(ctx, oldP, f, b.clock.Now())
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	_, err = b.store.Release(ctx, old)
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+	require.ErrorIs(t, b.store.Refresh(ctx, []lifecycle.Held{old})[0], state.ErrLeaseLost)
+
+	rec, err := b.store.Request(ctx, req.Ref())
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateProcessing, rec.State, "no old-owner write landed")
+	require.Equal(t, cur.Lease.Owner, rec.Owner)
+	require.Equal(t, cur.Lease.Token, rec.Token)
+	require.Equal(t, 1, rec.Reclaims)
+
+	curP, _ := cur.Processing(b.clock.Now())
+	tr, err := b.store.Complete(ctx, curP, state.Outcome{Status: 200, Result: []byte(`{"ok":true}`)})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Equal(t, lifecycle.StateCompleted, tr.State)
+	require.NotNil(t, tr.Finalized)
+	require.Equal(t, lifecycle.BatchCompleted, tr.Finalized.Status)
+	require.Equal(t, lifecycle.Counts{Total: 1, Completed: 1}, b.counts(t, "b1"))
+}
+
+func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	p := b.claim(t, request("r1", "b1"), "w1")
+	b.clock.Advance(time.Hour)
+	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.True(t, tr.Applied, "lease expiry only matters to a new claimer")
+}
+
+func TestClaimWithoutStartThenStart(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 2)
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: request("r1", "b1"), Owner: "w1", Delivery: 3})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateClaimed, c.Held.State)
+	claimed := lifecycle.Claimed{Ref: c.Held.Ref, Lease: c.Held.Lease, Attempt: c.Held.Attempt}
+
+	bt, err := b.store.Batch(ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchInProgress, bt.Status)
+	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 1, InProgress: 1}, bt.Counts)
+
+	_, err = b.store.Start(ctx, lifecycle.Claimed{Ref: claimed.Ref, Lease: lifecycle.Lease{Owner: "w2", Token: claimed.Lease.Token}})
+	require.ErrorIs(t, err, state.ErrLeaseLost)
+
+	b.clock.Advance(10 * time.Second)
+	p, err := b.store.Start(ctx, claimed)
+	require.NoError(t, err)
+	require.Equal(t, b.clock.Now().Add(30*time.Second), p.Lease.Expires, "start renews the lease")
+	_, err = b.store.Start(ctx, claimed)
+	require.ErrorIs(t, err, state.ErrIllegalTransition, "start twice")
+
+	rec, err := b.store.Request(ctx, claimed.Ref)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateProcessing, rec.State)
+	require.Equal(t, uint64(3), rec.Delivery)
+	require.Equal(t, "gpt-4o", rec.Model)
+	require.Equal(t, "c-r1", rec.CustomID)
+	require.Equal(t, base, rec.ClaimedAt)
+	require.Equal(t, b.clock.Now(), rec.StartedAt)
+}
+
+func TestClaimRetryNotBefore(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	req := request("r1", "b1")
+	p := b.claim(t, req, "w1")
+	nb := base.Add(5 * time.Second)
+	tr, err := b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 429), nb)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StatePending, tr.State)
+	require.Equal(t, lifecycle.Counts{Total: 1, Pending: 1}, b.counts(t, "b1"))
+
+	_, err = b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w2", Start: true})
+	var ny *state.NotYetError
+	require.ErrorAs(t, err, &ny)
+	require.ErrorIs(t, err, state.ErrNotYet)
+	require.Equal(t, nb, ny.NotBefore)
+
+	b.clock.Advance(5 * time.Second)
+	p2 := b.claim(t, req, "w2")
+	require.Equal(t, 1, p2.Attempt, "the retry spent one attempt")
+	require.Greater(t, p2.Lease.Token, p.Lease.Token)
+	rec, err := b.store.Request(ctx, req.Ref())
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.CodeRetriableStatus, rec.Failure.Code)
+	require.Equal(t, 429, rec.Status)
+}
+
+func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	req := request("r1", "b1")
+	req.ExpiresAt = base.Add(time.Minute)
+	b.clock.Advance(time.Minute)
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w1", Start: true})
+	require.NoError(t, err)
+	require.Nil(t, c.Held)
+	require.Equal(t, lifecycle.StateExpired, c.Ended.State)
+	require.True(t, c.Ended.JustEnded)
+	require.Equal(t, lifecycle.CodeBatchExpired, c.Ended.Failure.Code)
+	require.NotNil(t, c.Ended.Finalized, "the last request's claim finalizes the batch")
+	require.Equal(t, lifecycle.BatchFailed, c.Ended.Finalized.Status)
+	require.Equal(t, lifecycle.Counts{Total: 1, Expired: 1}, c.Ended.Finalized.Counts)
+
+	again, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w2", Start: true})
+	require.NoError(t, err)
+	require.False(t, again.Ended.JustEnded)
+	require.Nil(t, again.Ended.Finalized)
+}
+
+func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
+	b := setup(t, func(c *state.Config) { c.MaxReclaims = 2 })
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	req := request("r1", "b1")
+	b.claim(t, req, "w0")
+	for i := 1; i <= 2; i++ {
+		b.clock.Advance(31 * time.Second)
+		b.claim(t, req, fmt.Sprintf("w%d", i))
+	}
+	b.clock.Advance(31 * time.Second)
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w3", Start: true})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateFailed, c.Ended.State)
+	require.True(t, c.Ended.JustEnded)
+	require.Equal(t, lifecycle.CodeMaxDeliveries, c.Ended.Failure.Code)
+	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, b.counts(t, "b1"))
+}
+
+func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	for _, req := range []*lifecycle.Request{request("solo", ""), request("r1", "no-such-batch")} {
+		p := b.claim(t, req, "w1")
+		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("line")})
+		require.NoError(t, err)
+		require.True(t, tr.Applied)
+		require.Nil(t, tr.Finalized)
+		rec, err := b.store.Request(ctx, req.Ref())
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.StateCompleted, rec.State)
+		require.Equal(t, []byte("line"), rec.Outbox)
+	}
+	_, err := b.store.Batch(ctx, "no-such-batch")
+	require.ErrorIs(t, err, state.ErrNotFound)
+	keys, err := b.redis.Keys(ctx)
+	require.NoError(t, err)
+	require.Len(t, keys, 2, "only the two request records: %v", keys)
+}
+
+func TestClaimInvalidArgs(t *testing.T) {
+	b := setup(t)
+	_, err := b.store.Claim(ctxT(t), state.ClaimArgs{Owner: "w"})
+	require.True(t, errors.Is(err, state.ErrInvalidClaim))
+}

@@ -1,0 +1,66 @@
+// Package state is salvo's Redis store: request records, leases with fencing
+// tokens, batch records with exact counters, and optional global per-model
+// concurrency slots.
+//
+// Redis is the source of truth for what is done. Every lifecycle move is one
+// Lua script (one round trip) that checks the request's state, lease owner
+// and fencing token, applies the move and keeps the batch counters exact in
+// the same script, so a zombie worker can never resurrect a finished request
+// and the counters always equal a recount of the records.
+//
+// # Layout
+//
+// keys.go builds every key. All keys of one batch share the hash tag
+// {<batch>} (prefix:{batch}:batch, prefix:{batch}:req:<id>,
+// prefix:{batch}:leases), so every script touches one cluster slot. A
+// batchless request gets a tag of its own ({~ <id>}); the batch and lease
+// keys passed for it never exist, so it is processed without counters.
+//
+// # Lazy records
+//
+// A batch is created with its Total and pending = Total. A request's record
+// is created by its first Claim (or by CancelRequest/ForceFail). Until then
+// the request is counted in pending. Requests naming a batch that has no
+// record (never created, or expired by retention) and batchless requests are
+// processed without batch counters and without the lease index.
+//
+// # Counters
+//
+// Every request is counted in exactly one of pending, in_progress, completed,
+// failed, canceled, superseded, expired. A pending request of a cancelled
+// batch is counted in canceled: CancelBatch moves the whole pending counter
+// into canceled at once (canceled += pending, pending = 0) without touching
+// records; a later Claim of such a request ends it canceled with no counter
+// change, and a Retry or Release of an in-flight request of a cancelled
+// batch ends it canceled instead of re-queueing it.
+//
+// # Terminals
+//
+// completed, failed, superseded and expired are hard: a later terminal write
+// is dropped and reported with Transition.Applied == false (not an error).
+// canceled is soft: a Complete or Fail by the holder whose owner and token
+// still match replaces it and moves the counter (canceled−1,
+// completed/failed+1) in the same script. Nothing moves a terminal request
+// back to claimed or processing.
+//
+// # Finalization
+//
+// When the terminal counters reach Total the batch finalizes, exactly once,
+// inside the script that made the last move: status cancelled if the batch
+// was cancelled, else expired if the batch was marked expiring (the hook
+// field "expiring", set by a later issue), else completed if at least one
+// request completed, else failed. That call alone returns the batch in
+// Transition.Finalized or Ended.Finalized.
+//
+// # Batch status
+//
+// Final statuses and cancelling are stored; the others are derived on read:
+// validating until the first claim, finalizing once at least 95 % of the
+// requests are terminal, in_progress otherwise.
+//
+// # Retention
+//
+// Terminal request records and finalized batches get PEXPIRE
+// Config.Retention. Time is passed into every script from Config.Clock as
+// unix milliseconds; scripts never read the server clock.
+package state

@@ -1,0 +1,98 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Sentinel errors. Callers branch with errors.Is.
+var (
+	// ErrNotFound: the batch or request has no record.
+	ErrNotFound = errors.New("state: not found")
+	// ErrBatchConflict: a batch with the same id but different contents exists.
+	ErrBatchConflict = errors.New("state: batch exists with different contents")
+	// ErrInvalidBatch: CreateBatch was given an unusable batch.
+	ErrInvalidBatch = errors.New("state: invalid batch")
+	// ErrLeaseLost: the record's state, owner or token no longer match the
+	// caller's lease. The caller writes nothing more for this request.
+	ErrLeaseLost = errors.New("state: lease lost")
+	// ErrLeaseHeld: another claim's lease is still live (see LeaseHeldError).
+	ErrLeaseHeld = errors.New("state: lease held by another claim")
+	// ErrNotYet: a pending retry may not start yet (see NotYetError).
+	ErrNotYet = errors.New("state: retry not due yet")
+	// ErrIllegalTransition: the move is not legal from the record's state;
+	// it wraps lifecycle.ErrIllegalTransition.
+	ErrIllegalTransition = fmt.Errorf("state: %w", lifecycle.ErrIllegalTransition)
+	// ErrUnavailable: Redis is unreachable or did not answer in time.
+	ErrUnavailable = errors.New("state: redis unavailable")
+)
+
+// LeaseHeldError reports a claim refused because another lease is live.
+type LeaseHeldError struct {
+	Owner string
+	Until time.Time
+}
+
+func (e *LeaseHeldError) Error() string {
+	return fmt.Sprintf("state: lease held by %s until %s", e.Owner, e.Until.UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrLeaseHeld) true.
+func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
+
+// NotYetError reports a claim refused because the request's retry is not due.
+type NotYetError struct {
+	NotBefore time.Time
+}
+
+func (e *NotYetError) Error() string {
+	return fmt.Sprintf("state: retry not before %s", e.NotBefore.UTC().Format(time.RFC3339Nano))
+}
+
+// Unwrap makes errors.Is(err, ErrNotYet) true.
+func (e *NotYetError) Unwrap() error { return ErrNotYet }
+
+// interpret translates a go-redis error into the package's vocabulary:
+// redis.Nil becomes ErrNotFound, a canceled context stays itself, a Redis
+// reply error stays wrapped as a Redis error, and everything else
+// (connection refused, I/O error, timeouts, a closed pool) wraps
+// ErrUnavailable as well as the cause.
+func interpret(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, redis.Nil) {
+		return ErrNotFound
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isConnReply(err) {
+		return fmt.Errorf("redis reply: %w", err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
+// isConnReply reports Redis replies that mean "this node cannot serve now"
+// (loading a dataset, a read-only replica, cluster down): unavailability,
+// not a bug in a script.
+func isConnReply(err error) bool {
+	for _, p := range []string{"LOADING", "READONLY", "CLUSTERDOWN", "MASTERDOWN", "TRYAGAIN", "BUSY"} {
+		if redis.HasErrorPrefix(err, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// opErr wraps an interpreted error with the operation and subject.
+func opErr(op, subject string, err error) error {
+	return fmt.Errorf("state: %s %s: %w", op, subject, interpret(err))
+}

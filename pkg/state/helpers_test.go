@@ -1,0 +1,107 @@
+package state_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/testredis"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// base is the fake clock's start: a fixed instant so tests never depend on
+// the wall clock.
+var base = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// fakeClock is a movable clock shared by a test and its store.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// bundle is what setup gives a test.
+type bundle struct {
+	redis *testredis.Server
+	clock *fakeClock
+	store *state.Store
+	cfg   state.Config
+}
+
+// setup starts a redis-server for the test and a store over it with a
+// movable clock. mod may adjust the config.
+func setup(t testing.TB, mod ...func(*state.Config)) *bundle {
+	t.Helper()
+	srv := testredis.New(t)
+	clk := &fakeClock{t: base}
+	cfg := state.Config{Prefix: srv.Prefix, Clock: clk.Now, LeaseTTL: 30 * time.Second}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	st, err := state.New(srv.Client, cfg)
+	require.NoError(t, err)
+	return &bundle{redis: srv, clock: clk, store: st, cfg: st.Config()}
+}
+
+func ctxT(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// createBatch records a batch of total requests expiring in 24h.
+func (b *bundle) createBatch(t testing.TB, id string, total int64) lifecycle.Batch {
+	t.Helper()
+	bt, err := b.store.CreateBatch(ctxT(t), state.NewBatch{
+		ID: id, CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
+		CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: total,
+	})
+	require.NoError(t, err)
+	return bt
+}
+
+// request builds a queued request of batch (or batchless with "").
+func request(id, batch string) *lifecycle.Request {
+	return &lifecycle.Request{
+		V: lifecycle.WireVersion, ID: id, BatchID: batch, CustomID: "c-" + id, Model: "gpt-4o",
+		Method: "POST", URL: "/v1/chat/completions", ExpiresAt: base.Add(24 * time.Hour),
+	}
+}
+
+// claim claims req for owner straight into processing and requires a Held.
+func (b *bundle) claim(t testing.TB, req *lifecycle.Request, owner string) lifecycle.Processing {
+	t.Helper()
+	c, err := b.store.Claim(ctxT(t), state.ClaimArgs{Request: req, Owner: owner, Delivery: 1, Start: true})
+	require.NoError(t, err)
+	require.NotNil(t, c.Held, "claim ended: %+v", c.Ended)
+	p, ok := c.Held.Processing(b.clock.Now())
+	require.True(t, ok)
+	return p
+}
+
+func (b *bundle) counts(t testing.TB, id string) lifecycle.Counts {
+	t.Helper()
+	bt, err := b.store.Batch(ctxT(t), id)
+	require.NoError(t, err)
+	return bt.Counts
+}
+
+func failure(code lifecycle.FailureCode, status int) *lifecycle.Failure {
+	return lifecycle.NewFailure(code, status, "upstream said %d", status)
+}

@@ -1,0 +1,61 @@
+package state
+
+import "github.com/salvo-run/salvo/pkg/lifecycle"
+
+// keys builds every Redis key of the store. All keys of one batch share the
+// hash tag {<batch>}; a batchless request uses the tag {~ <id>}. Ids never
+// contain spaces (lifecycle.Request.Validate), so no batch id produces a
+// batchless tag and the two namespaces cannot collide.
+type keys struct {
+	prefix string
+}
+
+// batchlessTag is the hash-tag marker of a batchless request.
+const batchlessTag = "~ "
+
+// tag returns the hash tag for a ref: the batch id, or the batchless marker
+// plus the request id.
+func (k keys) tag(ref lifecycle.Ref) string {
+	if ref.BatchID == "" {
+		return batchlessTag + ref.ID
+	}
+	return ref.BatchID
+}
+
+// request is the hash holding one request's record.
+func (k keys) request(ref lifecycle.Ref) string {
+	return k.prefix + ":{" + k.tag(ref) + "}:req:" + ref.ID
+}
+
+// batchOf is the batch hash in the request's slot. For a batchless request
+// it names a key that is never written, so scripts see "no batch".
+func (k keys) batchOf(ref lifecycle.Ref) string {
+	return k.prefix + ":{" + k.tag(ref) + "}:batch"
+}
+
+// leasesOf is the lease index (ZSET request id → lease expiry ms) in the
+// request's slot. Scripts write it only when the batch record exists.
+func (k keys) leasesOf(ref lifecycle.Ref) string {
+	return k.prefix + ":{" + k.tag(ref) + "}:leases"
+}
+
+// requestKeys are the KEYS of every request script, in order.
+func (k keys) requestKeys(ref lifecycle.Ref) []string {
+	return []string{k.request(ref), k.batchOf(ref), k.leasesOf(ref)}
+}
+
+// batch is the batch hash of a batch id.
+func (k keys) batch(id string) string {
+	return k.batchOf(lifecycle.Ref{BatchID: id})
+}
+
+// leases is the lease index of a batch id.
+func (k keys) leases(id string) string {
+	return k.leasesOf(lifecycle.Ref{BatchID: id})
+}
+
+// modelSlots is the ZSET of holders of a model's global concurrency slots
+// (holder → expiry ms). Its tag is the model, so each model is one slot.
+func (k keys) modelSlots(model string) string {
+	return k.prefix + ":{slots:" + model + "}:holders"
+}

@@ -1,0 +1,62 @@
+package state
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Refresh extends the leases of held requests by LeaseTTL in one pipeline.
+// The i-th error is nil on success, wraps ErrLeaseLost when the record's
+// state, owner or token no longer match, or ErrUnavailable.
+func (s *Store) Refresh(ctx context.Context, hs []lifecycle.Held) []error {
+	errs := make([]error, len(hs))
+	if len(hs) == 0 {
+		return errs
+	}
+	now, ttl := s.nowMS(), s.cfg.LeaseTTL.Milliseconds()
+	calls := make([]scriptCall, len(hs))
+	for i, h := range hs {
+		calls[i] = scriptCall{
+			script: scriptRefresh,
+			keys:   s.keys.requestKeys(h.Ref),
+			args:   []any{now, h.Lease.Owner, h.Lease.Token, ttl, h.Ref.ID},
+		}
+	}
+	for i, cmd := range runPipelined(ctx, s.client, calls) {
+		v, err := cmd.Result()
+		if err != nil {
+			errs[i] = fmt.Errorf("state: refresh %s: %w", hs[i].Ref.ID, interpret(err))
+			continue
+		}
+		rep, err := asReply(v)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if rep.code() != "ok" {
+			errs[i] = fmt.Errorf("state: refresh %s (record %q): %w", hs[i].Ref.ID, rep.str(1), ErrLeaseLost)
+		}
+	}
+	return errs
+}
+
+// MarkPublished records that the requests' results are published: the
+// outbox is dropped and published set, in one pipeline. Records already
+// gone (retention) are skipped. The first error is returned.
+func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) error {
+	if len(refs) == 0 {
+		return nil
+	}
+	calls := make([]scriptCall, len(refs))
+	for i, ref := range refs {
+		calls[i] = scriptCall{script: scriptMarkPublished, keys: []string{s.keys.request(ref)}}
+	}
+	for i, cmd := range runPipelined(ctx, s.client, calls) {
+		if err := cmd.Err(); err != nil {
+			return fmt.Errorf("state: mark published %s: %w", refs[i].ID, interpret(err))
+		}
+	}
+	return nil
+}

@@ -1,0 +1,114 @@
+-- claim.lua: take a request under a lease (pending, or in flight with an
+-- expired lease), or end it when it can no longer run.
+-- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> owner (worker instance id)
+-- ARGV[3] -> lease ttl, ms
+-- ARGV[4] -> JetStream delivery count (recorded)
+-- ARGV[5] -> '1' to claim straight into processing, '0' for claimed
+-- ARGV[6] -> max reclaims after lease expiry
+-- ARGV[7] -> retention of terminal records, ms
+-- ARGV[8] -> request id
+-- ARGV[9] -> batch id ('' for batchless)
+-- ARGV[10] -> model
+-- ARGV[11] -> custom id
+-- ARGV[12] -> request expires_at, unix ms (0: none)
+-- Returns one of:
+--   {'held', state, token, attempt, lease_until}
+--   {'ended', state, err_code, err_msg, status, attempt, published, outbox, just_ended, batch...}
+--     (batch...: flat HGETALL of the batch when this call finalized it)
+--   {'lease_held', owner, lease_until}
+--   {'not_yet', not_before}
+local now = tonumber(ARGV[1])
+local owner = ARGV[2]
+local id = ARGV[8]
+
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'lease_until', 'not_before', 'reclaims',
+  'attempt', 'expires_at', 'err_code', 'err_msg', 'status', 'published', 'outbox')
+local exists = r[1] ~= false
+local state = r[1] or 'pending'
+local attempt = tonumber(r[6] or '0')
+local b = batch_load(KEYS[2])
+
+local function ended(st, code, msg, status, published, outbox, just, fin)
+  return append_all({'ended', st, code or '', msg or '', tonumber(status or '0'), attempt,
+    tonumber(published or '0'), outbox or '', just and 1 or 0}, fin)
+end
+
+if state == 'canceled' or HARD[state] then
+  return ended(state, r[8], r[9], r[10], r[11], r[12], false, nil)
+end
+
+local inflight = is_inflight(state)
+local lease_until = tonumber(r[3] or '0')
+if inflight and lease_until > now then
+  return {'lease_held', r[2] or '', lease_until}
+end
+
+-- end_now makes the terminal move this claim decided on.
+local function end_now(to, code, msg, extra)
+  if not exists then
+    record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
+  end
+  redis.call('HSET', KEYS[1], 'state', to, 'owner', '', 'lease_until', 0, 'err_code', code,
+    'err_msg', msg, 'finished_at', now, 'updated_at', now, 'delivery', ARGV[4])
+  if extra ~= nil then
+    redis.call('HSET', KEYS[1], unpack(extra))
+  end
+  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  local fin = nil
+  if b ~= nil then
+    redis.call('ZREM', KEYS[3], id)
+    batch_move(KEYS[2], b, bucket_of(state, b), to)
+    fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[7])
+  end
+  return ended(to, code, msg, r[10], '0', '', true, fin)
+end
+
+if b ~= nil and b.cancelled then
+  return end_now('canceled', 'batch_cancelled', 'the batch was cancelled', nil)
+end
+
+local expires_at = tonumber(r[7] or ARGV[12])
+if expires_at > 0 and now >= expires_at then
+  return end_now('expired', 'batch_expired', 'the request expired before it could finish', nil)
+end
+
+if state == 'pending' then
+  local nb = tonumber(r[4] or '0')
+  if nb > now then
+    return {'not_yet', nb}
+  end
+end
+
+local reclaims = tonumber(r[5] or '0')
+if inflight then
+  reclaims = reclaims + 1
+  if reclaims > tonumber(ARGV[6]) then
+    return end_now('failed', 'max_deliveries_exceeded',
+      'reclaimed ' .. reclaims .. ' times after lease expiry', {'reclaims', reclaims})
+  end
+end
+
+local token = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+local to = 'claimed'
+if ARGV[5] == '1' then
+  to = 'processing'
+end
+local until_ms = now + tonumber(ARGV[3])
+if not exists then
+  record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
+end
+redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
+  'updated_at', now, 'delivery', ARGV[4], 'reclaims', reclaims)
+if to == 'processing' then
+  redis.call('HSET', KEYS[1], 'started_at', now)
+end
+if b ~= nil then
+  batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
+  redis.call('ZADD', KEYS[3], until_ms, id)
+  redis.call('HSETNX', KEYS[2], 'started_at', now)
+end
+return {'held', to, token, attempt, until_ms}

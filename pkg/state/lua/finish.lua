@@ -1,0 +1,70 @@
+-- finish.lua: the lease holder ends its request: completed, failed,
+-- canceled or expired. completed/failed replace a soft canceled when owner
+-- and token still match; hard terminals drop the write.
+-- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> owner
+-- ARGV[3] -> fencing token
+-- ARGV[4] -> required state: 'processing', or '*' for claimed or processing
+-- ARGV[5] -> target state: completed | failed | canceled | expired
+-- ARGV[6] -> '1' when the holder was processing (the attempt is spent)
+-- ARGV[7] -> HTTP status (0: none)
+-- ARGV[8] -> failure code ('' for none)
+-- ARGV[9] -> failure message
+-- ARGV[10] -> routed model ('' keeps the recorded one)
+-- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[12] -> retention, ms
+-- ARGV[13] -> request id
+-- Returns: {'ok', state, previous, applied, batch...} (batch...: flat
+-- HGETALL when this call finalized it) | {'lost', state} | {'illegal', state}
+local now = tonumber(ARGV[1])
+local target = ARGV[5]
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'fence', 'attempt')
+local state = r[1]
+if not state then
+  return {'lost', ''}
+end
+if HARD[state] then
+  return {'ok', state, state, 0}
+end
+local mine = r[2] == ARGV[2] and r[3] == ARGV[3]
+if state == 'canceled' then
+  if not mine then
+    return {'lost', state}
+  end
+  if target ~= 'completed' and target ~= 'failed' then
+    return {'ok', state, state, 0}
+  end
+elseif not mine then
+  return {'lost', state}
+elseif not is_inflight(state) then
+  return {'lost', state}
+elseif ARGV[4] ~= '*' and state ~= ARGV[4] then
+  return {'illegal', state}
+end
+
+local attempt = tonumber(r[4] or '0')
+if ARGV[6] == '1' then
+  attempt = attempt + 1
+end
+redis.call('HSET', KEYS[1], 'state', target, 'attempt', attempt, 'lease_until', 0, 'status', ARGV[7],
+  'err_code', ARGV[8], 'err_msg', ARGV[9], 'finished_at', now, 'updated_at', now, 'published', 0)
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[1], 'routed_model', ARGV[10])
+end
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
+else
+  redis.call('HDEL', KEYS[1], 'outbox')
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[12])
+local b = batch_load(KEYS[2])
+local fin = nil
+if b ~= nil then
+  redis.call('ZREM', KEYS[3], ARGV[13])
+  batch_move(KEYS[2], b, bucket_of(state, b), target)
+  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[12])
+end
+return append_all({'ok', target, state, 1}, fin)

@@ -1,0 +1,46 @@
+-- force_fail.lua: fail a request that is not hard-terminal regardless of
+-- any lease (poison message), bumping the fence so every holder's later
+-- write is rejected.
+-- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> request id
+-- ARGV[3] -> batch id
+-- ARGV[4] -> model
+-- ARGV[5] -> custom id
+-- ARGV[6] -> expires_at, unix ms
+-- ARGV[7] -> HTTP status (0: none)
+-- ARGV[8] -> failure code
+-- ARGV[9] -> failure message
+-- ARGV[10] -> routed model ('' keeps the recorded one)
+-- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[12] -> retention, ms
+-- Returns: {'ok', state, previous, applied, batch...}
+local now = tonumber(ARGV[1])
+local cur = redis.call('HGET', KEYS[1], 'state')
+local state = cur or 'pending'
+if HARD[state] then
+  return {'ok', state, state, 0}
+end
+if not cur then
+  record_init(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now)
+end
+redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('HSET', KEYS[1], 'state', 'failed', 'owner', '', 'lease_until', 0, 'status', ARGV[7],
+  'err_code', ARGV[8], 'err_msg', ARGV[9], 'finished_at', now, 'updated_at', now, 'published', 0)
+if ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[1], 'routed_model', ARGV[10])
+end
+if ARGV[11] ~= '' then
+  redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[12])
+local b = batch_load(KEYS[2])
+local fin = nil
+if b ~= nil then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  batch_move(KEYS[2], b, bucket_of(state, b), 'failed')
+  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[12])
+end
+return append_all({'ok', 'failed', state, 1}, fin)

@@ -1,0 +1,103 @@
+-- lib.lua: helpers prepended to every request and batch script. Not a script
+-- on its own: no KEYS, no ARGV, no return.
+--
+-- Request hash fields: id batch model custom_id expires_at state attempt
+-- owner fence lease_until not_before reclaims delivery created_at claimed_at
+-- started_at finished_at updated_at routed_model status err_code err_msg
+-- published outbox.
+-- Batch hash fields: id spec completion_window endpoint metadata created_at
+-- expires_at total pending in_progress completed failed canceled superseded
+-- expired status cancelled cancelling_at started_at finalized_at expiring.
+
+local HARD = {completed = true, failed = true, superseded = true, expired = true}
+
+local function is_inflight(state)
+  return state == 'claimed' or state == 'processing'
+end
+
+-- batch_load returns the batch's counting view, or nil when it has no record.
+local function batch_load(bkey)
+  local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalized_at', 'expiring')
+  if not v[1] then
+    return nil
+  end
+  return {
+    total = tonumber(v[1]),
+    cancelled = v[2] == '1',
+    final = (v[3] or '') ~= '',
+    expiring = v[4] == '1',
+  }
+end
+
+-- bucket_of names the counter a request in state is counted in. A pending
+-- request of a cancelled batch is already counted canceled (CancelBatch).
+local function bucket_of(state, b)
+  if state == 'pending' then
+    if b ~= nil and b.cancelled then
+      return 'canceled'
+    end
+    return 'pending'
+  end
+  if is_inflight(state) then
+    return 'in_progress'
+  end
+  return state
+end
+
+-- batch_move moves one request between counters; a no-op without a batch.
+local function batch_move(bkey, b, from, to)
+  if b == nil or from == to then
+    return
+  end
+  redis.call('HINCRBY', bkey, from, -1)
+  redis.call('HINCRBY', bkey, to, 1)
+end
+
+-- batch_finalize finalizes the batch when every request is terminal and it
+-- is not final yet. Returns the batch hash (flat HGETALL) when this call
+-- finalized it, else nil. Exactly one script call can see the transition.
+local function batch_finalize(bkey, lkey, b, now, retention)
+  if b == nil or b.final then
+    return nil
+  end
+  local c = redis.call('HMGET', bkey, 'completed', 'failed', 'canceled', 'superseded', 'expired')
+  local terminal = 0
+  for i = 1, 5 do
+    terminal = terminal + tonumber(c[i] or '0')
+  end
+  if terminal < b.total then
+    return nil
+  end
+  local status
+  if b.cancelled then
+    status = 'cancelled'
+  elseif b.expiring then
+    status = 'expired'
+  elseif tonumber(c[1] or '0') >= 1 then
+    status = 'completed'
+  else
+    status = 'failed'
+  end
+  redis.call('HSET', bkey, 'status', status, 'finalized_at', now)
+  redis.call('PEXPIRE', bkey, retention)
+  redis.call('DEL', lkey)
+  b.final = true
+  return redis.call('HGETALL', bkey)
+end
+
+-- append_all appends the items of src to dst.
+local function append_all(dst, src)
+  if src ~= nil then
+    for i = 1, #src do
+      dst[#dst + 1] = src[i]
+    end
+  end
+  return dst
+end
+
+-- record_init writes the identity fields of a record created lazily.
+local function record_init(rkey, id, batch, model, custom_id, expires_at, now)
+  redis.call('HSET', rkey, 'id', id, 'batch', batch, 'model', model, 'custom_id', custom_id,
+    'expires_at', expires_at, 'attempt', 0, 'published', 0, 'created_at', now)
+end
+

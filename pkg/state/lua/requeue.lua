@@ -1,0 +1,64 @@
+-- requeue.lua: the lease holder gives its request back to pending: a retry
+-- (processing only; the attempt is spent, not_before set) or a release
+-- (claimed or processing; no attempt spent). In a cancelled batch the
+-- request ends canceled instead.
+-- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> owner
+-- ARGV[3] -> fencing token
+-- ARGV[4] -> mode: 'retry' | 'release'
+-- ARGV[5] -> not_before, unix ms (retry; 0 for release)
+-- ARGV[6] -> failure code ('' keeps the recorded one)
+-- ARGV[7] -> failure message
+-- ARGV[8] -> HTTP status of the failed attempt (0: none)
+-- ARGV[9] -> retention, ms
+-- ARGV[10] -> request id
+-- Returns: {'ok', state, previous, applied, batch...} | {'lost', state} | {'illegal', state}
+local now = tonumber(ARGV[1])
+local retry = ARGV[4] == 'retry'
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'fence', 'attempt')
+local state = r[1]
+if not state then
+  return {'lost', ''}
+end
+if HARD[state] then
+  return {'ok', state, state, 0}
+end
+local mine = r[2] == ARGV[2] and r[3] == ARGV[3]
+if not mine then
+  return {'lost', state}
+end
+if state == 'canceled' then
+  return {'ok', state, state, 0}
+end
+if not is_inflight(state) then
+  return {'lost', state}
+end
+if retry and state ~= 'processing' then
+  return {'illegal', state}
+end
+
+local attempt = tonumber(r[4] or '0')
+if retry then
+  attempt = attempt + 1
+  redis.call('HSET', KEYS[1], 'err_code', ARGV[6], 'err_msg', ARGV[7], 'status', ARGV[8])
+end
+local b = batch_load(KEYS[2])
+if b ~= nil then
+  redis.call('ZREM', KEYS[3], ARGV[10])
+end
+if b ~= nil and b.cancelled then
+  redis.call('HSET', KEYS[1], 'state', 'canceled', 'attempt', attempt, 'lease_until', 0,
+    'err_code', 'batch_cancelled', 'err_msg', 'the batch was cancelled', 'finished_at', now,
+    'updated_at', now, 'published', 0)
+  redis.call('PEXPIRE', KEYS[1], ARGV[9])
+  batch_move(KEYS[2], b, 'in_progress', 'canceled')
+  local fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[9])
+  return append_all({'ok', 'canceled', state, 1}, fin)
+end
+redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'owner', '', 'lease_until', 0,
+  'not_before', ARGV[5], 'updated_at', now)
+batch_move(KEYS[2], b, 'in_progress', 'pending')
+return {'ok', 'pending', state, 1}

@@ -1,0 +1,101 @@
+package state
+
+import (
+	"context"
+	_ "embed"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// lib holds the Lua helpers every script below starts with.
+//
+//go:embed lua/lib.lua
+var luaLib string
+
+var (
+	//go:embed lua/claim.lua
+	luaClaim string
+	//go:embed lua/start.lua
+	luaStart string
+	//go:embed lua/finish.lua
+	luaFinish string
+	//go:embed lua/requeue.lua
+	luaRequeue string
+	//go:embed lua/refresh.lua
+	luaRefresh string
+	//go:embed lua/mark_published.lua
+	luaMarkPublished string
+	//go:embed lua/force_fail.lua
+	luaForceFail string
+	//go:embed lua/cancel_request.lua
+	luaCancelRequest string
+	//go:embed lua/cancel_batch.lua
+	luaCancelBatch string
+	//go:embed lua/create_batch.lua
+	luaCreateBatch string
+	//go:embed lua/slot_acquire.lua
+	luaSlotAcquire string
+	//go:embed lua/slot_refresh.lua
+	luaSlotRefresh string
+)
+
+// withLib prepends the shared helpers to a script body.
+func withLib(body string) *redis.Script { return redis.NewScript(luaLib + "\n" + body) }
+
+var (
+	scriptClaim         = withLib(luaClaim)
+	scriptStart         = withLib(luaStart)
+	scriptFinish        = withLib(luaFinish)
+	scriptRequeue       = withLib(luaRequeue)
+	scriptRefresh       = withLib(luaRefresh)
+	scriptMarkPublished = redis.NewScript(luaMarkPublished)
+	scriptForceFail     = withLib(luaForceFail)
+	scriptCancelRequest = withLib(luaCancelRequest)
+	scriptCancelBatch   = withLib(luaCancelBatch)
+	scriptCreateBatch   = withLib(luaCreateBatch)
+	scriptSlotAcquire   = redis.NewScript(luaSlotAcquire)
+	scriptSlotRefresh   = redis.NewScript(luaSlotRefresh)
+)
+
+// scriptCall is one script invocation of a pipelined batch.
+type scriptCall struct {
+	script *redis.Script
+	keys   []string
+	args   []any
+}
+
+// runPipelined runs calls in one pipeline with EVALSHA and returns one Cmd
+// per call; callers read each Cmd's own error (a transport failure is set on
+// every Cmd). Redis forgets scripts on restart: calls answered NOSCRIPT are
+// loaded and sent once more.
+func runPipelined(ctx context.Context, c redis.UniversalClient, calls []scriptCall) []*redis.Cmd {
+	cmds := make([]*redis.Cmd, len(calls))
+	exec := func(idx []int) {
+		pipe := c.Pipeline()
+		for _, i := range idx {
+			cmds[i] = calls[i].script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
+		}
+		_, _ = pipe.Exec(ctx) // errors are read per Cmd
+	}
+	all := make([]int, len(calls))
+	for i := range calls {
+		all[i] = i
+	}
+	exec(all)
+	var again []int
+	loaded := map[*redis.Script]bool{}
+	for i, cmd := range cmds {
+		if !redis.HasErrorPrefix(cmd.Err(), "NOSCRIPT") {
+			continue
+		}
+		again = append(again, i)
+		if s := calls[i].script; !loaded[s] {
+			_ = s.Load(ctx, c).Err() // a failure shows again on the retried Cmd
+			loaded[s] = true
+		}
+	}
+	if len(again) > 0 {
+		exec(again)
+	}
+	return cmds
+}

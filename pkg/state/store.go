@@ -1,0 +1,127 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Store is salvo's Redis store. It is safe for concurrent use; it holds no
+// state of its own beyond the client and the config.
+type Store struct {
+	client redis.UniversalClient
+	cfg    Config
+	keys   keys
+	log    zerolog.Logger
+}
+
+// New returns a Store over client (a single node, Sentinel or Cluster
+// client). cfg is completed with WithDefaults and validated.
+func New(client redis.UniversalClient, cfg Config) (*Store, error) {
+	if client == nil {
+		return nil, fmt.Errorf("%w: client must not be nil", ErrInvalidConfig)
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Store{
+		client: client,
+		cfg:    cfg,
+		keys:   keys{prefix: cfg.Prefix},
+		log:    cfg.Logger.With().Str("component", "state").Logger(),
+	}, nil
+}
+
+// Config returns the store's effective config.
+func (s *Store) Config() Config { return s.cfg }
+
+func (s *Store) nowMS() int64 { return s.cfg.Clock().UnixMilli() }
+
+func (s *Store) retentionMS() int64 { return s.cfg.Retention.Milliseconds() }
+
+// run evaluates one script (EVALSHA, falling back to EVAL once after a
+// Redis restart) and returns its array reply.
+func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) (reply, error) {
+	v, err := sc.Run(ctx, s.client, keys, args...).Result()
+	if err != nil {
+		return nil, interpret(err)
+	}
+	return asReply(v)
+}
+
+// Outcome is what a terminal move stores.
+type Outcome struct {
+	// Status is the HTTP status, 0 if none.
+	Status int
+	// Failure is the reason; required for Fail and ForceFail, defaulted for
+	// Cancel and Expire.
+	Failure *lifecycle.Failure
+	// RoutedModel is the model the call was routed to, if it differs.
+	RoutedModel string
+	// Result is the result line, kept in the record's outbox until
+	// MarkPublished.
+	Result []byte
+}
+
+// status is the outcome's HTTP status, falling back to the failure's.
+func (o Outcome) status() int {
+	if o.Status == 0 && o.Failure != nil {
+		return o.Failure.Status
+	}
+	return o.Status
+}
+
+func (o Outcome) failureArgs() (code, msg string) {
+	if o.Failure == nil {
+		return "", ""
+	}
+	return string(o.Failure.Code), o.Failure.Message
+}
+
+// ErrInvalidOutcome: a terminal move was asked without the failure it needs.
+var ErrInvalidOutcome = errors.New("state: outcome needs a failure")
+
+// Transition reports what a move did.
+type Transition struct {
+	// State is the request's state after the call.
+	State lifecycle.State
+	// Previous is the state the call found.
+	Previous lifecycle.State
+	// Applied is false when the write was dropped because the request was
+	// already terminal (first terminal result wins).
+	Applied bool
+	// Finalized is the batch when this call finalized it, else nil.
+	Finalized *lifecycle.Batch
+}
+
+// transitionOf decodes {'ok', state, previous, applied, batch...} or maps
+// the failure codes 'lost', 'illegal' and 'not_found' to errors.
+func (s *Store) transitionOf(op string, ref lifecycle.Ref, rep reply) (Transition, error) {
+	switch rep.code() {
+	case "ok":
+		t := Transition{
+			State:    lifecycle.State(rep.str(1)),
+			Previous: lifecycle.State(rep.str(2)),
+			Applied:  rep.int(3) == 1,
+		}
+		if b := rep.hash(4); b != nil {
+			batch := decodeBatch(b)
+			t.Finalized = &batch
+			s.log.Debug().Str("batch_id", batch.ID).Str("status", string(batch.Status)).Msg("batch finalized")
+		}
+		return t, nil
+	case "lost":
+		return Transition{}, fmt.Errorf("state: %s %s (record %q): %w", op, ref.ID, rep.str(1), ErrLeaseLost)
+	case "illegal":
+		return Transition{}, fmt.Errorf("state: %s %s from %s: %w", op, ref.ID, rep.str(1), ErrIllegalTransition)
+	case "not_found":
+		return Transition{}, fmt.Errorf("state: %s %s: %w", op, ref.ID, ErrNotFound)
+	}
+	return Transition{}, fmt.Errorf("state: %s %s: unexpected script reply %q", op, ref.ID, rep.code())
+}

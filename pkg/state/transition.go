@@ -1,0 +1,150 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// finishArgs is one holder-fenced terminal move (finish.lua).
+type finishArgs struct {
+	op       string
+	ref      lifecycle.Ref
+	lease    lifecycle.Lease
+	need     string // required record state, "*" for claimed or processing
+	target   lifecycle.State
+	spending bool // the holder was processing: the attempt is spent
+	outcome  Outcome
+}
+
+func (s *Store) finish(ctx context.Context, a finishArgs) (Transition, error) {
+	code, msg := a.outcome.failureArgs()
+	spend := "0"
+	if a.spending {
+		spend = "1"
+	}
+	rep, err := s.run(ctx, scriptFinish, s.keys.requestKeys(a.ref),
+		s.nowMS(), a.lease.Owner, a.lease.Token, a.need, string(a.target), spend,
+		a.outcome.status(), code, msg, a.outcome.RoutedModel, a.outcome.Result,
+		s.retentionMS(), a.ref.ID)
+	if err != nil {
+		return Transition{}, fmt.Errorf("state: %s %s: %w", a.op, a.ref.ID, err)
+	}
+	return s.transitionOf(a.op, a.ref, rep)
+}
+
+// Complete records the successful result of a processing request. A hard
+// terminal request drops the write (Applied false); a soft canceled one is
+// replaced when owner and token still match, the counters moving from
+// canceled to completed in the same script.
+func (s *Store) Complete(ctx context.Context, p lifecycle.Processing, o Outcome) (Transition, error) {
+	o.Failure = nil
+	return s.finish(ctx, finishArgs{
+		op: "complete", ref: p.Ref, lease: p.Lease, need: string(lifecycle.StateProcessing),
+		target: lifecycle.StateCompleted, spending: true, outcome: o,
+	})
+}
+
+// Fail ends a held request as failed (o.Failure required). Like Complete it
+// replaces a soft cancel for the matching holder.
+func (s *Store) Fail(ctx context.Context, h lifecycle.Held, o Outcome) (Transition, error) {
+	if o.Failure == nil {
+		return Transition{}, fmt.Errorf("state: fail %s: %w", h.Ref.ID, ErrInvalidOutcome)
+	}
+	return s.finish(ctx, finishArgs{
+		op: "fail", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateFailed,
+		spending: h.State == lifecycle.StateProcessing, outcome: o,
+	})
+}
+
+// Cancel ends a held request as canceled (o.Failure defaults to
+// request_cancelled).
+func (s *Store) Cancel(ctx context.Context, h lifecycle.Held, o Outcome) (Transition, error) {
+	if o.Failure == nil {
+		o.Failure = lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
+	}
+	return s.finish(ctx, finishArgs{
+		op: "cancel", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateCanceled,
+		spending: h.State == lifecycle.StateProcessing, outcome: o,
+	})
+}
+
+// Expire ends a held request whose deadline passed as expired (o.Failure
+// defaults to batch_expired).
+func (s *Store) Expire(ctx context.Context, h lifecycle.Held, o Outcome) (Transition, error) {
+	if o.Failure == nil {
+		o.Failure = lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request expired before it could finish")
+	}
+	return s.finish(ctx, finishArgs{
+		op: "expire", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateExpired,
+		spending: h.State == lifecycle.StateProcessing, outcome: o,
+	})
+}
+
+// requeue runs requeue.lua for Retry and Release.
+func (s *Store) requeue(ctx context.Context, op string, h lifecycle.Held, f *lifecycle.Failure, notBefore time.Time) (Transition, error) {
+	code, msg, status := "", "", 0
+	if f != nil {
+		code, msg, status = string(f.Code), f.Message, f.Status
+	}
+	rep, err := s.run(ctx, scriptRequeue, s.keys.requestKeys(h.Ref),
+		s.nowMS(), h.Lease.Owner, h.Lease.Token, op, toMS(notBefore), code, msg, status,
+		s.retentionMS(), h.Ref.ID)
+	if err != nil {
+		return Transition{}, fmt.Errorf("state: %s %s: %w", op, h.Ref.ID, err)
+	}
+	return s.transitionOf(op, h.Ref, rep)
+}
+
+// Retry puts a processing request back to pending after a retriable
+// failure: the attempt is spent, f is kept as the last error and the next
+// claim waits until notBefore. If the batch was cancelled meanwhile the
+// request ends canceled instead (Transition.State says so).
+func (s *Store) Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (Transition, error) {
+	return s.requeue(ctx, "retry", p.Held(), f, notBefore)
+}
+
+// Release gives a held request back to pending without spending an attempt
+// (shutdown); canceled instead if the batch is cancelled.
+func (s *Store) Release(ctx context.Context, h lifecycle.Held) (Transition, error) {
+	return s.requeue(ctx, "release", h, nil, time.Time{})
+}
+
+// ForceFail fails a request that is not hard-terminal regardless of any
+// lease (a poison message past max deliveries), creating its record if
+// needed and bumping the fencing token so any holder's later writes are
+// rejected. o.Failure is required.
+func (s *Store) ForceFail(ctx context.Context, req *lifecycle.Request, o Outcome) (Transition, error) {
+	if req == nil || req.ID == "" {
+		return Transition{}, ErrInvalidClaim
+	}
+	if o.Failure == nil {
+		return Transition{}, fmt.Errorf("state: force fail %s: %w", req.ID, ErrInvalidOutcome)
+	}
+	ref := req.Ref()
+	code, msg := o.failureArgs()
+	rep, err := s.run(ctx, scriptForceFail, s.keys.requestKeys(ref),
+		s.nowMS(), req.ID, req.BatchID, req.Model, req.CustomID, toMS(req.ExpiresAt),
+		o.status(), code, msg, o.RoutedModel, o.Result, s.retentionMS())
+	if err != nil {
+		return Transition{}, fmt.Errorf("state: force fail %s: %w", req.ID, err)
+	}
+	return s.transitionOf("force fail", ref, rep)
+}
+
+// CancelRequest cancels one request for the control plane: pending, claimed
+// and processing become canceled with the counters kept exact. The cancel is
+// soft: the holder's later Complete or Fail with its own token still wins.
+// A request never claimed gets a canceled record (its later claim ends
+// Ended{State: canceled}); in a batch whose pending counter is already zero
+// such a request cannot exist and the call fails with ErrNotFound.
+func (s *Store) CancelRequest(ctx context.Context, ref lifecycle.Ref) (Transition, error) {
+	rep, err := s.run(ctx, scriptCancelRequest, s.keys.requestKeys(ref),
+		s.nowMS(), ref.ID, ref.BatchID, s.retentionMS())
+	if err != nil {
+		return Transition{}, fmt.Errorf("state: cancel request %s: %w", ref.ID, err)
+	}
+	return s.transitionOf("cancel request", ref, rep)
+}
