@@ -27,31 +27,34 @@ func validRequest() lifecycle.Request {
 	}
 }
 
+// requestAccepts are valid variations of validRequest; schema_test checks
+// that the JSON Schema accepts them too.
+var requestAccepts = []struct {
+	name   string
+	mutate func(r *lifecycle.Request)
+}{
+	{"full", func(*lifecycle.Request) {}},
+	{"batchless", func(r *lifecycle.Request) { r.BatchID = "" }},
+	{"no body", func(r *lifecycle.Request) { r.Body = nil; r.Method = "GET"; r.URL = "/v1/models" }},
+	{"body with spaces", func(r *lifecycle.Request) { r.Body = json.RawMessage(" {} ") }},
+	{"no custom id", func(r *lifecycle.Request) { r.CustomID = "" }},
+	{"no metadata", func(r *lifecycle.Request) { r.Metadata = nil }},
+	{"result subject", func(r *lifecycle.Request) { r.ResultSubject = "app.results.job-7" }},
+	{"query string", func(r *lifecycle.Request) { r.URL = "/v1/files?purpose=batch" }},
+	{"dots inside a segment", func(r *lifecycle.Request) { r.URL = "/v1/models/gpt-4.1..x" }},
+	{"max id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength) }},
+	{"max custom id", func(r *lifecycle.Request) { r.CustomID = strings.Repeat("é", lifecycle.MaxCustomIDLength/2) }},
+	{"every method", func(r *lifecycle.Request) { r.Method = "PATCH" }},
+	{"max metadata", func(r *lifecycle.Request) {
+		r.Metadata = map[string]string{}
+		for i := 0; i < lifecycle.MaxMetadataPairs; i++ {
+			r.Metadata[strings.Repeat("k", i+1)] = strings.Repeat("v", lifecycle.MaxMetadataValue)
+		}
+	}},
+}
+
 func TestRequestValidateAccepts(t *testing.T) {
-	tests := []struct {
-		name   string
-		mutate func(r *lifecycle.Request)
-	}{
-		{"full", func(*lifecycle.Request) {}},
-		{"batchless", func(r *lifecycle.Request) { r.BatchID = "" }},
-		{"no body", func(r *lifecycle.Request) { r.Body = nil; r.Method = "GET"; r.URL = "/v1/models" }},
-		{"body with spaces", func(r *lifecycle.Request) { r.Body = json.RawMessage(" {} ") }},
-		{"no custom id", func(r *lifecycle.Request) { r.CustomID = "" }},
-		{"no metadata", func(r *lifecycle.Request) { r.Metadata = nil }},
-		{"result subject", func(r *lifecycle.Request) { r.ResultSubject = "app.results.job-7" }},
-		{"query string", func(r *lifecycle.Request) { r.URL = "/v1/files?purpose=batch" }},
-		{"dots inside a segment", func(r *lifecycle.Request) { r.URL = "/v1/models/gpt-4.1..x" }},
-		{"max id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength) }},
-		{"max custom id", func(r *lifecycle.Request) { r.CustomID = strings.Repeat("é", lifecycle.MaxCustomIDLength/2) }},
-		{"every method", func(r *lifecycle.Request) { r.Method = "PATCH" }},
-		{"max metadata", func(r *lifecycle.Request) {
-			r.Metadata = map[string]string{}
-			for i := 0; i < lifecycle.MaxMetadataPairs; i++ {
-				r.Metadata[strings.Repeat("k", i+1)] = strings.Repeat("v", lifecycle.MaxMetadataValue)
-			}
-		}},
-	}
-	for _, tt := range tests {
+	for _, tt := range requestAccepts {
 		t.Run(tt.name, func(t *testing.T) {
 			r := validRequest()
 			tt.mutate(&r)
@@ -60,65 +63,68 @@ func TestRequestValidateAccepts(t *testing.T) {
 	}
 }
 
+// requestRejects are invalid variations of validRequest and the field the
+// error must name; schema_test checks that the JSON Schema rejects them too.
+var requestRejects = []struct {
+	field  string
+	mutate func(r *lifecycle.Request)
+}{
+	{"v", func(r *lifecycle.Request) { r.V = 0 }},
+	{"v", func(r *lifecycle.Request) { r.V = 2 }},
+	{"id", func(r *lifecycle.Request) { r.ID = "" }},
+	{"id", func(r *lifecycle.Request) { r.ID = "has space" }},
+	{"id", func(r *lifecycle.Request) { r.ID = "tab\tid" }},
+	{"id", func(r *lifecycle.Request) { r.ID = "nl\nid" }},
+	{"id", func(r *lifecycle.Request) { r.ID = "ünï" }},
+	{"id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength+1) }},
+	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "a b" }},
+	{"batch_id", func(r *lifecycle.Request) { r.BatchID = strings.Repeat("b", lifecycle.MaxIDLength+1) }},
+	{"custom_id", func(r *lifecycle.Request) { r.CustomID = strings.Repeat("c", lifecycle.MaxCustomIDLength+1) }},
+	{"custom_id", func(r *lifecycle.Request) { r.CustomID = "line\nbreak" }},
+	{"custom_id", func(r *lifecycle.Request) { r.CustomID = "nul\x00" }},
+	{"model", func(r *lifecycle.Request) { r.Model = "" }},
+	{"model", func(r *lifecycle.Request) { r.Model = "  " }},
+	{"model", func(r *lifecycle.Request) { r.Model = strings.Repeat("m", lifecycle.MaxIDLength+1) }},
+	{"method", func(r *lifecycle.Request) { r.Method = "" }},
+	{"method", func(r *lifecycle.Request) { r.Method = "post" }},
+	{"method", func(r *lifecycle.Request) { r.Method = "CONNECT" }},
+	{"url", func(r *lifecycle.Request) { r.URL = "" }},
+	{"url", func(r *lifecycle.Request) { r.URL = "https://evil.example/v1" }},
+	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`[1,2]`) }},
+	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`"text"`) }},
+	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`null`) }},
+	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`{"a":`) }},
+	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`   `) }},
+	{"expires_at", func(r *lifecycle.Request) { r.ExpiresAt = time.Time{} }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.results.*" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.>" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app..results" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = ".app" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app." }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app results" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app\r\nPUB x" }},
+	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = strings.Repeat("s", lifecycle.MaxSubjectLength+1) }},
+	{"metadata", func(r *lifecycle.Request) {
+		r.Metadata = map[string]string{}
+		for i := 0; i <= lifecycle.MaxMetadataPairs; i++ {
+			r.Metadata[strings.Repeat("k", i+1)] = "v"
+		}
+	}},
+	{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"": "v"} }},
+	{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"bad key": "v"} }},
+	{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"a.b": "v"} }},
+	{"metadata", func(r *lifecycle.Request) {
+		r.Metadata = map[string]string{strings.Repeat("k", lifecycle.MaxMetadataKey+1): "v"}
+	}},
+	{"metadata.team", func(r *lifecycle.Request) { r.Metadata = map[string]string{"team": "a\r\nInjected: 1"} }},
+	{"metadata.team", func(r *lifecycle.Request) {
+		r.Metadata = map[string]string{"team": strings.Repeat("v", lifecycle.MaxMetadataValue+1)}
+	}},
+	{"metadata.team", func(r *lifecycle.Request) { r.Metadata = map[string]string{"team": "ünïcode"} }},
+}
+
 func TestRequestValidateNamesField(t *testing.T) {
-	tests := []struct {
-		field  string
-		mutate func(r *lifecycle.Request)
-	}{
-		{"v", func(r *lifecycle.Request) { r.V = 0 }},
-		{"v", func(r *lifecycle.Request) { r.V = 2 }},
-		{"id", func(r *lifecycle.Request) { r.ID = "" }},
-		{"id", func(r *lifecycle.Request) { r.ID = "has space" }},
-		{"id", func(r *lifecycle.Request) { r.ID = "tab\tid" }},
-		{"id", func(r *lifecycle.Request) { r.ID = "nl\nid" }},
-		{"id", func(r *lifecycle.Request) { r.ID = "ünï" }},
-		{"id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength+1) }},
-		{"batch_id", func(r *lifecycle.Request) { r.BatchID = "a b" }},
-		{"batch_id", func(r *lifecycle.Request) { r.BatchID = strings.Repeat("b", lifecycle.MaxIDLength+1) }},
-		{"custom_id", func(r *lifecycle.Request) { r.CustomID = strings.Repeat("c", lifecycle.MaxCustomIDLength+1) }},
-		{"custom_id", func(r *lifecycle.Request) { r.CustomID = "line\nbreak" }},
-		{"custom_id", func(r *lifecycle.Request) { r.CustomID = "nul\x00" }},
-		{"model", func(r *lifecycle.Request) { r.Model = "" }},
-		{"model", func(r *lifecycle.Request) { r.Model = "  " }},
-		{"model", func(r *lifecycle.Request) { r.Model = strings.Repeat("m", lifecycle.MaxIDLength+1) }},
-		{"method", func(r *lifecycle.Request) { r.Method = "" }},
-		{"method", func(r *lifecycle.Request) { r.Method = "post" }},
-		{"method", func(r *lifecycle.Request) { r.Method = "CONNECT" }},
-		{"url", func(r *lifecycle.Request) { r.URL = "" }},
-		{"url", func(r *lifecycle.Request) { r.URL = "https://evil.example/v1" }},
-		{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`[1,2]`) }},
-		{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`"text"`) }},
-		{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`null`) }},
-		{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`{"a":`) }},
-		{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`   `) }},
-		{"expires_at", func(r *lifecycle.Request) { r.ExpiresAt = time.Time{} }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.results.*" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.>" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app..results" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = ".app" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app." }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app results" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app\r\nPUB x" }},
-		{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = strings.Repeat("s", lifecycle.MaxSubjectLength+1) }},
-		{"metadata", func(r *lifecycle.Request) {
-			r.Metadata = map[string]string{}
-			for i := 0; i <= lifecycle.MaxMetadataPairs; i++ {
-				r.Metadata[strings.Repeat("k", i+1)] = "v"
-			}
-		}},
-		{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"": "v"} }},
-		{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"bad key": "v"} }},
-		{"metadata", func(r *lifecycle.Request) { r.Metadata = map[string]string{"a.b": "v"} }},
-		{"metadata", func(r *lifecycle.Request) {
-			r.Metadata = map[string]string{strings.Repeat("k", lifecycle.MaxMetadataKey+1): "v"}
-		}},
-		{"metadata.team", func(r *lifecycle.Request) { r.Metadata = map[string]string{"team": "a\r\nInjected: 1"} }},
-		{"metadata.team", func(r *lifecycle.Request) {
-			r.Metadata = map[string]string{"team": strings.Repeat("v", lifecycle.MaxMetadataValue+1)}
-		}},
-		{"metadata.team", func(r *lifecycle.Request) { r.Metadata = map[string]string{"team": "ünïcode"} }},
-	}
-	for _, tt := range tests {
+	for _, tt := range requestRejects {
 		r := validRequest()
 		tt.mutate(&r)
 		err := r.Validate()
@@ -130,47 +136,51 @@ func TestRequestValidateNamesField(t *testing.T) {
 	}
 }
 
+// pathsOK and pathsBad feed TestValidatePath and the schema agreement test.
+var pathsOK = []string{
+	"/", "/v1/chat/completions", "/v1/embeddings", "/v1/models/gpt-4o",
+	"/v1/files?purpose=batch&x=1", "/v1/a#frag", "/v1/a.b/c..d/...", "/v1/%20x",
+	"/v1%2fmodels", "/v1/x?q=/../y", "/v1/%C3%A9",
+}
+
+var pathsBad = []string{
+	"",
+	"v1/chat/completions",
+	"https://evil.example/v1",
+	"http://127.0.0.1/",
+	"//evil.example/v1",
+	"///v1",
+	"/v1/../admin",
+	"/..",
+	"/v1/./x",
+	"/v1/..?x=1",
+	"/v1/%2e%2e/admin",
+	"/v1/%2E%2E/admin",
+	"/v1/.%2e/admin",
+	"/v1/%2e./admin",
+	"/v1/%2e/admin",
+	"/v1%2f..%2fadmin",
+	"/v1/%2F..%2Fadmin",
+	"/v1\\..\\admin",
+	"/\\evil.example",
+	"/v1/%5c../admin",
+	"/v1/x?redirect=http://evil",
+	"/v1/a b",
+	"/v1/a\tb",
+	"/v1/a\r\nHost: evil",
+	"/v1/a\x00",
+	"/v1/a\x01",
+	"/v1/a\x7f",
+	"/v1/%00",
+	"/v1/%zz",
+	"/v1/ünï",
+}
+
 func TestValidatePath(t *testing.T) {
-	ok := []string{
-		"/", "/v1/chat/completions", "/v1/embeddings", "/v1/models/gpt-4o",
-		"/v1/files?purpose=batch&x=1", "/v1/a#frag", "/v1/a.b/c..d/...", "/v1/%20x",
-	}
-	for _, p := range ok {
+	for _, p := range pathsOK {
 		require.NoError(t, lifecycle.ValidatePath(p), p)
 	}
-	bad := []string{
-		"",
-		"v1/chat/completions",
-		"https://evil.example/v1",
-		"http://127.0.0.1/",
-		"//evil.example/v1",
-		"///v1",
-		"/v1/../admin",
-		"/..",
-		"/v1/./x",
-		"/v1/..?x=1",
-		"/v1/%2e%2e/admin",
-		"/v1/%2E%2E/admin",
-		"/v1/.%2e/admin",
-		"/v1/%2e./admin",
-		"/v1/%2e/admin",
-		"/v1%2f..%2fadmin",
-		"/v1/%2F..%2Fadmin",
-		"/v1\\..\\admin",
-		"/\\evil.example",
-		"/v1/%5c../admin",
-		"/v1/x?redirect=http://evil",
-		"/v1/a b",
-		"/v1/a\tb",
-		"/v1/a\r\nHost: evil",
-		"/v1/a\x00",
-		"/v1/a\x01",
-		"/v1/a\x7f",
-		"/v1/%00",
-		"/v1/%zz",
-		"/v1/ünï",
-	}
-	for _, p := range bad {
+	for _, p := range pathsBad {
 		err := lifecycle.ValidatePath(p)
 		require.Error(t, err, "%q", p)
 		var fe *lifecycle.FieldError
