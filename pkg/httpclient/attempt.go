@@ -1,0 +1,212 @@
+package httpclient
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// prepared is a request ready to send: every attempt sends exactly these
+// bytes and headers.
+type prepared struct {
+	method string
+	url    string
+	header http.Header
+	body   []byte // nil when the method sends no body
+	stream bool
+}
+
+// prepare resolves URL, key and headers; an error is a request build error.
+func prepare(req *lifecycle.Request, call Call, route Route, base *url.URL) (*prepared, error) {
+	u, err := joinURL(base, req.URL)
+	if err != nil {
+		return nil, err
+	}
+	key := route.APIKey
+	if route.AllowRequestAPIKey && !call.APIKey.IsZero() {
+		key = call.APIKey
+	}
+	method := req.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	withBody := hasBody(method, req.Body)
+	h, err := buildHeaders(req, call, route, key, withBody)
+	if err != nil {
+		return nil, err
+	}
+	p := &prepared{method: method, url: u.String(), header: h, stream: req.Stream()}
+	if withBody {
+		p.body = req.Body
+	}
+	return p, nil
+}
+
+// attempt sends the request once. The second result is non-nil only for a
+// transport error before a status line that may be retried in-process.
+func (c *Client) attempt(ctx context.Context, st *clientState, p *prepared) (*Response, error) {
+	to := st.cfg.Timeouts
+	bodyCtx, cancelBody := context.WithTimeoutCause(ctx, to.Body, &TimeoutError{Phase: PhaseBody, After: to.Body})
+	defer cancelBody()
+	actx, cancel := context.WithCancelCause(bodyCtx)
+	defer cancel(nil)
+	wd := newWatchdog(cancel)
+	defer wd.stop()
+
+	trace := &httptrace.ClientTrace{
+		GotConn: func(httptrace.GotConnInfo) {
+			if p.body != nil {
+				wd.arm(PhaseUpload, to.UploadStall)
+			}
+		},
+		WroteRequest: func(httptrace.WroteRequestInfo) { wd.arm(PhaseFirstByte, to.FirstByte) },
+		GotFirstResponseByte: func() {
+			if !p.stream {
+				wd.arm(PhaseIdle, to.Idle)
+			}
+		},
+	}
+	hreq, err := http.NewRequestWithContext(httptrace.WithClientTrace(actx, trace), p.method, p.url, http.NoBody)
+	if err != nil {
+		return &Response{Failure: lifecycle.NewFailure(lifecycle.CodeRequestBuild, 0, "%v", err)}, nil
+	}
+	hreq.Header = p.header.Clone()
+	if p.body != nil {
+		progress := func() { wd.touch(PhaseUpload) }
+		hreq.Body = newUploadBody(p.body, progress)
+		hreq.GetBody = func() (io.ReadCloser, error) { return newUploadBody(p.body, progress), nil }
+		hreq.ContentLength = int64(len(p.body))
+	}
+
+	resp, err := st.http.Do(hreq)
+	if err != nil {
+		out := &Response{Failure: c.callFailure(ctx, actx, 0, err)}
+		if out.Failure.Code == lifecycle.CodeNetworkError && transportRetriable(actx, err) {
+			return out, err
+		}
+		return out, nil
+	}
+	defer resp.Body.Close()
+
+	out := &Response{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
+	if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if d, ok := lifecycle.ParseRetryAfter(ra, time.Now()); ok {
+			out.RetryAfter = d
+		}
+	}
+	sse := resp.StatusCode < 400 && isEventStream(resp.Header.Get("Content-Type"))
+	if sse {
+		out.Body, out.Status, err = readStream(resp.Body, wd, to.Idle)
+	} else {
+		wd.arm(PhaseIdle, to.Idle) // a streaming request answered without SSE
+		out.Body, err = readBody(resp, wd)
+	}
+	if err != nil {
+		out.Failure = c.callFailure(ctx, actx, out.Status, err)
+		return out, nil
+	}
+	out.Failure = classify(st.cfg.Retry, out.Status)
+	return out, nil
+}
+
+// callFailure classifies an error of a started attempt: the caller's
+// cancellation, one of our timeouts, or a network error.
+func (c *Client) callFailure(ctx, actx context.Context, status int, err error) *lifecycle.Failure {
+	if ctx.Err() != nil {
+		f := terminated(ctx)
+		f.Status = status
+		return f
+	}
+	if actx.Err() != nil {
+		cause := context.Cause(actx)
+		var te *TimeoutError
+		if errors.As(cause, &te) {
+			return lifecycle.NewFailure(lifecycle.CodeTimeout, status, "%s", te.Error())
+		}
+		return lifecycle.NewFailure(lifecycle.CodeTaskTerminated, status, "call aborted: %v", cause)
+	}
+	return lifecycle.NewFailure(lifecycle.CodeNetworkError, status, "%s", describeNetErr(err))
+}
+
+// describeNetErr strips the method and URL net/http prepends, keeping the
+// cause ("dial tcp …: connection refused").
+func describeNetErr(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		return ue.Err.Error()
+	}
+	return err.Error()
+}
+
+// classify maps a status to a failure; 3xx (redirects are not followed) is
+// a non-retriable failure rather than a success.
+func classify(p lifecycle.RetryPolicy, status int) *lifecycle.Failure {
+	if status >= 300 && status < 400 {
+		return lifecycle.NewFailure(lifecycle.CodeNonRetriableStatus, status, "upstream redirected with %d (redirects are not followed)", status)
+	}
+	return p.ClassifyStatus(status)
+}
+
+func isEventStream(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == contentTypeEventStream
+}
+
+// readBody reads a non-SSE body, each read counting as progress.
+func readBody(resp *http.Response, wd *watchdog) ([]byte, error) {
+	var buf bytes.Buffer
+	if n := resp.ContentLength; n > 0 && n < 64<<20 {
+		buf.Grow(int(n) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(&progressReader{r: resp.Body, wd: wd})
+	return buf.Bytes(), err
+}
+
+type progressReader struct {
+	r  io.Reader
+	wd *watchdog
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.wd.touch(PhaseIdle)
+	}
+	return n, err
+}
+
+// readStream reads an SSE body and returns the reassembled JSON and the
+// effective status: an `{"error":…}` event turns the 200 into its code and
+// its data becomes the body. The first event ends the first-byte phase;
+// every later one resets the idle timer.
+func readStream(body io.Reader, wd *watchdog, idle time.Duration) ([]byte, int, error) {
+	r := newSSEReader(body)
+	asm := newReassembler()
+	for first := true; ; first = false {
+		data, err := r.next()
+		if errors.Is(err, io.EOF) {
+			return asm.result(), http.StatusOK, nil
+		}
+		if err != nil {
+			return asm.result(), http.StatusOK, fmt.Errorf("read event stream: %w", err)
+		}
+		if first {
+			wd.arm(PhaseIdle, idle)
+		} else {
+			wd.touch(PhaseIdle)
+		}
+		if code, ok := sseErrorStatus(data); ok {
+			return data, code, nil
+		}
+		asm.add(data)
+	}
+}

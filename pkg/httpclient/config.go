@@ -1,0 +1,268 @@
+package httpclient
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Defaults for Timeouts and Config.
+const (
+	ConnectTimeoutDefault     = 10 * time.Second
+	FirstByteTimeoutDefault   = 10 * time.Minute
+	IdleTimeoutDefault        = 2 * time.Minute
+	BodyTimeoutDefault        = 15 * time.Minute
+	UploadStallTimeoutDefault = 60 * time.Second
+
+	TransportRetriesDefault = 3
+	TransportBackoffDefault = 200 * time.Millisecond
+	// TransportBackoffCap caps every in-process retry delay, jitter included.
+	TransportBackoffCap = 30 * time.Second
+	// TransportJitter is the ± fraction applied to in-process retry delays.
+	TransportJitter = 0.25
+
+	// IdleConnsPerHostDefault sizes the idle pool per upstream host so
+	// thousands of concurrent calls reuse their connections.
+	IdleConnsPerHostDefault = 1024
+)
+
+// NoTransportRetries as Config.TransportRetries disables in-process retries
+// (0 means "use the default").
+const NoTransportRetries = -1
+
+// Route is where the calls for one model go.
+type Route struct {
+	// BaseURL is the upstream's scheme, host and optional path prefix, e.g.
+	// https://api.openai.com or http://127.0.0.1:8080/proxy; the request's
+	// path is joined under it and may not escape it.
+	BaseURL string `yaml:"base_url"`
+	// APIKey is the resolved key, sent as "Authorization: Bearer <key>".
+	APIKey Secret `yaml:"-"`
+	// APIKeyEnv names the environment variable holding the key; config files
+	// never hold the key itself. ResolveKeys reads it.
+	APIKeyEnv string `yaml:"api_key_env"`
+	// Headers are extra headers sent upstream (salvo's own headers win).
+	Headers map[string]string `yaml:"headers"`
+	// AllowRequestAPIKey lets a per-request or per-batch key (Call.APIKey)
+	// replace APIKey for this route. When false such a key is ignored.
+	AllowRequestAPIKey bool `yaml:"allow_request_api_key"`
+}
+
+// Timeouts bounds each phase of a call; see the package documentation.
+type Timeouts struct {
+	Connect     time.Duration `yaml:"connect"`
+	FirstByte   time.Duration `yaml:"first_byte"`
+	Idle        time.Duration `yaml:"idle"`
+	Body        time.Duration `yaml:"body"`
+	UploadStall time.Duration `yaml:"upload_stall"`
+}
+
+// WithDefaults fills unset timeouts.
+func (t Timeouts) WithDefaults() Timeouts {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&t.Connect, ConnectTimeoutDefault)
+	def(&t.FirstByte, FirstByteTimeoutDefault)
+	def(&t.Idle, IdleTimeoutDefault)
+	def(&t.Body, BodyTimeoutDefault)
+	def(&t.UploadStall, UploadStallTimeoutDefault)
+	return t
+}
+
+// Validate names the first invalid timeout.
+func (t Timeouts) Validate() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"connect", t.Connect}, {"first_byte", t.FirstByte}, {"idle", t.Idle},
+		{"body", t.Body}, {"upload_stall", t.UploadStall},
+	} {
+		if f.d <= 0 {
+			return fmt.Errorf("timeouts.%s: must be positive, got %s", f.name, f.d)
+		}
+	}
+	return nil
+}
+
+// Config configures a Client.
+type Config struct {
+	// Routes maps a model name to its route.
+	Routes map[string]Route `yaml:"routes"`
+	// Default serves models without a route; nil makes such requests fail
+	// with lifecycle.CodeUnroutedModel.
+	Default *Route `yaml:"default"`
+	// Timeouts bounds each phase of a call.
+	Timeouts Timeouts `yaml:"timeouts"`
+	// TransportRetries is how often a DNS/connect/TLS/IO error before a
+	// status line is retried in-process. 0 means TransportRetriesDefault;
+	// NoTransportRetries disables them.
+	TransportRetries int `yaml:"transport_retries"`
+	// TransportBackoff is the first retry's delay; retry n waits
+	// TransportBackoff·2^n ±25 %, capped at TransportBackoffCap.
+	TransportBackoff time.Duration `yaml:"transport_backoff"`
+	// MaxConnsPerHost bounds connections per upstream host; 0 = unlimited.
+	MaxConnsPerHost int `yaml:"max_conns_per_host"`
+	// Retry classifies statuses (IsRetriableStatus / ClassifyStatus) only.
+	Retry lifecycle.RetryPolicy `yaml:"retry"`
+	// TLS is the client TLS configuration (root CAs for private upstreams);
+	// nil uses the system roots. HTTP/2 is negotiated through ALPN.
+	TLS *tls.Config `yaml:"-"`
+}
+
+// WithDefaults fills every unset field.
+func (c Config) WithDefaults() Config {
+	c.Timeouts = c.Timeouts.WithDefaults()
+	if c.TransportRetries == 0 {
+		c.TransportRetries = TransportRetriesDefault
+	}
+	if c.TransportBackoff == 0 {
+		c.TransportBackoff = TransportBackoffDefault
+	}
+	c.Retry = c.Retry.WithDefaults()
+	return c
+}
+
+// retries is the effective number of in-process retries.
+func (c Config) retries() int {
+	if c.TransportRetries < 0 {
+		return 0
+	}
+	return c.TransportRetries
+}
+
+// Validate reports the first invalid field by name, e.g.
+// `routes["gpt-4o"].base_url: ...`. Call it after WithDefaults.
+func (c Config) Validate() error {
+	names := make([]string, 0, len(c.Routes))
+	for name := range c.Routes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if strings.TrimSpace(name) == "" {
+			return errors.New(`routes[""]: model name must not be empty`)
+		}
+		if err := c.Routes[name].validate(fmt.Sprintf("routes[%q]", name)); err != nil {
+			return err
+		}
+	}
+	if c.Default != nil {
+		if err := c.Default.validate("default"); err != nil {
+			return err
+		}
+	}
+	if err := c.Timeouts.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.TransportRetries < NoTransportRetries:
+		return fmt.Errorf("transport_retries: must be %d (none) or positive, got %d", NoTransportRetries, c.TransportRetries)
+	case c.TransportBackoff < 0:
+		return fmt.Errorf("transport_backoff: must not be negative, got %s", c.TransportBackoff)
+	case c.TransportBackoff > TransportBackoffCap:
+		return fmt.Errorf("transport_backoff: %s exceeds the cap %s", c.TransportBackoff, TransportBackoffCap)
+	case c.MaxConnsPerHost < 0:
+		return fmt.Errorf("max_conns_per_host: must not be negative, got %d", c.MaxConnsPerHost)
+	}
+	return c.Retry.Validate()
+}
+
+func (r Route) validate(field string) error {
+	if _, err := parseBaseURL(r.BaseURL); err != nil {
+		return fmt.Errorf("%s.base_url: %w", field, err)
+	}
+	for k, v := range r.Headers {
+		if !validHeaderName(k) {
+			return fmt.Errorf("%s.headers: %q is not a valid header name", field, k)
+		}
+		if !validHeaderValue(v) {
+			return fmt.Errorf("%s.headers[%q]: value contains control characters", field, k)
+		}
+	}
+	if r.APIKeyEnv != "" && !validHeaderName(r.APIKeyEnv) {
+		return fmt.Errorf("%s.api_key_env: %q is not a valid environment variable name", field, r.APIKeyEnv)
+	}
+	if !validHeaderValue(r.APIKey.Reveal()) {
+		// Never echo the key itself.
+		return fmt.Errorf("%s.api_key: contains control characters", field)
+	}
+	return nil
+}
+
+// ResolveKeys returns c with every route's APIKey read from its APIKeyEnv
+// (through lookup, os.LookupEnv when nil). A route that names a variable
+// that is unset fails, naming the route and the variable, never a value.
+func (c Config) ResolveKeys(lookup func(string) (string, bool)) (Config, error) {
+	if lookup == nil {
+		lookup = os.LookupEnv
+	}
+	resolve := func(field string, r Route) (Route, error) {
+		if r.APIKeyEnv == "" {
+			return r, nil
+		}
+		v, ok := lookup(r.APIKeyEnv)
+		if !ok || v == "" {
+			return r, fmt.Errorf("%s.api_key_env: environment variable %s is not set", field, r.APIKeyEnv)
+		}
+		r.APIKey = Secret(v)
+		return r, nil
+	}
+	routes := make(map[string]Route, len(c.Routes))
+	for name, r := range c.Routes {
+		rr, err := resolve(fmt.Sprintf("routes[%q]", name), r)
+		if err != nil {
+			return c, err
+		}
+		routes[name] = rr
+	}
+	c.Routes = routes
+	if c.Default != nil {
+		d, err := resolve("default", *c.Default)
+		if err != nil {
+			return c, err
+		}
+		c.Default = &d
+	}
+	return c, nil
+}
+
+// parseBaseURL checks a route's base URL: http or https, a host, no user
+// info, query or fragment.
+func parseBaseURL(raw string) (*url.URL, error) {
+	if raw == "" {
+		return nil, errors.New("is required")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("not a URL: %w", err)
+	}
+	switch {
+	case u.Scheme != "http" && u.Scheme != "https":
+		return nil, fmt.Errorf("%q: scheme must be http or https", raw)
+	case u.Host == "":
+		return nil, fmt.Errorf("%q: has no host", raw)
+	case u.User != nil:
+		return nil, errors.New("must not carry user info (put credentials in api_key_env)")
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return nil, fmt.Errorf("%q: must not have a query or fragment", raw)
+	}
+	for _, seg := range strings.Split(u.Path, "/") {
+		if seg == "." || seg == ".." {
+			return nil, fmt.Errorf("%q: path must not contain '.' or '..' segments", raw)
+		}
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	u.RawPath = ""
+	return u, nil
+}
