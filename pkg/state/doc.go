@@ -49,7 +49,8 @@
 // inside the script that made the last move: status cancelled if the batch
 // was cancelled, else expired if the batch was marked expiring (the hook
 // field "expiring", set by a later issue), else completed if at least one
-// request completed, else failed. That call alone returns the batch in
+// request completed, else cancelled if every request was canceled one by
+// one, else failed. That call alone returns the batch in
 // Transition.Finalized or Ended.Finalized.
 //
 // # Batch status

@@ -75,6 +75,8 @@ local function batch_finalize(bkey, lkey, b, now, retention)
     status = 'expired'
   elseif tonumber(c[1] or '0') >= 1 then
     status = 'completed'
+  elseif tonumber(c[3] or '0') >= b.total then
+    status = 'cancelled'
   else
     status = 'failed'
   end

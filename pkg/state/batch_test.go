@@ -1,0 +1,210 @@
+package state_test
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+func TestCreateBatchIdempotentAndConflict(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	nb := state.NewBatch{
+		ID: "b1", CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
+		Metadata:  map[string]string{"team": "a", "job": "x"},
+		CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: 3,
+	}
+	first, err := b.store.CreateBatch(ctx, nb)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchValidating, first.Status)
+	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 3}, first.Counts)
+	require.Equal(t, nb.Metadata, first.Metadata)
+	require.Equal(t, base, first.CreatedAt)
+
+	b.claim(t, request("r1", "b1"), "w1")
+	again, err := b.store.CreateBatch(ctx, nb)
+	require.NoError(t, err, "same contents: idempotent")
+	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 2, InProgress: 1}, again.Counts, "and never resets counters")
+
+	nb.Total = 4
+	_, err = b.store.CreateBatch(ctx, nb)
+	require.ErrorIs(t, err, state.ErrBatchConflict)
+
+	_, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
+	require.ErrorIs(t, err, state.ErrInvalidBatch)
+}
+
+func TestBatchStatusProgression(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 20)
+	status := func() lifecycle.BatchStatus {
+		bt, err := b.store.Batch(ctx, "b1")
+		require.NoError(t, err)
+		return bt.Status
+	}
+	require.Equal(t, lifecycle.BatchValidating, status())
+	for i := range 20 {
+		p := b.claim(t, request(string(rune('a'+i)), "b1"), "w")
+		switch {
+		case i == 0:
+			require.Equal(t, lifecycle.BatchInProgress, status())
+		case i == 19:
+			require.Equal(t, lifecycle.BatchFinalizing, status(), "19 of 20 terminal is ≥ 95 %")
+		}
+		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+		require.NoError(t, err)
+		require.Equal(t, i == 19, tr.Finalized != nil)
+	}
+	bt, err := b.store.Batch(ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchCompleted, bt.Status)
+	require.Equal(t, b.clock.Now(), bt.FinalizedAt)
+}
+
+func TestCancelBatchAccounting(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 10)
+	p1 := b.claim(t, request("r1", "b1"), "w")
+	p2 := b.claim(t, request("r2", "b1"), "w")
+	p3 := b.claim(t, request("r3", "b1"), "w")
+	_, err := b.store.Complete(ctx, p1, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	// r4 was claimed and retried: pending with a record.
+	p4 := b.claim(t, request("r4", "b1"), "w")
+	_, err = b.store.Retry(ctx, p4, failure(lifecycle.CodeRetriableStatus, 503), base)
+	require.NoError(t, err)
+
+	tr, err := b.store.CancelBatch(ctx, "b1")
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Nil(t, tr.Finalized, "two requests are still in flight")
+	bt, err := b.store.Batch(ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchCancelling, bt.Status)
+	require.Equal(t, base, bt.CancellingAt)
+	require.Equal(t, lifecycle.Counts{Total: 10, InProgress: 2, Completed: 1, Canceled: 7}, bt.Counts)
+
+	again, err := b.store.CancelBatch(ctx, "b1")
+	require.NoError(t, err)
+	require.False(t, again.Applied)
+
+	// Queued requests (with or without a record) end canceled on claim, no counter change.
+	for _, id := range []string{"r4", "r5"} {
+		c, err := b.store.Claim(ctx, state.ClaimArgs{Request: request(id, "b1"), Owner: "w", Start: true})
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.StateCanceled, c.Ended.State)
+		require.True(t, c.Ended.JustEnded)
+		require.Equal(t, lifecycle.CodeBatchCanceled, c.Ended.Failure.Code)
+	}
+	require.Equal(t, lifecycle.Counts{Total: 10, InProgress: 2, Completed: 1, Canceled: 7}, b.counts(t, "b1"))
+	_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: "r6", BatchID: "b1"})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.Counts{Total: 10, InProgress: 2, Completed: 1, Canceled: 7}, b.counts(t, "b1"))
+
+	// An in-flight retry of a cancelled batch ends canceled.
+	tr, err = b.store.Retry(ctx, p2, failure(lifecycle.CodeRetriableStatus, 500), base)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateCanceled, tr.State)
+	require.Nil(t, tr.Finalized)
+	require.Equal(t, lifecycle.Counts{Total: 10, InProgress: 1, Completed: 1, Canceled: 8}, b.counts(t, "b1"))
+
+	// The last holder's result finalizes the batch as cancelled.
+	tr, err = b.store.Complete(ctx, p3, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.NotNil(t, tr.Finalized)
+	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.Counts{Total: 10, Completed: 2, Canceled: 8}, tr.Finalized.Counts)
+
+	_, err = b.store.CancelBatch(ctx, "nope")
+	require.ErrorIs(t, err, state.ErrNotFound)
+}
+
+func TestCancelBatchWithNothingInFlightFinalizes(t *testing.T) {
+	b := setup(t)
+	b.createBatch(t, "b1", 5)
+	tr, err := b.store.CancelBatch(ctxT(t), "b1")
+	require.NoError(t, err)
+	require.NotNil(t, tr.Finalized)
+	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.Counts{Total: 5, Canceled: 5}, tr.Finalized.Counts)
+}
+
+func TestExactlyOneFinalizer(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	const n = 64
+	for round := range 5 {
+		id := "b" + string(rune('A'+round))
+		b.createBatch(t, id, n)
+		held := make([]lifecycle.Processing, n)
+		for i := range n {
+			held[i] = b.claim(t, request(string(rune('a'+i%26))+string(rune('0'+i/26)), id), "w")
+		}
+		var finalizers atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				var tr state.Transition
+				var err error
+				if i%3 == 0 {
+					tr, err = b.store.Fail(ctx, held[i].Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})
+				} else {
+					tr, err = b.store.Complete(ctx, held[i], state.Outcome{Status: 200})
+				}
+				if err == nil && tr.Finalized != nil {
+					finalizers.Add(1)
+				}
+				if err != nil {
+					t.Errorf("transition %d: %v", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.Equal(t, int32(1), finalizers.Load(), "round %d", round)
+		bt, err := b.store.Batch(ctx, id)
+		require.NoError(t, err)
+		require.Equal(t, lifecycle.BatchCompleted, bt.Status)
+		require.Equal(t, int64(n), bt.Counts.Completed+bt.Counts.Failed)
+	}
+}
+
+func TestRetentionTTL(t *testing.T) {
+	b := setup(t, func(c *state.Config) { c.Retention = time.Hour })
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 2)
+	p := b.claim(t, request("r1", "b1"), "w")
+	b.claim(t, request("r2", "b1"), "w")
+	pttl := func(key string) time.Duration {
+		d, err := b.redis.Client.PTTL(ctx, key).Result()
+		require.NoError(t, err)
+		return d
+	}
+	recKey := b.cfg.Prefix + ":{b1}:req:r1"
+	batchKey := b.cfg.Prefix + ":{b1}:batch"
+	require.Equal(t, time.Duration(-1), pttl(recKey), "in-flight records do not expire")
+	require.Equal(t, time.Duration(-1), pttl(batchKey), "unfinished batches do not expire")
+
+	_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	d := pttl(recKey)
+	require.Greater(t, d, 59*time.Minute)
+	require.LessOrEqual(t, d, time.Hour)
+	require.Equal(t, time.Duration(-1), pttl(batchKey))
+
+	_, err = b.store.ForceFail(ctx, request("r2", "b1"), state.Outcome{Failure: failure(lifecycle.CodeTimeout, 0)})
+	require.NoError(t, err)
+	d = pttl(batchKey)
+	require.Greater(t, d, 59*time.Minute, "a finished batch expires after retention")
+	require.LessOrEqual(t, d, time.Hour)
+}
