@@ -25,8 +25,15 @@ type apiRequest struct {
 	StreamOptions *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
-	Input json.RawMessage `json:"input"`
+	Input    json.RawMessage `json:"input"`
+	Messages json.RawMessage `json:"messages"`
+	Prompt   json.RawMessage `json:"prompt"`
 }
+
+// promptBytes is the size of the prompt parts of the request (not of
+// options such as "stream"), so the streamed and plain answers to the same
+// prompt report the same usage.
+func (r apiRequest) promptBytes() int { return len(r.Input) + len(r.Messages) + len(r.Prompt) }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if !s.enter() {
@@ -100,7 +107,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := completion{id: requestID, model: req.Model, created: s.opts.Clock().Unix(),
-		words: sc.ReplyWords, promptBytes: len(body)}
+		words: sc.ReplyWords, promptBytes: req.promptBytes()}
 	if c.words <= 0 {
 		c.words = ReplyWordsDefault
 	}
