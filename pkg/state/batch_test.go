@@ -52,10 +52,10 @@ func TestBatchStatusProgression(t *testing.T) {
 	require.Equal(t, lifecycle.BatchValidating, status())
 	for i := range 20 {
 		p := b.claim(t, request(string(rune('a'+i)), "b1"), "w")
-		switch {
-		case i == 0:
+		switch i {
+		case 0:
 			require.Equal(t, lifecycle.BatchInProgress, status())
-		case i == 19:
+		case 19:
 			require.Equal(t, lifecycle.BatchFinalizing, status(), "19 of 20 terminal is ≥ 95 %")
 		}
 		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
