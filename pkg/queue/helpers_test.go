@@ -1,0 +1,196 @@
+package queue_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/testnats"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+// testConfig uses short timers so redelivery tests stay fast.
+func testConfig() queue.Config {
+	return queue.Config{
+		AckWait:           time.Second,
+		FetchExpiry:       time.Second,
+		DiscoveryInterval: 50 * time.Millisecond,
+		PublishTimeout:    5 * time.Second,
+	}
+}
+
+type bundle struct {
+	srv *testnats.Server
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	c   *queue.Client
+	cfg queue.Config
+}
+
+// setup starts a server, connects, builds and provisions a client.
+func setup(t *testing.T, mods ...func(*queue.Config)) *bundle {
+	t.Helper()
+	cfg := testConfig()
+	for _, m := range mods {
+		m(&cfg)
+	}
+	srv := testnats.New(t)
+	b := &bundle{srv: srv, cfg: cfg}
+	b.nc = srv.Connect()
+	b.c = newClient(t, b.nc, cfg)
+	require.NoError(t, b.c.Provision(ctx(t)))
+	js, err := jetstream.New(b.nc)
+	require.NoError(t, err)
+	b.js = js
+	return b
+}
+
+func newClient(t *testing.T, nc *nats.Conn, cfg queue.Config) *queue.Client {
+	t.Helper()
+	c, err := queue.New(nc, cfg, testLogger(t))
+	require.NoError(t, err)
+	return c
+}
+
+// ctx is a test context with a generous deadline.
+func ctx(t *testing.T) context.Context {
+	t.Helper()
+	c, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// testLogger writes warnings and errors to t.Log until the test ends; later
+// lines (from goroutines still stopping) are dropped, not a panic.
+func testLogger(t *testing.T) zerolog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(w.close)
+	return zerolog.New(w).Level(zerolog.WarnLevel)
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(p))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+func newRequest(id, model, batch string) *lifecycle.Request {
+	return &lifecycle.Request{
+		V: lifecycle.WireVersion, ID: id, BatchID: batch, CustomID: "c-" + id, Model: model,
+		Method: "POST", URL: "/v1/chat/completions", Body: json.RawMessage(`{"messages":[]}`),
+		ExpiresAt: time.Now().Add(time.Hour).UTC(),
+	}
+}
+
+// publishN publishes n requests id-0..id-(n-1) through an async publisher.
+func publishN(t *testing.T, c *queue.Client, prefix, model, batch string, n int) []string {
+	t.Helper()
+	p := c.NewPublisher()
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = prefix + "-" + itoa(i)
+		require.NoError(t, p.Publish(ctx(t), newRequest(ids[i], model, batch)))
+	}
+	require.NoError(t, p.Flush(ctx(t)))
+	return ids
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+// streamMsgs is the number of messages stored in a stream.
+func streamMsgs(t *testing.T, js jetstream.JetStream, name string) uint64 {
+	t.Helper()
+	s, err := js.Stream(ctx(t), name)
+	require.NoError(t, err)
+	info, err := s.Info(ctx(t))
+	require.NoError(t, err)
+	return info.State.Msgs
+}
+
+// slotsFor returns a ConsumeOptions.Slots function with one fixed-limit
+// Slots per model, created on first use.
+type slotTable struct {
+	mu    sync.Mutex
+	limit int
+	m     map[string]*queue.Slots
+}
+
+func newSlotTable(limit int) *slotTable { return &slotTable{limit: limit, m: map[string]*queue.Slots{}} }
+
+func (s *slotTable) get(model string) *queue.Slots {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[model] == nil {
+		s.m[model] = queue.NewSlots(s.limit)
+	}
+	return s.m[model]
+}
+
+// consume starts a consumer stopped and drained at cleanup.
+func consume(t *testing.T, c *queue.Client, o queue.ConsumeOptions) *queue.Consumer {
+	t.Helper()
+	cctx, cancel := context.WithCancel(context.Background())
+	co, err := c.Consume(cctx, o)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		co.Stop()
+		cancel()
+		wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer wcancel()
+		require.NoError(t, co.Wait(wctx))
+	})
+	return co
+}
+
+// idSet is a concurrency-safe set of request ids with a count of adds.
+type idSet struct {
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func newIDSet() *idSet { return &idSet{seen: map[string]int{}} }
+
+func (s *idSet) add(id string) {
+	s.mu.Lock()
+	s.seen[id]++
+	s.mu.Unlock()
+}
+
+func (s *idSet) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen)
+}
+
+func (s *idSet) count(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[id]
+}
+
+const eventually = 20 * time.Second
+const tick = 20 * time.Millisecond
