@@ -117,7 +117,7 @@ type Config struct {
 	Retry lifecycle.RetryPolicy `yaml:"retry"`
 	// TLS is the client TLS configuration (root CAs for private upstreams);
 	// nil uses the system roots. HTTP/2 is negotiated through ALPN.
-	TLS *tls.Config `yaml:"-"`
+	TLS *tls.Config `yaml:"-" json:"-"`
 }
 
 // WithDefaults fills every unset field.

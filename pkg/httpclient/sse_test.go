@@ -1,6 +1,7 @@
 package httpclient
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -83,7 +84,7 @@ func TestSSEReaderFraming(t *testing.T) {
 	var got []string
 	for i := 0; i < 10; i++ {
 		d, err := r.next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		require.NoError(t, err)
