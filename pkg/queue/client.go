@@ -30,10 +30,11 @@ var minServer = [3]int{2, 9, 0}
 
 // Client is salvo's JetStream transport. It is safe for concurrent use.
 type Client struct {
-	nc  *nats.Conn
-	js  jetstream.JetStream
-	cfg Config
-	log zerolog.Logger
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	cfg  Config
+	base zerolog.Logger // as injected; components add their own name
+	log  zerolog.Logger
 
 	names names
 
@@ -67,6 +68,7 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 		nc:         nc,
 		js:         js,
 		cfg:        cfg,
+		base:       log,
 		log:        log.With().Str("component", "queue").Logger(),
 		names:      newNames(cfg.Prefix),
 		subjStream: map[string]subjectRoute{},

@@ -155,8 +155,8 @@ func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
 			case <-ctx.Done():
 			}
 			inHandler.Add(-1)
-			handled.add(d.Request().ID)
 			require.NoError(t, d.Ack(ctx))
+			handled.add(d.Request().ID)
 		},
 	})
 	publishN(t, b.c, "s", "m", "b", 30)
@@ -202,8 +202,8 @@ func TestDeletedConsumerIsRecreated(t *testing.T) {
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			handled.add(d.Request().ID)
 			require.NoError(t, d.Ack(ctx))
+			handled.add(d.Request().ID)
 		},
 	})
 	publishN(t, b.c, "a", "m", "b", 5)

@@ -83,7 +83,7 @@ func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, erro
 	}
 	fetchCtx, stopFetch := context.WithCancel(ctx)
 	co := &Consumer{
-		c: c, o: o, log: c.log.With().Str("component", "consumer").Logger(), stream: stream,
+		c: c, o: o, log: c.base.With().Str("component", "queue.consumer").Logger(), stream: stream,
 		handlerCtx: ctx, fetchCtx: fetchCtx, stopFetch: stopFetch,
 		running: NewSlots(math.MaxInt), models: map[string]*modelLoop{},
 		advisory: newLoopHealth(),

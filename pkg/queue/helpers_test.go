@@ -139,7 +139,9 @@ type slotTable struct {
 	m     map[string]*queue.Slots
 }
 
-func newSlotTable(limit int) *slotTable { return &slotTable{limit: limit, m: map[string]*queue.Slots{}} }
+func newSlotTable(limit int) *slotTable {
+	return &slotTable{limit: limit, m: map[string]*queue.Slots{}}
+}
 
 func (s *slotTable) get(model string) *queue.Slots {
 	s.mu.Lock()

@@ -28,8 +28,8 @@ func TestSlots(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- s.Acquire(context.Background()) }()
 	select {
-	case <-done:
-		t.Fatal("Acquire returned while no slot was free")
+	case err := <-done:
+		t.Fatalf("Acquire returned (%v) while no slot was free", err)
 	case <-time.After(50 * time.Millisecond):
 	}
 	s.Release(1)

@@ -1,0 +1,84 @@
+package queue_test
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+func TestCancelReachesEveryInstance(t *testing.T) {
+	b := setup(t)
+	const instances = 3
+	var mu sync.Mutex
+	got := make([][]queue.ControlEvent, instances)
+	for i := range instances {
+		c := newClient(t, b.srv.Connect(), b.cfg)
+		stop, err := c.SubscribeControl(func(ev queue.ControlEvent) {
+			mu.Lock()
+			got[i] = append(got[i], ev)
+			mu.Unlock()
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { require.NoError(t, stop()); require.NoError(t, stop()) })
+	}
+	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", ""))
+	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", "req/1"))
+	require.NoError(t, b.c.PublishSupersede(ctx(t), "req-2", "req-2-esc"))
+	require.Eventually(t, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, evs := range got {
+			if len(evs) < 3 {
+				return false
+			}
+		}
+		return true
+	}, eventually, tick)
+	time.Sleep(100 * time.Millisecond) // a grace period to catch duplicate deliveries
+	mu.Lock()
+	defer mu.Unlock()
+	for i, evs := range got {
+		require.Len(t, evs, 3, "instance %d", i)
+		require.Equal(t, queue.KindCancel, evs[0].Kind)
+		require.Equal(t, "batch-1", evs[0].BatchID)
+		require.Empty(t, evs[0].RequestID)
+		require.Equal(t, "req/1", evs[1].RequestID)
+		require.Equal(t, queue.KindSupersede, evs[2].Kind)
+		require.Equal(t, "req-2", evs[2].RequestID)
+		require.Equal(t, "req-2-esc", evs[2].By)
+		require.False(t, evs[0].At.IsZero())
+	}
+}
+
+func TestPurgeBatchRemovesOnlyItsQueuedMessages(t *testing.T) {
+	b := setup(t)
+	publishN(t, b.c, "a1", "model-a", "batch-a", 3)
+	publishN(t, b.c, "a2", "model/b", "batch-a", 2)
+	publishN(t, b.c, "b", "model-a", "batch-b", 4)
+	publishN(t, b.c, "n", "model-a", "", 1)
+	n, err := b.c.PurgeBatch(ctx(t), "batch-a")
+	require.NoError(t, err)
+	require.Equal(t, uint64(5), n)
+	require.Equal(t, uint64(5), streamMsgs(t, b.js, "SALVO_REQUESTS"))
+}
+
+func TestBatchEventsAreStoredAndDeduplicated(t *testing.T) {
+	b := setup(t)
+	ev := queue.BatchEvent{Type: queue.BatchCreated, Batch: lifecycle.Batch{ID: "batch-9", Status: lifecycle.BatchInProgress}}
+	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
+	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
+	ev.Type = queue.BatchCompleted
+	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
+	require.ErrorIs(t, b.c.PublishBatchEvent(ctx(t), queue.BatchEvent{Type: "bogus", Batch: ev.Batch}), queue.ErrInvalidRequest)
+	s, err := b.js.Stream(ctx(t), "SALVO_RESULTS")
+	require.NoError(t, err)
+	m, err := s.GetLastMsgForSubject(ctx(t), "salvo.evt.batch.batch-9")
+	require.NoError(t, err)
+	require.Contains(t, string(m.Data), `"type":"completed"`)
+	require.Equal(t, uint64(2), streamMsgs(t, b.js, "SALVO_RESULTS"))
+}

@@ -1,0 +1,49 @@
+package queue_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+// Kill and restart the server mid-consumption: the fetch loops notice,
+// recreate their consumer and carry on; every request is handled and the
+// stream ends empty. Handlers record an id before acking, because a double
+// ack cut by the restart may have been applied by the server anyway.
+func TestServerRestartMidConsumptionResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a server")
+	}
+	b := setup(t)
+	handled := newIDSet()
+	var started atomic.Int32
+	co := consume(t, b.c, queue.ConsumeOptions{
+		Slots: newSlotTable(4).get,
+		Handler: func(ctx context.Context, d *queue.Delivery) {
+			started.Add(1)
+			time.Sleep(10 * time.Millisecond) // some work
+			handled.add(d.Request().ID)
+			_ = d.Ack(ctx) // may fail across the restart: then AckWait redelivers
+		},
+	})
+	const n = 120
+	ids := publishN(t, b.c, "r", "m", "b", n/2)
+	ids = append(ids, publishN(t, b.c, "q", "other-model", "b", n/2)...)
+	require.Eventually(t, func() bool { return handled.len() >= 10 }, eventually, time.Millisecond)
+	require.Less(t, handled.len(), n, "consumption finished before the restart; raise n")
+
+	b.srv.Restart()
+
+	require.Eventually(t, func() bool { return handled.len() == n }, 30*time.Second, 50*time.Millisecond)
+	for _, id := range ids {
+		require.GreaterOrEqual(t, handled.count(id), 1, id)
+	}
+	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	require.Eventually(t, func() bool { return co.Healthy() == nil }, eventually, tick)
+	t.Logf("handler runs: %d for %d requests (redeliveries after the restart)", started.Load(), n)
+}

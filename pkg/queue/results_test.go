@@ -1,0 +1,94 @@
+package queue_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+func result(id, batch string, body []byte) *lifecycle.Result {
+	return &lifecycle.Result{
+		V: lifecycle.WireVersion, ID: id, BatchID: batch, CustomID: "c-" + id, State: lifecycle.StateCompleted,
+		Attempts: 1, Response: &lifecycle.ResultResponse{StatusCode: 200, Body: body},
+	}
+}
+
+func TestResultsReplayAndSubscribe(t *testing.T) {
+	b := setup(t)
+	for _, id := range []string{"r1", "r2", "r1"} { // r1 twice: deduplicated
+		require.NoError(t, b.c.PublishResult(ctx(t), result(id, "batch-r", []byte(`{"ok":true}`)), ""))
+	}
+	require.NoError(t, b.c.PublishResult(ctx(t), result("other", "batch-x", nil), ""))
+
+	var ids []string
+	require.NoError(t, b.c.ReplayResults(ctx(t), "batch-r", func(r *lifecycle.Result) error {
+		ids = append(ids, r.ID)
+		return nil
+	}))
+	require.Equal(t, []string{"r1", "r2"}, ids)
+	require.NoError(t, b.c.ReplayResults(ctx(t), "empty-batch", func(*lifecycle.Result) error {
+		t.Fatal("no results expected")
+		return nil
+	}))
+
+	var mu sync.Mutex
+	var live []string
+	stop, err := b.c.SubscribeResults(ctx(t), "batch-r", func(r *lifecycle.Result) {
+		mu.Lock()
+		live = append(live, r.ID)
+		mu.Unlock()
+	})
+	require.NoError(t, err)
+	defer stop()
+	require.NoError(t, b.c.PublishResult(ctx(t), result("r3", "batch-r", nil), ""))
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(live) == 3 }, eventually, tick)
+	stop()
+	stop()
+	mu.Lock()
+	require.Equal(t, []string{"r1", "r2", "r3"}, live)
+	mu.Unlock()
+}
+
+func TestLargeResultBodyGoesToObjectStore(t *testing.T) {
+	b := setup(t)
+	big := map[string]string{"text": string(bytes.Repeat([]byte("x"), int(b.nc.MaxPayload())+1000))}
+	body, err := json.Marshal(big)
+	require.NoError(t, err)
+	res := result("huge", "batch-h", body)
+	require.NoError(t, b.c.PublishResult(ctx(t), res, ""))
+	require.Equal(t, body, []byte(res.Response.Body), "PublishResult must not modify its argument")
+
+	var got *lifecycle.Result
+	require.NoError(t, b.c.ReplayResults(ctx(t), "batch-h", func(r *lifecycle.Result) error { got = r; return nil }))
+	require.NotNil(t, got)
+	require.Empty(t, got.Response.Body)
+	require.NotNil(t, got.Response.BodyRef)
+	require.Equal(t, "SALVO_BODIES", got.Response.BodyRef.Bucket)
+	require.Equal(t, int64(len(body)), got.Response.BodyRef.Size)
+	require.NoError(t, b.c.ResolveBody(ctx(t), got))
+	require.JSONEq(t, string(body), string(got.Response.Body))
+}
+
+func TestResultAlsoDeliveredToResultSubject(t *testing.T) {
+	b := setup(t)
+	sub, err := b.nc.SubscribeSync("client.inbox.results")
+	require.NoError(t, err)
+	require.NoError(t, b.nc.Flush())
+	require.NoError(t, b.c.PublishResult(ctx(t), result("rs-1", "", nil), "client.inbox.results"))
+	m, err := sub.NextMsg(eventually)
+	require.NoError(t, err)
+	var r lifecycle.Result
+	require.NoError(t, json.Unmarshal(m.Data, &r))
+	require.Equal(t, "rs-1", r.ID)
+	require.NoError(t, sub.Unsubscribe())
+
+	for _, bad := range []string{"salvo.req.m.b", "salvo.ctl.cancel.x", "$JS.API.STREAM.DELETE.X", "a.*", "a..b"} {
+		require.ErrorIs(t, b.c.PublishResult(ctx(t), result("rs-2", "", nil), bad), queue.ErrInvalidSubject, bad)
+	}
+}
