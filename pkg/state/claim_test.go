@@ -250,3 +250,25 @@ func TestClaimInvalidArgs(t *testing.T) {
 	_, err := b.store.Claim(ctxT(t), state.ClaimArgs{Owner: "w"})
 	require.True(t, errors.Is(err, state.ErrInvalidClaim))
 }
+
+func TestLeaseIndexFollowsClaims(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 3)
+	p1 := b.claim(t, request("r1", "b1"), "w")
+	b.clock.Advance(10 * time.Second)
+	p2 := b.claim(t, request("r2", "b1"), "w")
+	b.clock.Advance(10 * time.Second)
+	require.NoError(t, b.store.Refresh(ctx, []lifecycle.Held{p1.Held()})[0])
+
+	// p2's lease (base+40s) now ends before p1's (base+50s).
+	dead, err := b.store.ExpiredLeases(ctx, "b1", base.Add(45*time.Second), 10)
+	require.NoError(t, err)
+	require.Equal(t, []state.LeaseEntry{{Ref: p2.Ref, Expires: base.Add(40 * time.Second)}}, dead)
+
+	_, err = b.store.Complete(ctx, p2, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	all, err := b.store.ExpiredLeases(ctx, "b1", base.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Equal(t, []state.LeaseEntry{{Ref: p1.Ref, Expires: base.Add(50 * time.Second)}}, all)
+}

@@ -34,6 +34,20 @@
 // change, and a Retry or Release of an in-flight request of a cancelled
 // batch ends it canceled instead of re-queueing it.
 //
+// Counters assume the requests published for a batch number exactly its
+// Total: a request beyond Total would drive pending below zero. Submission
+// (the producer and the batch-create endpoint) is where that is enforced.
+//
+// # Leases
+//
+// A claim's lease is live until its expiry; another claim (the same owner
+// included: a redelivered copy to the same worker must not run twice) is
+// refused with *LeaseHeldError until then. A holder whose lease expired may
+// still write until someone reclaims: only the fencing token decides. Each
+// batch keeps a lease index (ZSET request id → lease expiry) of its
+// in-flight requests, maintained by the scripts and read by ExpiredLeases,
+// so a reaper can find dead leases of requests whose message is gone.
+//
 // # Terminals
 //
 // completed, failed, superseded and expired are hard: a later terminal write

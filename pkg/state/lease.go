@@ -3,6 +3,10 @@ package state
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -59,4 +63,30 @@ func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) error {
 		}
 	}
 	return nil
+}
+
+// LeaseEntry is one in-flight request of a batch's lease index.
+type LeaseEntry struct {
+	Ref     lifecycle.Ref
+	Expires time.Time
+}
+
+// ExpiredLeases lists up to limit in-flight requests of a batch whose lease
+// ended at or before before, oldest first, from the lease index the scripts
+// maintain (claim adds, refresh and start move, every move out of flight
+// removes). A reaper uses it to find requests whose message was purged, so
+// no redelivery will ever reclaim them.
+func (s *Store) ExpiredLeases(ctx context.Context, batchID string, before time.Time, limit int64) ([]LeaseEntry, error) {
+	zs, err := s.client.ZRangeByScoreWithScores(ctx, s.keys.leases(batchID), &redis.ZRangeBy{
+		Min: "-inf", Max: strconv.FormatInt(toMS(before), 10), Count: limit,
+	}).Result()
+	if err != nil {
+		return nil, opErr("expired leases", batchID, err)
+	}
+	out := make([]LeaseEntry, 0, len(zs))
+	for _, z := range zs {
+		id, _ := z.Member.(string)
+		out = append(out, LeaseEntry{Ref: lifecycle.Ref{ID: id, BatchID: batchID}, Expires: msTime(int64(z.Score))})
+	}
+	return out, nil
 }

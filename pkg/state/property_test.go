@@ -149,6 +149,7 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	require.False(t, t.Failed())
 	t.Logf("%d transitions attempted; counts before drain %+v", transitions.Load(), b.counts(t, "pb"))
 	require.Equal(t, recount(t, b, reqs), b.counts(t, "pb"), "counters equal a recount after the workload")
+	requireLeaseIndexMatches(t, b, reqs)
 
 	// Drain: past every deadline, each remaining request ends on claim.
 	b.clock.Advance(24 * time.Hour)
@@ -162,6 +163,7 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	require.Equal(t, recount(t, b, reqs), counts)
 	require.Equal(t, int64(requests), counts.Terminal())
 	require.Equal(t, int32(1), finalizers.Load(), "exactly one call finalized the batch")
+	requireLeaseIndexMatches(t, b, reqs)
 	bt, err := b.store.Batch(ctx, "pb")
 	require.NoError(t, err)
 	if cancelled.Load() {
@@ -210,4 +212,29 @@ func recount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycle.Count
 		}
 	}
 	return c
+}
+
+// requireLeaseIndexMatches checks that the batch's lease index holds exactly
+// the in-flight records, each with its record's lease expiry.
+func requireLeaseIndexMatches(t *testing.T, b *bundle, reqs []*lifecycle.Request) {
+	t.Helper()
+	ctx := ctxT(t)
+	want := map[string]time.Time{}
+	for _, req := range reqs {
+		rec, err := b.store.Request(ctx, req.Ref())
+		if errors.Is(err, state.ErrNotFound) {
+			continue
+		}
+		require.NoError(t, err)
+		if rec.State.InFlight() {
+			want[req.ID] = rec.LeaseExpires
+		}
+	}
+	entries, err := b.store.ExpiredLeases(ctx, reqs[0].BatchID, b.clock.Now().Add(1000*time.Hour), int64(len(reqs)+1))
+	require.NoError(t, err)
+	got := map[string]time.Time{}
+	for _, e := range entries {
+		got[e.Ref.ID] = e.Expires
+	}
+	require.Equal(t, want, got)
 }
