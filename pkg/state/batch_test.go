@@ -208,3 +208,31 @@ func TestRetentionTTL(t *testing.T) {
 	require.Greater(t, d, 59*time.Minute, "a finished batch expires after retention")
 	require.LessOrEqual(t, d, time.Hour)
 }
+
+func TestCancelledBatchClaimOfDeadLeaseThenLateResultWins(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 2)
+	req := request("r1", "b1")
+	p := b.claim(t, req, "w1")
+	_, err := b.store.CancelBatch(ctx, "b1")
+	require.NoError(t, err)
+	b.clock.Advance(time.Minute) // w1's lease expires; the message is redelivered
+
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w2", Start: true})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateCanceled, c.Ended.State)
+	require.True(t, c.Ended.JustEnded)
+	require.NotNil(t, c.Ended.Finalized)
+	require.Equal(t, lifecycle.Counts{Total: 2, Canceled: 2}, c.Ended.Finalized.Counts)
+
+	// w1's call finished anyway: its real result replaces the soft cancel.
+	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Nil(t, tr.Finalized, "the batch finalized once already")
+	bt, err := b.store.Batch(ctx, "b1")
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchCancelled, bt.Status)
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Canceled: 1}, bt.Counts)
+}

@@ -62,7 +62,9 @@ var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
 // not_before has passed), or a claimed/processing one whose lease expired.
 // Every successful claim increments the request's fencing token. A request
 // whose batch is cancelled, that is past expires_at, or that was reclaimed
-// more than MaxReclaims times ends instead (Ended.JustEnded). Errors:
+// more than MaxReclaims times ends instead (Ended.JustEnded). A live lease
+// refuses every other claim, the same owner's included (a redelivered copy
+// must not run twice). Errors:
 // *LeaseHeldError when another lease is live, *NotYetError when a retry is
 // not due, ErrUnavailable.
 func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
@@ -119,7 +121,9 @@ func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 
 // Start moves a claimed request to processing for its holder and renews the
 // lease. The upstream call may begin once Start returned. ErrLeaseLost when
-// the owner or token no longer match.
+// the owner or token no longer match. Start does not look at the batch: a
+// claim made with ClaimArgs.Start (what the worker does) checks cancellation
+// and expiry in the same script.
 func (s *Store) Start(ctx context.Context, c lifecycle.Claimed) (lifecycle.Processing, error) {
 	now := s.cfg.Clock()
 	rep, err := s.run(ctx, scriptStart, s.keys.requestKeys(c.Ref),

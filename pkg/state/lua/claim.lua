@@ -52,7 +52,9 @@ local function end_now(to, code, msg, extra)
   if not exists then
     record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
   end
-  redis.call('HSET', KEYS[1], 'state', to, 'owner', '', 'lease_until', 0, 'err_code', code,
+  -- owner and fence stay: a holder whose expired lease nobody reclaimed may
+  -- still replace a soft canceled with its real result.
+  redis.call('HSET', KEYS[1], 'state', to, 'lease_until', 0, 'err_code', code,
     'err_msg', msg, 'finished_at', now, 'updated_at', now, 'delivery', ARGV[4])
   if extra ~= nil then
     redis.call('HSET', KEYS[1], unpack(extra))
