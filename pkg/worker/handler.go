@@ -1,0 +1,367 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// Redelivery delays used when a delivery cannot be worked on now.
+const (
+	storeDownDelay  = 2 * time.Second
+	leaseHeldMargin = 250 * time.Millisecond
+)
+
+// Handle runs one delivery to its end. It is the queue's handler; it never
+// panics on bad input and always either finishes the delivery (ack or nak)
+// or deliberately leaves it alone when the lease moved to another worker.
+func (w *Worker) Handle(d Delivery) {
+	req := d.Request()
+	ctx, cancel := context.WithCancelCause(w.calls)
+	defer cancel(nil)
+	t := &task{req: req, d: d, cancel: cancel}
+	w.tasks.add(t)
+	defer w.tasks.remove(t)
+
+	log := w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).
+		Str("model", req.Model).Uint64("delivery", d.NumDelivered()).Logger()
+
+	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
+		if !w.acquireGlobal(ctx, t, limit, log) {
+			w.handBack(d, log, "waiting for a fleet-wide slot was aborted")
+			return
+		}
+		defer w.releaseGlobal(t, log)
+	}
+
+	opCtx, opCancel := w.opCtx()
+	claim, err := w.store.Claim(opCtx, state.ClaimArgs{Request: req, Owner: w.ID(), Delivery: d.NumDelivered(), Start: true})
+	opCancel()
+	if err != nil {
+		w.claimRefused(d, err, log)
+		return
+	}
+	if claim.Ended != nil {
+		w.settleEnded(d, req, claim.Ended, log)
+		return
+	}
+	held := *claim.Held
+	t.setHeld(held)
+	log = log.With().Int("attempt", held.Attempt).Logger()
+	proc, ok := held.Processing(w.clock())
+	if !ok {
+		log.Error().Str("state", string(held.State)).Msg("claim did not start the request; handing it back")
+		w.release(d, held, log)
+		return
+	}
+	w.run(ctx, d, req, proc, log)
+}
+
+// claimRefused handles a claim that did not give us the request.
+func (w *Worker) claimRefused(d Delivery, err error, log zerolog.Logger) {
+	var (
+		held   *state.LeaseHeldError
+		notYet *state.NotYetError
+		delay  time.Duration
+	)
+	now := w.clock()
+	switch {
+	case errors.As(err, &held):
+		delay = held.Until.Sub(now) + leaseHeldMargin
+		log.Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
+	case errors.As(err, &notYet):
+		delay = notYet.NotBefore.Sub(now)
+		log.Debug().Dur("delay", delay).Msg("retry not due yet")
+	default:
+		delay = storeDownDelay
+		log.Error().Err(err).Msg("claim failed; redelivering later")
+	}
+	w.nak(d, max(delay, 0), log)
+}
+
+// run executes a processing request and records its outcome.
+func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, proc lifecycle.Processing, log zerolog.Logger) {
+	policy := w.config().Retry
+	now := w.clock()
+
+	if !w.up.Routed(req.Model) {
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, log)
+		return
+	}
+	// A retry never starts at or after expires_at − stop_before_deadline: a
+	// nak'd message can come back later than its delay, so check again here.
+	if proc.Attempt > 0 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
+		f := w.lastFailure(req.Ref(), log)
+		f.Message += " (no retry: the deadline is too close)"
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, log)
+		return
+	}
+
+	callCtx, cancelDeadline := context.WithDeadlineCause(ctx, req.ExpiresAt, errDeadline)
+	defer cancelDeadline()
+	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: d.TraceParent(), BatchMetadata: req.Metadata})
+	cause := context.Cause(callCtx)
+
+	if resp.Failure == nil {
+		w.complete(d, req, proc, resp, log)
+		return
+	}
+	if cause != nil {
+		w.aborted(d, req, proc, resp, cause, log)
+		return
+	}
+	f := resp.Failure
+	dec, err := policy.Decide(lifecycle.RetryInput{
+		Attempt: proc.Attempt, Failure: f, Now: w.clock(), ExpiresAt: req.ExpiresAt, RetryAfter: resp.RetryAfter,
+	}, w.jitter)
+	if err != nil || !dec.Retry {
+		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {
+			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
+		}
+		log.Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, resp, log)
+		return
+	}
+	w.retry(d, req, proc, f, dec, log)
+}
+
+// aborted records a call that a cause cut short.
+func (w *Worker) aborted(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, resp *httpclient.Response, cause error, log zerolog.Logger) {
+	log = log.With().AnErr("cause", cause).Logger()
+	switch {
+	case errors.Is(cause, ErrShutdown):
+		log.Info().Msg("call aborted by shutdown; handing the request back")
+		w.release(d, proc.Held(), log)
+	case errors.Is(cause, ErrLeaseLost):
+		// Another worker owns the request now: write nothing, leave the message.
+		log.Warn().Msg("call aborted: lease lost; leaving the message to its new owner")
+	case errors.Is(cause, ErrBatchCanceled):
+		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+	case errors.Is(cause, ErrRequestCanceled):
+		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+	case errors.Is(cause, ErrSuperseded):
+		// The winner already marked this request superseded in Redis; our
+		// fenced writes would be refused, so only the message is settled.
+		log.Info().Msg("call aborted: superseded by a racing copy")
+		w.ack(d, log)
+	case errors.Is(cause, errDeadline):
+		f := lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed during the call")
+		if resp.Failure != nil && resp.Failure.Status != 0 {
+			f.Status = resp.Failure.Status
+		}
+		w.endHeld(d, req, proc.Held(), lifecycle.StateExpired, f, nil, log)
+	default:
+		log.Error().Msg("call aborted for an unknown reason; handing the request back")
+		w.release(d, proc.Held(), log)
+	}
+}
+
+// complete records a successful response.
+func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, resp *httpclient.Response, log zerolog.Logger) {
+	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt+1, proc.StartedAt, nil, resp)
+	payload, err := encodeResult(res)
+	if err != nil {
+		log.Error().Err(err).Msg("encode result")
+		w.release(d, proc.Held(), log)
+		return
+	}
+	ctx, cancel := w.opCtx()
+	tr, err := w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
+	cancel()
+	w.settle(d, req, res, tr, err, log)
+}
+
+// endHeld records a terminal state other than completed.
+func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, to lifecycle.State, f *lifecycle.Failure, resp *httpclient.Response, log zerolog.Logger) {
+	res := w.buildResult(req, to, h.Attempt+attemptSpent(resp), time.Time{}, f, resp)
+	payload, err := encodeResult(res)
+	if err != nil {
+		log.Error().Err(err).Msg("encode result")
+		w.release(d, h, log)
+		return
+	}
+	o := state.Outcome{Failure: f, RoutedModel: req.Model, Result: payload}
+	if resp != nil {
+		o.Status = resp.Status
+	}
+	ctx, cancel := w.opCtx()
+	var tr state.Transition
+	switch to {
+	case lifecycle.StateCanceled:
+		tr, err = w.store.Cancel(ctx, h, o)
+	case lifecycle.StateExpired:
+		tr, err = w.store.Expire(ctx, h, o)
+	default:
+		tr, err = w.store.Fail(ctx, h, o)
+	}
+	cancel()
+	w.settle(d, req, res, tr, err, log)
+}
+
+// attemptSpent is 1 when an upstream call was made.
+func attemptSpent(resp *httpclient.Response) int {
+	if resp == nil {
+		return 0
+	}
+	return 1
+}
+
+// retry puts the request back to pending and naks the message with the delay.
+func (w *Worker) retry(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, f *lifecycle.Failure, dec lifecycle.RetryDecision, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	tr, err := w.store.Retry(ctx, proc, f, dec.NotBefore)
+	cancel()
+	switch {
+	case errors.Is(err, state.ErrLeaseLost):
+		log.Warn().Msg("retry not recorded: lease lost; leaving the message to its new owner")
+		return
+	case err != nil:
+		log.Error().Err(err).Msg("retry not recorded; redelivering later")
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	if tr.State == lifecycle.StatePending {
+		log.Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
+		w.nak(d, dec.Delay, log)
+		return
+	}
+	// The batch was cancelled meanwhile: the store ended the request.
+	res := w.buildResult(req, tr.State, proc.Attempt+1, proc.StartedAt, endedFailure(tr.State, nil), nil)
+	tr.Applied = true
+	w.settle(d, req, res, tr, nil, log)
+}
+
+// release hands a held request back (pending, no attempt spent) and naks
+// the message without delay so any worker can take it at once.
+func (w *Worker) release(d Delivery, h lifecycle.Held, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	tr, err := w.store.Release(ctx, h)
+	cancel()
+	switch {
+	case errors.Is(err, state.ErrLeaseLost):
+		log.Warn().Msg("release refused: lease lost; leaving the message to its new owner")
+		return
+	case err != nil:
+		// The lease will expire by itself; redeliver after it.
+		log.Error().Err(err).Msg("release failed; the lease will expire")
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	if tr.State.Terminal() {
+		// Released into a cancelled batch: the store ended it.
+		res := w.buildResult(d.Request(), tr.State, h.Attempt, time.Time{}, endedFailure(tr.State, nil), nil)
+		tr.Applied = true
+		w.settle(d, d.Request(), res, tr, nil, log)
+		return
+	}
+	w.nak(d, 0, log)
+}
+
+// settle finishes a delivery after a terminal move: publish the result when
+// our move was the one that counted, then ack.
+func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Result, tr state.Transition, err error, log zerolog.Logger) {
+	switch {
+	case errors.Is(err, state.ErrLeaseLost):
+		log.Warn().Msg("terminal write refused: lease lost; leaving the message to its new owner")
+		return
+	case err != nil:
+		log.Error().Err(err).Msg("terminal write failed; redelivering later")
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	if tr.Finalized != nil {
+		defer w.batchFinalized(tr.Finalized, log)
+	}
+	if !tr.Applied {
+		// Another result already ended the request; it publishes its own.
+		log.Info().Str("state", string(tr.State)).Msg("request already ended; result dropped")
+		w.ack(d, log)
+		return
+	}
+	if !w.publish(req, res, log) {
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	log.Info().Str("state", string(res.State)).Int("attempts", res.Attempts).Msg("request ended")
+	w.ack(d, log)
+}
+
+// settleEnded finishes a delivery whose request the claim found (or made)
+// terminal: publish its result unless that already happened, then ack.
+func (w *Worker) settleEnded(d Delivery, req *lifecycle.Request, e *state.Ended, log zerolog.Logger) {
+	if e.Finalized != nil {
+		defer w.batchFinalized(e.Finalized, log)
+	}
+	if e.Published {
+		w.ack(d, log)
+		return
+	}
+	res := w.resultFromEnded(req, e)
+	if !w.publish(req, res, log) {
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	log.Info().Str("state", string(e.State)).Bool("just_ended", e.JustEnded).Msg("request ended")
+	w.ack(d, log)
+}
+
+// publish sends the result and queues the published mark.
+func (w *Worker) publish(req *lifecycle.Request, res *lifecycle.Result, log zerolog.Logger) bool {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	if err := w.queue.PublishResult(ctx, res, req.ResultSubject); err != nil {
+		log.Error().Err(err).Msg("publish result failed; redelivering later")
+		return false
+	}
+	w.marks.add(req.Ref())
+	return true
+}
+
+// lastFailure reads the failure of the previous attempt from the record.
+func (w *Worker) lastFailure(ref lifecycle.Ref, log zerolog.Logger) *lifecycle.Failure {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	rec, err := w.store.Request(ctx, ref)
+	if err != nil || rec.Failure == nil {
+		if err != nil {
+			log.Warn().Err(err).Msg("reading the last failure failed")
+		}
+		return lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the deadline is too close for another attempt")
+	}
+	f := *rec.Failure
+	if f.Status == 0 {
+		f.Status = rec.Status
+	}
+	return &f
+}
+
+func (w *Worker) ack(d Delivery, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	if err := d.Ack(ctx); err != nil {
+		log.Warn().Err(err).Msg("ack failed; a redelivery will find the request ended")
+	}
+}
+
+func (w *Worker) nak(d Delivery, delay time.Duration, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	if err := d.Nak(ctx, delay); err != nil {
+		log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
+	}
+}
+
+// handBack naks a delivery we never claimed.
+func (w *Worker) handBack(d Delivery, log zerolog.Logger, why string) {
+	log.Info().Msg(why)
+	w.nak(d, 0, log)
+}

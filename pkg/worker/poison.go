@@ -1,0 +1,40 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// onMaxDeliveries ends a message JetStream gave up redelivering: the request
+// is failed in Redis (fence bumped so a late holder cannot write) and its
+// result published. The queue removes the message once this returns nil.
+func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, deliveries uint64) error {
+	log := w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).Str("model", req.Model).
+		Uint64("deliveries", deliveries).Logger()
+	f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", deliveries)
+	res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
+	payload, err := encodeResult(res)
+	if err != nil {
+		return err
+	}
+	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, RoutedModel: req.Model, Result: payload})
+	if err != nil {
+		return fmt.Errorf("worker: fail poison request %s: %w", req.ID, err)
+	}
+	if tr.Finalized != nil {
+		defer w.batchFinalized(tr.Finalized, log)
+	}
+	if !tr.Applied {
+		log.Info().Str("state", string(tr.State)).Msg("poison message for a request already ended")
+		return nil
+	}
+	if err := w.queue.PublishResult(ctx, res, req.ResultSubject); err != nil {
+		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)
+	}
+	w.marks.add(req.Ref())
+	log.Warn().Msg("request failed after too many deliveries")
+	return nil
+}

@@ -1,0 +1,121 @@
+package worker
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// buildResult makes the result line of a request that ends in state to.
+func (w *Worker) buildResult(req *lifecycle.Request, to lifecycle.State, attempts int, started time.Time, f *lifecycle.Failure, resp *httpclient.Response) *lifecycle.Result {
+	res := &lifecycle.Result{
+		V:           lifecycle.WireVersion,
+		ID:          req.ID,
+		CustomID:    req.CustomID,
+		BatchID:     req.BatchID,
+		State:       to,
+		Attempts:    attempts,
+		Model:       req.Model,
+		RoutedModel: req.Model,
+		StartedAt:   started,
+		FinishedAt:  w.clock().UTC(),
+	}
+	if resp != nil {
+		res.DurationMS = resp.Duration.Milliseconds()
+		if resp.Status > 0 {
+			res.Response = &lifecycle.ResultResponse{
+				StatusCode: resp.Status,
+				RequestID:  resp.RequestID,
+				Body:       jsonBody(resp.Body),
+			}
+		}
+	}
+	if f != nil {
+		res.Error = &lifecycle.ResultError{Code: f.Code, Message: f.Message}
+	}
+	return res
+}
+
+// jsonBody keeps a JSON body as is and wraps anything else (an HTML error
+// page, plain text) as a JSON string, so the result line stays valid JSON.
+func jsonBody(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	if json.Valid(b) {
+		return json.RawMessage(b)
+	}
+	s, _ := json.Marshal(string(b))
+	return s
+}
+
+func encodeResult(res *lifecycle.Result) ([]byte, error) {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode result %s: %w", res.ID, err)
+	}
+	return b, nil
+}
+
+// resultFromEnded rebuilds the result of a request found terminal: the
+// stored result line when the terminal move kept one, else a line built
+// from the record (a request ended without an upstream answer).
+func (w *Worker) resultFromEnded(req *lifecycle.Request, e *state.Ended) *lifecycle.Result {
+	if len(e.Outbox) > 0 {
+		var res lifecycle.Result
+		if err := json.Unmarshal(e.Outbox, &res); err == nil && res.ID == req.ID {
+			return &res
+		}
+		w.log.Warn().Str("request_id", req.ID).Msg("stored result line unreadable; rebuilding it from the record")
+	}
+	f := e.Failure
+	if f == nil {
+		f = endedFailure(e.State, nil)
+	}
+	res := w.buildResult(req, e.State, e.Attempts, time.Time{}, f, nil)
+	if e.Status > 0 {
+		res.Response = &lifecycle.ResultResponse{StatusCode: e.Status}
+	}
+	return res
+}
+
+// endedFailure is the error of a request that ended without a failure of
+// its own (cancelled batch, deadline).
+func endedFailure(s lifecycle.State, f *lifecycle.Failure) *lifecycle.Failure {
+	if f != nil {
+		return f
+	}
+	switch s {
+	case lifecycle.StateCanceled:
+		return lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
+	case lifecycle.StateExpired:
+		return lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed before it could run")
+	case lifecycle.StateSuperseded:
+		return lifecycle.NewFailure(lifecycle.CodeSuperseded, 0, "a racing copy of the request completed first")
+	case lifecycle.StateCompleted:
+		return nil
+	default:
+		return lifecycle.NewFailure(lifecycle.CodeTaskTerminated, 0, "the request ended in state %s", s)
+	}
+}
+
+// batchFinalized publishes the batch's final event; only the call that
+// finalized the batch gets here, so the event goes out once.
+func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	ev := queue.BatchEvent{Type: string(b.Status), Batch: *b, At: w.clock().UTC()}
+	if err := w.queue.PublishBatchEvent(ctx, ev); err != nil {
+		log.Error().Err(err).Str("status", string(b.Status)).Msg("publishing the batch event failed")
+		return
+	}
+	log.Info().Str("status", string(b.Status)).Int64("total", b.Counts.Total).
+		Int64("completed", b.Counts.Completed).Int64("failed", b.Counts.Failed).Msg("batch finalized")
+}

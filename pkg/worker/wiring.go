@@ -1,0 +1,122 @@
+package worker
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// EngineConfig is the engine part of the settings.
+func (s Settings) EngineConfig(id string) Config {
+	return Config{
+		ID:                id,
+		Retry:             s.Retry.Policy(),
+		Concurrency:       s.Concurrency,
+		HeartbeatInterval: s.HeartbeatInterval,
+		ShutdownGrace:     s.ShutdownGrace,
+	}
+}
+
+// QueueConfig is the JetStream part of the settings.
+func (s Settings) QueueConfig() queue.Config {
+	c := queue.Config{
+		Prefix:          s.Prefix,
+		Replicas:        s.Streams.Replicas,
+		RequestsMaxAge:  s.Streams.RequestsMaxAge,
+		ResultsMaxAge:   s.Streams.ResultsMaxAge,
+		DuplicateWindow: s.Streams.DuplicateWindow,
+		AckWait:         s.Streams.AckWait,
+		MaxDeliver:      s.Streams.MaxDeliver,
+		MaxAckPending:   s.Streams.MaxAckPending,
+	}
+	if s.Streams.Storage == "memory" {
+		c.Storage = jetstream.MemoryStorage
+	}
+	return c
+}
+
+// StateConfig is the Redis store part of the settings.
+func (s Settings) StateConfig() state.Config {
+	return state.Config{
+		Prefix:      s.Prefix,
+		LeaseTTL:    s.Lease.TTL,
+		Retention:   s.Lease.Retention,
+		MaxReclaims: s.Lease.MaxReclaims,
+	}
+}
+
+// RedisClient builds the Redis client the settings describe: a single node
+// from RedisURL, or Sentinel / Cluster from RedisAddrs.
+func (s Settings) RedisClient() (redis.UniversalClient, error) {
+	if len(s.RedisAddrs) > 0 {
+		return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: s.RedisAddrs, MasterName: s.RedisMaster}), nil
+	}
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis_url: %w", err)
+	}
+	return redis.NewClient(opt), nil
+}
+
+// HTTPConfig is the upstream part of the settings. API keys are read from
+// the environment variables the routes name; a named variable that is empty
+// is an error naming the route.
+func (s Settings) HTTPConfig(getenv func(string) string) (httpclient.Config, error) {
+	c := httpclient.Config{
+		Routes: make(map[string]httpclient.Route, len(s.Upstream.Routes)),
+		Timeouts: httpclient.Timeouts{
+			Connect:     s.Upstream.ConnectTimeout,
+			FirstByte:   s.Upstream.FirstByteTimeout,
+			Idle:        s.Upstream.IdleTimeout,
+			Body:        s.Upstream.BodyTimeout,
+			UploadStall: s.Upstream.UploadStall,
+		},
+		TransportRetries: s.Upstream.TransportRetries,
+		TransportBackoff: s.Upstream.TransportBackoff,
+		Retry:            s.Retry.Policy(),
+	}
+	models := make([]string, 0, len(s.Upstream.Routes))
+	for m := range s.Upstream.Routes {
+		models = append(models, m)
+	}
+	sort.Strings(models)
+	for _, m := range models {
+		r, err := route(s.Upstream.Routes[m], fmt.Sprintf("upstream.routes[%q]", m), getenv)
+		if err != nil {
+			return c, err
+		}
+		c.Routes[m] = r
+	}
+	if s.Upstream.Default != nil {
+		r, err := route(*s.Upstream.Default, "upstream.default", getenv)
+		if err != nil {
+			return c, err
+		}
+		c.Default = &r
+	}
+	c = c.WithDefaults()
+	return c, c.Validate()
+}
+
+func route(rs RouteSettings, field string, getenv func(string) string) (httpclient.Route, error) {
+	r := httpclient.Route{
+		BaseURL:            rs.BaseURL,
+		APIKeyEnv:          rs.APIKeyEnv,
+		Headers:            rs.Headers,
+		AllowRequestAPIKey: rs.AllowRequestAPIKey,
+	}
+	if rs.APIKeyEnv != "" {
+		key := getenv(rs.APIKeyEnv)
+		if key == "" {
+			return r, fmt.Errorf("%s.api_key_env: environment variable %s is empty", field, rs.APIKeyEnv)
+		}
+		r.APIKey = httpclient.Secret(key)
+	}
+	return r, nil
+}

@@ -1,0 +1,273 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+// Worker runs delivered requests to their end. Create it with New, run it
+// with Start and stop it with Stop.
+type Worker struct {
+	store Store
+	queue Queue
+	up    Upstream
+	log   zerolog.Logger
+	clock func() time.Time
+
+	cfgMu sync.RWMutex
+	cfg   Config
+
+	randMu sync.Mutex
+	rand   *rand.Rand
+
+	slotsMu sync.Mutex
+	slots   map[string]*queue.Slots
+
+	tasks *inflight
+	marks *marker
+
+	// calls is the parent of every upstream call; aborting it cancels all
+	// of them with ErrShutdown.
+	calls      context.Context
+	abortCalls context.CancelCauseFunc
+	// bg is for the worker's own Redis and NATS writes; it outlives the
+	// calls so that aborted requests can still be handed back.
+	bg     context.Context
+	stopBg context.CancelFunc
+
+	startOnce, stopOnce sync.Once
+	consumer            *queue.Consumer
+	stopControl         func() error
+	loops               sync.WaitGroup
+}
+
+// Deps are the worker's collaborators.
+type Deps struct {
+	Store    Store
+	Queue    Queue
+	Upstream Upstream
+	Logger   zerolog.Logger
+	// Clock defaults to time.Now.
+	Clock func() time.Time
+	// Seed seeds the jitter source; 0 picks a random seed.
+	Seed uint64
+}
+
+// New builds a worker. cfg is completed with defaults and validated.
+func New(deps Deps, cfg Config) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("worker: config: %w", err)
+	}
+	if deps.Store == nil || deps.Queue == nil || deps.Upstream == nil {
+		return nil, errors.New("worker: Store, Queue and Upstream are required")
+	}
+	clock := deps.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	seed := deps.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	w := &Worker{
+		store: deps.Store,
+		queue: deps.Queue,
+		up:    deps.Upstream,
+		log:   deps.Logger.With().Str("component", "worker").Str("worker_id", cfg.ID).Logger(),
+		clock: clock,
+		cfg:   cfg,
+		rand:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		slots: make(map[string]*queue.Slots),
+		tasks: newInflight(),
+	}
+	w.bg, w.stopBg = context.WithCancel(context.Background())
+	w.calls, w.abortCalls = context.WithCancelCause(w.bg)
+	w.marks = newMarker(w.store, cfg.MarkFlushInterval, cfg.OpTimeout, w.log)
+	return w, nil
+}
+
+// ID is the worker's instance id (its lease owner name).
+func (w *Worker) ID() string { return w.config().ID }
+
+func (w *Worker) config() Config {
+	w.cfgMu.RLock()
+	defer w.cfgMu.RUnlock()
+	return w.cfg
+}
+
+// Reconfigure applies a new retry policy and concurrency limits at runtime.
+// Limits of models already running change at once: a lowered limit lets the
+// surplus calls finish and fetches nothing until usage is below it.
+func (w *Worker) Reconfigure(retry lifecycle.RetryPolicy, conc Concurrency) error {
+	retry = retry.WithDefaults()
+	if conc.Default == 0 {
+		conc.Default = ConcurrencyDefault
+	}
+	if err := retry.Validate(); err != nil {
+		return fmt.Errorf("worker: reconfigure: %w", err)
+	}
+	if err := conc.Validate(); err != nil {
+		return fmt.Errorf("worker: reconfigure: %w", err)
+	}
+	w.cfgMu.Lock()
+	w.cfg.Retry = retry
+	w.cfg.Concurrency = conc
+	w.cfgMu.Unlock()
+	w.slotsMu.Lock()
+	for model, s := range w.slots {
+		s.SetLimit(conc.Limit(model))
+	}
+	w.slotsMu.Unlock()
+	w.log.Info().Int("default_limit", conc.Default).Int("models", len(conc.Models)).Msg("configuration reloaded")
+	return nil
+}
+
+// slotsFor returns the per-pod capacity of model, created on first use.
+func (w *Worker) slotsFor(model string) *queue.Slots {
+	w.slotsMu.Lock()
+	defer w.slotsMu.Unlock()
+	s, ok := w.slots[model]
+	if !ok {
+		s = queue.NewSlots(w.config().Concurrency.Limit(model))
+		w.slots[model] = s
+	}
+	return s
+}
+
+func (w *Worker) jitter() float64 {
+	w.randMu.Lock()
+	defer w.randMu.Unlock()
+	return w.rand.Float64()
+}
+
+// opCtx bounds one of the worker's own writes. It derives from bg, not from
+// the call, so that an aborted call can still be recorded.
+func (w *Worker) opCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(w.bg, w.config().OpTimeout)
+}
+
+// Start subscribes to control events, starts the heartbeat and the fetch
+// loops, and returns. ctx bounds only the start itself.
+func (w *Worker) Start(ctx context.Context) error {
+	err := errors.New("worker: already started")
+	w.startOnce.Do(func() { err = w.start(ctx) })
+	return err
+}
+
+func (w *Worker) start(ctx context.Context) error {
+	stop, err := w.queue.SubscribeControl(w.onControl)
+	if err != nil {
+		return fmt.Errorf("worker: subscribe control: %w", err)
+	}
+	w.stopControl = stop
+	w.loops.Add(2)
+	go func() { defer w.loops.Done(); w.heartbeat() }()
+	go func() { defer w.loops.Done(); w.marks.run(w.bg) }()
+	consumer, err := w.queue.Consume(ctx, queue.ConsumeOptions{
+		Slots:           w.slotsFor,
+		Handler:         func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
+		OnMaxDeliveries: w.onMaxDeliveries,
+	})
+	if err != nil {
+		w.stopBg()
+		w.loops.Wait()
+		_ = stop()
+		return fmt.Errorf("worker: consume: %w", err)
+	}
+	w.consumer = consumer
+	w.log.Info().Msg("worker started")
+	return nil
+}
+
+// Healthy reports whether the fetch loops are alive (for readiness).
+func (w *Worker) Healthy() error {
+	if w.consumer == nil {
+		return errors.New("worker: not started")
+	}
+	return w.consumer.Healthy()
+}
+
+// InFlight is the number of deliveries the worker is working on.
+func (w *Worker) InFlight() int { return w.tasks.len() }
+
+// Stop shuts the worker down; safe to call twice. The order matters:
+//
+//  1. Stop fetching: no new delivery reaches a handler.
+//  2. Drain: in-flight calls get ShutdownGrace to finish normally; their
+//     results are recorded, published and acked as usual.
+//  3. Abort: calls still running are canceled with ErrShutdown. Their
+//     handlers release the lease (request back to pending, no attempt spent)
+//     and nak without delay, so another pod takes them at once.
+//  4. Wait for every handler to return (bounded by ctx).
+//  5. Stop the control subscription, the heartbeat and the publish marks
+//     (flushing what is left).
+//
+// The caller closes the NATS and Redis clients afterwards.
+func (w *Worker) Stop(ctx context.Context) error {
+	var err error
+	w.stopOnce.Do(func() { err = w.stop(ctx) })
+	return err
+}
+
+func (w *Worker) stop(ctx context.Context) error {
+	if w.consumer == nil {
+		w.stopBg()
+		w.loops.Wait()
+		return nil
+	}
+	w.consumer.Stop() // 1
+	grace := w.config().ShutdownGrace
+	drainCtx, cancel := context.WithTimeout(ctx, grace)
+	drained := w.consumer.Wait(drainCtx) // 2
+	cancel()
+	if drained != nil {
+		n := w.tasks.len()
+		w.log.Warn().Int("in_flight", n).Dur("grace", grace).Msg("grace period over, handing in-flight requests back")
+		w.abortCalls(ErrShutdown) // 3
+	}
+	err := w.consumer.Wait(ctx) // 4
+	if w.stopControl != nil {   // 5
+		if cerr := w.stopControl(); cerr != nil {
+			w.log.Warn().Err(cerr).Msg("control unsubscribe failed")
+		}
+	}
+	w.stopBg()
+	w.loops.Wait()
+	w.log.Info().Msg("worker stopped")
+	if err != nil {
+		return fmt.Errorf("worker: stop: %w", err)
+	}
+	return nil
+}
+
+// onControl aborts in-flight calls named by a control event. Redis already
+// holds the truth; the event only makes the abort fast.
+func (w *Worker) onControl(ev queue.ControlEvent) {
+	var n int
+	switch ev.Kind {
+	case "cancel":
+		if ev.RequestID != "" {
+			n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrRequestCanceled)
+		} else {
+			n = w.tasks.cancel(func(t *task) bool { return t.req.BatchID == ev.BatchID }, ErrBatchCanceled)
+		}
+	case "supersede":
+		n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrSuperseded)
+	default:
+		w.log.Warn().Str("kind", ev.Kind).Msg("unknown control event")
+		return
+	}
+	if n > 0 {
+		w.log.Info().Str("kind", ev.Kind).Str("batch_id", ev.BatchID).Str("request_id", ev.RequestID).Int("aborted", n).Msg("control event aborted in-flight calls")
+	}
+}
