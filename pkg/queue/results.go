@@ -142,32 +142,37 @@ func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lif
 		return nil
 	}
 	seen := map[string]struct{}{}
-	for {
-		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(2*time.Second))
+	// Pull exactly what is pending, so each pull completes as soon as its
+	// last message arrives; NumPending of the last message says whether
+	// more arrived meanwhile.
+	for pending := info.NumPending; pending > 0; {
+		batch, err := cons.Fetch(int(min(pending, 256)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
 		}
-		done := false
+		got := 0
 		for msg := range batch.Messages() {
+			got++
 			if res, ok := c.decodeResult(msg, seen); ok {
 				if err := fn(res); err != nil {
 					return err
 				}
 			}
-			if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
-				done = true
+			if meta, err := msg.Metadata(); err == nil {
+				pending = meta.NumPending
 			}
 		}
 		if err := batch.Error(); err != nil {
 			return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
 		}
-		if done {
-			return nil
+		if got == 0 {
+			return fmt.Errorf("queue: replay results of %q: %d result(s) pending but none delivered", batchID, pending)
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
+	return nil
 }
 
 // SubscribeResults calls fn for every stored result of the batch and then
