@@ -106,7 +106,7 @@ func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, pr
 
 	callCtx, cancelDeadline := context.WithDeadlineCause(ctx, req.ExpiresAt, errDeadline)
 	defer cancelDeadline()
-	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: d.TraceParent(), BatchMetadata: req.Metadata})
+	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: d.TraceParent()})
 	cause := context.Cause(callCtx)
 
 	if resp.Failure == nil {

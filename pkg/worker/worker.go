@@ -165,6 +165,9 @@ func (w *Worker) Start(ctx context.Context) error {
 }
 
 func (w *Worker) start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("worker: start: %w", err)
+	}
 	stop, err := w.queue.SubscribeControl(w.onControl)
 	if err != nil {
 		return fmt.Errorf("worker: subscribe control: %w", err)
@@ -173,7 +176,9 @@ func (w *Worker) start(ctx context.Context) error {
 	w.loops.Add(2)
 	go func() { defer w.loops.Done(); w.heartbeat() }()
 	go func() { defer w.loops.Done(); w.marks.run(w.bg) }()
-	consumer, err := w.queue.Consume(ctx, queue.ConsumeOptions{
+	// The fetch loops live until Stop, not as long as ctx (which bounds the
+	// start only): they run under bg.
+	consumer, err := w.queue.Consume(w.bg, queue.ConsumeOptions{
 		Slots:           w.slotsFor,
 		Handler:         func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
 		OnMaxDeliveries: w.onMaxDeliveries,

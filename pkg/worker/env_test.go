@@ -1,0 +1,280 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testnats"
+	"github.com/salvo-run/salvo/internal/testredis"
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/worker"
+)
+
+// Test timings: short leases and AckWait so crash recovery is quick, a
+// heartbeat well inside both.
+const (
+	testAckWait   = 2 * time.Second
+	testLeaseTTL  = 2 * time.Second
+	testHeartbeat = 300 * time.Millisecond
+)
+
+// env is one isolated salvo deployment: its own redis-server, embedded NATS
+// and mock upstream.
+type env struct {
+	t      *testing.T
+	redis  *testredis.Server
+	nats   *testnats.Server
+	mock   *mockupstream.Server
+	store  *state.Store
+	q      *queue.Client
+	js     jetstream.JetStream
+	prefix string
+}
+
+type envOpts struct {
+	mock     mockupstream.Options
+	ackWait  time.Duration
+	leaseTTL time.Duration
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	if o.ackWait == 0 {
+		o.ackWait = testAckWait
+	}
+	if o.leaseTTL == 0 {
+		o.leaseTTL = testLeaseTTL
+	}
+	e := &env{t: t, redis: testredis.New(t), nats: testnats.New(t)}
+	e.prefix = e.redis.Prefix
+	e.mock = mockupstream.NewTest(t, o.mock)
+	var err error
+	e.store, err = state.New(e.redis.Client, state.Config{Prefix: e.prefix, LeaseTTL: o.leaseTTL, MaxReclaims: 2})
+	require.NoError(t, err)
+	e.q = e.newQueue(t, o.ackWait)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.q.Provision(ctx))
+	e.js, err = jetstream.New(e.nats.Connect())
+	require.NoError(t, err)
+	return e
+}
+
+func (e *env) queueConfig(ackWait time.Duration) queue.Config {
+	return queue.Config{
+		Prefix:            e.prefix,
+		AckWait:           ackWait,
+		DiscoveryInterval: 100 * time.Millisecond,
+		FetchExpiry:       time.Second,
+	}
+}
+
+func (e *env) newQueue(t *testing.T, ackWait time.Duration) *queue.Client {
+	t.Helper()
+	log := zerolog.Nop()
+	if testing.Verbose() && os.Getenv("SALVO_TEST_LOGS") != "" {
+		log = zerolog.New(zerolog.NewTestWriter(t))
+	}
+	q, err := queue.New(e.nats.Connect(), e.queueConfig(ackWait), log)
+	require.NoError(t, err)
+	return q
+}
+
+// workerOpts tune one in-process worker.
+type workerOpts struct {
+	cfg    worker.Config
+	http   *httpclient.Config
+	logOut *syncBuffer
+}
+
+// startWorker starts an in-process worker with its own NATS connection and
+// HTTP client, stopped when the test ends.
+func (e *env) startWorker(t *testing.T, o workerOpts) *worker.Worker {
+	t.Helper()
+	cfg := o.cfg
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = testHeartbeat
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = time.Second
+	}
+	if cfg.GlobalSlotTTL == 0 {
+		cfg.GlobalSlotTTL = 2 * time.Second
+	}
+	if cfg.Retry.Backoff == 0 {
+		cfg.Retry.Backoff = 50 * time.Millisecond
+		cfg.Retry.MaxBackoff = 500 * time.Millisecond
+	}
+	hc := httpclient.Config{Default: &httpclient.Route{BaseURL: e.mock.URL()}}
+	if o.http != nil {
+		hc = *o.http
+	}
+	hc.Retry = cfg.Retry.WithDefaults()
+	hc.TransportBackoff = 20 * time.Millisecond
+	log := zerolog.Nop()
+	if testing.Verbose() && os.Getenv("SALVO_TEST_LOGS") != "" {
+		log = zerolog.New(zerolog.NewTestWriter(t))
+	}
+	if o.logOut != nil {
+		log = zerolog.New(o.logOut)
+	}
+	up, err := httpclient.New(hc.WithDefaults(), log)
+	require.NoError(t, err)
+	w, err := worker.New(worker.Deps{Store: e.store, Queue: e.newQueue(t, testAckWait), Upstream: up, Logger: log}, cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, w.Start(ctx))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		require.NoError(t, w.Stop(ctx))
+		up.Close()
+	})
+	return w
+}
+
+// newBatch creates a batch of n requests for model in Redis and returns the
+// requests (not yet published).
+func (e *env) newBatch(t *testing.T, id, model string, n int, window time.Duration) []*lifecycle.Request {
+	t.Helper()
+	now := time.Now().UTC()
+	expires := now.Add(window)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := e.store.CreateBatch(ctx, state.NewBatch{
+		ID: id, CompletionWindow: window.String(), Endpoint: "/v1/chat/completions",
+		CreatedAt: now, ExpiresAt: expires, Total: int64(n),
+	})
+	require.NoError(t, err)
+	reqs := make([]*lifecycle.Request, n)
+	for i := range reqs {
+		reqs[i] = &lifecycle.Request{
+			V: lifecycle.WireVersion, ID: fmt.Sprintf("%s-r%05d", id, i), BatchID: id,
+			CustomID: fmt.Sprintf("task-%d", i), Model: model, Method: "POST", URL: "/v1/chat/completions",
+			Body:      []byte(fmt.Sprintf(`{"model":%q,"messages":[{"role":"user","content":"question %d"}]}`, model, i)),
+			ExpiresAt: expires,
+		}
+	}
+	return reqs
+}
+
+func (e *env) publish(t *testing.T, reqs []*lifecycle.Request) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p := e.q.NewPublisher()
+	for _, r := range reqs {
+		require.NoError(t, p.Publish(ctx, r))
+	}
+	require.NoError(t, p.Flush(ctx))
+}
+
+// resultCount is how many result messages the batch's subject holds in the
+// RESULTS stream, duplicates included.
+func (e *env) resultCount(t *testing.T, batchID string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, e.q.ResultsStream())
+	require.NoError(t, err)
+	subj := e.q.ResultSubject(batchID)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+	require.NoError(t, err)
+	return info.State.Subjects[subj]
+}
+
+// waitResults waits until the batch has want result messages and returns
+// them by request id, failing on a duplicate id.
+func (e *env) waitResults(t *testing.T, batchID string, want int, timeout time.Duration) map[string]*lifecycle.Result {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d results of %s", want, batchID), func() bool {
+		return e.resultCount(t, batchID) >= uint64(want)
+	})
+	// A moment for stragglers: a duplicate would land right after.
+	time.Sleep(200 * time.Millisecond)
+	require.Equal(t, uint64(want), e.resultCount(t, batchID), "exactly one result message per request")
+	out := map[string]*lifecycle.Result{}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, e.q.ReplayResults(ctx, batchID, func(r *lifecycle.Result) error {
+		require.NotContains(t, out, r.ID, "duplicate result for %s", r.ID)
+		out[r.ID] = r
+		return nil
+	}))
+	require.Len(t, out, want)
+	return out
+}
+
+func (e *env) batch(t *testing.T, id string) lifecycle.Batch {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b, err := e.store.Batch(ctx, id)
+	require.NoError(t, err)
+	return b
+}
+
+func (e *env) record(t *testing.T, r *lifecycle.Request) state.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec, err := e.store.Request(ctx, r.Ref())
+	require.NoError(t, err)
+	return rec
+}
+
+// batchEvents counts the batch's lifecycle events in the RESULTS stream.
+func (e *env) batchEvents(t *testing.T, batchID string) uint64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, e.q.ResultsStream())
+	require.NoError(t, err)
+	subj := e.q.BatchEventSubject(batchID)
+	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
+	require.NoError(t, err)
+	return info.State.Subjects[subj]
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects log output from concurrent goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

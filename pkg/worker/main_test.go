@@ -1,0 +1,25 @@
+package worker_test
+
+import (
+	"os"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	if code != 0 {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(noopM{})
+}
+
+// noopM lets goleak check after the real run (and after the worker binary
+// built for the child-process tests was removed).
+type noopM struct{}
+
+func (noopM) Run() int { return 0 }

@@ -1,0 +1,151 @@
+package worker_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The child-process tests run the real cmd/worker binary, built once per
+// test run into binDir.
+var (
+	binDir    string
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func workerBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "salvo-worker-bin-")
+		if buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "worker")
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/salvo-run/salvo/cmd/worker")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build cmd/worker: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+// child is a worker process.
+type child struct {
+	cmd  *exec.Cmd
+	logs *syncBuffer
+	done chan struct{}
+	err  error
+}
+
+type childOpts struct {
+	grace      time.Duration
+	ackWait    time.Duration
+	leaseTTL   time.Duration
+	concurrent int
+}
+
+// startChild runs cmd/worker against the env with a YAML config file.
+func (e *env) startChild(t *testing.T, o childOpts) *child {
+	t.Helper()
+	if o.grace == 0 {
+		o.grace = time.Second
+	}
+	if o.ackWait == 0 {
+		o.ackWait = testAckWait
+	}
+	if o.leaseTTL == 0 {
+		o.leaseTTL = testLeaseTTL
+	}
+	if o.concurrent == 0 {
+		o.concurrent = 16
+	}
+	cfg := fmt.Sprintf(`nats_url: %s
+redis_url: %s
+prefix: %s
+http_addr: 127.0.0.1:0
+log_level: info
+streams:
+  ack_wait: %s
+lease:
+  ttl: %s
+  max_reclaims: 2
+upstream:
+  default:
+    base_url: %s
+  transport_backoff: 20ms
+retry:
+  backoff: 50ms
+  max_backoff: 500ms
+concurrency:
+  default: %d
+heartbeat_interval: %s
+shutdown_grace: %s
+`, e.nats.URL(), e.redis.URL(), e.prefix, o.ackWait, o.leaseTTL, e.mock.URL(), o.concurrent, testHeartbeat, o.grace)
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+
+	c := &child{logs: &syncBuffer{}, done: make(chan struct{})}
+	c.cmd = exec.Command(workerBinary(t), "-config", path)
+	c.cmd.Stdout = c.logs
+	c.cmd.Stderr = c.logs
+	c.cmd.Env = append(os.Environ(), "SALVO_CONFIG=")
+	require.NoError(t, c.cmd.Start())
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		c.kill()
+		if t.Failed() {
+			t.Logf("worker %d logs:\n%s", c.cmd.Process.Pid, tail(c.logs.String(), 4000))
+		}
+	})
+	return c
+}
+
+func (c *child) kill() {
+	select {
+	case <-c.done:
+	default:
+		_ = c.cmd.Process.Signal(syscall.SIGKILL)
+		<-c.done
+	}
+}
+
+func (c *child) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	require.NoError(t, c.cmd.Process.Signal(sig))
+}
+
+func (c *child) wait(t *testing.T, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-c.done:
+		return c.err
+	case <-time.After(timeout):
+		t.Fatalf("worker process did not exit within %s", timeout)
+		return nil
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return "…" + s[len(s)-n:]
+}
+
