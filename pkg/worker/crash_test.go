@@ -1,0 +1,144 @@
+package worker_test
+
+import (
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// A worker process killed with SIGKILL mid-batch: the rest of the fleet
+// finishes the batch, no request is lost, none has two terminal states or
+// two results.
+func TestKilledWorkerProcessLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Seed: 3, Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 20 * time.Millisecond, Max: 80 * time.Millisecond},
+	}}})
+	const n = 400
+	reqs := e.newBatch(t, "b-kill", "gpt-4o", n, time.Hour)
+	victim := e.startChild(t, childOpts{concurrent: 24})
+	survivor := e.startChild(t, childOpts{concurrent: 24})
+	e.publish(t, reqs)
+
+	waitFor(t, time.Minute, "a third of the batch", func() bool { return e.resultCount(t, "b-kill") >= n/3 })
+	victim.signal(t, syscall.SIGKILL)
+	_ = victim.wait(t, 10*time.Second)
+
+	results := e.waitResults(t, "b-kill", n, 2*time.Minute)
+	rerun := 0
+	for _, r := range reqs {
+		if e.mock.CallsFor(r.ID) > 1 {
+			rerun++
+		}
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, r.ID)
+		require.Equal(t, lifecycle.StateCompleted, e.record(t, r).State, r.ID)
+	}
+	require.Positive(t, rerun, "calls cut off by the kill ran again on the survivor")
+	waitFor(t, 10*time.Second, "batch finalized", func() bool { return e.batch(t, "b-kill").Status == lifecycle.BatchCompleted })
+	require.Equal(t, lifecycle.Counts{Total: n, Completed: n}, e.batch(t, "b-kill").Counts)
+	require.Equal(t, uint64(1), e.batchEvents(t, "b-kill"))
+
+	select {
+	case <-survivor.done:
+		t.Fatalf("the surviving worker exited: %v", survivor.err)
+	default:
+	}
+}
+
+// SIGTERM with calls in flight that outlast the grace period: the calls are
+// aborted, their leases released and the messages handed back at once, so
+// another worker finishes them long before AckWait or the lease would.
+func TestSIGTERMHandsInFlightCallsBack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	// AckWait and lease far longer than the test's patience: only an
+	// immediate hand-back lets the second worker finish in time.
+	e := newEnv(t, envOpts{ackWait: time.Minute, leaseTTL: time.Minute})
+	reqs := e.newBatch(t, "b-term", "gpt-4o", 6, time.Hour)
+	slow := mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Minute}}
+	for _, r := range reqs {
+		e.mock.Script(r.ID, slow)
+	}
+	c := e.startChild(t, childOpts{grace: 300 * time.Millisecond, ackWait: time.Minute, leaseTTL: time.Minute})
+	e.publish(t, reqs)
+	waitFor(t, 30*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+
+	c.signal(t, syscall.SIGTERM)
+	require.NoError(t, c.wait(t, 15*time.Second), "clean exit after SIGTERM")
+
+	for _, r := range reqs {
+		rec := e.record(t, r)
+		require.Equal(t, lifecycle.StatePending, rec.State, "%s handed back, nothing left claimed", r.ID)
+		require.Empty(t, rec.Owner)
+		require.Equal(t, 0, rec.Attempt, "an aborted shutdown call spends no attempt")
+		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Millisecond}})
+	}
+	e.startWorker(t, workerOpts{})
+	results := e.waitResults(t, "b-term", len(reqs), 20*time.Second)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State)
+		require.Equal(t, 1, results[r.ID].Attempts)
+	}
+	require.Equal(t, lifecycle.Counts{Total: 6, Completed: 6}, e.batch(t, "b-term").Counts)
+}
+
+// SIGTERM with calls that finish inside the grace period: they complete on
+// the stopping worker, each called upstream once.
+func TestSIGTERMLetsShortCallsFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 700 * time.Millisecond},
+	}}})
+	reqs := e.newBatch(t, "b-grace", "gpt-4o", 5, time.Hour)
+	c := e.startChild(t, childOpts{grace: 10 * time.Second})
+	e.publish(t, reqs)
+	waitFor(t, 30*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+
+	c.signal(t, syscall.SIGTERM)
+	require.NoError(t, c.wait(t, 15*time.Second))
+
+	results := e.waitResults(t, "b-grace", len(reqs), 5*time.Second)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State)
+		require.Equal(t, 1, e.mock.CallsFor(r.ID), "finished by the stopping worker, not re-run")
+	}
+}
+
+// A request that takes its worker down every time ends failed after a
+// bounded number of deliveries instead of looping forever.
+func TestRequestThatKeepsKillingWorkersEndsFailed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-poison", "gpt-4o", 1, time.Hour)
+	poison := reqs[0]
+	e.mock.Script(poison.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Hour}})
+	e.publish(t, reqs)
+
+	// The store allows 2 reclaims (newEnv's MaxReclaims): the first claim
+	// and two reclaims each take a worker down; the next claim ends it.
+	for crash := 1; crash <= 3; crash++ {
+		c := e.startChild(t, childOpts{})
+		waitFor(t, 30*time.Second, "the poison call in flight", func() bool { return e.mock.CallsFor(poison.ID) == crash })
+		c.signal(t, syscall.SIGKILL)
+		_ = c.wait(t, 10*time.Second)
+	}
+	e.startWorker(t, workerOpts{})
+	results := e.waitResults(t, "b-poison", 1, 30*time.Second)
+	res := results[poison.ID]
+	require.Equal(t, lifecycle.StateFailed, res.State)
+	require.Equal(t, lifecycle.CodeMaxDeliveries, res.Error.Code)
+	require.Equal(t, 3, e.mock.CallsFor(poison.ID), "no fourth call")
+	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, e.batch(t, "b-poison").Counts)
+}
