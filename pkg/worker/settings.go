@@ -253,8 +253,26 @@ func (s Settings) Validate() error {
 	default:
 		return fmt.Errorf("streams.storage: %q is not file or memory", s.Streams.Storage)
 	}
-	if err := s.Retry.Policy().Validate(); err != nil {
+	p := s.Retry.Policy()
+	if err := p.Validate(); err != nil {
 		return err
 	}
-	return s.Concurrency.Validate()
+	if err := s.Concurrency.Validate(); err != nil {
+		return err
+	}
+	if err := s.QueueConfig().WithDefaults().Validate(); err != nil {
+		return fmt.Errorf("streams: %w", err)
+	}
+	if err := s.StateConfig().WithDefaults().Validate(); err != nil {
+		return fmt.Errorf("lease: %w", err)
+	}
+	if budget := s.keepAliveBudget(); s.heartbeat() > budget/2 {
+		return fmt.Errorf("heartbeat_interval: %s must be at most half of the shorter of streams.ack_wait and lease.ttl (%s)", s.heartbeat(), budget)
+	}
+	if s.Streams.MaxDeliver != 0 && p.MaxRetries != lifecycle.NoRetryLimit {
+		if need := p.MaxRetries + 1 + s.StateConfig().WithDefaults().MaxReclaims; s.Streams.MaxDeliver <= need {
+			return fmt.Errorf("streams.max_deliver: %d must exceed retry.max_retries + 1 + lease.max_reclaims = %d (every retry is a delivery)", s.Streams.MaxDeliver, need)
+		}
+	}
+	return nil
 }

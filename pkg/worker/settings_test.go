@@ -59,6 +59,9 @@ func TestLoadRejectsInvalidNamingTheField(t *testing.T) {
 		{name: "extra status", file: "retry:\n  extra_retriable_statuses: [200]\n", want: "retry.extra_retriable_statuses[0]"},
 		{name: "storage", file: "streams:\n  storage: tape\n", want: "streams.storage"},
 		{name: "prefix", file: "prefix: a.b\n", want: "prefix"},
+		{name: "max deliver below the retry budget", file: "streams:\n  max_deliver: 100\n", want: "streams.max_deliver"},
+		{name: "heartbeat outside ack wait", file: "streams:\n  ack_wait: 6s\nheartbeat_interval: 5s\n", want: "heartbeat_interval"},
+		{name: "ack wait too short", file: "streams:\n  ack_wait: 1ms\n", want: "AckWait"},
 		{name: "env concurrency", env: map[string]string{"SALVO_CONCURRENCY": "many"}, want: "SALVO_CONCURRENCY"},
 		{name: "bad flag", args: []string{"-concurrency", "x"}, want: "concurrency"},
 	}
@@ -104,4 +107,19 @@ func TestRetrySettingsExplicitZero(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 1000, s.Retry.Policy().MaxRetries)
 	require.True(t, s.Retry.Policy().IsRetriableStatus(499))
+}
+
+// JetStream counts every delayed nak as a delivery: the derived MaxDeliver
+// leaves room for every retry the policy allows, and the heartbeat defaults
+// to a third of the shorter keep-alive budget.
+func TestDerivedDeliveryBoundAndHeartbeat(t *testing.T) {
+	s, err := worker.Load(nil, envOf(nil))
+	require.NoError(t, err)
+	require.Equal(t, 1000+1+5+50, s.QueueConfig().MaxDeliver)
+	require.Equal(t, 10*time.Second, s.EngineConfig("").HeartbeatInterval)
+
+	s, err = worker.Load([]string{"-config", writeFile(t, "retry:\n  max_retries: -1\nlease:\n  ttl: 9s\n")}, envOf(nil))
+	require.NoError(t, err)
+	require.Equal(t, 100_000, s.QueueConfig().MaxDeliver, "no retry limit: only the deadline bounds deliveries")
+	require.Equal(t, 3*time.Second, s.EngineConfig("").HeartbeatInterval)
 }

@@ -3,14 +3,24 @@ package worker
 import (
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
 )
+
+// noRetryLimitDeliveries bounds deliveries when retries are bounded only by
+// the deadline: a week-long window at the 60 s backoff cap is ~10,000.
+const noRetryLimitDeliveries = 100_000
+
+// deliverySlack covers deliveries that are neither attempts nor reclaims:
+// naks while another worker holds a lease or a retry is not yet due.
+const deliverySlack = 50
 
 // EngineConfig is the engine part of the settings.
 func (s Settings) EngineConfig(id string) Config {
@@ -18,9 +28,40 @@ func (s Settings) EngineConfig(id string) Config {
 		ID:                id,
 		Retry:             s.Retry.Policy(),
 		Concurrency:       s.Concurrency,
-		HeartbeatInterval: s.HeartbeatInterval,
+		HeartbeatInterval: s.heartbeat(),
 		ShutdownGrace:     s.ShutdownGrace,
 	}
+}
+
+// heartbeat is the configured interval, or a third of the shorter of
+// AckWait and the lease TTL.
+func (s Settings) heartbeat() time.Duration {
+	if s.HeartbeatInterval > 0 {
+		return s.HeartbeatInterval
+	}
+	return s.keepAliveBudget() / 3
+}
+
+// keepAliveBudget is the shorter of AckWait and the lease TTL: a delivery
+// must be refreshed well inside it.
+func (s Settings) keepAliveBudget() time.Duration {
+	q := s.QueueConfig().WithDefaults()
+	st := s.StateConfig().WithDefaults()
+	return min(q.AckWait, st.LeaseTTL)
+}
+
+// maxDeliver is streams.max_deliver, or derived from the retry budget:
+// JetStream counts every delayed nak as a delivery, so a bound below the
+// retries would end a request that is still allowed to retry.
+func (s Settings) maxDeliver() int {
+	if s.Streams.MaxDeliver != 0 {
+		return s.Streams.MaxDeliver
+	}
+	p := s.Retry.Policy()
+	if p.MaxRetries == lifecycle.NoRetryLimit {
+		return noRetryLimitDeliveries
+	}
+	return p.MaxRetries + 1 + s.StateConfig().WithDefaults().MaxReclaims + deliverySlack
 }
 
 // QueueConfig is the JetStream part of the settings.
@@ -32,7 +73,7 @@ func (s Settings) QueueConfig() queue.Config {
 		ResultsMaxAge:   s.Streams.ResultsMaxAge,
 		DuplicateWindow: s.Streams.DuplicateWindow,
 		AckWait:         s.Streams.AckWait,
-		MaxDeliver:      s.Streams.MaxDeliver,
+		MaxDeliver:      s.maxDeliver(),
 		MaxAckPending:   s.Streams.MaxAckPending,
 	}
 	if s.Streams.Storage == "memory" {
