@@ -66,7 +66,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	body, ok := s.readUpload(r, pre.Stall)
 	if !ok {
-		return
+		abort()
 	}
 	var req apiRequest
 	if err := json.Unmarshal(body, &req); err != nil || req.Model == "" {
@@ -80,7 +80,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.opts.OnRequest(r, requestID, req.Model)
 	}
 	if !s.pause(r.Context(), s.latency(sc)) {
-		return
+		abort()
 	}
 	status := s.decide(n, sc)
 	stall := Stall{}
@@ -92,7 +92,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !s.pause(r.Context(), stall.BeforeHeaders) {
-		return
+		abort()
 	}
 	w.Header().Set("X-Request-Id", requestID)
 	if status != http.StatusOK {
@@ -188,7 +188,7 @@ func (s *Server) writeStream(r *http.Request, w http.ResponseWriter, sc Script, 
 	}
 	flush()
 	if !s.pause(r.Context(), st.BeforeFirstEvent) {
-		return
+		abort()
 	}
 	for i, ch := range chunks {
 		if sc.StreamErrorAfter > 0 && i == sc.StreamErrorAfter {
@@ -210,12 +210,17 @@ func (s *Server) writeStream(r *http.Request, w http.ResponseWriter, sc Script, 
 			pause = st.MidStream
 		}
 		if !s.pause(r.Context(), pause) {
-			return
+			abort()
 		}
 	}
 	_, _ = io.WriteString(w, "data: [DONE]\n\n")
 	flush()
 }
+
+// abort ends a call whose stall was cut short (client gone, server
+// closing) without sending anything more: net/http drops the connection
+// instead of completing the response.
+func abort() { panic(http.ErrAbortHandler) }
 
 // resetConn drops the connection with a TCP RST before any status line.
 func resetConn(w http.ResponseWriter) {
