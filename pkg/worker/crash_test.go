@@ -1,6 +1,8 @@
 package worker_test
 
 import (
+	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -141,4 +143,31 @@ func TestRequestThatKeepsKillingWorkersEndsFailed(t *testing.T) {
 	require.Equal(t, lifecycle.CodeMaxDeliveries, res.Error.Code)
 	require.Equal(t, 3, e.mock.CallsFor(poison.ID), "no fourth call")
 	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, e.batch(t, "b-poison").Counts)
+}
+
+// SIGHUP reloads the configuration: a raised per-model limit takes effect
+// in the running process without a restart.
+func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 80 * time.Millisecond, Max: 100 * time.Millisecond},
+	}}})
+	c := e.startChild(t, childOpts{concurrent: 2})
+	first := e.newBatch(t, "b-hup-1", "gpt-4o", 16, time.Hour)
+	e.publish(t, first)
+	e.waitResults(t, "b-hup-1", len(first), time.Minute)
+	require.Equal(t, 2, e.mock.MaxConcurrent("gpt-4o"))
+
+	require.NoError(t, os.WriteFile(c.config, []byte(e.childConfig(childOpts{concurrent: 5})), 0o600))
+	c.signal(t, syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "reload logged", func() bool { return strings.Contains(c.logs.String(), "configuration reloaded") })
+
+	second := e.newBatch(t, "b-hup-2", "gpt-4o", 40, time.Hour)
+	e.publish(t, second)
+	e.waitResults(t, "b-hup-2", len(second), time.Minute)
+	max := e.mock.MaxConcurrent("gpt-4o")
+	require.Greater(t, max, 2, "the reloaded limit took effect")
+	require.LessOrEqual(t, max, 5)
 }

@@ -45,10 +45,11 @@ func workerBinary(t *testing.T) string {
 
 // child is a worker process.
 type child struct {
-	cmd  *exec.Cmd
-	logs *syncBuffer
-	done chan struct{}
-	err  error
+	cmd    *exec.Cmd
+	config string // the YAML file it reads
+	logs   *syncBuffer
+	done   chan struct{}
+	err    error
 }
 
 type childOpts struct {
@@ -58,9 +59,8 @@ type childOpts struct {
 	concurrent int
 }
 
-// startChild runs cmd/worker against the env with a YAML config file.
-func (e *env) startChild(t *testing.T, o childOpts) *child {
-	t.Helper()
+// childConfig is the YAML config of a child worker.
+func (e *env) childConfig(o childOpts) string {
 	if o.grace == 0 {
 		o.grace = time.Second
 	}
@@ -73,7 +73,7 @@ func (e *env) startChild(t *testing.T, o childOpts) *child {
 	if o.concurrent == 0 {
 		o.concurrent = 16
 	}
-	cfg := fmt.Sprintf(`nats_url: %s
+	return fmt.Sprintf(`nats_url: %s
 redis_url: %s
 prefix: %s
 http_addr: 127.0.0.1:0
@@ -95,10 +95,15 @@ concurrency:
 heartbeat_interval: %s
 shutdown_grace: %s
 `, e.nats.URL(), e.redis.URL(), e.prefix, o.ackWait, o.leaseTTL, e.mock.URL(), o.concurrent, testHeartbeat, o.grace)
-	path := filepath.Join(t.TempDir(), "worker.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(cfg), 0o600))
+}
 
-	c := &child{logs: &syncBuffer{}, done: make(chan struct{})}
+// startChild runs cmd/worker against the env with a YAML config file.
+func (e *env) startChild(t *testing.T, o childOpts) *child {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "worker.yaml")
+	require.NoError(t, os.WriteFile(path, []byte(e.childConfig(o)), 0o600))
+
+	c := &child{config: path, logs: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(workerBinary(t), "-config", path)
 	c.cmd.Stdout = c.logs
 	c.cmd.Stderr = c.logs
