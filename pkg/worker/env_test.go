@@ -34,7 +34,7 @@ const (
 // env is one isolated salvo deployment: its own redis-server, embedded NATS
 // and mock upstream.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	redis  *testredis.Server
 	nats   *testnats.Server
 	mock   *mockupstream.Server
@@ -50,7 +50,7 @@ type envOpts struct {
 	leaseTTL time.Duration
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	if o.ackWait == 0 {
 		o.ackWait = testAckWait
@@ -82,7 +82,7 @@ func (e *env) queueConfig(ackWait time.Duration) queue.Config {
 	}
 }
 
-func (e *env) newQueue(t *testing.T, ackWait time.Duration) *queue.Client {
+func (e *env) newQueue(t testing.TB, ackWait time.Duration) *queue.Client {
 	t.Helper()
 	log := zerolog.Nop()
 	if testing.Verbose() && os.Getenv("SALVO_TEST_LOGS") != "" {
@@ -102,7 +102,7 @@ type workerOpts struct {
 
 // startWorker starts an in-process worker with its own NATS connection and
 // HTTP client, stopped when the test ends.
-func (e *env) startWorker(t *testing.T, o workerOpts) *worker.Worker {
+func (e *env) startWorker(t testing.TB, o workerOpts) *worker.Worker {
 	t.Helper()
 	cfg := o.cfg
 	if cfg.HeartbeatInterval == 0 {
@@ -149,7 +149,7 @@ func (e *env) startWorker(t *testing.T, o workerOpts) *worker.Worker {
 
 // newBatch creates a batch of n requests for model in Redis and returns the
 // requests (not yet published).
-func (e *env) newBatch(t *testing.T, id, model string, n int, window time.Duration) []*lifecycle.Request {
+func (e *env) newBatch(t testing.TB, id, model string, n int, window time.Duration) []*lifecycle.Request {
 	t.Helper()
 	now := time.Now().UTC()
 	expires := now.Add(window)
@@ -172,7 +172,7 @@ func (e *env) newBatch(t *testing.T, id, model string, n int, window time.Durati
 	return reqs
 }
 
-func (e *env) publish(t *testing.T, reqs []*lifecycle.Request) {
+func (e *env) publish(t testing.TB, reqs []*lifecycle.Request) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -185,7 +185,7 @@ func (e *env) publish(t *testing.T, reqs []*lifecycle.Request) {
 
 // resultCount is how many result messages the batch's subject holds in the
 // RESULTS stream, duplicates included.
-func (e *env) resultCount(t *testing.T, batchID string) uint64 {
+func (e *env) resultCount(t testing.TB, batchID string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -199,7 +199,7 @@ func (e *env) resultCount(t *testing.T, batchID string) uint64 {
 
 // waitResults waits until the batch has want result messages and returns
 // them by request id, failing on a duplicate id.
-func (e *env) waitResults(t *testing.T, batchID string, want int, timeout time.Duration) map[string]*lifecycle.Result {
+func (e *env) waitResults(t testing.TB, batchID string, want int, timeout time.Duration) map[string]*lifecycle.Result {
 	t.Helper()
 	waitFor(t, timeout, fmt.Sprintf("%d results of %s", want, batchID), func() bool {
 		return e.resultCount(t, batchID) >= uint64(want)
@@ -219,7 +219,7 @@ func (e *env) waitResults(t *testing.T, batchID string, want int, timeout time.D
 	return out
 }
 
-func (e *env) batch(t *testing.T, id string) lifecycle.Batch {
+func (e *env) batch(t testing.TB, id string) lifecycle.Batch {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -228,7 +228,7 @@ func (e *env) batch(t *testing.T, id string) lifecycle.Batch {
 	return b
 }
 
-func (e *env) record(t *testing.T, r *lifecycle.Request) state.Record {
+func (e *env) record(t testing.TB, r *lifecycle.Request) state.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -238,7 +238,7 @@ func (e *env) record(t *testing.T, r *lifecycle.Request) state.Record {
 }
 
 // batchEvents counts the batch's lifecycle events in the RESULTS stream.
-func (e *env) batchEvents(t *testing.T, batchID string) uint64 {
+func (e *env) batchEvents(t testing.TB, batchID string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -250,7 +250,7 @@ func (e *env) batchEvents(t *testing.T, batchID string) uint64 {
 	return info.State.Subjects[subj]
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
