@@ -1,0 +1,18 @@
+// Package demo is `make demo`: salvo's main job on an embedded default, in
+// one process, on loopback only, ending by itself.
+//
+// Run starts an in-process nats-server (the real nats-server/v2 package,
+// JetStream on a temporary store), picks a Redis (REDIS_URL with a key
+// prefix of its own; else a redis-server found on PATH, spawned on a free
+// loopback port and stopped at the end; else an in-process miniredis,
+// announced as a DEV STAND-IN), checks that pkg/state's Lua scripts behave
+// on it, starts the mock OpenAI-compatible upstream with latency and a
+// failure mix (429 with Retry-After, 500, connection resets), starts one
+// worker (pkg/worker over pkg/queue, pkg/state and pkg/httpclient), and
+// then acts as the producer: it parses the input batch with pkg/batchfile,
+// creates the batch, publishes the requests, prints the counters as they
+// change, waits for the batch to finalize and for every result, writes the
+// output and error files and prints a summary.
+//
+// It is wiring of the real packages, not a second implementation.
+package demo

@@ -1,0 +1,241 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/pkg/batchfile"
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/worker"
+)
+
+// ErrTimeout: the run did not finish within Options.Timeout.
+var ErrTimeout = errors.New("demo: timed out")
+
+// stopTimeout bounds the worker's stop at the end.
+const stopTimeout = 10 * time.Second
+
+// runner holds one run's parts and the stack of their stops.
+type runner struct {
+	o     Options
+	out   io.Writer
+	log   zerolog.Logger
+	start time.Time
+	stops []func()
+}
+
+// defer pushes a stop; close runs them last-in first-out.
+func (r *runner) onClose(f func()) { r.stops = append(r.stops, f) }
+
+func (r *runner) close() {
+	for i := len(r.stops) - 1; i >= 0; i-- {
+		r.stops[i]()
+	}
+	r.stops = nil
+}
+
+func (r *runner) printf(format string, args ...any) { _, _ = fmt.Fprintf(r.out, format, args...) }
+
+// Run runs the demo end to end and returns its summary (also printed to
+// Options.Out). It is bounded by Options.Timeout and by ctx.
+//
+// Shutdown order (the reverse of the start, run on every return): stop
+// the results subscription → stop the worker (stop fetching, drain in-flight
+// calls, hand the rest back) → close the upstream client → close the mock
+// upstream → close the NATS connections → stop Redis (close the client; kill
+// the spawned redis-server, close the stand-in, or delete the demo's keys
+// from REDIS_URL) → shut down the nats-server → remove the temporary dir.
+func Run(ctx context.Context, o Options) (Summary, error) {
+	o = o.WithDefaults()
+	if err := o.Validate(); err != nil {
+		return Summary{}, err
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, fmt.Errorf("%w after %s", ErrTimeout, o.Timeout))
+	defer cancel()
+	r := &runner{o: o, out: o.Out, log: o.Logger.With().Str("component", "demo").Logger(), start: time.Now()}
+	defer r.close()
+	sum, err := r.run(ctx)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+	}
+	return sum, err
+}
+
+func (r *runner) run(ctx context.Context) (Summary, error) {
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	prefix := "demo-" + stamp
+	sum := Summary{BatchID: "batch-" + stamp, Output: r.o.Output, Errors: r.o.Errors}
+
+	r.printf("salvo demo\n")
+	parsed, err := r.parse(sum.BatchID)
+	if err != nil {
+		return sum, err
+	}
+	sum.Lines, sum.LineErrors, sum.Requests = parsed.Lines, len(parsed.Errors), len(parsed.Requests)
+
+	tmp, err := os.MkdirTemp("", "salvo-demo-*")
+	if err != nil {
+		return sum, fmt.Errorf("demo: temp dir: %w", err)
+	}
+	r.onClose(func() { _ = os.RemoveAll(tmp) })
+
+	srv, err := startNATS(tmp + "/jetstream")
+	if err != nil {
+		return sum, err
+	}
+	r.onClose(func() { stopNATS(srv) })
+	r.printf("  nats      embedded nats-server %s at %s (JetStream, file store in a temp dir)\n", server.VERSION, srv.ClientURL())
+
+	rb, err := openRedis(ctx, r.o, prefix, tmp)
+	if err != nil {
+		return sum, err
+	}
+	r.onClose(rb.stop)
+	sum.Redis, sum.StandIn = rb.label, rb.standIn
+	if rb.standIn {
+		r.printf("  redis     !!! %s !!!\n", StandInLabel)
+		r.printf("            no REDIS_URL and no redis-server on PATH: running on an in-process miniredis at %s.\n", rb.addr)
+		r.printf("            Fine for a demo, never for real work; install redis-server or set REDIS_URL.\n")
+	} else {
+		r.printf("  redis     %s\n", sum.Redis)
+	}
+
+	settings := demoSettings(srv.ClientURL(), "redis://"+rb.addr, prefix)
+	store, err := state.New(rb.client, settings.StateConfig())
+	if err != nil {
+		return sum, err
+	}
+	if err := probeStore(ctx, store, "probe-"+stamp); err != nil {
+		return sum, err
+	}
+	r.printf("            pkg/state scripts checked on it: claim, retry, fenced write, complete, fail, finalize\n")
+
+	mock, err := mockupstream.New(mockOptions())
+	if err != nil {
+		return sum, err
+	}
+	r.onClose(mock.Close)
+	r.printf("  upstream  mock OpenAI-compatible API at %s (%s)\n", mock.URL(), mockDescription)
+	settings.Upstream.Default = &worker.RouteSettings{BaseURL: mock.URL()}
+	if err := settings.Validate(); err != nil {
+		return sum, fmt.Errorf("demo: settings: %w", err)
+	}
+
+	if err := r.startWorker(ctx, settings, store); err != nil {
+		return sum, err
+	}
+
+	prod, err := r.producerQueue(ctx, srv.ClientURL(), settings)
+	if err != nil {
+		return sum, err
+	}
+	res, err := r.produce(ctx, prod, store, parsed, &sum)
+	if err != nil {
+		return sum, err
+	}
+	sum.UpstreamCalls = mock.Calls()
+	if err := r.writeFiles(ctx, prod, parsed, res, &sum); err != nil {
+		return sum, err
+	}
+	sum.Elapsed = time.Since(r.start)
+	sum.Write(r.out)
+	return sum, nil
+}
+
+// parse reads the input file.
+func (r *runner) parse(batchID string) (batchfile.Parsed, error) {
+	f, err := os.Open(r.o.Input)
+	if err != nil {
+		return batchfile.Parsed{}, fmt.Errorf("demo: input: %w", err)
+	}
+	defer f.Close()
+	parsed, err := batchfile.Parse(f, batchfile.ParseOptions{BatchID: batchID, CompletionWindow: completionWindow})
+	if err != nil {
+		return parsed, fmt.Errorf("demo: input %s: %w", r.o.Input, err)
+	}
+	r.printf("  input     %s: %d lines, %d requests, %d bad line(s)\n", r.o.Input, parsed.Lines, len(parsed.Requests), len(parsed.Errors))
+	for _, e := range parsed.Errors {
+		r.printf("            rejected %s\n", e)
+	}
+	if len(parsed.Requests) == 0 {
+		return parsed, fmt.Errorf("demo: input %s has no valid request", r.o.Input)
+	}
+	return parsed, nil
+}
+
+// startWorker starts one in-process worker on its own NATS connection, as
+// a worker pod would run: pkg/worker over pkg/queue, pkg/state and
+// pkg/httpclient routed to the mock.
+func (r *runner) startWorker(ctx context.Context, settings worker.Settings, store *state.Store) error {
+	log := *r.o.Logger
+	nc, err := nats.Connect(settings.NATSURL, nats.Name("salvo-demo-worker"))
+	if err != nil {
+		return fmt.Errorf("demo: worker: nats connect: %w", err)
+	}
+	r.onClose(nc.Close)
+	q, err := queue.New(nc, demoQueueConfig(settings), log)
+	if err != nil {
+		return err
+	}
+	if err := q.Provision(ctx); err != nil {
+		return fmt.Errorf("demo: provision streams: %w", err)
+	}
+	hc, err := settings.HTTPConfig(func(string) string { return "" }) // the mock needs no key
+	if err != nil {
+		return fmt.Errorf("demo: upstream config: %w", err)
+	}
+	up, err := httpclient.New(hc, log)
+	if err != nil {
+		return err
+	}
+	r.onClose(up.Close)
+	w, err := worker.New(worker.Deps{Store: store, Queue: q, Upstream: up, Logger: log}, settings.EngineConfig("demo-worker-1"))
+	if err != nil {
+		return err
+	}
+	if err := w.Start(ctx); err != nil {
+		return err
+	}
+	r.onClose(func() {
+		// Detached from ctx: the run may have timed out, the worker must
+		// still hand its in-flight requests back.
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+		defer cancel()
+		if err := w.Stop(stopCtx); err != nil {
+			r.log.Warn().Err(err).Msg("worker stop")
+		}
+	})
+	p := settings.Retry.Policy()
+	r.printf("  worker    1 in-process worker, %d calls in flight per model, retry backoff %s..%s\n",
+		settings.Concurrency.Default, p.Backoff, p.MaxBackoff)
+	return nil
+}
+
+// producerQueue is the producer's own connection and queue client.
+func (r *runner) producerQueue(ctx context.Context, url string, settings worker.Settings) (*queue.Client, error) {
+	nc, err := nats.Connect(url, nats.Name("salvo-demo-producer"))
+	if err != nil {
+		return nil, fmt.Errorf("demo: producer: nats connect: %w", err)
+	}
+	r.onClose(nc.Close)
+	q, err := queue.New(nc, demoQueueConfig(settings), *r.o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := q.Provision(ctx); err != nil {
+		return nil, fmt.Errorf("demo: producer: provision streams: %w", err)
+	}
+	return q, nil
+}
