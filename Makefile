@@ -43,9 +43,8 @@ bench: ## Run the Go benchmarks (figures go to docs/BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./pkg/...
 
 .PHONY: demo
-demo: ## The one-command demo (arrives with the demo issue).
-	@echo "make demo: not built yet — it lands with the demo/deployment issue (embedded NATS, Redis, worker, mock upstream, producer)." >&2
-	@exit 2
+demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
+	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl
 
 .PHONY: clean
 clean: ## Remove build output.
