@@ -149,6 +149,13 @@ func (c *Client) decodeDelivery(msg jetstream.Msg) (*Delivery, error) {
 			Reason: fmt.Sprintf("model %q and batch_id %q belong on subject %s, not %s", req.Model, req.BatchID, want, msg.Subject()),
 		})
 	}
+	if req.ResultSubject != "" {
+		if err := c.checkResultSubject(req.ResultSubject); err != nil {
+			return nil, fmt.Errorf("lifecycle: invalid request: %w", &lifecycle.FieldError{
+				Field: "result_subject", Reason: err.Error(),
+			})
+		}
+	}
 	return &Delivery{msg: msg, req: req, meta: meta, ackWait: c.cfg.AckWait}, nil
 }
 

@@ -40,6 +40,9 @@ func TestMalformedMessageRecordedAndRemoved(t *testing.T) {
 	// A valid request on the wrong model's subject.
 	pub("salvo.req.other.b1", "wrong-subject",
 		`{"v":1,"id":"wrong-subject","batch_id":"b1","model":"m","method":"POST","url":"/v1/x","expires_at":"2030-01-01T00:00:00Z"}`)
+	// A result_subject inside salvo's own event namespace.
+	pub("salvo.req.m.b1", "reserved-reply",
+		`{"v":1,"id":"reserved-reply","batch_id":"b1","model":"m","method":"POST","url":"/v1/x","expires_at":"2030-01-01T00:00:00Z","result_subject":"salvo.evt.batch.b1"}`)
 	// Not even an id: logged and removed.
 	pub("salvo.req.m.b1", "", `garbage`)
 
@@ -53,9 +56,9 @@ func TestMalformedMessageRecordedAndRemoved(t *testing.T) {
 			got[r.ID] = r
 			return nil
 		}))
-		return len(got) == 3
+		return len(got) == 4
 	}, eventually, tick)
-	for id, field := range map[string]string{"bad-url": "url", "bad-json": "decode", "wrong-subject": "model"} {
+	for id, field := range map[string]string{"bad-url": "url", "bad-json": "decode", "wrong-subject": "model", "reserved-reply": "result_subject"} {
 		r := got[id]
 		require.NotNil(t, r, id)
 		require.Equal(t, lifecycle.StateFailed, r.State)

@@ -32,15 +32,13 @@ const resultRouteTTL = time.Minute
 // JetStream publish (Nats-Msg-Id = res.ID) if a stream captures the
 // subject, else a core NATS publish, which only reaches subscribers
 // connected at that moment. Subjects inside salvo's own request, control
-// and event namespaces and "$..." system subjects are refused.
+// and event namespaces and "$..." system subjects are refused (delivered
+// requests never carry one: the queue rejects them as malformed); the
+// stored copy on <p>.res.<batch> is published first either way, so a bad
+// extra subject never costs the result itself.
 func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resultSubject string) error {
 	if res == nil || res.ID == "" {
 		return fmt.Errorf("%w: result without an id", ErrInvalidRequest)
-	}
-	if resultSubject != "" {
-		if err := c.checkResultSubject(resultSubject); err != nil {
-			return err
-		}
 	}
 	data, err := c.encodeResult(ctx, res)
 	if err != nil {
@@ -54,6 +52,9 @@ func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resul
 	}
 	if resultSubject == "" {
 		return nil
+	}
+	if err := c.checkResultSubject(resultSubject); err != nil {
+		return err
 	}
 	extra := nats.NewMsg(resultSubject)
 	extra.Data = data
