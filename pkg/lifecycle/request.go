@@ -144,6 +144,10 @@ func validateID(field, v string, maxLen int) error {
 		return fieldErr(field, "longer than %d bytes", maxLen)
 	case !headerSafe(v, false) || strings.ContainsAny(v, " \t"):
 		return fieldErr(field, "%q must be printable ASCII without spaces", v)
+	case strings.ContainsAny(v, "{}"):
+		// Ids end up inside Redis hash tags ({batch}); a brace would move
+		// a batch's keys to different cluster slots.
+		return fieldErr(field, "%q must not contain '{' or '}'", v)
 	}
 	return nil
 }
