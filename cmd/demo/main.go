@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,7 +23,7 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "demo:", err)
+		fmt.Fprintln(os.Stderr, err) // errors carry their "demo:" prefix
 		os.Exit(1)
 	}
 }
@@ -38,6 +39,9 @@ func run(args []string) error {
 		logLevel = fs.String("log-level", "warn", "component log level on stderr: debug|info|warn|error")
 	)
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	lvl, err := zerolog.ParseLevel(*logLevel)

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -127,6 +128,9 @@ func spawnRedisServer(ctx context.Context, tmp string) (*redisBackend, error) {
 	// The server must outlive ctx's cancellation until stop kills it.
 	cmd := exec.CommandContext(context.WithoutCancel(ctx), bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", dir, "--protected-mode", "no", "--loglevel", "warning")
+	// Its own process group: a Ctrl-C meant for the demo must not stop
+	// Redis under the worker; the demo stops it last.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("demo: start redis-server: %w", err)
 	}
@@ -179,14 +183,18 @@ func startMiniredis() (*redisBackend, error) {
 func ping(ctx context.Context, client redis.UniversalClient, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	var last error
 	for {
 		err := client.Ping(ctx).Err()
 		if err == nil {
 			return nil
 		}
+		if ctx.Err() == nil || last == nil {
+			last = err // keep the server's answer, not the deadline that cut the wait
+		}
 		select {
 		case <-ctx.Done():
-			return err
+			return fmt.Errorf("no answer to PING within %s: %w", timeout, last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

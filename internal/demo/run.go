@@ -67,8 +67,8 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 	r := &runner{o: o, out: o.Out, log: o.Logger.With().Str("component", "demo").Logger(), start: time.Now()}
 	defer r.close()
 	sum, err := r.run(ctx)
-	if err != nil && ctx.Err() != nil {
-		err = fmt.Errorf("%w (%w)", context.Cause(ctx), err)
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(err, cause) {
+		err = fmt.Errorf("%w (%w)", cause, err)
 	}
 	return sum, err
 }
@@ -106,7 +106,11 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	sum.Redis, sum.StandIn = rb.label, rb.standIn
 	if rb.standIn {
 		r.printf("  redis     !!! %s !!!\n", StandInLabel)
-		r.printf("            no REDIS_URL and no redis-server on PATH: running on an in-process miniredis at %s.\n", rb.addr)
+		why := "no REDIS_URL and no redis-server on PATH"
+		if r.o.Redis == RedisMiniredis {
+			why = "asked for"
+		}
+		r.printf("            %s: running on an in-process miniredis at %s.\n", why, rb.addr)
 		r.printf("            Fine for a demo, never for real work; install redis-server or set REDIS_URL.\n")
 	} else {
 		r.printf("  redis     %s\n", sum.Redis)

@@ -12,7 +12,7 @@ import (
 const completionWindow = "24h"
 
 // mockDescription says what mockOptions configure, for the output.
-const mockDescription = "20-120 ms latency; 8% 429 with Retry-After 1s, 8% 500, 4% connection resets"
+const mockDescription = "20-120 ms latency; 10% 429 with Retry-After 1s, 10% 500, 5% connection resets"
 
 // mockOptions: a small realistic latency and a modest failure mix, so the
 // demo shows retries — 429s re-queued after their Retry-After, 500s
@@ -23,9 +23,9 @@ func mockOptions() mockupstream.Options {
 		Script: mockupstream.Script{
 			Latency: &mockupstream.Latency{Min: 20 * time.Millisecond, Max: 120 * time.Millisecond},
 			Failures: &mockupstream.FailureMix{
-				RateLimited: 0.08, RetryAfter: time.Second,
-				ServerError: 0.08,
-				Reset:       0.04,
+				RateLimited: 0.10, RetryAfter: time.Second,
+				ServerError: 0.10,
+				Reset:       0.05,
 			},
 		},
 	}
