@@ -101,7 +101,7 @@ func (c Config) WithDefaults() Config {
 		c.ShutdownGrace = ShutdownGraceDefault
 	}
 	if c.GlobalSlotTTL == 0 {
-		c.GlobalSlotTTL = GlobalSlotTTLDefault
+		c.GlobalSlotTTL = max(GlobalSlotTTLDefault, 3*c.HeartbeatInterval)
 	}
 	if c.GlobalSlotPoll == 0 {
 		c.GlobalSlotPoll = GlobalSlotPollDefault

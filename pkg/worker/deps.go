@@ -13,6 +13,7 @@ import (
 // Store is what the worker needs of the Redis store (satisfied by *state.Store).
 type Store interface {
 	Claim(ctx context.Context, a state.ClaimArgs) (state.Claim, error)
+	Batch(ctx context.Context, id string) (lifecycle.Batch, error)
 	Request(ctx context.Context, ref lifecycle.Ref) (state.Record, error)
 	Complete(ctx context.Context, p lifecycle.Processing, o state.Outcome) (state.Transition, error)
 	Fail(ctx context.Context, h lifecycle.Held, o state.Outcome) (state.Transition, error)

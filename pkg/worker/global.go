@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -12,7 +13,9 @@ import (
 // waiting here (instead of nak'ing) spends no delivery and keeps the local
 // slot, so the fetch loop does not take more than the fleet can run.
 func (w *Worker) acquireGlobal(ctx context.Context, t *task, limit int, log zerolog.Logger) bool {
-	holder := w.ID() + "/" + t.req.ID
+	// Unique per delivery: a duplicate delivery of the same request on this
+	// pod must not release this one's slot.
+	holder := w.ID() + "/" + t.req.ID + "/" + strconv.FormatUint(w.slotSeq.Add(1), 36)
 	cfg := w.config()
 	for {
 		opCtx, cancel := w.opCtx()
@@ -22,9 +25,7 @@ func (w *Worker) acquireGlobal(ctx context.Context, t *task, limit int, log zero
 			log.Warn().Err(err).Msg("fleet-wide slot request failed")
 		}
 		if ok {
-			t.mu.Lock()
-			t.slot = holder
-			t.mu.Unlock()
+			t.setSlot(holder)
 			return true
 		}
 		wait := time.Duration(float64(cfg.GlobalSlotPoll) * (0.5 + w.jitter()))

@@ -28,21 +28,21 @@ func (w *Worker) Handle(d Delivery) {
 	t := &task{req: req, d: d, cancel: cancel}
 	w.tasks.add(t)
 	defer w.tasks.remove(t)
+	d = settling{Delivery: d, done: func() { w.tasks.remove(t) }}
 
 	log := w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).
 		Str("model", req.Model).Uint64("delivery", d.NumDelivered()).Logger()
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
 		if !w.acquireGlobal(ctx, t, limit, log) {
-			w.handBack(d, log, "waiting for a fleet-wide slot was aborted")
+			log.Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
+			w.nak(d, 0, log)
 			return
 		}
 		defer w.releaseGlobal(t, log)
 	}
 
-	opCtx, opCancel := w.opCtx()
-	claim, err := w.store.Claim(opCtx, state.ClaimArgs{Request: req, Owner: w.ID(), Delivery: d.NumDelivered(), Start: true})
-	opCancel()
+	claim, err := w.claim(ctx, req, d, log)
 	if err != nil {
 		w.claimRefused(d, err, log)
 		return
@@ -54,13 +54,74 @@ func (w *Worker) Handle(d Delivery) {
 	held := *claim.Held
 	t.setHeld(held)
 	log = log.With().Int("attempt", held.Attempt).Logger()
-	proc, ok := held.Processing(w.clock())
+	proc, ok := held.Processing(w.clock().UTC())
 	if !ok {
 		log.Error().Str("state", string(held.State)).Msg("claim did not start the request; handing it back")
-		w.release(d, held, log)
+		w.release(d, req, held, log)
 		return
 	}
 	w.run(ctx, d, req, proc, log)
+}
+
+// claim claims the request straight into processing. While Redis is
+// unreachable it keeps trying (the heartbeat keeps the message alive), so an
+// outage does not burn JetStream deliveries; it gives up when ctx ends.
+func (w *Worker) claim(ctx context.Context, req *lifecycle.Request, d Delivery, log zerolog.Logger) (state.Claim, error) {
+	args := state.ClaimArgs{Request: req, Owner: w.ID(), Delivery: d.NumDelivered(), Start: true}
+	for n := 0; ; n++ {
+		opCtx, cancel := w.opCtx()
+		claim, err := w.store.Claim(opCtx, args)
+		cancel()
+		if err == nil || !errors.Is(err, state.ErrUnavailable) {
+			return claim, err
+		}
+		if n == 0 {
+			log.Warn().Err(err).Msg("redis unavailable; holding the delivery until it answers")
+		}
+		if !w.pause(ctx, n) {
+			return claim, err
+		}
+	}
+}
+
+// record makes a terminal or requeue write, retrying while Redis is
+// unreachable: the lease is ours until it expires, and giving up would make
+// the next delivery wait for it and reclaim (repeating the upstream call).
+// It gives up when the worker closes or after storeRetryBudget.
+func (w *Worker) record(log zerolog.Logger, write func(ctx context.Context) (state.Transition, error)) (state.Transition, error) {
+	start := w.clock()
+	for n := 0; ; n++ {
+		ctx, cancel := w.opCtx()
+		tr, err := write(ctx)
+		cancel()
+		if err == nil || !errors.Is(err, state.ErrUnavailable) || w.clock().Sub(start) > storeRetryBudget {
+			return tr, err
+		}
+		if n == 0 {
+			log.Warn().Err(err).Msg("redis unavailable; retrying the write")
+		}
+		if !w.pause(w.bg, n) {
+			return tr, err
+		}
+	}
+}
+
+// storeRetryBudget bounds how long record retries one write.
+const storeRetryBudget = 30 * time.Second
+
+// pause waits before the n-th retry of a Redis call: 100 ms doubling to
+// 5 s, ±25 %. It reports false when ctx ended first.
+func (w *Worker) pause(ctx context.Context, n int) bool {
+	d := min(100*time.Millisecond<<min(n, 6), 5*time.Second)
+	d = lifecycle.ApplyJitter(d, 0.25, w.jitter)
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
 }
 
 // claimRefused handles a claim that did not give us the request.
@@ -132,37 +193,64 @@ func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, pr
 	w.retry(d, req, proc, f, dec, log)
 }
 
-// aborted records a call that a cause cut short.
+// aborted records a call that a cause cut short. Control events are hints:
+// Redis holds the truth, so a cancel or supersede is recorded only when the
+// store already says so; otherwise the request is handed back and runs again.
 func (w *Worker) aborted(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, resp *httpclient.Response, cause error, log zerolog.Logger) {
 	log = log.With().AnErr("cause", cause).Logger()
 	switch {
 	case errors.Is(cause, ErrShutdown):
 		log.Info().Msg("call aborted by shutdown; handing the request back")
-		w.release(d, proc.Held(), log)
+		w.release(d, req, proc.Held(), log)
 	case errors.Is(cause, ErrLeaseLost):
 		// Another worker owns the request now: write nothing, leave the message.
 		log.Warn().Msg("call aborted: lease lost; leaving the message to its new owner")
-	case errors.Is(cause, ErrBatchCanceled):
-		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
-	case errors.Is(cause, ErrRequestCanceled):
-		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
-	case errors.Is(cause, ErrSuperseded):
-		// The winner already marked this request superseded in Redis; our
-		// fenced writes would be refused, so only the message is settled.
-		log.Info().Msg("call aborted: superseded by a racing copy")
-		w.ack(d, log)
+	case errors.Is(cause, ErrBatchCanceled), errors.Is(cause, ErrRequestCanceled), errors.Is(cause, ErrSuperseded):
+		w.abortedByControl(d, req, proc, cause, log)
 	case errors.Is(cause, errDeadline):
 		f := lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed during the call")
-		if resp.Failure != nil && resp.Failure.Status != 0 {
-			f.Status = resp.Failure.Status
-		}
 		w.endHeld(d, req, proc.Held(), lifecycle.StateExpired, f, nil, log)
 	default:
 		log.Error().Msg("call aborted for an unknown reason; handing the request back")
-		w.release(d, proc.Held(), log)
+		w.release(d, req, proc.Held(), log)
 	}
+}
+
+// abortedByControl checks a control event against Redis before recording it.
+func (w *Worker) abortedByControl(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, cause error, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	rec, err := w.store.Request(ctx, req.Ref())
+	if err != nil {
+		log.Error().Err(err).Msg("cannot check the control event against redis; handing the request back")
+		w.release(d, req, proc.Held(), log)
+		return
+	}
+	switch {
+	case rec.State == lifecycle.StateSuperseded:
+		// The winner marked this request superseded; the original's one
+		// result comes from the winner.
+		log.Info().Msg("call aborted: superseded by a racing copy")
+		w.ack(d, log)
+	case rec.State == lifecycle.StateCanceled:
+		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+	case errors.Is(cause, ErrBatchCanceled) && req.BatchID != "" && w.batchCancelled(ctx, req.BatchID, log):
+		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+	default:
+		log.Warn().Str("state", string(rec.State)).Msg("control event not backed by redis; handing the request back")
+		w.release(d, req, proc.Held(), log)
+	}
+}
+
+func (w *Worker) batchCancelled(ctx context.Context, batchID string, log zerolog.Logger) bool {
+	b, err := w.store.Batch(ctx, batchID)
+	if err != nil {
+		log.Warn().Err(err).Msg("reading the batch failed")
+		return false
+	}
+	return b.Status == lifecycle.BatchCancelling || b.Status == lifecycle.BatchCancelled || !b.CancellingAt.IsZero()
 }
 
 // complete records a successful response.
@@ -171,110 +259,87 @@ func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Pro
 	payload, err := encodeResult(res)
 	if err != nil {
 		log.Error().Err(err).Msg("encode result")
-		w.release(d, proc.Held(), log)
+		w.release(d, req, proc.Held(), log)
 		return
 	}
-	ctx, cancel := w.opCtx()
-	tr, err := w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
-	cancel()
+	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+		return w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
+	})
 	w.settle(d, req, res, tr, err, log)
 }
 
-// endHeld records a terminal state other than completed.
+// endHeld records a terminal state other than completed. A move from
+// processing spends the attempt, as the store counts it.
 func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, to lifecycle.State, f *lifecycle.Failure, resp *httpclient.Response, log zerolog.Logger) {
-	res := w.buildResult(req, to, h.Attempt+attemptSpent(resp), time.Time{}, f, resp)
+	attempts := h.Attempt
+	if h.State == lifecycle.StateProcessing {
+		attempts++
+	}
+	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
 	payload, err := encodeResult(res)
 	if err != nil {
 		log.Error().Err(err).Msg("encode result")
-		w.release(d, h, log)
+		w.release(d, req, h, log)
 		return
 	}
 	o := state.Outcome{Failure: f, RoutedModel: req.Model, Result: payload}
 	if resp != nil {
 		o.Status = resp.Status
 	}
-	ctx, cancel := w.opCtx()
-	var tr state.Transition
-	switch to {
-	case lifecycle.StateCanceled:
-		tr, err = w.store.Cancel(ctx, h, o)
-	case lifecycle.StateExpired:
-		tr, err = w.store.Expire(ctx, h, o)
-	default:
-		tr, err = w.store.Fail(ctx, h, o)
-	}
-	cancel()
+	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+		switch to {
+		case lifecycle.StateCanceled:
+			return w.store.Cancel(ctx, h, o)
+		case lifecycle.StateExpired:
+			return w.store.Expire(ctx, h, o)
+		default:
+			return w.store.Fail(ctx, h, o)
+		}
+	})
 	w.settle(d, req, res, tr, err, log)
-}
-
-// attemptSpent is 1 when an upstream call was made.
-func attemptSpent(resp *httpclient.Response) int {
-	if resp == nil {
-		return 0
-	}
-	return 1
 }
 
 // retry puts the request back to pending and naks the message with the delay.
 func (w *Worker) retry(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, f *lifecycle.Failure, dec lifecycle.RetryDecision, log zerolog.Logger) {
-	ctx, cancel := w.opCtx()
-	tr, err := w.store.Retry(ctx, proc, f, dec.NotBefore)
-	cancel()
-	switch {
-	case errors.Is(err, state.ErrLeaseLost):
-		log.Warn().Msg("retry not recorded: lease lost; leaving the message to its new owner")
-		return
-	case err != nil:
-		log.Error().Err(err).Msg("retry not recorded; redelivering later")
-		w.nak(d, storeDownDelay, log)
-		return
-	}
-	if tr.State == lifecycle.StatePending {
+	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+		return w.store.Retry(ctx, proc, f, dec.NotBefore)
+	})
+	if err == nil && tr.State == lifecycle.StatePending {
 		log.Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
 		w.nak(d, dec.Delay, log)
 		return
 	}
-	// The batch was cancelled meanwhile: the store ended the request.
+	// Not requeued: the lease was lost, Redis is down, or the request ended
+	// (its batch was cancelled meanwhile, or another result came first).
 	res := w.buildResult(req, tr.State, proc.Attempt+1, proc.StartedAt, endedFailure(tr.State, nil), nil)
-	tr.Applied = true
-	w.settle(d, req, res, tr, nil, log)
+	w.settle(d, req, res, tr, err, log)
 }
 
 // release hands a held request back (pending, no attempt spent) and naks
 // the message without delay so any worker can take it at once.
-func (w *Worker) release(d Delivery, h lifecycle.Held, log zerolog.Logger) {
-	ctx, cancel := w.opCtx()
-	tr, err := w.store.Release(ctx, h)
-	cancel()
-	switch {
-	case errors.Is(err, state.ErrLeaseLost):
-		log.Warn().Msg("release refused: lease lost; leaving the message to its new owner")
-		return
-	case err != nil:
-		// The lease will expire by itself; redeliver after it.
-		log.Error().Err(err).Msg("release failed; the lease will expire")
-		w.nak(d, storeDownDelay, log)
+func (w *Worker) release(d Delivery, req *lifecycle.Request, h lifecycle.Held, log zerolog.Logger) {
+	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+		return w.store.Release(ctx, h)
+	})
+	if err == nil && !tr.State.Terminal() {
+		w.nak(d, 0, log)
 		return
 	}
-	if tr.State.Terminal() {
-		// Released into a cancelled batch: the store ended it.
-		res := w.buildResult(d.Request(), tr.State, h.Attempt, time.Time{}, endedFailure(tr.State, nil), nil)
-		tr.Applied = true
-		w.settle(d, d.Request(), res, tr, nil, log)
-		return
-	}
-	w.nak(d, 0, log)
+	// Released into a cancelled batch, the store ended it; or it had ended.
+	res := w.buildResult(req, tr.State, h.Attempt, time.Time{}, endedFailure(tr.State, nil), nil)
+	w.settle(d, req, res, tr, err, log)
 }
 
-// settle finishes a delivery after a terminal move: publish the result when
-// our move was the one that counted, then ack.
+// settle finishes a delivery after a write that may have ended the request:
+// publish the result when our write ended it, make sure a result exists
+// when another write did, then ack.
 func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Result, tr state.Transition, err error, log zerolog.Logger) {
 	switch {
 	case errors.Is(err, state.ErrLeaseLost):
-		log.Warn().Msg("terminal write refused: lease lost; leaving the message to its new owner")
+		log.Warn().Msg("write refused: lease lost; leaving the message to its new owner")
 		return
 	case err != nil:
-		log.Error().Err(err).Msg("terminal write failed; redelivering later")
+		log.Error().Err(err).Msg("write failed; redelivering later")
 		w.nak(d, storeDownDelay, log)
 		return
 	}
@@ -282,9 +347,10 @@ func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Resul
 		defer w.batchFinalized(tr.Finalized, log)
 	}
 	if !tr.Applied {
-		// Another result already ended the request; it publishes its own.
-		log.Info().Str("state", string(tr.State)).Msg("request already ended; result dropped")
-		w.ack(d, log)
+		// Another write ended the request first (first terminal result
+		// wins, or a soft cancel we only confirmed): its result stands.
+		log.Info().Str("state", string(tr.State)).Msg("request already ended; our result dropped")
+		w.settleRecorded(d, req, log)
 		return
 	}
 	if !w.publish(req, res, log) {
@@ -292,6 +358,29 @@ func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Resul
 		return
 	}
 	log.Info().Str("state", string(res.State)).Int("attempts", res.Attempts).Msg("request ended")
+	w.ack(d, log)
+}
+
+// settleRecorded acks a delivery of a request that ended by someone else's
+// write, first publishing the recorded result if nobody did: whoever ended
+// it may have died before publishing, or (a soft cancel from the control
+// plane) was never going to.
+func (w *Worker) settleRecorded(d Delivery, req *lifecycle.Request, log zerolog.Logger) {
+	ctx, cancel := w.opCtx()
+	rec, err := w.store.Request(ctx, req.Ref())
+	cancel()
+	if err != nil {
+		log.Error().Err(err).Msg("reading the ended request failed; redelivering later")
+		w.nak(d, storeDownDelay, log)
+		return
+	}
+	if !rec.Published {
+		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
+		if !w.publish(req, w.resultFromEnded(req, e), log) {
+			w.nak(d, storeDownDelay, log)
+			return
+		}
+	}
 	w.ack(d, log)
 }
 
@@ -358,10 +447,4 @@ func (w *Worker) nak(d Delivery, delay time.Duration, log zerolog.Logger) {
 	if err := d.Nak(ctx, delay); err != nil {
 		log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
 	}
-}
-
-// handBack naks a delivery we never claimed.
-func (w *Worker) handBack(d Delivery, log zerolog.Logger, why string) {
-	log.Info().Msg(why)
-	w.nak(d, 0, log)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -13,11 +14,11 @@ import (
 var (
 	// ErrShutdown: the worker is stopping; the request goes back to pending.
 	ErrShutdown = errors.New("worker: shutting down")
-	// ErrBatchCanceled: the request's batch was cancelled.
+	// ErrBatchCanceled: a control event says the request's batch was cancelled.
 	ErrBatchCanceled = errors.New("worker: batch cancelled")
-	// ErrRequestCanceled: the request itself was cancelled.
+	// ErrRequestCanceled: a control event says the request was cancelled.
 	ErrRequestCanceled = errors.New("worker: request cancelled")
-	// ErrSuperseded: a racing copy of the request won.
+	// ErrSuperseded: a control event says a racing copy of the request won.
 	ErrSuperseded = errors.New("worker: request superseded")
 	// ErrLeaseLost: the Redis lease moved to another worker; write nothing.
 	ErrLeaseLost = errors.New("worker: lease lost")
@@ -25,7 +26,8 @@ var (
 	errDeadline = errors.New("worker: request deadline passed")
 )
 
-// task is one delivery the worker is working on.
+// task is one delivery the worker is working on. Two deliveries of the same
+// request (a duplicate publish, a redelivery) are two tasks.
 type task struct {
 	req    *lifecycle.Request
 	d      Delivery
@@ -42,6 +44,12 @@ func (t *task) setHeld(h lifecycle.Held) {
 	t.mu.Unlock()
 }
 
+func (t *task) setSlot(holder string) {
+	t.mu.Lock()
+	t.slot = holder
+	t.mu.Unlock()
+}
+
 func (t *task) snapshot() (*lifecycle.Held, string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -52,22 +60,21 @@ func (t *task) snapshot() (*lifecycle.Held, string) {
 // and shutdown.
 type inflight struct {
 	mu    sync.Mutex
-	tasks map[string]*task
+	tasks map[*task]struct{}
 }
 
-func newInflight() *inflight { return &inflight{tasks: make(map[string]*task)} }
+func newInflight() *inflight { return &inflight{tasks: make(map[*task]struct{})} }
 
 func (f *inflight) add(t *task) {
 	f.mu.Lock()
-	f.tasks[t.req.ID] = t
+	f.tasks[t] = struct{}{}
 	f.mu.Unlock()
 }
 
+// remove drops t; safe to call twice.
 func (f *inflight) remove(t *task) {
 	f.mu.Lock()
-	if f.tasks[t.req.ID] == t {
-		delete(f.tasks, t.req.ID)
-	}
+	delete(f.tasks, t)
 	f.mu.Unlock()
 }
 
@@ -75,7 +82,7 @@ func (f *inflight) all() []*task {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	out := make([]*task, 0, len(f.tasks))
-	for _, t := range f.tasks {
+	for t := range f.tasks {
 		out = append(out, t)
 	}
 	return out
@@ -97,4 +104,27 @@ func (f *inflight) cancel(match func(*task) bool, cause error) int {
 		}
 	}
 	return n
+}
+
+// settling wraps a delivery so that finishing it (ack, nak, term) first
+// takes the task out of the heartbeat: an in-progress sent after a delayed
+// nak would restart the message's AckWait.
+type settling struct {
+	Delivery
+	done func()
+}
+
+func (s settling) Ack(ctx context.Context) error {
+	s.done()
+	return s.Delivery.Ack(ctx)
+}
+
+func (s settling) Nak(ctx context.Context, delay time.Duration) error {
+	s.done()
+	return s.Delivery.Nak(ctx, delay)
+}
+
+func (s settling) Term(ctx context.Context, reason string) error {
+	s.done()
+	return s.Delivery.Term(ctx, reason)
 }

@@ -28,8 +28,18 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, de
 		defer w.batchFinalized(tr.Finalized, log)
 	}
 	if !tr.Applied {
+		// Ended already; make sure its recorded result was published before
+		// the queue deletes the message.
 		log.Info().Str("state", string(tr.State)).Msg("poison message for a request already ended")
-		return nil
+		rec, err := w.store.Request(ctx, req.Ref())
+		if err != nil {
+			return fmt.Errorf("worker: read ended poison request %s: %w", req.ID, err)
+		}
+		if rec.Published {
+			return nil
+		}
+		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
+		res = w.resultFromEnded(req, e)
 	}
 	if err := w.queue.PublishResult(ctx, res, req.ResultSubject); err != nil {
 		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)

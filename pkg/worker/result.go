@@ -24,7 +24,7 @@ func (w *Worker) buildResult(req *lifecycle.Request, to lifecycle.State, attempt
 		Attempts:    attempts,
 		Model:       req.Model,
 		RoutedModel: req.Model,
-		StartedAt:   started,
+		StartedAt:   started.UTC(),
 		FinishedAt:  w.clock().UTC(),
 	}
 	if resp != nil {
@@ -106,13 +106,26 @@ func endedFailure(s lifecycle.State, f *lifecycle.Failure) *lifecycle.Failure {
 	}
 }
 
+// batchEventTries bounds the attempts to publish a batch event.
+const batchEventTries = 5
+
 // batchFinalized publishes the batch's final event; only the call that
-// finalized the batch gets here, so the event goes out once.
+// finalized the batch gets here, so the event goes out once (deduplicated
+// by the stream if a retry repeats it). The store reports finalization once,
+// so a NATS outage longer than the retries loses the event; the batch's
+// status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
-	ctx, cancel := w.opCtx()
-	defer cancel()
 	ev := queue.BatchEvent{Type: string(b.Status), Batch: *b, At: w.clock().UTC()}
-	if err := w.queue.PublishBatchEvent(ctx, ev); err != nil {
+	var err error
+	for n := range batchEventTries {
+		ctx, cancel := w.opCtx()
+		err = w.queue.PublishBatchEvent(ctx, ev)
+		cancel()
+		if err == nil || !w.pause(w.bg, n+2) {
+			break
+		}
+	}
+	if err != nil {
 		log.Error().Err(err).Str("status", string(b.Status)).Msg("publishing the batch event failed")
 		return
 	}

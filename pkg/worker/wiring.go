@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -100,7 +101,9 @@ func (s Settings) RedisClient() (redis.UniversalClient, error) {
 	}
 	opt, err := redis.ParseURL(s.RedisURL)
 	if err != nil {
-		return nil, fmt.Errorf("redis_url: %w", err)
+		// The parser's error quotes the URL, password included: say only
+		// what is wrong.
+		return nil, errors.New("redis_url: not a valid redis:// or rediss:// URL (value not shown: it may hold a password)")
 	}
 	return redis.NewClient(opt), nil
 }

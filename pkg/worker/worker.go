@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,8 +33,9 @@ type Worker struct {
 	slotsMu sync.Mutex
 	slots   map[string]*queue.Slots
 
-	tasks *inflight
-	marks *marker
+	tasks   *inflight
+	marks   *marker
+	slotSeq atomic.Uint64
 
 	// calls is the parent of every upstream call; aborting it cancels all
 	// of them with ErrShutdown.
@@ -231,6 +233,9 @@ func (w *Worker) stop(ctx context.Context) error {
 		return nil
 	}
 	w.consumer.Stop() // 1
+	// Deliveries not yet claimed (waiting for a fleet-wide slot, or for
+	// Redis) have no call to finish: hand them back now, not after the grace.
+	w.tasks.cancel(func(t *task) bool { h, _ := t.snapshot(); return h == nil }, ErrShutdown)
 	grace := w.config().ShutdownGrace
 	drainCtx, cancel := context.WithTimeout(ctx, grace)
 	drained := w.consumer.Wait(drainCtx) // 2
