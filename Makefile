@@ -42,13 +42,18 @@ fuzz: ## Fuzz the subject-token encoding for 30 s.
 # its baselines (bare HTTP, JetStream only, Redis only) run BENCH_N requests
 # each, setup outside the timer, in BENCH_COUNT interleaved rounds so that a
 # load change on the shared machine hits pipeline and baselines alike; each
-# round prints its pipeline/baseline req/s ratios. The other packages'
+# round prints its pipeline/baseline req/s ratios. The submit-to-result
+# latency benchmark (one request in flight) and the other packages'
 # benchmarks run after, at the default 1 s. About 2 minutes on 2 cores at
 # the defaults. The raw output is also written to BENCH_OUT; summarise with
 #   go run golang.org/x/perf/cmd/benchstat@latest bin/bench.txt
 BENCH_N       ?= 10000
 BENCH_COUNT   ?= 6
+# Submit-to-result latency: requests per run, one at a time.
+BENCH_LAT_N   ?= 1000
 BENCH_OUT     ?= bin/bench.txt
+override BENCH_OUT := $(abspath $(BENCH_OUT))
+BENCH_BIN      = $(abspath bin/worker.bench.test)
 BENCH_PKGS     = $(shell $(GO) list ./pkg/... | grep -v '/pkg/worker$$')
 # Per round: req/s of Pipeline/handlers=H over each baseline at the same H.
 BENCH_RATIOS   = awk '/^Benchmark/ { for (i = 2; i < NF; i++) if ($$(i+1) == "req/s") v[$$1] = $$i } \
@@ -60,12 +65,15 @@ BENCH_RATIOS   = awk '/^Benchmark/ { for (i = 2; i < NF; i++) if ($$(i+1) == "re
 
 .PHONY: bench
 bench: ## Run the Go benchmarks, bounded (figures go to docs/BENCHMARKS.md).
-	@mkdir -p $(dir $(BENCH_OUT))
+	@mkdir -p $(dir $(BENCH_OUT)) && : > $(BENCH_OUT)
 	$(GO) test -c -o bin/worker.bench.test ./pkg/worker/
-	@: > $(BENCH_OUT); for i in $$(seq $(BENCH_COUNT)); do \
-	  (cd pkg/worker && ../../bin/worker.bench.test -test.run '^$$' -test.bench . -test.benchmem \
-	    -test.benchtime $(BENCH_N)x -test.timeout 5m) >> $(BENCH_OUT) || { cat $(BENCH_OUT); exit 1; }; \
+	@for i in $$(seq $(BENCH_COUNT)); do \
+	  (cd pkg/worker && $(BENCH_BIN) -test.run '^$$' -test.bench '^Benchmark(Pipeline|Baseline)' \
+	    -test.benchmem -test.benchtime $(BENCH_N)x -test.timeout 5m) >> $(BENCH_OUT) || { cat $(BENCH_OUT); exit 1; }; \
 	done; cat $(BENCH_OUT); $(BENCH_RATIOS) $(BENCH_OUT)
+	cd pkg/worker && $(BENCH_BIN) -test.run '^$$' -test.bench '^BenchmarkLatency$$' -test.benchtime $(BENCH_LAT_N)x \
+	  -test.count $(BENCH_COUNT) -test.timeout 3m > $(BENCH_OUT).tmp; \
+	  rc=$$?; cat $(BENCH_OUT).tmp; cat $(BENCH_OUT).tmp >> $(BENCH_OUT); rm -f $(BENCH_OUT).tmp; [ $$rc -eq 0 ]
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -timeout 3m $(BENCH_PKGS) > $(BENCH_OUT).tmp; \
 	  rc=$$?; cat $(BENCH_OUT).tmp; cat $(BENCH_OUT).tmp >> $(BENCH_OUT); rm -f $(BENCH_OUT).tmp; [ $$rc -eq 0 ]
 

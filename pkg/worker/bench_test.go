@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -220,6 +221,47 @@ func benchRedis(b *testing.B, handlers int) {
 	if c := e.batch(b, batch).Counts; failed.Load() != 0 || c.Completed != int64(b.N) {
 		b.Fatalf("%d failures, counts %+v; want 0 and %d completed", failed.Load(), c, b.N)
 	}
+}
+
+// BenchmarkLatency is submit-to-result latency with one request in flight:
+// publish a request (waiting for the stream's ack), wait for its result line
+// on the batch's result subject. One op is one request; p50-ms and p99-ms
+// summarise the distribution. make bench runs it with fewer requests.
+func BenchmarkLatency(b *testing.B) {
+	e := newEnv(b, envOpts{})
+	const batch = "b-latency"
+	reqs := e.newBatch(b, batch, benchModel, b.N, time.Hour)
+	nc := e.nats.Connect()
+	sub, err := nc.SubscribeSync(e.q.ResultSubject(batch))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	e.startWorker(b, workerOpts{})
+	ctx := benchCtx(b, benchTimeout(b.N))
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for _, r := range reqs {
+		start := time.Now()
+		if err := e.q.PublishRequest(ctx, r); err != nil {
+			b.Fatalf("publish %s: %v", r.ID, err)
+		}
+		msg, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			b.Fatalf("result of %s: %v", r.ID, err)
+		}
+		lat = append(lat, time.Since(start))
+		if got := msg.Header.Get("Nats-Msg-Id"); got != r.ID {
+			b.Fatalf("result for %q, want %q", got, r.ID)
+		}
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	ms := func(q float64) float64 { return float64(lat[int(q*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(ms(0.5), "p50-ms")
+	b.ReportMetric(ms(0.99), "p99-ms")
 }
 
 // newUpstream is the worker's HTTP client on the mock, closed at the end.
