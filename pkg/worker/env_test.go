@@ -96,6 +96,7 @@ func (e *env) newQueue(t testing.TB, ackWait time.Duration) *queue.Client {
 // workerOpts tune one in-process worker.
 type workerOpts struct {
 	cfg    worker.Config
+	queue  func(*queue.Config) // adjusts this worker's JetStream config
 	http   *httpclient.Config
 	logOut *syncBuffer
 }
@@ -133,7 +134,13 @@ func (e *env) startWorker(t testing.TB, o workerOpts) *worker.Worker {
 	}
 	up, err := httpclient.New(hc.WithDefaults(), log)
 	require.NoError(t, err)
-	w, err := worker.New(worker.Deps{Store: e.store, Queue: e.newQueue(t, testAckWait), Upstream: up, Logger: log}, cfg)
+	qc := e.queueConfig(testAckWait)
+	if o.queue != nil {
+		o.queue(&qc)
+	}
+	q, err := queue.New(e.nats.Connect(), qc, log)
+	require.NoError(t, err)
+	w, err := worker.New(worker.Deps{Store: e.store, Queue: q, Upstream: up, Logger: log}, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

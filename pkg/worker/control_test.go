@@ -1,0 +1,122 @@
+package worker_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
+)
+
+func bg(t *testing.T) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var slowCall = mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Minute}}
+
+// Cancelling one in-flight request (Redis first, then the event) aborts its
+// call; it ends canceled with exactly one result, and the rest of the batch
+// is unaffected.
+func TestCancelRequestAbortsItsCall(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-cancel-one", "gpt-4o", 3, time.Hour)
+	victim := reqs[0]
+	e.mock.Script(victim.ID, slowCall)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+	waitFor(t, 20*time.Second, "the victim's call in flight", func() bool { return e.mock.Concurrent("gpt-4o") >= 1 && e.mock.CallsFor(victim.ID) == 1 })
+
+	_, err := e.store.CancelRequest(bg(t), victim.Ref())
+	require.NoError(t, err)
+	require.NoError(t, e.q.PublishCancel(bg(t), victim.BatchID, victim.ID))
+
+	results := e.waitResults(t, "b-cancel-one", 3, 20*time.Second)
+	res := results[victim.ID]
+	require.Equal(t, lifecycle.StateCanceled, res.State)
+	require.Equal(t, lifecycle.CodeRequestCanceled, res.Error.Code)
+	waitFor(t, 5*time.Second, "the aborted call to end", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
+	for _, r := range reqs[1:] {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State)
+	}
+	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 2, Canceled: 1}, e.batch(t, "b-cancel-one").Counts)
+	require.Equal(t, 1, e.mock.CallsFor(victim.ID), "the canceled request never ran again")
+}
+
+// Cancelling a batch with calls in flight aborts every one of them; the
+// batch ends cancelled with exact counters and one result per request.
+func TestCancelBatchAbortsInFlightCalls(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-cancel-all", "gpt-4o", 4, time.Hour)
+	for _, r := range reqs {
+		e.mock.Script(r.ID, slowCall)
+	}
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+	waitFor(t, 20*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+
+	_, err := e.store.CancelBatch(bg(t), "b-cancel-all")
+	require.NoError(t, err)
+	require.NoError(t, e.q.PublishCancel(bg(t), "b-cancel-all", ""))
+
+	results := e.waitResults(t, "b-cancel-all", len(reqs), 20*time.Second)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCanceled, results[r.ID].State)
+		require.Equal(t, lifecycle.CodeBatchCanceled, results[r.ID].Error.Code)
+	}
+	waitFor(t, 5*time.Second, "batch finalized", func() bool { return e.batch(t, "b-cancel-all").Status == lifecycle.BatchCancelled })
+	require.Equal(t, lifecycle.Counts{Total: 4, Canceled: 4}, e.batch(t, "b-cancel-all").Counts)
+	waitFor(t, 5*time.Second, "aborted calls to end", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
+}
+
+// Control events are hints: a cancel or supersede that Redis does not back
+// aborts the call, but the request is handed back and completes.
+func TestUnbackedControlEventsDoNotEndRequests(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-spoof", "gpt-4o", 3, time.Hour)
+	for _, r := range reqs {
+		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: 1500 * time.Millisecond}})
+	}
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+	waitFor(t, 20*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+
+	require.NoError(t, e.q.PublishCancel(bg(t), "b-spoof", reqs[0].ID))
+	require.NoError(t, e.q.PublishCancel(bg(t), "b-spoof", ""))
+	require.NoError(t, e.q.PublishSupersede(bg(t), reqs[2].ID, "someone"))
+
+	results := e.waitResults(t, "b-spoof", len(reqs), 30*time.Second)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, r.ID)
+		require.Equal(t, 2, e.mock.CallsFor(r.ID), "aborted once by the event, then run to the end")
+	}
+	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 3}, e.batch(t, "b-spoof").Counts)
+}
+
+// A message JetStream gives up on (MaxDeliver exhausted) is failed through
+// the worker's advisory handler: failed in Redis, one result, exact
+// counters. Every delayed nak is a delivery, so a MaxDeliver below the
+// retry budget cuts retries short — which is why the worker's settings
+// derive it from the budget; here it is set low on purpose.
+func TestMaxDeliveriesFailsThroughTheEngine(t *testing.T) {
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Failures: &mockupstream.FailureMix{Unavailable: 1},
+	}}})
+	reqs := e.newBatch(t, "b-poison-adv", "gpt-4o", 1, time.Hour)
+	e.startWorker(t, workerOpts{queue: func(c *queue.Config) { c.MaxDeliver = 2 }})
+	e.publish(t, reqs)
+
+	results := e.waitResults(t, "b-poison-adv", 1, time.Minute)
+	res := results[reqs[0].ID]
+	require.Equal(t, lifecycle.StateFailed, res.State)
+	require.Equal(t, lifecycle.CodeMaxDeliveries, res.Error.Code)
+	require.Equal(t, lifecycle.StateFailed, e.record(t, reqs[0]).State)
+	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, e.batch(t, "b-poison-adv").Counts)
+	require.Equal(t, 2, e.mock.CallsFor(reqs[0].ID), "one call per delivery, none after the last")
+}
