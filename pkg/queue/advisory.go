@@ -120,7 +120,7 @@ func (co *Consumer) settlePoison(ctx context.Context, adv maxDeliveriesAdvisory)
 	}
 	req, err := c.decodeRaw(raw)
 	if err != nil {
-		if rerr := c.recordMalformed(ctx, raw.Subject, raw.Header, raw.Data, err); rerr != nil {
+		if rerr := c.recordMalformed(ctx, raw.Subject, raw.Header, raw.Data, err, co.o.OnMalformed); rerr != nil {
 			return rerr
 		}
 	} else {

@@ -33,6 +33,12 @@ type ConsumeOptions struct {
 	// is deleted from the stream; an error retries it later. Nil publishes a
 	// failed result (lifecycle.CodeMaxDeliveries) instead.
 	OnMaxDeliveries func(ctx context.Context, req *lifecycle.Request, deliveries uint64) error
+	// OnMalformed records a malformed message's failure (the result the
+	// queue is about to publish) before the result goes out, so a batch's
+	// counters account for it. Returning publish=false skips the result (the
+	// request already ended with its own); an error retries the message
+	// later. Nil publishes the result without recording anything.
+	OnMalformed func(ctx context.Context, res *lifecycle.Result) (publish bool, err error)
 }
 
 // Consumer runs the fetch loops of one worker instance: a discovery loop
@@ -265,7 +271,7 @@ func (co *Consumer) dispatch(ml *modelLoop, msg jetstream.Msg) {
 		defer co.running.Release(1)
 		defer ml.slots.Release(1)
 		if err != nil {
-			co.c.rejectMalformed(co.handlerCtx, msg, err)
+			co.c.rejectMalformed(co.handlerCtx, msg, err, co.o.OnMalformed)
 			return
 		}
 		defer func() {

@@ -193,9 +193,9 @@ func (c *Client) salvageRequest(subject string, hdr map[string][]string, data []
 // rejectMalformed records a malformed message as a failed result (when an
 // id can be read) and terminates it. If the result cannot be published the
 // message is nak'd so the record is not lost.
-func (c *Client) rejectMalformed(ctx context.Context, msg jetstream.Msg, cause error) {
+func (c *Client) rejectMalformed(ctx context.Context, msg jetstream.Msg, cause error, hook malformedHook) {
 	reason := "malformed request message: " + cause.Error()
-	if err := c.recordMalformed(ctx, msg.Subject(), msg.Headers(), msg.Data(), cause); err != nil {
+	if err := c.recordMalformed(ctx, msg.Subject(), msg.Headers(), msg.Data(), cause, hook); err != nil {
 		c.log.Error().Err(err).Str("subject", msg.Subject()).Msg("malformed request message: result not published, retrying later")
 		_ = msg.NakWithDelay(time.Second)
 		return
@@ -203,11 +203,15 @@ func (c *Client) rejectMalformed(ctx context.Context, msg jetstream.Msg, cause e
 	_ = msg.TermWithReason(truncate(reason, 512))
 }
 
+// malformedHook is ConsumeOptions.OnMalformed.
+type malformedHook = func(ctx context.Context, res *lifecycle.Result) (publish bool, err error)
+
 // recordMalformed publishes a failed result (lifecycle.CodeMalformedMessage,
 // the cause naming the bad field) for a message that is not a valid
-// request, if an id can be read from it, and logs it. An error means the
-// result was not published and the message must not be removed yet.
-func (c *Client) recordMalformed(ctx context.Context, subject string, hdr map[string][]string, data []byte, cause error) error {
+// request, if an id can be read from it, and logs it; hook (if any) records
+// the failure first. An error means the result was not published and the
+// message must not be removed yet.
+func (c *Client) recordMalformed(ctx context.Context, subject string, hdr map[string][]string, data []byte, cause error, hook malformedHook) error {
 	s := c.salvageRequest(subject, hdr, data)
 	log := c.log.With().Str("subject", subject).Str("request_id", s.ID).Str("batch_id", s.BatchID).Logger()
 	if s.ID == "" || len(s.ID) > lifecycle.MaxIDLength {
@@ -218,6 +222,16 @@ func (c *Client) recordMalformed(ctx context.Context, subject string, hdr map[st
 		V: lifecycle.WireVersion, ID: s.ID, CustomID: s.CustomID, BatchID: s.BatchID, Model: s.Model,
 		State: lifecycle.StateFailed,
 		Error: &lifecycle.ResultError{Code: lifecycle.CodeMalformedMessage, Message: truncate("malformed request message: "+cause.Error(), 2048)},
+	}
+	if hook != nil {
+		publish, err := hook(ctx, res)
+		if err != nil {
+			return fmt.Errorf("queue: record malformed %s: %w", s.ID, err)
+		}
+		if !publish {
+			log.Warn().Err(cause).Msg("malformed request message for a request that already ended: removed")
+			return nil
+		}
 	}
 	if err := c.PublishResult(ctx, res, validResultSubject(c, s.ResultSubject)); err != nil {
 		return err

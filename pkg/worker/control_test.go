@@ -2,9 +2,11 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
@@ -119,4 +121,33 @@ func TestMaxDeliveriesFailsThroughTheEngine(t *testing.T) {
 	require.Equal(t, lifecycle.StateFailed, e.record(t, reqs[0]).State)
 	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, e.batch(t, "b-poison-adv").Counts)
 	require.Equal(t, 2, e.mock.CallsFor(reqs[0].ID), "one call per delivery, none after the last")
+}
+
+// A malformed message inside a batch is failed in Redis as well as in the
+// results, so the batch's counters add up and the batch finishes.
+func TestMalformedMessageCountsInItsBatch(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-malformed", "gpt-4o", 3, time.Hour)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs[:2])
+	// The third request arrives with a url that is not a path.
+	subj, err := e.q.RequestSubject("gpt-4o", "b-malformed")
+	require.NoError(t, err)
+	bad := fmt.Sprintf(`{"v":1,"id":%q,"batch_id":"b-malformed","custom_id":"task-2","model":"gpt-4o","method":"POST","url":"https://elsewhere.example/v1","expires_at":%q}`,
+		reqs[2].ID, reqs[2].ExpiresAt.Format(time.RFC3339))
+	m := nats.NewMsg(subj)
+	m.Data = []byte(bad)
+	m.Header.Set("Nats-Msg-Id", reqs[2].ID)
+	_, err = e.js.PublishMsg(bg(t), m)
+	require.NoError(t, err)
+
+	results := e.waitResults(t, "b-malformed", 3, 30*time.Second)
+	res := results[reqs[2].ID]
+	require.Equal(t, lifecycle.StateFailed, res.State)
+	require.Equal(t, lifecycle.CodeMalformedMessage, res.Error.Code)
+	require.Contains(t, res.Error.Message, "url")
+	require.Equal(t, "task-2", res.CustomID)
+	waitFor(t, 5*time.Second, "batch finalized", func() bool { return e.batch(t, "b-malformed").Status == lifecycle.BatchCompleted })
+	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 2, Failed: 1}, e.batch(t, "b-malformed").Counts)
+	require.Equal(t, lifecycle.StateFailed, e.record(t, reqs[2]).State)
 }

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -47,4 +48,39 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, de
 	w.marks.add(req.Ref())
 	log.Warn().Msg("request failed after too many deliveries")
 	return nil
+}
+
+// onMalformed records a malformed message's failure in Redis before the
+// queue publishes its result, so the batch's counters include it and the
+// batch can finish. A record that cannot be written for a reason other than
+// an outage (an unreadable id, say) is skipped: the result still goes out.
+func (w *Worker) onMalformed(ctx context.Context, res *lifecycle.Result) (bool, error) {
+	log := w.log.With().Str("request_id", res.ID).Str("batch_id", res.BatchID).Str("model", res.Model).Logger()
+	req := &lifecycle.Request{V: lifecycle.WireVersion, ID: res.ID, BatchID: res.BatchID, CustomID: res.CustomID, Model: res.Model}
+	f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: res.Error.Message}
+	payload, err := encodeResult(res)
+	if err != nil {
+		return true, nil
+	}
+	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, Result: payload})
+	switch {
+	case errors.Is(err, state.ErrUnavailable):
+		return false, fmt.Errorf("worker: record malformed %s: %w", res.ID, err)
+	case err != nil:
+		log.Warn().Err(err).Msg("malformed message not recorded in redis; publishing its result anyway")
+		return true, nil
+	}
+	if tr.Finalized != nil {
+		w.batchFinalized(tr.Finalized, log)
+	}
+	if tr.Applied {
+		return true, nil
+	}
+	// Ended before: publish only if that end was this malformed failure
+	// and its result has not gone out (a retry after a failed publish).
+	rec, err := w.store.Request(ctx, req.Ref())
+	if err != nil {
+		return false, fmt.Errorf("worker: read malformed %s: %w", res.ID, err)
+	}
+	return !rec.Published && rec.Failure != nil && rec.Failure.Code == lifecycle.CodeMalformedMessage, nil
 }

@@ -184,6 +184,7 @@ func (w *Worker) start(ctx context.Context) error {
 		Slots:           w.slotsFor,
 		Handler:         func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
 		OnMaxDeliveries: w.onMaxDeliveries,
+		OnMalformed:     w.onMalformed,
 	})
 	if err != nil {
 		w.stopBg()
