@@ -58,10 +58,8 @@ func (w *Worker) onMalformed(ctx context.Context, res *lifecycle.Result) (bool, 
 	log := w.log.With().Str("request_id", res.ID).Str("batch_id", res.BatchID).Str("model", res.Model).Logger()
 	req := &lifecycle.Request{V: lifecycle.WireVersion, ID: res.ID, BatchID: res.BatchID, CustomID: res.CustomID, Model: res.Model}
 	f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: res.Error.Message}
-	payload, err := encodeResult(res)
-	if err != nil {
-		return true, nil
-	}
+	// Without a stored line a redelivery rebuilds the result from the record.
+	payload, _ := encodeResult(res)
 	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, Result: payload})
 	switch {
 	case errors.Is(err, state.ErrUnavailable):
