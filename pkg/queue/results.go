@@ -37,12 +37,23 @@ const resultRouteTTL = time.Minute
 // stored copy on <p>.res.<batch> is published first either way, so a bad
 // extra subject never costs the result itself.
 func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resultSubject string) error {
+	return c.PublishEncodedResult(ctx, res, nil, resultSubject)
+}
+
+// PublishEncodedResult is PublishResult for a caller that already holds
+// res encoded as JSON (the worker keeps that line in Redis): data is sent
+// as is when it fits the max payload, saving a second encoding on the hot
+// path; otherwise, or when data is nil, res is encoded here as
+// PublishResult does.
+func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error {
 	if res == nil || res.ID == "" {
 		return fmt.Errorf("%w: result without an id", ErrInvalidRequest)
 	}
-	data, err := c.encodeResult(ctx, res)
-	if err != nil {
-		return err
+	if len(data) == 0 || len(data) > int(c.nc.MaxPayload())-payloadHeadroom {
+		var err error
+		if data, err = c.encodeResult(ctx, res); err != nil {
+			return err
+		}
 	}
 	msg := nats.NewMsg(c.ResultSubject(res.BatchID))
 	msg.Data = data
@@ -59,6 +70,7 @@ func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resul
 	extra := nats.NewMsg(resultSubject)
 	extra.Data = data
 	extra.Header.Set(jetstream.MsgIDHeader, res.ID)
+	var err error
 	if c.capturedByStream(ctx, resultSubject) {
 		_, err = c.js.PublishMsg(ctx, extra)
 	} else {

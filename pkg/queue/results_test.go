@@ -92,3 +92,31 @@ func TestResultAlsoDeliveredToResultSubject(t *testing.T) {
 		require.ErrorIs(t, b.c.PublishResult(ctx(t), result("rs-2", "", nil), bad), queue.ErrInvalidSubject, bad)
 	}
 }
+
+// An already encoded result is published as it is when it fits; one over
+// the max payload still has its body moved to the object store.
+func TestPublishEncodedResult(t *testing.T) {
+	b := setup(t)
+	small := result("enc-small", "batch-e", []byte(`{"ok":true}`))
+	data, err := json.Marshal(small)
+	require.NoError(t, err)
+	require.NoError(t, b.c.PublishEncodedResult(ctx(t), small, data, ""))
+
+	bigBody, err := json.Marshal(map[string]string{"text": string(bytes.Repeat([]byte("y"), int(b.nc.MaxPayload())+10))})
+	require.NoError(t, err)
+	big := result("enc-big", "batch-e", bigBody)
+	bigData, err := json.Marshal(big)
+	require.NoError(t, err)
+	require.NoError(t, b.c.PublishEncodedResult(ctx(t), big, bigData, ""))
+
+	s, err := b.js.Stream(ctx(t), "SALVO_RESULTS")
+	require.NoError(t, err)
+	raw, err := s.GetLastMsgForSubject(ctx(t), b.c.ResultSubject("batch-e"))
+	require.NoError(t, err)
+	require.Contains(t, string(raw.Data), "body_ref", "the big body went to the object store")
+	got := map[string]*lifecycle.Result{}
+	require.NoError(t, b.c.ReplayResults(ctx(t), "batch-e", func(r *lifecycle.Result) error { got[r.ID] = r; return nil }))
+	require.JSONEq(t, `{"ok":true}`, string(got["enc-small"].Response.Body))
+	require.NoError(t, b.c.ResolveBody(ctx(t), got["enc-big"]))
+	require.JSONEq(t, string(bigBody), string(got["enc-big"].Response.Body))
+}

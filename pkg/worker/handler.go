@@ -265,7 +265,7 @@ func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Pro
 	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
 		return w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
 	})
-	w.settle(d, req, res, tr, err, log)
+	w.settle(d, req, res, payload, tr, err, log)
 }
 
 // endHeld records a terminal state other than completed. A move from
@@ -296,7 +296,7 @@ func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, t
 			return w.store.Fail(ctx, h, o)
 		}
 	})
-	w.settle(d, req, res, tr, err, log)
+	w.settle(d, req, res, payload, tr, err, log)
 }
 
 // retry puts the request back to pending and naks the message with the delay.
@@ -312,7 +312,7 @@ func (w *Worker) retry(d Delivery, req *lifecycle.Request, proc lifecycle.Proces
 	// Not requeued: the lease was lost, Redis is down, or the request ended
 	// (its batch was cancelled meanwhile, or another result came first).
 	res := w.buildResult(req, tr.State, proc.Attempt+1, proc.StartedAt, endedFailure(tr.State, nil), nil)
-	w.settle(d, req, res, tr, err, log)
+	w.settle(d, req, res, nil, tr, err, log)
 }
 
 // release hands a held request back (pending, no attempt spent) and naks
@@ -327,13 +327,13 @@ func (w *Worker) release(d Delivery, req *lifecycle.Request, h lifecycle.Held, l
 	}
 	// Released into a cancelled batch, the store ended it; or it had ended.
 	res := w.buildResult(req, tr.State, h.Attempt, time.Time{}, endedFailure(tr.State, nil), nil)
-	w.settle(d, req, res, tr, err, log)
+	w.settle(d, req, res, nil, tr, err, log)
 }
 
 // settle finishes a delivery after a write that may have ended the request:
 // publish the result when our write ended it, make sure a result exists
 // when another write did, then ack.
-func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Result, tr state.Transition, err error, log zerolog.Logger) {
+func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Result, data []byte, tr state.Transition, err error, log zerolog.Logger) {
 	switch {
 	case errors.Is(err, state.ErrLeaseLost):
 		log.Warn().Msg("write refused: lease lost; leaving the message to its new owner")
@@ -353,7 +353,7 @@ func (w *Worker) settle(d Delivery, req *lifecycle.Request, res *lifecycle.Resul
 		w.settleRecorded(d, req, log)
 		return
 	}
-	if !w.publish(req, res, log) {
+	if !w.publish(req, res, data, log) {
 		w.nak(d, storeDownDelay, log)
 		return
 	}
@@ -376,7 +376,8 @@ func (w *Worker) settleRecorded(d Delivery, req *lifecycle.Request, log zerolog.
 	}
 	if !rec.Published {
 		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
-		if !w.publish(req, w.resultFromEnded(req, e), log) {
+		res, data := w.resultFromEnded(req, e)
+		if !w.publish(req, res, data, log) {
 			w.nak(d, storeDownDelay, log)
 			return
 		}
@@ -394,8 +395,8 @@ func (w *Worker) settleEnded(d Delivery, req *lifecycle.Request, e *state.Ended,
 		w.ack(d, log)
 		return
 	}
-	res := w.resultFromEnded(req, e)
-	if !w.publish(req, res, log) {
+	res, data := w.resultFromEnded(req, e)
+	if !w.publish(req, res, data, log) {
 		w.nak(d, storeDownDelay, log)
 		return
 	}
@@ -404,10 +405,11 @@ func (w *Worker) settleEnded(d Delivery, req *lifecycle.Request, e *state.Ended,
 }
 
 // publish sends the result and queues the published mark.
-func (w *Worker) publish(req *lifecycle.Request, res *lifecycle.Result, log zerolog.Logger) bool {
+// data is res already encoded, or nil.
+func (w *Worker) publish(req *lifecycle.Request, res *lifecycle.Result, data []byte, log zerolog.Logger) bool {
 	ctx, cancel := w.opCtx()
 	defer cancel()
-	if err := w.queue.PublishResult(ctx, res, req.ResultSubject); err != nil {
+	if err := w.queue.PublishEncodedResult(ctx, res, data, req.ResultSubject); err != nil {
 		log.Error().Err(err).Msg("publish result failed; redelivering later")
 		return false
 	}

@@ -40,9 +40,9 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, de
 			return nil
 		}
 		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
-		res = w.resultFromEnded(req, e)
+		res, payload = w.resultFromEnded(req, e)
 	}
-	if err := w.queue.PublishResult(ctx, res, req.ResultSubject); err != nil {
+	if err := w.queue.PublishEncodedResult(ctx, res, payload, req.ResultSubject); err != nil {
 		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)
 	}
 	w.marks.add(req.Ref())

@@ -65,13 +65,14 @@ func encodeResult(res *lifecycle.Result) ([]byte, error) {
 }
 
 // resultFromEnded rebuilds the result of a request found terminal: the
-// stored result line when the terminal move kept one, else a line built
-// from the record (a request ended without an upstream answer).
-func (w *Worker) resultFromEnded(req *lifecycle.Request, e *state.Ended) *lifecycle.Result {
+// stored result line (returned encoded too) when the terminal move kept
+// one, else a line built from the record (a request ended without an
+// upstream answer).
+func (w *Worker) resultFromEnded(req *lifecycle.Request, e *state.Ended) (*lifecycle.Result, []byte) {
 	if len(e.Outbox) > 0 {
 		var res lifecycle.Result
 		if err := json.Unmarshal(e.Outbox, &res); err == nil && res.ID == req.ID {
-			return &res
+			return &res, e.Outbox
 		}
 		w.log.Warn().Str("request_id", req.ID).Msg("stored result line unreadable; rebuilding it from the record")
 	}
@@ -83,7 +84,7 @@ func (w *Worker) resultFromEnded(req *lifecycle.Request, e *state.Ended) *lifecy
 	if e.Status > 0 {
 		res.Response = &lifecycle.ResultResponse{StatusCode: e.Status}
 	}
-	return res
+	return res, nil
 }
 
 // endedFailure is the error of a request that ended without a failure of
