@@ -24,6 +24,9 @@ const (
 	FetchExpiryDefault       = 5 * time.Second
 	// MaxFetchBatchDefault caps one pull request even when more slots are free.
 	MaxFetchBatchDefault = 256
+	// OrphanSweepIntervalDefault is how often a consumer looks for request
+	// messages its model consumer has acked but the stream still holds.
+	OrphanSweepIntervalDefault = time.Minute
 )
 
 // Config configures the JetStream layer. Zero fields take the ...Default
@@ -63,6 +66,12 @@ type Config struct {
 	FetchExpiry time.Duration
 	// MaxFetchBatch caps the size of one pull request.
 	MaxFetchBatch int
+	// OrphanSweepInterval is how often Consume looks for orphans: request
+	// messages at or below their model consumer's ack floor that the stream
+	// still stores (an ack racing a server shutdown; see orphans.go). Each
+	// sweep costs one stream info call, plus a consumer info call per model
+	// with stored messages.
+	OrphanSweepInterval time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -106,6 +115,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxFetchBatch == 0 {
 		c.MaxFetchBatch = MaxFetchBatchDefault
 	}
+	if c.OrphanSweepInterval == 0 {
+		c.OrphanSweepInterval = OrphanSweepIntervalDefault
+	}
 	return c
 }
 
@@ -147,6 +159,8 @@ func (c Config) Validate() error {
 		return bad("FetchExpiry", "%s must be at least 200ms", c.FetchExpiry)
 	case c.MaxFetchBatch < 1:
 		return bad("MaxFetchBatch", "%d must be positive", c.MaxFetchBatch)
+	case c.OrphanSweepInterval < 100*time.Millisecond:
+		return bad("OrphanSweepInterval", "%s must be at least 100ms", c.OrphanSweepInterval)
 	}
 	return nil
 }

@@ -43,8 +43,9 @@ type ConsumeOptions struct {
 
 // Consumer runs the fetch loops of one worker instance: a discovery loop
 // that finds models with queued messages, one fetch loop per model on the
-// model's durable pull consumer (shared by every worker), and one loop on
-// the max-deliveries advisories.
+// model's durable pull consumer (shared by every worker), one loop on the
+// max-deliveries advisories, and an orphan sweep (orphans.go) that removes
+// request messages acked but left in the stream by a server shutdown.
 //
 // Shutdown order (the worker's side in brackets): Stop (no new messages;
 // messages already received but not started are nak'd at once) → [let
@@ -60,7 +61,7 @@ type Consumer struct {
 	handlerCtx context.Context    // Consume's ctx: handlers see its cancellation
 	fetchCtx   context.Context    // canceled by Stop
 	stopFetch  context.CancelFunc //
-	loops      sync.WaitGroup     // discovery, advisory and model loops
+	loops      sync.WaitGroup     // discovery, advisory, orphan sweep and model loops
 	running    *Slots             // handlers and malformed-message records in progress
 
 	mu       sync.Mutex
@@ -98,9 +99,10 @@ func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, erro
 		stopFetch()
 		return nil, err
 	}
-	co.loops.Add(2)
+	co.loops.Add(3)
 	go co.discoveryLoop()
 	go co.advisoryLoop()
+	go co.orphanLoop()
 	return co, nil
 }
 

@@ -26,6 +26,14 @@
 // missed idle heartbeats, server restart) recreate the consumer with
 // back-off; Consumer.Healthy reports loops that stopped polling.
 //
+// A server shutdown can cut a work-queue ack between the consumer and the
+// stream: the consumer records the ack, the stream never deletes the
+// message, and a single server does not reconcile work-queue streams on
+// restart. Every Config.OrphanSweepInterval the consumer deletes such
+// orphans (stored messages at or below their consumer's ack floor, seen
+// twice at least 5 s apart), leaving poison messages whose max-deliveries
+// advisory is still pending to the advisory loop.
+//
 // JetStream facts designed against: a delayed nak stays in the consumer's
 // pending set (counts against MaxAckPending and MaxDeliver); an ack after
 // AckWait is still accepted (fence with NumDelivered/StreamSeq); a message

@@ -18,13 +18,16 @@ import (
 	"github.com/salvo-run/salvo/pkg/queue"
 )
 
-// testConfig uses short timers so redelivery tests stay fast.
+// testConfig uses short timers so redelivery tests stay fast. The orphan
+// sweep runs often, so every poison test also checks that it leaves poison
+// messages to the advisory loop.
 func testConfig() queue.Config {
 	return queue.Config{
-		AckWait:           time.Second,
-		FetchExpiry:       time.Second,
-		DiscoveryInterval: 50 * time.Millisecond,
-		PublishTimeout:    5 * time.Second,
+		AckWait:             time.Second,
+		FetchExpiry:         time.Second,
+		DiscoveryInterval:   50 * time.Millisecond,
+		PublishTimeout:      5 * time.Second,
+		OrphanSweepInterval: 200 * time.Millisecond,
 	}
 }
 

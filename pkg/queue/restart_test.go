@@ -14,7 +14,9 @@ import (
 // Kill and restart the server mid-consumption: the fetch loops notice,
 // recreate their consumer and carry on; every request is handled and the
 // stream ends empty. Handlers record an id before acking, because a double
-// ack cut by the restart may have been applied by the server anyway.
+// ack cut by the restart may have been applied by the server anyway. An ack
+// the shutdown cut between consumer and stream leaves its message stored
+// below the ack floor: the orphan sweep removes it (orphans_test.go).
 func TestServerRestartMidConsumptionResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("restarts a server")
