@@ -346,13 +346,7 @@ func benchCtx(b *testing.B, d time.Duration) context.Context {
 // more) until it holds, failing after timeout.
 func pollUntil(b *testing.B, timeout time.Duration, what string, cond func() bool) {
 	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	pollEvery(b, 5*time.Millisecond, timeout, what, cond)
 }
 
 // cpuMeter measures CPU spent by this process and by redis-server.

@@ -194,11 +194,16 @@ func (e *env) publish(t testing.TB, reqs []*lifecycle.Request) {
 // RESULTS stream, duplicates included.
 func (e *env) resultCount(t testing.TB, batchID string) uint64 {
 	t.Helper()
+	return e.storedOn(t, e.q.ResultSubject(batchID))
+}
+
+// storedOn is how many messages the RESULTS stream holds on subj.
+func (e *env) storedOn(t testing.TB, subj string) uint64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s, err := e.js.Stream(ctx, e.q.ResultsStream())
 	require.NoError(t, err)
-	subj := e.q.ResultSubject(batchID)
 	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
 	require.NoError(t, err)
 	return info.State.Subjects[subj]
@@ -247,24 +252,23 @@ func (e *env) record(t testing.TB, r *lifecycle.Request) state.Record {
 // batchEvents counts the batch's lifecycle events in the RESULTS stream.
 func (e *env) batchEvents(t testing.TB, batchID string) uint64 {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	s, err := e.js.Stream(ctx, e.q.ResultsStream())
-	require.NoError(t, err)
-	subj := e.q.BatchEventSubject(batchID)
-	info, err := s.Info(ctx, jetstream.WithSubjectFilter(subj))
-	require.NoError(t, err)
-	return info.State.Subjects[subj]
+	return e.storedOn(t, e.q.BatchEventSubject(batchID))
 }
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	pollEvery(t, 25*time.Millisecond, timeout, what, cond)
+}
+
+// pollEvery checks cond every interval until it holds, failing after timeout.
+func pollEvery(t testing.TB, interval, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(25 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
