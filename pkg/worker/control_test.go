@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +13,8 @@ import (
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/worker"
 )
 
 func bg(t *testing.T) context.Context {
@@ -150,4 +153,37 @@ func TestMalformedMessageCountsInItsBatch(t *testing.T) {
 	waitFor(t, 5*time.Second, "batch finalized", func() bool { return e.batch(t, "b-malformed").Status == lifecycle.BatchCompleted })
 	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 2, Failed: 1}, e.batch(t, "b-malformed").Counts)
 	require.Equal(t, lifecycle.StateFailed, e.record(t, reqs[2]).State)
+}
+
+// lostReplyStore applies the first Complete for real and then reports
+// Redis unreachable, as a connection cut after the script ran would.
+type lostReplyStore struct {
+	worker.Store
+	lost atomic.Bool
+}
+
+func (s *lostReplyStore) Complete(ctx context.Context, p lifecycle.Processing, o state.Outcome) (state.Transition, error) {
+	tr, err := s.Store.Complete(ctx, p, o)
+	if err == nil && s.lost.CompareAndSwap(false, true) {
+		return state.Transition{}, fmt.Errorf("reply lost: %w", state.ErrUnavailable)
+	}
+	return tr, err
+}
+
+// A terminal write whose reply is lost is retried; the retry finds the
+// write landed under our token, so the result and the batch event still go
+// out, once each.
+func TestLostReplyOfTheLastWriteStillFinishesTheBatch(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-lost-reply", "gpt-4o", 1, time.Hour)
+	store := &lostReplyStore{Store: e.store}
+	e.startWorker(t, workerOpts{store: store})
+	e.publish(t, reqs)
+
+	results := e.waitResults(t, "b-lost-reply", 1, 30*time.Second)
+	require.Equal(t, lifecycle.StateCompleted, results[reqs[0].ID].State)
+	require.True(t, store.lost.Load(), "the reply was lost once")
+	waitFor(t, 10*time.Second, "the batch event", func() bool { return e.batchEvents(t, "b-lost-reply") == 1 })
+	require.Equal(t, lifecycle.Counts{Total: 1, Completed: 1}, e.batch(t, "b-lost-reply").Counts)
+	require.Equal(t, 1, e.mock.CallsFor(reqs[0].ID), "the call was not repeated")
 }

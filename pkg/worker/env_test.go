@@ -97,6 +97,7 @@ func (e *env) newQueue(t testing.TB, ackWait time.Duration) *queue.Client {
 type workerOpts struct {
 	cfg    worker.Config
 	queue  func(*queue.Config) // adjusts this worker's JetStream config
+	store  worker.Store        // replaces the env's store (fault injection over it)
 	http   *httpclient.Config
 	logOut *syncBuffer
 }
@@ -140,7 +141,11 @@ func (e *env) startWorker(t testing.TB, o workerOpts) *worker.Worker {
 	}
 	q, err := queue.New(e.nats.Connect(), qc, log)
 	require.NoError(t, err)
-	w, err := worker.New(worker.Deps{Store: e.store, Queue: q, Upstream: up, Logger: log}, cfg)
+	var store worker.Store = e.store
+	if o.store != nil {
+		store = o.store
+	}
+	w, err := worker.New(worker.Deps{Store: store, Queue: q, Upstream: up, Logger: log}, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -87,23 +87,52 @@ func (w *Worker) claim(ctx context.Context, req *lifecycle.Request, d Delivery, 
 // record makes a terminal or requeue write, retrying while Redis is
 // unreachable: the lease is ours until it expires, and giving up would make
 // the next delivery wait for it and reclaim (repeating the upstream call).
-// It gives up when the worker closes or after storeRetryBudget.
-func (w *Worker) record(log zerolog.Logger, write func(ctx context.Context) (state.Transition, error)) (state.Transition, error) {
+// It gives up when the worker closes or after storeRetryBudget. retried
+// reports that an attempt failed as unreachable — its write may have landed
+// with only the reply lost.
+func (w *Worker) record(log zerolog.Logger, write func(ctx context.Context) (state.Transition, error)) (tr state.Transition, retried bool, err error) {
 	start := w.clock()
 	for n := 0; ; n++ {
 		ctx, cancel := w.opCtx()
-		tr, err := write(ctx)
+		tr, err = write(ctx)
 		cancel()
 		if err == nil || !errors.Is(err, state.ErrUnavailable) || w.clock().Sub(start) > storeRetryBudget {
-			return tr, err
+			return tr, retried, err
 		}
+		retried = true
 		if n == 0 {
 			log.Warn().Err(err).Msg("redis unavailable; retrying the write")
 		}
 		if !w.pause(w.bg, n) {
-			return tr, err
+			return tr, retried, err
 		}
 	}
+}
+
+// recordTerminal is record for a terminal move by the holder h. When a
+// retried write finds the request already in the target state under h's
+// token, the first attempt landed and only its reply was lost: the move is
+// ours, and if the batch is finished we may be the call that finished it,
+// so its event is published (deduplicated by the stream).
+func (w *Worker) recordTerminal(log zerolog.Logger, req *lifecycle.Request, h lifecycle.Held, target lifecycle.State, write func(ctx context.Context) (state.Transition, error)) (state.Transition, error) {
+	tr, retried, err := w.record(log, write)
+	if err != nil || tr.Applied || !retried || tr.State != target {
+		return tr, err
+	}
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	rec, rerr := w.store.Request(ctx, req.Ref())
+	if rerr != nil || rec.State != target || rec.Token != h.Lease.Token {
+		return tr, err
+	}
+	log.Info().Msg("an earlier attempt of the write landed; its reply was lost")
+	tr.Applied = true
+	if req.BatchID != "" {
+		if b, berr := w.store.Batch(ctx, req.BatchID); berr == nil && b.Status.Terminal() {
+			tr.Finalized = &b
+		}
+	}
+	return tr, nil
 }
 
 // storeRetryBudget bounds how long record retries one write.
@@ -262,7 +291,7 @@ func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Pro
 		w.release(d, req, proc.Held(), log)
 		return
 	}
-	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+	tr, err := w.recordTerminal(log, req, proc.Held(), lifecycle.StateCompleted, func(ctx context.Context) (state.Transition, error) {
 		return w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
 	})
 	w.settle(d, req, res, payload, tr, err, log)
@@ -286,7 +315,7 @@ func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, t
 	if resp != nil {
 		o.Status = resp.Status
 	}
-	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+	tr, err := w.recordTerminal(log, req, h, to, func(ctx context.Context) (state.Transition, error) {
 		switch to {
 		case lifecycle.StateCanceled:
 			return w.store.Cancel(ctx, h, o)
@@ -301,7 +330,7 @@ func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, t
 
 // retry puts the request back to pending and naks the message with the delay.
 func (w *Worker) retry(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, f *lifecycle.Failure, dec lifecycle.RetryDecision, log zerolog.Logger) {
-	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+	tr, _, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
 		return w.store.Retry(ctx, proc, f, dec.NotBefore)
 	})
 	if err == nil && tr.State == lifecycle.StatePending {
@@ -318,7 +347,7 @@ func (w *Worker) retry(d Delivery, req *lifecycle.Request, proc lifecycle.Proces
 // release hands a held request back (pending, no attempt spent) and naks
 // the message without delay so any worker can take it at once.
 func (w *Worker) release(d Delivery, req *lifecycle.Request, h lifecycle.Held, log zerolog.Logger) {
-	tr, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
+	tr, _, err := w.record(log, func(ctx context.Context) (state.Transition, error) {
 		return w.store.Release(ctx, h)
 	})
 	if err == nil && !tr.State.Terminal() {
