@@ -54,7 +54,10 @@
 // is dropped and reported with Transition.Applied == false (not an error).
 // canceled is soft: a Complete or Fail by the holder whose owner and token
 // still match replaces it and moves the counter (canceled−1,
-// completed/failed+1) in the same script. Nothing moves a terminal request
+// completed/failed+1) in the same script, but only while the canceled result
+// has not been published (MarkPublished). Once it was, the late Complete or
+// Fail is dropped (Applied false, State canceled, counters unchanged), so a
+// request never gets two result messages. Nothing moves a terminal request
 // back to claimed or processing.
 //
 // # Finalization

@@ -37,8 +37,11 @@ func (s *Store) finish(ctx context.Context, a finishArgs) (Transition, error) {
 
 // Complete records the successful result of a processing request. A hard
 // terminal request drops the write (Applied false); a soft canceled one is
-// replaced when owner and token still match, the counters moving from
-// canceled to completed in the same script.
+// replaced when owner and token still match and the cancel's result was not
+// published yet (MarkPublished), the counters moving from canceled to
+// completed in the same script. Once the cancel was published the write is
+// dropped (Applied false, State canceled, counters unchanged), so a request
+// never gets two result messages.
 func (s *Store) Complete(ctx context.Context, p lifecycle.Processing, o Outcome) (Transition, error) {
 	o.Failure = nil
 	return s.finish(ctx, finishArgs{
@@ -48,7 +51,8 @@ func (s *Store) Complete(ctx context.Context, p lifecycle.Processing, o Outcome)
 }
 
 // Fail ends a held request as failed (o.Failure required). Like Complete it
-// replaces a soft cancel for the matching holder.
+// replaces a soft cancel for the matching holder unless the cancel was
+// already published (then Applied false, State canceled).
 func (s *Store) Fail(ctx context.Context, h lifecycle.Held, o Outcome) (Transition, error) {
 	if o.Failure == nil {
 		return Transition{}, fmt.Errorf("state: fail %s: %w", h.Ref.ID, ErrInvalidOutcome)
@@ -136,7 +140,8 @@ func (s *Store) ForceFail(ctx context.Context, req *lifecycle.Request, o Outcome
 
 // CancelRequest cancels one request for the control plane: pending, claimed
 // and processing become canceled with the counters kept exact. The cancel is
-// soft: the holder's later Complete or Fail with its own token still wins.
+// soft: the holder's later Complete or Fail with its own token still wins,
+// as long as the canceled result was not published yet.
 // A request never claimed gets a canceled record (its later claim ends
 // Ended{State: canceled}); in a batch whose pending counter is already zero
 // such a request cannot exist and the call fails with ErrNotFound.

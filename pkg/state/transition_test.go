@@ -160,3 +160,34 @@ func TestForceFailFencesTheHolder(t *testing.T) {
 	require.Equal(t, lifecycle.BatchFailed, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Failed: 2}, tr.Finalized.Counts)
 }
+
+func TestLateResultAfterPublishedCancelIsDropped(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 2)
+	req := request("r1", "b1")
+	p := b.claim(t, req, "w1")
+
+	_, err := b.store.CancelRequest(ctx, req.Ref())
+	require.NoError(t, err)
+	require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()}), "the cancel's result went out")
+	want := lifecycle.Counts{Total: 2, Pending: 1, Canceled: 1}
+	require.Equal(t, want, b.counts(t, "b1"))
+
+	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("late-line")})
+	require.NoError(t, err, "a dropped result is not an error")
+	require.False(t, tr.Applied)
+	require.Equal(t, lifecycle.StateCanceled, tr.State)
+	tr, err = b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})
+	require.NoError(t, err)
+	require.False(t, tr.Applied)
+	require.Equal(t, lifecycle.StateCanceled, tr.State)
+	require.Equal(t, want, b.counts(t, "b1"), "counters stay")
+
+	rec, err := b.store.Request(ctx, req.Ref())
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateCanceled, rec.State)
+	require.True(t, rec.Published)
+	require.Nil(t, rec.Outbox, "no second result line is stored")
+	require.Equal(t, lifecycle.CodeRequestCanceled, rec.Failure.Code)
+}

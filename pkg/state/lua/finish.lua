@@ -1,6 +1,7 @@
 -- finish.lua: the lease holder ends its request: completed, failed,
 -- canceled or expired. completed/failed replace a soft canceled when owner
--- and token still match; hard terminals drop the write.
+-- and token still match and the canceled result was not published yet (a
+-- request never gets two result messages); hard terminals drop the write.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
 -- KEYS[3] -> lease index    <p>:{<tag>}:leases
@@ -21,7 +22,7 @@
 -- HGETALL when this call finalized it) | {'lost', state} | {'illegal', state}
 local now = tonumber(ARGV[1])
 local target = ARGV[5]
-local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'fence', 'attempt')
+local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'fence', 'attempt', 'published')
 local state = r[1]
 if not state then
   return {'lost', ''}
@@ -34,7 +35,9 @@ if state == 'canceled' then
   if not mine then
     return {'lost', state}
   end
-  if target ~= 'completed' and target ~= 'failed' then
+  if (target ~= 'completed' and target ~= 'failed') or r[5] == '1' then
+    -- only a real result replaces the cancel, and only before the cancel's
+    -- result message went out
     return {'ok', state, state, 0}
   end
 elseif not mine then
