@@ -48,8 +48,10 @@ type Ended struct {
 	// already published).
 	Outbox []byte
 	// JustEnded is true when this claim made the terminal move: the batch
-	// was cancelled (canceled), the request was past expires_at (expired) or
-	// it was reclaimed more than MaxReclaims times (failed, max deliveries).
+	// was cancelled (canceled), the request was past expires_at (expired),
+	// it was reclaimed more than MaxReclaims times (failed, max deliveries)
+	// or it is not one of its batch's requests (failed, malformed message;
+	// no counter moves).
 	JustEnded bool
 	// Finalized is non-nil iff this call finalized the batch.
 	Finalized *lifecycle.Batch
@@ -62,7 +64,10 @@ var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
 // not_before has passed), or a claimed/processing one whose lease expired.
 // Every successful claim increments the request's fencing token. A request
 // whose batch is cancelled, that is past expires_at, or that was reclaimed
-// more than MaxReclaims times ends instead (Ended.JustEnded). A live lease
+// more than MaxReclaims times ends instead (Ended.JustEnded). A request with
+// no record whose batch has every request accounted for (pending = 0) is
+// not one of the batch's: it ends failed with lifecycle.CodeMalformedMessage
+// and no counter change. A live lease
 // refuses every other claim, the same owner's included (a redelivered copy
 // must not run twice). Errors:
 // *LeaseHeldError when another lease is live, *NotYetError when a retry is

@@ -272,3 +272,57 @@ func TestLeaseIndexFollowsClaims(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, []state.LeaseEntry{{Ref: p1.Ref, Expires: base.Add(50 * time.Second)}}, all)
 }
+
+func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 2)
+	p1 := b.claim(t, request("r1", "b1"), "w")
+	b.claim(t, request("r2", "b1"), "w")
+	want := lifecycle.Counts{Total: 2, InProgress: 2}
+
+	extra := request("r3", "b1")
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: extra, Owner: "w", Delivery: 1, Start: true})
+	require.NoError(t, err)
+	require.Nil(t, c.Held)
+	require.Equal(t, lifecycle.StateFailed, c.Ended.State)
+	require.True(t, c.Ended.JustEnded)
+	require.Nil(t, c.Ended.Finalized)
+	require.Equal(t, lifecycle.CodeMalformedMessage, c.Ended.Failure.Code)
+	require.Equal(t, "request r3 is not part of batch b1 (its 2 requests are all accounted for)", c.Ended.Failure.Message)
+	require.Equal(t, want, b.counts(t, "b1"), "no counter moves")
+
+	rec, err := b.store.Request(ctx, extra.Ref())
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateFailed, rec.State)
+	require.Equal(t, lifecycle.CodeMalformedMessage, rec.Failure.Code)
+	ttl, err := b.redis.Client.PTTL(ctx, b.redis.Prefix+":{b1}:req:r3").Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl, "the record gets the usual retention")
+	require.LessOrEqual(t, ttl, b.cfg.Retention)
+
+	// A redelivered copy sees the recorded failure.
+	c, err = b.store.Claim(ctx, state.ClaimArgs{Request: extra, Owner: "w2", Start: true})
+	require.NoError(t, err)
+	require.False(t, c.Ended.JustEnded)
+	require.Equal(t, lifecycle.CodeMalformedMessage, c.Ended.Failure.Code)
+
+	// ForceFail of another stray id records the failure uncounted.
+	tr, err := b.store.ForceFail(ctx, request("r4", "b1"), state.Outcome{Failure: failure(lifecycle.CodeMalformedMessage, 0)})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Nil(t, tr.Finalized)
+	require.Equal(t, want, b.counts(t, "b1"))
+	rec, err = b.store.Request(ctx, lifecycle.Ref{ID: "r4", BatchID: "b1"})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateFailed, rec.State)
+
+	// The batch's own requests still finish it; a stray after that changes nothing.
+	tr, err = b.store.Complete(ctx, p1, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.Nil(t, tr.Finalized)
+	c, err = b.store.Claim(ctx, state.ClaimArgs{Request: request("r5", "b1"), Owner: "w", Start: true})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.CodeMalformedMessage, c.Ended.Failure.Code)
+	require.Equal(t, lifecycle.Counts{Total: 2, InProgress: 1, Completed: 1}, b.counts(t, "b1"))
+}

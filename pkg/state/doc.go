@@ -34,9 +34,15 @@
 // change, and a Retry or Release of an in-flight request of a cancelled
 // batch ends it canceled instead of re-queueing it.
 //
-// Counters assume the requests published for a batch number exactly its
-// Total: a request beyond Total would drive pending below zero. Submission
-// (the producer and the batch-create endpoint) is where that is enforced.
+// A batch must be created (CreateBatch, with its Total) before any of its
+// requests is published: the counters assume the requests published for a
+// batch number exactly its Total. Requests beyond Total are refused without
+// touching the counters: once pending is 0 every request of the batch is
+// accounted for, so a request id with no record is not one of the batch's —
+// Claim ends it failed with lifecycle.CodeMalformedMessage (JustEnded),
+// ForceFail records its failure uncounted and CancelRequest reports
+// ErrNotFound. Submission (the producer and the batch-create endpoint) is
+// where the count is enforced first.
 //
 // # Leases
 //

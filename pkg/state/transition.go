@@ -119,7 +119,9 @@ func (s *Store) Release(ctx context.Context, h lifecycle.Held) (Transition, erro
 // ForceFail fails a request that is not hard-terminal regardless of any
 // lease (a poison message past max deliveries), creating its record if
 // needed and bumping the fencing token so any holder's later writes are
-// rejected. o.Failure is required.
+// rejected. o.Failure is required. A request with no record whose batch
+// (not cancelled) has every request accounted for (pending = 0) is not one
+// of the batch's: its failure is recorded without touching the counters.
 func (s *Store) ForceFail(ctx context.Context, req *lifecycle.Request, o Outcome) (Transition, error) {
 	if req == nil || req.ID == "" {
 		return Transition{}, ErrInvalidClaim

@@ -18,7 +18,9 @@
 -- Returns one of:
 --   {'held', state, token, attempt, lease_until}
 --   {'ended', state, err_code, err_msg, status, attempt, published, outbox, just_ended, batch...}
---     (batch...: flat HGETALL of the batch when this call finalized it)
+--     (batch...: flat HGETALL of the batch when this call finalized it).
+--     A request without a record whose batch has pending = 0 is not one of
+--     the batch's: it ends failed (malformed_message) without counters.
 --   {'lease_held', owner, lease_until}
 --   {'not_yet', not_before}
 local now = tonumber(ARGV[1])
@@ -47,8 +49,9 @@ if inflight and lease_until > now then
   return {'lease_held', r[2] or '', lease_until}
 end
 
--- end_now makes the terminal move this claim decided on.
-local function end_now(to, code, msg, extra)
+-- end_now makes the terminal move this claim decided on. uncounted leaves
+-- the batch alone (a request that is not one of the batch's).
+local function end_now(to, code, msg, extra, uncounted)
   if not exists then
     record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
   end
@@ -61,7 +64,7 @@ local function end_now(to, code, msg, extra)
   end
   redis.call('PEXPIRE', KEYS[1], ARGV[7])
   local fin = nil
-  if b ~= nil then
+  if b ~= nil and not uncounted then
     redis.call('ZREM', KEYS[3], id)
     batch_move(KEYS[2], b, bucket_of(state, b), to)
     fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[7])
@@ -71,6 +74,12 @@ end
 
 if b ~= nil and b.cancelled then
   return end_now('canceled', 'batch_cancelled', 'the batch was cancelled', nil)
+end
+
+if not exists and b ~= nil and batch_pending(KEYS[2]) <= 0 then
+  -- every request of the batch is accounted for: this one is not one of them
+  return end_now('failed', 'malformed_message', 'request ' .. id .. ' is not part of batch ' .. ARGV[9] ..
+    ' (its ' .. b.total .. ' requests are all accounted for)', nil, true)
 end
 
 local expires_at = tonumber(r[7] or ARGV[12])

@@ -1,6 +1,8 @@
 -- force_fail.lua: fail a request that is not hard-terminal regardless of
 -- any lease (poison message), bumping the fence so every holder's later
--- write is rejected.
+-- write is rejected. A request without a record whose batch (not
+-- cancelled) has pending = 0 is not one of the batch's: its failure is
+-- recorded without touching the counters.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
 -- KEYS[3] -> lease index    <p>:{<tag>}:leases
@@ -23,6 +25,10 @@ local state = cur or 'pending'
 if HARD[state] then
   return {'ok', state, state, 0}
 end
+local b = batch_load(KEYS[2])
+if not cur and b ~= nil and not b.cancelled and batch_pending(KEYS[2]) <= 0 then
+  b = nil -- not one of the batch's requests: no counter to move
+end
 if not cur then
   record_init(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now)
 end
@@ -36,7 +42,6 @@ if ARGV[11] ~= '' then
   redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
-local b = batch_load(KEYS[2])
 local fin = nil
 if b ~= nil then
   redis.call('ZREM', KEYS[3], ARGV[2])

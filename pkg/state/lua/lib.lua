@@ -29,6 +29,11 @@ local function batch_load(bkey)
   }
 end
 
+-- batch_pending reads the batch's pending counter.
+local function batch_pending(bkey)
+  return tonumber(redis.call('HGET', bkey, 'pending') or '0')
+end
+
 -- bucket_of names the counter a request in state is counted in. A pending
 -- request of a cancelled batch is already counted canceled (CancelBatch).
 local function bucket_of(state, b)
