@@ -82,6 +82,14 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 	return nil
 }
 
+// EncodeResult encodes res as PublishResult would store it: a response
+// body that would push the line over the max payload goes to the object
+// store first and the line carries its BodyRef. The worker keeps this line
+// in Redis until it is published, so a large body never lives there.
+func (c *Client) EncodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error) {
+	return c.encodeResult(ctx, res)
+}
+
 func (c *Client) encodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error) {
 	data, err := json.Marshal(res)
 	if err != nil {

@@ -187,3 +187,22 @@ func TestLostReplyOfTheLastWriteStillFinishesTheBatch(t *testing.T) {
 	require.Equal(t, lifecycle.Counts{Total: 1, Completed: 1}, e.batch(t, "b-lost-reply").Counts)
 	require.Equal(t, 1, e.mock.CallsFor(reqs[0].ID), "the call was not repeated")
 }
+
+// A response body larger than one NATS message goes to the object store
+// before the terminal write, so neither Redis nor the result line carries
+// it; the result resolves to the full body.
+func TestLargeResponseBodyTravelsByReference(t *testing.T) {
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{ReplyWords: 250_000}}})
+	reqs := e.newBatch(t, "b-big", "gpt-4o", 1, time.Hour)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+
+	results := e.waitResults(t, "b-big", 1, 30*time.Second)
+	res := results[reqs[0].ID]
+	require.Equal(t, lifecycle.StateCompleted, res.State)
+	require.NotNil(t, res.Response.BodyRef, "the body went by reference")
+	require.Empty(t, res.Response.Body)
+	require.NoError(t, e.q.ResolveBody(bg(t), res))
+	require.Greater(t, len(res.Response.Body), 1<<20, "larger than the default 1 MiB max payload")
+	require.Contains(t, string(res.Response.Body), "chat.completion")
+}

@@ -33,6 +33,7 @@ type Store interface {
 // *queue.Client).
 type Queue interface {
 	Consume(ctx context.Context, o queue.ConsumeOptions) (*queue.Consumer, error)
+	EncodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error)
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
 	PublishBatchEvent(ctx context.Context, ev queue.BatchEvent) error
 	SubscribeControl(fn func(queue.ControlEvent)) (stop func() error, err error)

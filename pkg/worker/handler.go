@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -285,7 +286,7 @@ func (w *Worker) batchCancelled(ctx context.Context, batchID string, log zerolog
 // complete records a successful response.
 func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Processing, resp *httpclient.Response, log zerolog.Logger) {
 	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt+1, proc.StartedAt, nil, resp)
-	payload, err := encodeResult(res)
+	payload, err := w.encode(res)
 	if err != nil {
 		log.Error().Err(err).Msg("encode result")
 		w.release(d, req, proc.Held(), log)
@@ -305,7 +306,7 @@ func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, t
 		attempts++
 	}
 	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
-	payload, err := encodeResult(res)
+	payload, err := w.encode(res)
 	if err != nil {
 		log.Error().Err(err).Msg("encode result")
 		w.release(d, req, h, log)
@@ -431,6 +432,18 @@ func (w *Worker) settleEnded(d Delivery, req *lifecycle.Request, e *state.Ended,
 	}
 	log.Info().Str("state", string(e.State)).Bool("just_ended", e.JustEnded).Msg("request ended")
 	w.ack(d, log)
+}
+
+// encode encodes the result line kept in the outbox; a body too large for
+// one message goes to the object store first.
+func (w *Worker) encode(res *lifecycle.Result) ([]byte, error) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	data, err := w.queue.EncodeResult(ctx, res)
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode result %s: %w", res.ID, err)
+	}
+	return data, nil
 }
 
 // publish sends the result and queues the published mark.
