@@ -63,7 +63,10 @@ func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) e
 }
 
 // PublishSupersede announces that requestID lost a race to the copy by on
-// <p>.ctl.supersede.<request>.
+// <p>.ctl.supersede.<request>. The event body carries kind, request_id, by
+// and at; batch_id is absent (omitted): the publisher knows only the two
+// request ids, and a supersede is matched by request id alone, so a
+// receiver must not expect a batch id in it.
 func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) error {
 	if requestID == "" {
 		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
