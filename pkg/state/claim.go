@@ -48,7 +48,8 @@ type Ended struct {
 	// already published).
 	Outbox []byte
 	// JustEnded is true when this claim made the terminal move: the batch
-	// was cancelled (canceled), the request was past expires_at (expired),
+	// was cancelled (canceled), the request or its batch was past
+	// expires_at (expired),
 	// it was reclaimed more than MaxReclaims times (failed, max deliveries)
 	// or it is not one of its batch's requests (failed, malformed message;
 	// no counter moves).
@@ -63,11 +64,11 @@ var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
 // Claim takes a request under a lease: a pending request (once its
 // not_before has passed), or a claimed/processing one whose lease expired.
 // Every successful claim increments the request's fencing token. A request
-// whose batch is cancelled, that is past expires_at, or that was reclaimed
-// more than MaxReclaims times ends instead (Ended.JustEnded). A request with
-// no record whose batch has every request accounted for (pending = 0) is
-// not one of the batch's: it ends failed with lifecycle.CodeMalformedMessage
-// and no counter change. A live lease
+// whose batch is cancelled, that is past its own or its batch's expires_at
+// (expired), or that was reclaimed more than MaxReclaims times ends instead
+// (Ended.JustEnded). A request with no record whose batch has every request
+// accounted for (pending = 0) is not one of the batch's: it ends failed with
+// lifecycle.CodeMalformedMessage and no counter change. A live lease
 // refuses every other claim, the same owner's included (a redelivered copy
 // must not run twice). Errors:
 // *LeaseHeldError when another lease is live, *NotYetError when a retry is

@@ -326,3 +326,47 @@ func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
 	require.Equal(t, lifecycle.CodeMalformedMessage, c.Ended.Failure.Code)
 	require.Equal(t, lifecycle.Counts{Total: 2, InProgress: 1, Completed: 1}, b.counts(t, "b1"))
 }
+
+func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	_, err := b.store.CreateBatch(ctx, state.NewBatch{
+		ID: "b1", CompletionWindow: "1h", Endpoint: "/v1/chat/completions",
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 2,
+	})
+	require.NoError(t, err)
+	p := b.claim(t, request("r1", "b1"), "w") // the request's own deadline is base+24h
+	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.Nil(t, tr.Finalized)
+
+	b.clock.Advance(time.Hour) // exactly the batch's expires_at
+	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: request("r2", "b1"), Owner: "w", Start: true})
+	require.NoError(t, err)
+	require.Nil(t, c.Held, "no claim at or after the batch's expires_at")
+	require.Equal(t, lifecycle.StateExpired, c.Ended.State)
+	require.True(t, c.Ended.JustEnded)
+	require.Equal(t, lifecycle.CodeBatchExpired, c.Ended.Failure.Code)
+	require.NotNil(t, c.Ended.Finalized)
+	require.Equal(t, lifecycle.BatchExpired, c.Ended.Finalized.Status, "a request expired and the batch is past expires_at")
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Expired: 1}, c.Ended.Finalized.Counts)
+}
+
+func TestCancelledWinsOverBatchExpiry(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	_, err := b.store.CreateBatch(ctx, state.NewBatch{
+		ID: "b1", CompletionWindow: "1h", Endpoint: "/v1/chat/completions",
+		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 2,
+	})
+	require.NoError(t, err)
+	p := b.claim(t, request("r1", "b1"), "w")
+	_, err = b.store.CancelBatch(ctx, "b1")
+	require.NoError(t, err)
+	b.clock.Advance(2 * time.Hour)
+	tr, err := b.store.Expire(ctx, p.Held(), state.Outcome{})
+	require.NoError(t, err)
+	require.NotNil(t, tr.Finalized)
+	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.Counts{Total: 2, Canceled: 1, Expired: 1}, tr.Finalized.Counts)
+}

@@ -70,10 +70,17 @@
 //
 // When the terminal counters reach Total the batch finalizes, exactly once,
 // inside the script that made the last move: status cancelled if the batch
-// was cancelled, else expired if the batch was marked expiring (the hook
-// field "expiring", set by a later issue), else completed if at least one
-// request completed, else cancelled if every request was canceled one by
-// one, else failed. That call alone returns the batch in
+// was cancelled (cancelled wins), else expired if the batch was marked
+// expiring (the hook field "expiring", set by a later issue) or if at least
+// one request ended expired and the batch is past its expires_at (OpenAI
+// semantics), else completed if at least one request completed, else
+// cancelled if every request was canceled one by one, else failed.
+//
+// # Expiry
+//
+// A claim at or after the request's own expires_at or its batch's
+// expires_at ends the request expired (Ended.JustEnded) instead of taking
+// it. That call alone returns the batch in
 // Transition.Finalized or Ended.Finalized.
 //
 // # Batch status

@@ -1,5 +1,7 @@
 -- claim.lua: take a request under a lease (pending, or in flight with an
--- expired lease), or end it when it can no longer run.
+-- expired lease), or end it when it can no longer run (batch cancelled, not
+-- one of the batch's requests, past its own or its batch's expires_at,
+-- reclaimed too often).
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
 -- KEYS[3] -> lease index    <p>:{<tag>}:leases
@@ -85,6 +87,9 @@ end
 local expires_at = tonumber(r[7] or ARGV[12])
 if expires_at > 0 and now >= expires_at then
   return end_now('expired', 'batch_expired', 'the request expired before it could finish', nil)
+end
+if b ~= nil and b.expires_at > 0 and now >= b.expires_at then
+  return end_now('expired', 'batch_expired', 'the batch expired before the request could finish', nil)
 end
 
 if state == 'pending' then

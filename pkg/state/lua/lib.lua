@@ -17,7 +17,7 @@ end
 
 -- batch_load returns the batch's counting view, or nil when it has no record.
 local function batch_load(bkey)
-  local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalized_at', 'expiring')
+  local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalized_at', 'expiring', 'expires_at')
   if not v[1] then
     return nil
   end
@@ -26,6 +26,7 @@ local function batch_load(bkey)
     cancelled = v[2] == '1',
     final = (v[3] or '') ~= '',
     expiring = v[4] == '1',
+    expires_at = tonumber(v[5] or '0') or 0,
   }
 end
 
@@ -61,6 +62,9 @@ end
 -- batch_finalize finalizes the batch when every request is terminal and it
 -- is not final yet. Returns the batch hash (flat HGETALL) when this call
 -- finalized it, else nil. Exactly one script call can see the transition.
+-- Status: cancelled if cancelled; expired if marked expiring, or if a
+-- request ended expired and the batch is past its expires_at; completed if
+-- one completed; cancelled if all were canceled; else failed.
 local function batch_finalize(bkey, lkey, b, now, retention)
   if b == nil or b.final then
     return nil
@@ -76,7 +80,7 @@ local function batch_finalize(bkey, lkey, b, now, retention)
   local status
   if b.cancelled then
     status = 'cancelled'
-  elseif b.expiring then
+  elseif b.expiring or (tonumber(c[5] or '0') >= 1 and b.expires_at > 0 and now >= b.expires_at) then
     status = 'expired'
   elseif tonumber(c[1] or '0') >= 1 then
     status = 'completed'
