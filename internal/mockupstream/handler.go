@@ -201,6 +201,9 @@ func (s *Server) writeStream(r *http.Request, w http.ResponseWriter, sc Script, 
 			flush()
 			return
 		}
+		if sc.StreamCutAfter > 0 && i == sc.StreamCutAfter {
+			return
+		}
 		if _, err := fmt.Fprintf(w, "data: %s\n\n", ch); err != nil {
 			return
 		}

@@ -79,6 +79,10 @@ type Script struct {
 	// {"error":{"code":StreamErrorCode,…}} and ends (status stays 200).
 	StreamErrorAfter int
 	StreamErrorCode  int
+	// StreamCutAfter > 0: after that many chunks a stream ends cleanly at
+	// the HTTP level but without its remaining chunks or "data: [DONE]"
+	// (an upstream that dropped the generation mid-way).
+	StreamCutAfter int
 }
 
 // merge returns s with every zero field taken from base.
@@ -103,6 +107,9 @@ func (s Script) merge(base Script) Script {
 	}
 	if s.StreamErrorAfter == 0 {
 		s.StreamErrorAfter, s.StreamErrorCode = base.StreamErrorAfter, base.StreamErrorCode
+	}
+	if s.StreamCutAfter == 0 {
+		s.StreamCutAfter = base.StreamCutAfter
 	}
 	return s
 }

@@ -111,6 +111,10 @@ func (c *Client) attempt(ctx context.Context, st *clientState, p *prepared) (*Re
 		out.Body, err = readBody(resp, wd)
 	}
 	if err != nil {
+		if errors.Is(err, ErrStreamTruncated) {
+			// The 200 is noted in the message; the partial body is no answer.
+			out.Status, out.Body = 0, nil
+		}
 		out.Failure = c.callFailure(ctx, actx, out.Status, err)
 		return out, nil
 	}
@@ -188,12 +192,21 @@ func (p *progressReader) Read(b []byte) (int, error) {
 // effective status: an `{"error":…}` event turns the 200 into its code and
 // its data becomes the body. The first event ends the first-byte phase;
 // every later one resets the idle timer.
+//
+// A stream that ends without "data: [DONE]" is complete only if it is an
+// unknown shape (nothing to check) or every choice of a completion stream
+// carries a finish_reason; otherwise it was cut off and errStreamTruncated
+// is returned: a partial generation is never a success.
 func readStream(body io.Reader, wd *watchdog, idle time.Duration) ([]byte, int, error) {
 	r := newSSEReader(body)
 	asm := newReassembler()
+	events := 0
 	for first := true; ; first = false {
 		data, err := r.next()
 		if errors.Is(err, io.EOF) {
+			if !asm.done && !asm.finished() {
+				return nil, http.StatusOK, &truncatedError{events: events}
+			}
 			return asm.result(), http.StatusOK, nil
 		}
 		if err != nil {
@@ -207,6 +220,7 @@ func readStream(body io.Reader, wd *watchdog, idle time.Duration) ([]byte, int, 
 		if code, ok := sseErrorStatus(data); ok {
 			return data, code, nil
 		}
+		events++
 		asm.add(data)
 	}
 }

@@ -12,7 +12,20 @@ var (
 	ErrTimeout = errors.New("httpclient: timeout")
 	// ErrInvalidConfig wraps every configuration error New and SetConfig return.
 	ErrInvalidConfig = errors.New("httpclient: invalid config")
+	// ErrStreamTruncated matches a stream that ended (EOF) before
+	// "data: [DONE]" or a finish_reason on every choice.
+	ErrStreamTruncated = errors.New("httpclient: stream ended before its end")
 )
+
+// truncatedError is a stream cut off before its end after events events.
+type truncatedError struct{ events int }
+
+func (e *truncatedError) Error() string {
+	return fmt.Sprintf("stream ended after HTTP 200 and %d events without data: [DONE] or a finish_reason on every choice (cut off)", e.events)
+}
+
+// Is makes errors.Is(err, ErrStreamTruncated) match.
+func (e *truncatedError) Is(target error) bool { return target == ErrStreamTruncated }
 
 // TimeoutError says which phase of a call ran out of time. It is the cause
 // the watchdog cancels an attempt with.

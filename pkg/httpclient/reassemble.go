@@ -25,6 +25,7 @@ type reassembler struct {
 	raw     [][]byte
 	known   bool // every chunk so far parsed as a completion chunk
 	started bool
+	done    bool // "[DONE]" arrived
 
 	id, object, model string
 	created           int64
@@ -90,6 +91,7 @@ func newReassembler() *reassembler {
 // add folds one event's data in. "[DONE]" is dropped.
 func (a *reassembler) add(data []byte) {
 	if string(bytes.TrimSpace(data)) == "[DONE]" {
+		a.done = true
 		return
 	}
 	a.raw = append(a.raw, data)
@@ -158,6 +160,28 @@ func (a *reassembler) add(data []byte) {
 			t.args.WriteString(tc.Function.Arguments)
 		}
 	}
+}
+
+// finished reports whether the stream so far is a whole answer without
+// "[DONE]": a completion stream whose every choice has a finish_reason, or
+// a stream of another shape (which has no end marker salvo can check). A
+// stream without any event is not finished.
+func (a *reassembler) finished() bool {
+	if len(a.raw) == 0 {
+		return false
+	}
+	if !a.known {
+		return true
+	}
+	if len(a.choices) == 0 {
+		return false
+	}
+	for _, acc := range a.choices {
+		if bytes.Equal(acc.finishReason, jsonNull) {
+			return false
+		}
+	}
+	return true
 }
 
 // addLogprobs concatenates the array fields of logprobs objects

@@ -29,14 +29,12 @@ func newSSEReader(r io.Reader) *sseReader {
 }
 
 // next returns the next event's data, or io.EOF at the end of the stream.
-// A final event without a trailing blank line is still returned.
+// A final event without its blank line is incomplete and dropped, as the
+// SSE specification says: the stream was cut in the middle of it.
 func (s *sseReader) next() ([]byte, error) {
 	for {
 		line, err := s.readLine()
 		if err != nil {
-			if errors.Is(err, io.EOF) && s.has {
-				return s.dispatch(), nil
-			}
 			return nil, err
 		}
 		if len(line) == 0 {
@@ -86,10 +84,7 @@ func (s *sseReader) readLine() ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			if errors.Is(err, io.EOF) && len(buf) > 0 {
-				return bytes.TrimRight(buf, "\r\n"), nil
-			}
-			return nil, err
+			return nil, err // a line without its terminator is incomplete
 		}
 		return bytes.TrimRight(buf, "\r\n"), nil
 	}

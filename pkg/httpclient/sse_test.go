@@ -90,7 +90,8 @@ func TestSSEReaderFraming(t *testing.T) {
 		require.NoError(t, err)
 		got = append(got, string(d))
 	}
-	require.Equal(t, []string{`{"a":1}`, "line1\nline2", "tail-without-blank-line"}, got)
+	// The last event has no blank line before EOF: incomplete, dropped.
+	require.Equal(t, []string{`{"a":1}`, "line1\nline2"}, got)
 }
 
 func TestReassemblerToolCallsAndLogprobs(t *testing.T) {
