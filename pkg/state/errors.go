@@ -31,6 +31,9 @@ var (
 	ErrIllegalTransition = fmt.Errorf("state: %w", lifecycle.ErrIllegalTransition)
 	// ErrUnavailable: Redis is unreachable or did not answer in time.
 	ErrUnavailable = errors.New("state: redis unavailable")
+	// ErrInvalidSlotArgs: a model slot call got a limit or ttl it cannot use
+	// (the error names the argument).
+	ErrInvalidSlotArgs = errors.New("state: invalid model slot arguments")
 )
 
 // LeaseHeldError reports a claim refused because another lease is live.

@@ -111,3 +111,39 @@ func TestConfigValidate(t *testing.T) {
 	}
 	require.NoError(t, state.Config{}.WithDefaults().Validate())
 }
+
+func TestModelSlotsUseOnlyThePassedClock(t *testing.T) {
+	// The pod's clock is far behind the Redis server's: an absolute expiry
+	// (PEXPIREAT) taken from it would delete the key at once.
+	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	b := setup(t, func(c *state.Config) { c.Clock = func() time.Time { return past } })
+	ctx := ctxT(t)
+	key := b.redis.Prefix + ":{slots:m}:holders"
+
+	ok, err := b.store.AcquireModelSlot(ctx, "m", "a", 1, 10*time.Second)
+	require.NoError(t, err)
+	require.True(t, ok)
+	ttl, err := b.redis.Client.PTTL(ctx, key).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl, "the slot key survives a clock skew")
+	require.LessOrEqual(t, ttl, 10*time.Second)
+	ok, err = b.store.AcquireModelSlot(ctx, "m", "b", 1, 10*time.Second)
+	require.NoError(t, err)
+	require.False(t, ok, "the one slot is still held")
+
+	require.NoError(t, b.store.RefreshModelSlots(ctx, "m", []string{"a"}, 20*time.Second))
+	ttl, err = b.redis.Client.PTTL(ctx, key).Result()
+	require.NoError(t, err)
+	require.Greater(t, ttl, 10*time.Second, "refresh extends the key relative to the passed clock")
+	require.LessOrEqual(t, ttl, 20*time.Second)
+
+	_, err = b.store.AcquireModelSlot(ctx, "m", "a", 1, 0)
+	require.ErrorIs(t, err, state.ErrInvalidSlotArgs)
+	require.Contains(t, err.Error(), "ttl")
+	err = b.store.RefreshModelSlots(ctx, "m", []string{"a"}, -time.Second)
+	require.ErrorIs(t, err, state.ErrInvalidSlotArgs)
+	require.Contains(t, err.Error(), "ttl")
+	_, err = b.store.AcquireModelSlot(ctx, "m", "a", 0, time.Second)
+	require.ErrorIs(t, err, state.ErrInvalidSlotArgs)
+	require.Contains(t, err.Error(), "limit")
+}

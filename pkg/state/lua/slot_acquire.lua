@@ -14,6 +14,8 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
   end
 end
 redis.call('ZADD', KEYS[1], until_ms, ARGV[2])
+-- the key lives until its last holder's expiry, measured from the passed
+-- clock (PEXPIRE, not PEXPIREAT: the server's clock may differ)
 local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], last[2])
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil(tonumber(last[2]) - now)))
 return 1
