@@ -103,12 +103,19 @@ func (c *Client) attempt(ctx context.Context, st *clientState, p *prepared) (*Re
 			out.RetryAfter = d
 		}
 	}
+	body := &limitedReader{r: resp.Body, limit: st.cfg.MaxResponseBytes}
 	sse := resp.StatusCode < 400 && isEventStream(resp.Header.Get("Content-Type"))
 	if sse {
-		out.Body, out.Status, err = readStream(resp.Body, wd, to.Idle)
+		out.Body, out.Status, err = readStream(body, wd, to.Idle)
 	} else {
 		wd.arm(PhaseIdle, to.Idle) // a streaming request answered without SSE
-		out.Body, err = readBody(resp, wd)
+		out.Body, err = readBody(body, resp.ContentLength, st.cfg.MaxResponseBytes, wd)
+	}
+	if tl := (*tooLargeError)(nil); errors.As(err, &tl) {
+		// Not retriable: the same request would bring the same answer.
+		out.Body = nil
+		out.Failure = lifecycle.NewFailure(lifecycle.CodeNonRetriableStatus, out.Status, "%s", tl.Error())
+		return out, nil
 	}
 	if err != nil {
 		if errors.Is(err, ErrStreamTruncated) {
@@ -165,13 +172,17 @@ func isEventStream(ct string) bool {
 	return err == nil && mt == contentTypeEventStream
 }
 
-// readBody reads a non-SSE body, each read counting as progress.
-func readBody(resp *http.Response, wd *watchdog) ([]byte, error) {
-	var buf bytes.Buffer
-	if n := resp.ContentLength; n > 0 && n < 64<<20 {
-		buf.Grow(int(n) + bytes.MinRead)
+// readBody reads a non-SSE body (already limited to max bytes), each read
+// counting as progress; a declared length over max fails before reading.
+func readBody(body io.Reader, length, maxBytes int64, wd *watchdog) ([]byte, error) {
+	if length > maxBytes {
+		return nil, &tooLargeError{limit: maxBytes}
 	}
-	_, err := buf.ReadFrom(&progressReader{r: resp.Body, wd: wd})
+	var buf bytes.Buffer
+	if length > 0 {
+		buf.Grow(int(length) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(&progressReader{r: body, wd: wd})
 	return buf.Bytes(), err
 }
 

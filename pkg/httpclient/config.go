@@ -28,6 +28,10 @@ const (
 	// TransportJitter is the ± fraction applied to in-process retry delays.
 	TransportJitter = 0.25
 
+	// MaxResponseBytesDefault bounds one response body (a stream counts its
+	// raw event-stream bytes).
+	MaxResponseBytesDefault int64 = 64 << 20
+
 	// IdleConnsPerHostDefault sizes the idle pool per upstream host so
 	// thousands of concurrent calls reuse their connections.
 	IdleConnsPerHostDefault = 1024
@@ -113,6 +117,12 @@ type Config struct {
 	TransportBackoff time.Duration `yaml:"transport_backoff"`
 	// MaxConnsPerHost bounds connections per upstream host; 0 = unlimited.
 	MaxConnsPerHost int `yaml:"max_conns_per_host"`
+	// MaxResponseBytes bounds the bytes read of one response body, plain or
+	// streamed (raw event-stream bytes); 0 means MaxResponseBytesDefault. A
+	// larger response fails the call with lifecycle.CodeNonRetriableStatus
+	// ("response larger than N bytes"): the same request would get the
+	// same answer again, so retrying it cannot help.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// Retry classifies statuses (IsRetriableStatus / ClassifyStatus) only.
 	Retry lifecycle.RetryPolicy `yaml:"retry"`
 	// TLS is the client TLS configuration (root CAs for private upstreams);
@@ -128,6 +138,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TransportBackoff == 0 {
 		c.TransportBackoff = TransportBackoffDefault
+	}
+	if c.MaxResponseBytes == 0 {
+		c.MaxResponseBytes = MaxResponseBytesDefault
 	}
 	c.Retry = c.Retry.WithDefaults()
 	return c
@@ -174,6 +187,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("transport_backoff: %s exceeds the cap %s", c.TransportBackoff, TransportBackoffCap)
 	case c.MaxConnsPerHost < 0:
 		return fmt.Errorf("max_conns_per_host: must not be negative, got %d", c.MaxConnsPerHost)
+	case c.MaxResponseBytes <= 0:
+		return fmt.Errorf("max_response_bytes: must be positive, got %d", c.MaxResponseBytes)
 	}
 	return c.Retry.Validate()
 }

@@ -3,6 +3,7 @@ package httpclient
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -15,7 +16,39 @@ var (
 	// ErrStreamTruncated matches a stream that ended (EOF) before
 	// "data: [DONE]" or a finish_reason on every choice.
 	ErrStreamTruncated = errors.New("httpclient: stream ended before its end")
+	// ErrResponseTooLarge matches a response body over Config.MaxResponseBytes.
+	ErrResponseTooLarge = errors.New("httpclient: response too large")
 )
+
+// tooLargeError is a response body that exceeded its limit.
+type tooLargeError struct{ limit int64 }
+
+func (e *tooLargeError) Error() string {
+	return fmt.Sprintf("response larger than %d bytes (max_response_bytes)", e.limit)
+}
+
+// Is makes errors.Is(err, ErrResponseTooLarge) match.
+func (e *tooLargeError) Is(target error) bool { return target == ErrResponseTooLarge }
+
+// limitedReader reads at most limit bytes and fails with *tooLargeError on
+// the first byte beyond.
+type limitedReader struct {
+	r     io.Reader
+	limit int64
+	n     int64
+}
+
+func (l *limitedReader) Read(b []byte) (int, error) {
+	if rem := l.limit - l.n + 1; int64(len(b)) > rem {
+		b = b[:rem] // read one byte past the limit to tell "exactly" from "over"
+	}
+	n, err := l.r.Read(b)
+	l.n += int64(n)
+	if l.n > l.limit {
+		return n - int(l.n-l.limit), &tooLargeError{limit: l.limit}
+	}
+	return n, err
+}
 
 // truncatedError is a stream cut off before its end after events events.
 type truncatedError struct{ events int }
