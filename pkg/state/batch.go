@@ -27,12 +27,22 @@ type NewBatch struct {
 	Total int64
 }
 
-// spec is the canonical encoding of the creation contents, compared to make
-// CreateBatch idempotent.
-func (b NewBatch) spec() string {
+// metadataJSON is the canonical JSON of Metadata: nil and empty maps are
+// both "{}".
+func (b NewBatch) metadataJSON() string {
+	if len(b.Metadata) == 0 {
+		return "{}"
+	}
 	meta, _ := json.Marshal(b.Metadata) // map keys are sorted; strings cannot fail
+	return string(meta)
+}
+
+// spec is the canonical encoding of the creation contents, compared to make
+// CreateBatch idempotent: equivalent contents (nil or empty Metadata, times
+// equal at millisecond precision) encode the same.
+func (b NewBatch) spec() string {
 	return strconv.Quote(b.ID) + "|" + strconv.Quote(b.CompletionWindow) + "|" + strconv.Quote(b.Endpoint) +
-		"|" + string(meta) + "|" + strconv.FormatInt(toMS(b.CreatedAt), 10) +
+		"|" + b.metadataJSON() + "|" + strconv.FormatInt(toMS(b.CreatedAt), 10) +
 		"|" + strconv.FormatInt(toMS(b.ExpiresAt), 10) + "|" + strconv.FormatInt(b.Total, 10)
 }
 
@@ -51,18 +61,14 @@ func (b NewBatch) validate() error {
 }
 
 // CreateBatch records a batch with pending = Total. Creating the same id
-// with identical contents again returns the stored batch (idempotent); other
-// contents fail with ErrBatchConflict.
+// with equivalent contents again (nil and empty Metadata are equal) returns
+// the stored batch (idempotent); other contents fail with ErrBatchConflict.
 func (s *Store) CreateBatch(ctx context.Context, b NewBatch) (lifecycle.Batch, error) {
 	if err := b.validate(); err != nil {
 		return lifecycle.Batch{}, err
 	}
-	meta := []byte("{}")
-	if len(b.Metadata) > 0 {
-		meta, _ = json.Marshal(b.Metadata)
-	}
 	rep, err := s.run(ctx, scriptCreateBatch, []string{s.keys.batch(b.ID)},
-		b.spec(), b.ID, b.CompletionWindow, b.Endpoint, string(meta),
+		b.spec(), b.ID, b.CompletionWindow, b.Endpoint, b.metadataJSON(),
 		toMS(b.CreatedAt), toMS(b.ExpiresAt), b.Total)
 	if err != nil {
 		return lifecycle.Batch{}, fmt.Errorf("state: create batch %s: %w", b.ID, err)

@@ -1,6 +1,7 @@
 package state_test
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -235,4 +236,23 @@ func TestCancelledBatchClaimOfDeadLeaseThenLateResultWins(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.BatchCancelled, bt.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Canceled: 1}, bt.Counts)
+}
+
+func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	for _, order := range [][2]map[string]string{{nil, {}}, {{}, nil}} {
+		id := fmt.Sprintf("b-%t", order[0] == nil)
+		nb := state.NewBatch{
+			ID: id, CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
+			Metadata: order[0], CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: 2,
+		}
+		_, err := b.store.CreateBatch(ctx, nb)
+		require.NoError(t, err)
+		nb.Metadata = order[1]
+		again, err := b.store.CreateBatch(ctx, nb)
+		require.NoError(t, err, "nil and empty metadata are the same contents")
+		require.Empty(t, again.Metadata)
+		require.Equal(t, lifecycle.Counts{Total: 2, Pending: 2}, again.Counts)
+	}
 }
