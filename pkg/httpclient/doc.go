@@ -14,15 +14,18 @@
 //
 // Phases and their timeouts (Timeouts):
 //
-//	dial + TLS            Connect      a connect error: retried in-process
+//	dial + TLS            Connect      a connect error (timeout included):
+//	                                   retried in-process, then network_error
 //	request body written  UploadStall  no body progress for that long
 //	request written →     FirstByte    response headers (non-streaming) or
 //	                                   the first SSE event (streaming)
 //	after the first byte  Idle         gap between body reads / SSE events
 //	whole attempt         Body         one attempt, headers to last byte
 //
-// Only errors before a status line that are not timeouts, cancellations or
-// certificate/configuration problems are retried in-process (Config.
-// TransportRetries times, delay TransportBackoffDelay). Any HTTP status
-// passes through at once.
+// Only errors before a status line are retried in-process (Config.
+// TransportRetries times, delay TransportBackoffDelay): DNS, connect and TLS
+// errors, dial and TLS-handshake timeouts alike, and IO errors; not the
+// phase timeouts above after Connect, cancellations or certificate
+// problems (configuration that recurs). Retries exhausted end as
+// network_error. Any HTTP status passes through at once.
 package httpclient

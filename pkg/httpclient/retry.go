@@ -41,15 +41,20 @@ func TransportBackoffDelay(initial time.Duration, attempt int, rnd func() float6
 
 // transportRetriable reports whether an error from sending a request (no
 // status line received) may be retried in-process: DNS, connect, TLS
-// handshake and IO errors are; a canceled or timed-out attempt, a build
-// error and a certificate the client refuses (a configuration problem that
-// recurs) are not. attemptCtx is the attempt's context: if it is done, the
-// error is its cancellation, whatever the transport reports.
+// handshake and IO errors are, and so are connect timeouts (the dial and
+// the TLS handshake both run under timeouts.connect and are treated
+// alike); an attempt whose context is done (canceled, or one of the
+// watchdog's phase timeouts), a build error and a certificate the client
+// refuses (a configuration problem that recurs) are not. attemptCtx is
+// the attempt's context: if it is done, the error is its cancellation,
+// whatever the transport reports.
 func transportRetriable(attemptCtx context.Context, err error) bool {
 	if err == nil || attemptCtx.Err() != nil {
 		return false
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	// A deadline error with the attempt's context alive can only be the
+	// transport's own connect timeout (dial or TLS handshake): retried.
+	if errors.Is(err, context.Canceled) {
 		return false
 	}
 	var (
