@@ -252,15 +252,22 @@ func (c Config) ResolveKeys(lookup func(string) (string, bool)) (Config, error) 
 	return c, nil
 }
 
+// errBaseURLUserInfo refuses credentials in a base URL without echoing it.
+var errBaseURLUserInfo = errors.New(`must not contain "@" (no user info: put credentials in api_key_env); value not shown`)
+
 // parseBaseURL checks a route's base URL: http or https, a host, no user
-// info, query or fragment.
+// info, query or fragment. Errors never echo a value that may carry user
+// info: any "@" refuses the URL before it is parsed or quoted.
 func parseBaseURL(raw string) (*url.URL, error) {
 	if raw == "" {
 		return nil, errors.New("is required")
 	}
+	if strings.Contains(raw, "@") {
+		return nil, errBaseURLUserInfo
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("not a URL: %w", err)
+		return nil, fmt.Errorf("%q: not a URL: %w", raw, errors.Unwrap(err))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -268,7 +275,7 @@ func parseBaseURL(raw string) (*url.URL, error) {
 	case u.Host == "":
 		return nil, fmt.Errorf("%q: has no host", raw)
 	case u.User != nil:
-		return nil, errors.New("must not carry user info (put credentials in api_key_env)")
+		return nil, errBaseURLUserInfo
 	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
 		return nil, fmt.Errorf("%q: must not have a query or fragment", raw)
 	}
