@@ -47,9 +47,10 @@ func (b NewBatch) spec() string {
 }
 
 func (b NewBatch) validate() error {
+	if err := checkID("ID", b.ID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBatch, err)
+	}
 	switch {
-	case b.ID == "":
-		return fmt.Errorf("%w: ID is required", ErrInvalidBatch)
 	case b.Total < 1:
 		return fmt.Errorf("%w: Total %d must be at least 1", ErrInvalidBatch, b.Total)
 	case b.CreatedAt.IsZero():
@@ -63,6 +64,8 @@ func (b NewBatch) validate() error {
 // CreateBatch records a batch with pending = Total. Creating the same id
 // with equivalent contents again (nil and empty Metadata are equal) returns
 // the stored batch (idempotent); other contents fail with ErrBatchConflict.
+// An unusable batch (among others an id with a brace, whitespace or a
+// control character) fails with ErrInvalidBatch.
 func (s *Store) CreateBatch(ctx context.Context, b NewBatch) (lifecycle.Batch, error) {
 	if err := b.validate(); err != nil {
 		return lifecycle.Batch{}, err
@@ -96,8 +99,12 @@ func (s *Store) Batch(ctx context.Context, id string) (lifecycle.Batch, error) {
 // their holders end them. Only Applied (false when the batch was already
 // cancelled or final) and Finalized (non-nil when no request was in flight,
 // so the cancel finished the batch) are meaningful in the result; State is
-// canceled when applied.
+// canceled when applied. An id lifecycle would refuse fails with
+// ErrInvalidID.
 func (s *Store) CancelBatch(ctx context.Context, id string) (Transition, error) {
+	if err := checkID("batch id", id); err != nil {
+		return Transition{}, fmt.Errorf("state: cancel batch: %w", err)
+	}
 	rep, err := s.run(ctx, scriptCancelBatch, []string{s.keys.batch(id), s.keys.leases(id)},
 		s.nowMS(), s.retentionMS())
 	if err != nil {

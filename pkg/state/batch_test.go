@@ -256,3 +256,27 @@ func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {
 		require.Equal(t, lifecycle.Counts{Total: 2, Pending: 2}, again.Counts)
 	}
 }
+
+func TestIDsWithBracesOrSpacesAreRefused(t *testing.T) {
+	b := setup(t)
+	ctx := ctxT(t)
+	for _, id := range []string{"a{b", "a}b", "a b", "a\tb", ""} {
+		_, err := b.store.CreateBatch(ctx, state.NewBatch{
+			ID: id, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 1,
+		})
+		require.ErrorIs(t, err, state.ErrInvalidBatch, "%q", id)
+		require.ErrorIs(t, err, state.ErrInvalidID, "%q", id)
+		_, err = b.store.CancelBatch(ctx, id)
+		require.ErrorIs(t, err, state.ErrInvalidID, "%q", id)
+		_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: id, BatchID: "b1"})
+		require.ErrorIs(t, err, state.ErrInvalidID, "%q", id)
+		if id != "" {
+			require.Contains(t, err.Error(), fmt.Sprintf("%q", id), "the error names the id")
+			_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: "r1", BatchID: id})
+			require.ErrorIs(t, err, state.ErrInvalidID, "%q", id)
+		}
+	}
+	keys, err := b.redis.Keys(ctx)
+	require.NoError(t, err)
+	require.Empty(t, keys, "nothing was written")
+}

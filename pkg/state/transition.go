@@ -146,8 +146,12 @@ func (s *Store) ForceFail(ctx context.Context, req *lifecycle.Request, o Outcome
 // as long as the canceled result was not published yet.
 // A request never claimed gets a canceled record (its later claim ends
 // Ended{State: canceled}); in a batch whose pending counter is already zero
-// such a request cannot exist and the call fails with ErrNotFound.
+// such a request cannot exist and the call fails with ErrNotFound. Ids
+// lifecycle would refuse fail with ErrInvalidID.
 func (s *Store) CancelRequest(ctx context.Context, ref lifecycle.Ref) (Transition, error) {
+	if err := checkRef(ref); err != nil {
+		return Transition{}, fmt.Errorf("state: cancel request: %w", err)
+	}
 	rep, err := s.run(ctx, scriptCancelRequest, s.keys.requestKeys(ref),
 		s.nowMS(), ref.ID, ref.BatchID, s.retentionMS())
 	if err != nil {
