@@ -64,6 +64,8 @@ type Timeouts struct {
 	Connect     time.Duration `yaml:"connect"`
 	FirstByte   time.Duration `yaml:"first_byte"`
 	Idle        time.Duration `yaml:"idle"`
+	// Body bounds one whole attempt, counted from its start (before the
+	// dial) to the last byte of the response body.
 	Body        time.Duration `yaml:"body"`
 	UploadStall time.Duration `yaml:"upload_stall"`
 }

@@ -20,7 +20,14 @@
 //	request written →     FirstByte    response headers (non-streaming) or
 //	                                   the first SSE event (streaming)
 //	after the first byte  Idle         gap between body reads / SSE events
-//	whole attempt         Body         one attempt, headers to last byte
+//	whole attempt         Body         one attempt, from its start (before
+//	                                   the dial) to the last body byte
+//
+// A response body is read through Config.MaxResponseBytes; a larger one
+// fails as non_retriable_status (the same request would get it again). A
+// chat-completion or completion stream that ends without "data: [DONE]" or
+// a finish_reason on every choice was cut off: a network_error, never a
+// success with the partial text; an unterminated last event is dropped.
 //
 // Only errors before a status line are retried in-process (Config.
 // TransportRetries times, delay TransportBackoffDelay): DNS, connect and TLS
