@@ -61,9 +61,9 @@ type Route struct {
 
 // Timeouts bounds each phase of a call; see the package documentation.
 type Timeouts struct {
-	Connect     time.Duration `yaml:"connect"`
-	FirstByte   time.Duration `yaml:"first_byte"`
-	Idle        time.Duration `yaml:"idle"`
+	Connect   time.Duration `yaml:"connect"`
+	FirstByte time.Duration `yaml:"first_byte"`
+	Idle      time.Duration `yaml:"idle"`
 	// Body bounds one whole attempt, counted from its start (before the
 	// dial) to the last byte of the response body.
 	Body        time.Duration `yaml:"body"`
