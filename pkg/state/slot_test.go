@@ -103,8 +103,7 @@ func (h *scriptCalls) record(cmd redis.Cmder) {
 
 // TestEveryScriptCallHashesToOneSlot drives every script of the store
 // (including request scripts meeting ids with braces, and batchless
-// requests) and checks that the
-// KEYS of each call hash to one cluster slot.
+// requests) and checks that the KEYS of each call hash to one cluster slot.
 func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 	b := setup(t)
 	ctx := ctxT(t)
