@@ -205,22 +205,28 @@ func (co *Consumer) discoveryLoop() {
 }
 
 // discover starts a fetch loop for every model token with messages in the
-// REQUESTS stream. Loops, once started, run until Stop: an idle loop is one
-// long poll per FetchExpiry.
+// REQUESTS stream that has none, and rejects the messages on subjects no
+// model consumer fetches (junk.go). A loop stops itself after
+// Config.ModelIdleTimeout without messages; the next discovery that sees
+// messages of its model starts it again.
 func (co *Consumer) discover(ctx context.Context) error {
 	info, err := co.stream.Info(ctx, jetstream.WithSubjectFilter(co.c.names.prefix+".req.>"))
 	if err != nil {
 		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
 	}
 	co.discoveredAt.Store(time.Now().UnixNano())
+	var junk []string
 	for subj := range info.State.Subjects {
-		// <p>.req.<model>.<batch>; other shapes match no model consumer and
-		// only leave the stream by max age (documented in PROTOCOL.md).
-		toks := strings.Split(subj, ".")
-		if len(toks) < 4 {
+		if junkCause(subj) != nil {
+			junk = append(junk, subj)
 			continue
 		}
-		co.startModel(toks[2])
+		co.startModel(strings.Split(subj, ".")[2])
+	}
+	if len(junk) > 0 {
+		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
+			co.log.Warn().Err(err).Msg("junk request subjects: retrying at the next discovery")
+		}
 	}
 	return nil
 }
@@ -243,14 +249,12 @@ func (co *Consumer) startModel(tok string) {
 		return
 	}
 	model, err := lifecycle.DecodeToken(tok)
-	var slots *Slots
 	if err != nil {
-		// Not a token salvo produces: every message on it is malformed.
-		// A small private pool rejects them.
-		model, slots = tok, NewSlots(4)
-	} else {
-		slots = co.o.Slots(model)
+		// Unreachable: discover rejects such subjects and StartModel encodes.
+		co.log.Error().Err(err).Msg("no fetch loop for an invalid model token")
+		return
 	}
+	slots := co.o.Slots(model)
 	ml := &modelLoop{co: co, model: model, token: tok, slots: slots, health: newLoopHealth(),
 		log: co.log.With().Str("model", model).Logger()}
 	co.models[tok] = ml
