@@ -27,6 +27,12 @@ const (
 	// OrphanSweepIntervalDefault is how often a consumer looks for request
 	// messages its model consumer has acked but the stream still holds.
 	OrphanSweepIntervalDefault = time.Minute
+	// ModelInactiveThresholdDefault is how long the server keeps a model
+	// consumer nobody pulls from (with nothing unacked) before deleting it.
+	ModelInactiveThresholdDefault = time.Hour
+	// ModelIdleTimeoutMin is the least default ModelIdleTimeout; the
+	// default is the larger of it and 10 × DiscoveryInterval.
+	ModelIdleTimeoutMin = time.Minute
 )
 
 // Config configures the JetStream layer. Zero fields take the ...Default
@@ -72,6 +78,17 @@ type Config struct {
 	// sweep costs one stream info call, plus a consumer info call per model
 	// with stored messages.
 	OrphanSweepInterval time.Duration
+	// ModelInactiveThreshold is the InactiveThreshold of every model
+	// consumer: the server deletes a consumer without pull requests and
+	// without unacked messages for this long, so models nobody asks for any
+	// more leave no consumers behind. A fetch loop's long polls keep its
+	// consumer active and the loop recreates a deleted one.
+	ModelInactiveThreshold time.Duration
+	// ModelIdleTimeout is how long a model's fetch loop runs without
+	// receiving a message before it stops itself (when the stream holds no
+	// message of the model); discovery starts it again when messages
+	// appear. Default: max(10 × DiscoveryInterval, ModelIdleTimeoutMin).
+	ModelIdleTimeout time.Duration
 }
 
 // WithDefaults returns c with every zero field set to its default.
@@ -118,6 +135,12 @@ func (c Config) WithDefaults() Config {
 	if c.OrphanSweepInterval == 0 {
 		c.OrphanSweepInterval = OrphanSweepIntervalDefault
 	}
+	if c.ModelInactiveThreshold == 0 {
+		c.ModelInactiveThreshold = ModelInactiveThresholdDefault
+	}
+	if c.ModelIdleTimeout == 0 {
+		c.ModelIdleTimeout = max(10*c.DiscoveryInterval, ModelIdleTimeoutMin)
+	}
 	return c
 }
 
@@ -161,6 +184,10 @@ func (c Config) Validate() error {
 		return bad("MaxFetchBatch", "%d must be positive", c.MaxFetchBatch)
 	case c.OrphanSweepInterval < 100*time.Millisecond:
 		return bad("OrphanSweepInterval", "%s must be at least 100ms", c.OrphanSweepInterval)
+	case c.ModelInactiveThreshold < 2*c.FetchExpiry:
+		return bad("ModelInactiveThreshold", "%s must be at least 2 × FetchExpiry (%s)", c.ModelInactiveThreshold, c.FetchExpiry)
+	case c.ModelIdleTimeout < 2*c.FetchExpiry || c.ModelIdleTimeout < 2*c.DiscoveryInterval:
+		return bad("ModelIdleTimeout", "%s must be at least 2 × FetchExpiry and 2 × DiscoveryInterval", c.ModelIdleTimeout)
 	}
 	return nil
 }

@@ -37,6 +37,7 @@ func (ml *modelLoop) run(ctx context.Context) {
 	cfg := ml.co.c.cfg
 	var cons jetstream.Consumer
 	wait := retryMin
+	lastMsg := time.Now()
 	fail := func(err error) bool {
 		if ctx.Err() != nil {
 			return false
@@ -82,7 +83,32 @@ func (ml *modelLoop) run(ctx context.Context) {
 		}
 		ml.health.ok()
 		wait = retryMin
+		if got > 0 {
+			lastMsg = time.Now()
+		} else if time.Since(lastMsg) >= cfg.ModelIdleTimeout && ml.stopIfIdle(ctx) {
+			return
+		}
 	}
+}
+
+// stopIfIdle removes the loop from its consumer's models when the stream
+// holds no message of the model, and reports whether it did; the loop then
+// returns. It holds no reserved slot at this point, and a message published
+// after the check makes the next discovery start a new loop.
+func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
+	co := ml.co
+	filter := co.c.names.prefix + ".req." + ml.token + ".>"
+	_, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(filter))
+	if !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return false // messages waiting (a delayed nak) or the check failed: keep going
+	}
+	co.mu.Lock()
+	defer co.mu.Unlock()
+	if co.models[ml.token] == ml {
+		delete(co.models, ml.token)
+	}
+	ml.log.Debug().Dur("idle", co.c.cfg.ModelIdleTimeout).Msg("fetch loop idle; stopped until messages appear")
+	return true
 }
 
 // fetch runs one pull request for up to k messages and dispatches each as
@@ -124,6 +150,9 @@ func (c *Client) ensureModelConsumer(ctx context.Context, model, tok string) (je
 		AckWait:       c.cfg.AckWait,
 		MaxDeliver:    c.cfg.MaxDeliver,
 		MaxAckPending: c.cfg.MaxAckPending,
+		// Removes consumers of models nobody pulls for any more; a live
+		// fetch loop always has a pull waiting (or unacked messages).
+		InactiveThreshold: c.cfg.ModelInactiveThreshold,
 	}
 	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.names.requests, cfg)
 	if err != nil {
