@@ -81,6 +81,7 @@ type UpstreamSettings struct {
 	UploadStall      time.Duration            `yaml:"upload_stall_timeout"`
 	TransportRetries int                      `yaml:"transport_retries"`
 	TransportBackoff time.Duration            `yaml:"transport_backoff"`
+	MaxResponseBytes int64                    `yaml:"max_response_bytes"`
 }
 
 // RetrySettings mirror lifecycle.RetryPolicy with pointer fields so that an

@@ -93,6 +93,7 @@ func TestLoadExampleConfig(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://api.openai.com", hc.Default.BaseURL)
 	require.Contains(t, hc.Routes, "meta-llama/Llama-3.1-8B-Instruct")
+	require.Equal(t, int64(64<<20), hc.MaxResponseBytes)
 }
 
 func TestRetrySettingsExplicitZero(t *testing.T) {

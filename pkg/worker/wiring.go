@@ -123,6 +123,7 @@ func (s Settings) HTTPConfig(getenv func(string) string) (httpclient.Config, err
 		},
 		TransportRetries: s.Upstream.TransportRetries,
 		TransportBackoff: s.Upstream.TransportBackoff,
+		MaxResponseBytes: s.Upstream.MaxResponseBytes,
 		Retry:            s.Retry.Policy(),
 	}
 	models := make([]string, 0, len(s.Upstream.Routes))
