@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -100,9 +101,15 @@ func run(args []string) error {
 		return err
 	}
 
-	srv := healthServer(settings.HTTPAddr, nc, rdb, w)
+	srv := healthServer(nc, rdb, w)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", settings.HTTPAddr)
+	if err != nil {
+		_ = w.Stop(context.Background())
+		return fmt.Errorf("http_addr: %w", err)
+	}
+	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz)")
 	go func() {
-		if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("addr", settings.HTTPAddr).Msg("health endpoint failed")
 		}
 	}()
@@ -151,7 +158,7 @@ func reload(args []string, w *worker.Worker, up *httpclient.Client, log zerolog.
 	}
 }
 
-func healthServer(addr string, nc *nats.Conn, rdb redis.UniversalClient, w *worker.Worker) *http.Server {
+func healthServer(nc *nats.Conn, rdb redis.UniversalClient, w *worker.Worker) *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.WriteHeader(http.StatusOK)
@@ -179,7 +186,7 @@ func healthServer(addr string, nc *nats.Conn, rdb redis.UniversalClient, w *work
 		}
 		_, _ = rw.Write([]byte("ready\n"))
 	})
-	return &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 }
 
 func newLogger(level string) zerolog.Logger {

@@ -1,6 +1,10 @@
 package worker_test
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"strings"
 	"syscall"
@@ -170,4 +174,48 @@ func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
 	max := e.mock.MaxConcurrent("gpt-4o")
 	require.Greater(t, max, 2, "the reloaded limit took effect")
 	require.LessOrEqual(t, max, 5)
+}
+
+// The worker process serves /healthz and /readyz; readiness reflects NATS,
+// Redis and the fetch loops, and goes away when Redis does.
+func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	e := newEnv(t, envOpts{})
+	c := e.startChild(t, childOpts{})
+	var addr string
+	waitFor(t, 20*time.Second, "the health endpoint's address in the log", func() bool {
+		for _, line := range strings.Split(c.logs.String(), "\n") {
+			var m map[string]any
+			if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "health endpoints listening (/healthz, /readyz)" {
+				addr, _ = m["addr"].(string)
+				return true
+			}
+		}
+		return false
+	})
+	get := func(path string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+path, nil)
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, string(body)
+	}
+	code, _ := get("/healthz")
+	require.Equal(t, http.StatusOK, code)
+	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+
+	e.redis.Stop()
+	waitFor(t, 10*time.Second, "not ready without redis", func() bool {
+		code, body := get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "redis")
+	})
+	code, _ = get("/healthz")
+	require.Equal(t, http.StatusOK, code, "liveness does not depend on Redis")
 }
