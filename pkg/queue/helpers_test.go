@@ -199,3 +199,16 @@ func (s *idSet) count(id string) int {
 
 const eventually = 20 * time.Second
 const tick = 20 * time.Millisecond
+
+// publishRaw stores a raw message on subj (Nats-Msg-Id = id when set),
+// bypassing the Publisher's validation, as a foreign client could.
+func (b *bundle) publishRaw(t *testing.T, subj, id, body string) {
+	t.Helper()
+	m := nats.NewMsg(subj)
+	m.Data = []byte(body)
+	if id != "" {
+		m.Header.Set("Nats-Msg-Id", id)
+	}
+	_, err := b.js.PublishMsg(ctx(t), m)
+	require.NoError(t, err)
+}

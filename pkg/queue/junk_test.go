@@ -47,15 +47,7 @@ func TestJunkSubjectsGetNoConsumerAndAreRejected(t *testing.T) {
 			return true, nil
 		},
 	})
-	pub := func(subj, id, body string) {
-		m := nats.NewMsg(subj)
-		m.Data = []byte(body)
-		if id != "" {
-			m.Header.Set("Nats-Msg-Id", id)
-		}
-		_, err := b.js.PublishMsg(ctx(t), m)
-		require.NoError(t, err)
-	}
+	pub := func(subj, id, body string) { b.publishRaw(t, subj, id, body) }
 	// A model token that does not decode (bad escape), with a readable id.
 	pub("salvo.req.bad_zz.b1", "junk-token",
 		`{"v":1,"id":"junk-token","batch_id":"b1","model":"m","method":"POST","url":"/v1/x","expires_at":"2030-01-01T00:00:00Z"}`)

@@ -6,7 +6,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -23,15 +22,7 @@ func TestMalformedMessageRecordedAndRemoved(t *testing.T) {
 			_ = d.Ack(ctx)
 		},
 	})
-	pub := func(subj, id, body string) {
-		m := nats.NewMsg(subj)
-		m.Data = []byte(body)
-		if id != "" {
-			m.Header.Set("Nats-Msg-Id", id)
-		}
-		_, err := b.js.PublishMsg(ctx(t), m)
-		require.NoError(t, err)
-	}
+	pub := func(subj, id, body string) { b.publishRaw(t, subj, id, body) }
 	// Valid JSON, invalid field: an absolute URL.
 	pub("salvo.req.m.b1", "bad-url",
 		`{"v":1,"id":"bad-url","batch_id":"b1","model":"m","method":"POST","url":"https://evil.example/x","expires_at":"2030-01-01T00:00:00Z"}`)
