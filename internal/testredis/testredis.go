@@ -74,16 +74,86 @@ func (s *Server) start() {
 	if err != nil {
 		s.t.Fatalf("testredis: redis-server not found on PATH (install it, e.g. apt-get install -y redis-server, or set REDIS_URL): %v", err)
 	}
-	cmd := exec.Command(bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
-		"--protected-mode", "no", "--loglevel", "warning")
+		"--protected-mode", "no", "--loglevel", "warning",
+	}
+	if debugOption(bin) {
+		// DEBUG SLEEP lets tests stall the server (see Stall).
+		args = append(args, "--enable-debug-command", "local")
+	}
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("testredis: start redis-server: %v", err)
 	}
 	s.mu.Lock()
 	s.cmd = cmd
 	s.mu.Unlock()
+}
+
+var (
+	debugOnce sync.Once
+	debugOK   bool
+)
+
+// debugOption reports whether the redis-server binary knows
+// --enable-debug-command (Redis 7 and later).
+func debugOption(bin string) bool {
+	debugOnce.Do(func() {
+		out, err := exec.Command(bin, "--version").Output()
+		if err != nil {
+			return
+		}
+		// "Redis server v=7.0.15 sha=…"
+		_, v, ok := strings.Cut(string(out), "v=")
+		if !ok {
+			return
+		}
+		major, _, _ := strings.Cut(v, ".")
+		n, err := strconv.Atoi(major)
+		debugOK = err == nil && n >= 7
+	})
+	return debugOK
+}
+
+// Stall makes the server stop answering for d (DEBUG SLEEP on a connection
+// of its own) and returns at once; the returned channel yields the
+// command's error when the server answers again. It skips the test when the
+// server does not allow DEBUG (REDIS_URL, or Redis before 7).
+func (s *Server) Stall(d time.Duration) <-chan error {
+	s.t.Helper()
+	if !s.managed || !debugOption(mustPath(s.t)) {
+		s.t.Skip("testredis: Stall needs a managed redis-server 7 or later")
+	}
+	done := make(chan error, 1)
+	c := redis.NewClient(&redis.Options{Addr: s.Addr, ReadTimeout: d + 10*time.Second})
+	go func() {
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), d+20*time.Second)
+		defer cancel()
+		done <- c.Do(ctx, "DEBUG", "SLEEP", strconv.FormatFloat(d.Seconds(), 'f', 3, 64)).Err()
+	}()
+	// Wait until the sleep holds the server: a PING no longer answers fast.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := s.Client.Ping(ctx).Err()
+		cancel()
+		if err != nil {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return done
+}
+
+func mustPath(t testing.TB) string {
+	p, err := Path()
+	if err != nil {
+		t.Fatalf("testredis: %v", err)
+	}
+	return p
 }
 
 // wait blocks until the server answers PING.

@@ -206,3 +206,29 @@ func TestLargeResponseBodyTravelsByReference(t *testing.T) {
 	require.Greater(t, len(res.Response.Body), 1<<20, "larger than the default 1 MiB max payload")
 	require.Contains(t, string(res.Response.Body), "chat.completion")
 }
+
+// While Redis does not answer, a delivery is held (kept alive by the
+// heartbeat) instead of nak'd, so an outage longer than several redelivery
+// cycles costs no JetStream deliveries: with MaxDeliver 2 every request
+// still completes, each called upstream once. (Nak'ing each failed claim
+// would spend the two deliveries within the stall and fail the requests.)
+func TestRedisStallDoesNotBurnDeliveries(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-stall", "gpt-4o", 5, time.Hour)
+	e.startWorker(t, workerOpts{
+		cfg:   worker.Config{OpTimeout: 300 * time.Millisecond},
+		queue: func(c *queue.Config) { c.MaxDeliver = 2 },
+	})
+	// Redis stops answering for 10 s: longer than AckWait (2 s) and than
+	// two claim attempts of go-redis's 3 s read timeout plus a 2 s nak.
+	stalled := e.redis.Stall(10 * time.Second)
+	e.publish(t, reqs)
+
+	results := e.waitResults(t, "b-stall", len(reqs), time.Minute)
+	require.NoError(t, <-stalled)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, "%s: %+v", r.ID, results[r.ID].Error)
+		require.Equal(t, 1, e.mock.CallsFor(r.ID))
+	}
+	require.Equal(t, lifecycle.Counts{Total: 5, Completed: 5}, e.batch(t, "b-stall").Counts)
+}

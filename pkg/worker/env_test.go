@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
@@ -62,7 +63,10 @@ func newEnv(t testing.TB, o envOpts) *env {
 	e.prefix = e.redis.Prefix
 	e.mock = mockupstream.NewTest(t, o.mock)
 	var err error
-	e.store, err = state.New(e.redis.Client, state.Config{Prefix: e.prefix, LeaseTTL: o.leaseTTL, MaxReclaims: 2})
+	// As cmd/worker does: per-call context deadlines bound Redis calls.
+	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { _ = rdb.Close() })
+	e.store, err = state.New(rdb, state.Config{Prefix: e.prefix, LeaseTTL: o.leaseTTL, MaxReclaims: 2})
 	require.NoError(t, err)
 	e.q = e.newQueue(t, o.ackWait)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -96,8 +96,13 @@ func (s Settings) StateConfig() state.Config {
 // RedisClient builds the Redis client the settings describe: a single node
 // from RedisURL, or Sentinel / Cluster from RedisAddrs.
 func (s Settings) RedisClient() (redis.UniversalClient, error) {
+	// ContextTimeoutEnabled: the worker bounds every call with a context
+	// deadline (OpTimeout); without it go-redis waits for its own socket
+	// timeouts instead.
 	if len(s.RedisAddrs) > 0 {
-		return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: s.RedisAddrs, MasterName: s.RedisMaster}), nil
+		return redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs: s.RedisAddrs, MasterName: s.RedisMaster, ContextTimeoutEnabled: true,
+		}), nil
 	}
 	opt, err := redis.ParseURL(s.RedisURL)
 	if err != nil {
@@ -105,6 +110,7 @@ func (s Settings) RedisClient() (redis.UniversalClient, error) {
 		// what is wrong.
 		return nil, errors.New("redis_url: not a valid redis:// or rediss:// URL (value not shown: it may hold a password)")
 	}
+	opt.ContextTimeoutEnabled = true
 	return redis.NewClient(opt), nil
 }
 
