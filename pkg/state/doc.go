@@ -19,7 +19,7 @@
 // # Lazy records
 //
 // A batch is created with its Total and pending = Total. A request's record
-// is created by its first Claim (or by CancelRequest/ForceFail). Until then
+// is created by its first Claim (or by CancelRequest, Supersede or ForceFail). Until then
 // the request is counted in pending. Requests naming a batch that has no
 // record (never created, or expired by retention) and batchless requests are
 // processed without batch counters and without the lease index.
@@ -64,7 +64,10 @@
 // has not been published (MarkPublished). Once it was, the late Complete or
 // Fail is dropped (Applied false, State canceled, counters unchanged), so a
 // request never gets two result messages. Nothing moves a terminal request
-// back to claimed or processing.
+// back to claimed or processing. Supersede (a racing copy won) is the one
+// move out of a hard terminal: a failed original becomes superseded, as
+// pending, claimed and processing requests do; it bumps the fence, so the
+// loser's holder writes nothing more.
 //
 // # Finalization
 //

@@ -37,6 +37,9 @@ type Record struct {
 	Reclaims int
 	// Delivery is the JetStream delivery count of the last claim.
 	Delivery uint64
+	// SupersededBy is the id of the racing copy that won, for a superseded
+	// request.
+	SupersededBy string
 	// Published reports that MarkPublished was called.
 	Published bool
 	// Outbox is the result line stored by the terminal move, until published.
@@ -78,6 +81,7 @@ func decodeRecord(ref lifecycle.Ref, m map[string]string) Record {
 		Failure:      failureOf(m["err_code"], m["err_msg"], int(fieldInt(m, "status"))),
 		Reclaims:     int(fieldInt(m, "reclaims")),
 		Delivery:     uint64(fieldInt(m, "delivery")),
+		SupersededBy: m["superseded_by"],
 		Published:    m["published"] == "1",
 	}
 	if o, ok := m["outbox"]; ok && o != "" {

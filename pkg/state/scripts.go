@@ -29,6 +29,8 @@ var (
 	luaForceFail string
 	//go:embed lua/cancel_request.lua
 	luaCancelRequest string
+	//go:embed lua/supersede.lua
+	luaSupersede string
 	//go:embed lua/cancel_batch.lua
 	luaCancelBatch string
 	//go:embed lua/create_batch.lua
@@ -51,6 +53,7 @@ var (
 	scriptMarkPublished = redis.NewScript(luaMarkPublished)
 	scriptForceFail     = withLib(luaForceFail)
 	scriptCancelRequest = withLib(luaCancelRequest)
+	scriptSupersede     = withLib(luaSupersede)
 	scriptCancelBatch   = withLib(luaCancelBatch)
 	scriptCreateBatch   = withLib(luaCreateBatch)
 	scriptSlotAcquire   = redis.NewScript(luaSlotAcquire)

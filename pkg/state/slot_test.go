@@ -115,12 +115,12 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 		// cancelled; the request scripts still meet them (no batch record).
 		valid := batch == "plain"
 		if valid {
-			b.createBatch(t, batch, 6)
+			b.createBatch(t, batch, 7)
 		} else {
-			_, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 6})
+			_, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 7})
 			require.ErrorIs(t, err, state.ErrInvalidBatch)
 		}
-		for i, id := range []string{"r1", "r{2}", "r}3", "r4", "r5", "r6"} {
+		for i, id := range []string{"r1", "r{2}", "r}3", "r4", "r5", "r6", "r7"} {
 			req := request(id, batch)
 			switch i {
 			case 0:
@@ -160,6 +160,14 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 				} else {
 					require.ErrorIs(t, err, state.ErrInvalidID)
 				}
+			case 6:
+				_ = b.claim(t, req, "w")
+				_, err := b.store.Supersede(ctx, req.Ref(), "copy-"+req.ID)
+				if valid {
+					require.NoError(t, err)
+				} else {
+					require.ErrorIs(t, err, state.ErrInvalidID)
+				}
 			}
 		}
 		_, err := b.store.CancelBatch(ctx, batch)
@@ -182,7 +190,7 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
-	require.Len(t, hook.scripts, 12, "every script of the store was exercised")
+	require.Len(t, hook.scripts, 13, "every script of the store was exercised")
 	for _, keys := range hook.calls {
 		require.NotEmpty(t, keys)
 		for _, k := range keys[1:] {

@@ -159,3 +159,27 @@ func (s *Store) CancelRequest(ctx context.Context, ref lifecycle.Ref) (Transitio
 	}
 	return s.transitionOf("cancel request", ref, rep)
 }
+
+// Supersede ends a request because a racing copy of it (winner, the copy's
+// request id) completed first: pending, claimed, processing and failed
+// become superseded, the fence moves so the loser's holder can write
+// nothing more, and the batch counters follow in the same script. The
+// caller (the winner's worker) then publishes a supersede event so the
+// loser's in-flight call is aborted. completed, canceled, superseded and
+// expired requests are left alone (Applied=false). A request never claimed
+// gets a superseded record; in a batch whose pending counter is already
+// zero such a request cannot exist and the call fails with ErrNotFound.
+func (s *Store) Supersede(ctx context.Context, ref lifecycle.Ref, winner string) (Transition, error) {
+	if err := checkRef(ref); err != nil {
+		return Transition{}, fmt.Errorf("state: supersede: %w", err)
+	}
+	if winner == "" {
+		return Transition{}, fmt.Errorf("state: supersede %s: the winning copy's id is required: %w", ref.ID, ErrInvalidOutcome)
+	}
+	rep, err := s.run(ctx, scriptSupersede, s.keys.requestKeys(ref),
+		s.nowMS(), ref.ID, ref.BatchID, winner, s.retentionMS())
+	if err != nil {
+		return Transition{}, fmt.Errorf("state: supersede %s: %w", ref.ID, err)
+	}
+	return s.transitionOf("supersede", ref, rep)
+}

@@ -232,3 +232,27 @@ func TestRedisStallDoesNotBurnDeliveries(t *testing.T) {
 	}
 	require.Equal(t, lifecycle.Counts{Total: 5, Completed: 5}, e.batch(t, "b-stall").Counts)
 }
+
+// A supersede backed by Redis aborts the loser's in-flight call; the loser
+// publishes nothing (the winning copy's result stands for the request) and
+// the batch counts it superseded.
+func TestSupersedeAbortsTheLosersCall(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-race", "gpt-4o", 2, time.Hour)
+	loser := reqs[0]
+	e.mock.Script(loser.ID, slowCall)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+	waitFor(t, 20*time.Second, "the loser's call in flight", func() bool { return e.mock.Concurrent("gpt-4o") == 1 && e.mock.CallsFor(loser.ID) == 1 })
+
+	_, err := e.store.Supersede(bg(t), loser.Ref(), "copy-of-"+loser.ID)
+	require.NoError(t, err)
+	require.NoError(t, e.q.PublishSupersede(bg(t), loser.ID, "copy-of-"+loser.ID))
+
+	waitFor(t, 10*time.Second, "the aborted call to end", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
+	waitFor(t, 10*time.Second, "batch finalized", func() bool { return e.batch(t, "b-race").Status == lifecycle.BatchCompleted })
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Superseded: 1}, e.batch(t, "b-race").Counts)
+	results := e.waitResults(t, "b-race", 1, 5*time.Second)
+	require.NotContains(t, results, loser.ID, "the loser publishes no result of its own")
+	require.Equal(t, 1, e.mock.CallsFor(loser.ID))
+}

@@ -4,7 +4,7 @@
 -- Request hash fields: id batch model custom_id expires_at state attempt
 -- owner fence lease_until not_before reclaims delivery created_at claimed_at
 -- started_at finished_at updated_at routed_model status err_code err_msg
--- published outbox.
+-- published outbox superseded_by.
 -- Batch hash fields: id spec completion_window endpoint metadata created_at
 -- expires_at total pending in_progress completed failed canceled superseded
 -- expired status cancelled cancelling_at started_at finalized_at expiring.

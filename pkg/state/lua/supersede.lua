@@ -1,0 +1,48 @@
+-- supersede.lua: a racing copy of the request (escalation) completed first.
+-- pending, claimed, processing and failed become superseded: the fence is
+-- bumped and the owner cleared, so the loser's holder can write nothing
+-- more, and the batch counters move to superseded in the same step. A
+-- failed original overturned by its copy moves too, even when its batch
+-- already finalized (the counters stay exact; the status stays). completed,
+-- canceled, superseded and expired are left alone.
+-- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> request id
+-- ARGV[3] -> batch id
+-- ARGV[4] -> id of the winning copy
+-- ARGV[5] -> retention, ms
+-- Returns: {'ok', state, previous, applied, batch...} | {'not_found'}
+local now = tonumber(ARGV[1])
+local cur = redis.call('HGET', KEYS[1], 'state')
+local state = cur or 'pending'
+if state ~= 'pending' and state ~= 'claimed' and state ~= 'processing' and state ~= 'failed' then
+  return {'ok', state, state, 0}
+end
+local b = batch_load(KEYS[2])
+if not cur and b ~= nil then
+  if b.cancelled then
+    -- already counted canceled by CancelBatch; its claim will end it
+    return {'ok', 'canceled', 'pending', 0}
+  end
+  if batch_pending(KEYS[2]) <= 0 then
+    -- nothing left to count: no such request in this batch
+    return {'not_found'}
+  end
+end
+if not cur then
+  record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
+end
+redis.call('HINCRBY', KEYS[1], 'fence', 1)
+redis.call('HSET', KEYS[1], 'state', 'superseded', 'owner', '', 'lease_until', 0,
+  'superseded_by', ARGV[4], 'err_code', 'superseded',
+  'err_msg', 'a racing copy of the request completed first', 'finished_at', now, 'updated_at', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local fin = nil
+if b ~= nil then
+  redis.call('ZREM', KEYS[3], ARGV[2])
+  batch_move(KEYS[2], b, bucket_of(state, b), 'superseded')
+  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[5])
+end
+return append_all({'ok', 'superseded', state, 1}, fin)
