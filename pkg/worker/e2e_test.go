@@ -16,6 +16,7 @@ import (
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
 	"github.com/salvo-run/salvo/pkg/worker"
 )
 
@@ -259,4 +260,35 @@ func TestLogsNameTheRequestAndNeverTheKey(t *testing.T) {
 		}
 	}
 	require.GreaterOrEqual(t, aboutRequests, 9, "three requests, each retried twice, then ended")
+}
+
+// A retry whose message comes back after expires_at − stop_before_deadline
+// is not attempted: the request fails with the previous attempt's error and
+// status, and nothing is sent upstream.
+func TestRetryArrivingAfterTheCutoffFailsWithTheLastStatus(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-late-retry", "gpt-4o", 1, 3*time.Second)
+	req := reqs[0]
+	// An earlier attempt (by a worker now gone) failed with 503 and was
+	// scheduled for retry.
+	c, err := e.store.Claim(bg(t), state.ClaimArgs{Request: req, Owner: "earlier-pod", Delivery: 1, Start: true})
+	require.NoError(t, err)
+	p, ok := c.Held.Processing(time.Now())
+	require.True(t, ok)
+	_, err = e.store.Retry(bg(t), p, lifecycle.NewFailure(lifecycle.CodeRetriableStatus, http.StatusServiceUnavailable, "upstream answered 503"), time.Now())
+	require.NoError(t, err)
+
+	const stopBefore = 2500 * time.Millisecond
+	cutoff := req.ExpiresAt.Add(-stopBefore)
+	time.Sleep(time.Until(cutoff) + 50*time.Millisecond)
+	e.startWorker(t, workerOpts{cfg: worker.Config{Retry: lifecycle.RetryPolicy{StopBeforeDeadline: stopBefore}}})
+	e.publish(t, reqs)
+
+	res := e.waitResults(t, "b-late-retry", 1, 20*time.Second)[req.ID]
+	require.Equal(t, lifecycle.StateFailed, res.State)
+	require.Equal(t, lifecycle.CodeRetriableStatus, res.Error.Code)
+	require.Contains(t, res.Error.Message, "deadline")
+	require.NotNil(t, res.Response)
+	require.Equal(t, http.StatusServiceUnavailable, res.Response.StatusCode, "the last status is kept")
+	require.Zero(t, e.mock.CallsFor(req.ID), "no attempt after the cutoff")
 }

@@ -39,6 +39,11 @@ func (w *Worker) buildResult(req *lifecycle.Request, to lifecycle.State, attempt
 	}
 	if f != nil {
 		res.Error = &lifecycle.ResultError{Code: f.Code, Message: f.Message}
+		if res.Response == nil && f.Status != 0 {
+			// Ended without a call of its own (a retry refused at the
+			// deadline): keep the last attempt's status.
+			res.Response = &lifecycle.ResultResponse{StatusCode: f.Status}
+		}
 	}
 	return res
 }
