@@ -291,4 +291,5 @@ func TestRetryArrivingAfterTheCutoffFailsWithTheLastStatus(t *testing.T) {
 	require.NotNil(t, res.Response)
 	require.Equal(t, http.StatusServiceUnavailable, res.Response.StatusCode, "the last status is kept")
 	require.Zero(t, e.mock.CallsFor(req.ID), "no attempt after the cutoff")
+	require.Equal(t, 1, res.Attempts, "the earlier call, none after the cutoff")
 }

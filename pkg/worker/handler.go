@@ -183,7 +183,7 @@ func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, pr
 
 	if !w.up.Routed(req.Model) {
 		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
-		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, false, log)
 		return
 	}
 	// A retry never starts at or after expires_at − stop_before_deadline: a
@@ -191,7 +191,7 @@ func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, pr
 	if proc.Attempt > 0 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
 		f := w.lastFailure(req.Ref(), log)
 		f.Message += " (no retry: the deadline is too close)"
-		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, nil, false, log)
 		return
 	}
 
@@ -217,7 +217,7 @@ func (w *Worker) run(ctx context.Context, d Delivery, req *lifecycle.Request, pr
 			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
 		}
 		log.Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, resp, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateFailed, f, resp, true, log)
 		return
 	}
 	w.retry(d, req, proc, f, dec, log)
@@ -239,7 +239,7 @@ func (w *Worker) aborted(d Delivery, req *lifecycle.Request, proc lifecycle.Proc
 		w.abortedByControl(d, req, proc, cause, log)
 	case errors.Is(cause, errDeadline):
 		f := lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed during the call")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateExpired, f, nil, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateExpired, f, nil, true, log)
 	default:
 		log.Error().Msg("call aborted for an unknown reason; handing the request back")
 		w.release(d, req, proc.Held(), log)
@@ -264,10 +264,10 @@ func (w *Worker) abortedByControl(d Delivery, req *lifecycle.Request, proc lifec
 		w.ack(d, log)
 	case rec.State == lifecycle.StateCanceled:
 		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, true, log)
 	case errors.Is(cause, ErrBatchCanceled) && req.BatchID != "" && w.batchCancelled(ctx, req.BatchID, log):
 		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
-		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, log)
+		w.endHeld(d, req, proc.Held(), lifecycle.StateCanceled, f, nil, true, log)
 	default:
 		log.Warn().Str("state", string(rec.State)).Msg("control event not backed by redis; handing the request back")
 		w.release(d, req, proc.Held(), log)
@@ -298,11 +298,12 @@ func (w *Worker) complete(d Delivery, req *lifecycle.Request, proc lifecycle.Pro
 	w.settle(d, req, res, payload, tr, err, log)
 }
 
-// endHeld records a terminal state other than completed. A move from
-// processing spends the attempt, as the store counts it.
-func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, to lifecycle.State, f *lifecycle.Failure, resp *httpclient.Response, log zerolog.Logger) {
-	attempts := h.Attempt
-	if h.State == lifecycle.StateProcessing {
+// endHeld records a terminal state other than completed. called says
+// whether this delivery made an upstream call (the result's attempts count
+// calls; an unrouted request or a retry refused at the deadline made none).
+func (w *Worker) endHeld(d Delivery, req *lifecycle.Request, h lifecycle.Held, to lifecycle.State, f *lifecycle.Failure, resp *httpclient.Response, called bool, log zerolog.Logger) {
+	attempts := h.Attempt // upstream calls so far, this one included when it was made
+	if called {
 		attempts++
 	}
 	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
