@@ -16,26 +16,15 @@ if state == 'canceled' or HARD[state] then
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
-if not cur and b ~= nil then
-  if b.cancelled then
-    -- already counted canceled by CancelBatch; its claim will end it
-    return {'ok', 'canceled', 'pending', 0}
-  end
-  if tonumber(redis.call('HGET', KEYS[2], 'pending') or '0') <= 0 then
-    -- nothing left to count: no such request in this batch
-    return {'not_found'}
-  end
-end
 if not cur then
+  local refusal = unseen_refusal(KEYS[2], b)
+  if refusal then
+    return refusal
+  end
   record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
 end
 redis.call('HSET', KEYS[1], 'state', 'canceled', 'lease_until', 0, 'err_code', 'request_cancelled',
   'err_msg', 'the request was cancelled', 'finished_at', now, 'updated_at', now, 'published', 0)
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-local fin = nil
-if b ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  batch_move(KEYS[2], b, bucket_of(state, b), 'canceled')
-  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[4])
-end
+local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'canceled', now, ARGV[4])
 return append_all({'ok', 'canceled', state, 1}, fin)

@@ -42,10 +42,5 @@ if ARGV[11] ~= '' then
   redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[12])
-local fin = nil
-if b ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  batch_move(KEYS[2], b, bucket_of(state, b), 'failed')
-  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[12])
-end
+local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'failed', now, ARGV[12])
 return append_all({'ok', 'failed', state, 1}, fin)

@@ -112,3 +112,31 @@ local function record_init(rkey, id, batch, model, custom_id, expires_at, now)
     'expires_at', expires_at, 'attempt', 0, 'published', 0, 'created_at', now)
 end
 
+-- unseen_refusal answers a control-plane move (cancel, supersede) on a
+-- request that has no record yet, or returns nil to go on. A cancelled
+-- batch already counted it canceled (its claim will end it); a batch whose
+-- pending counter is 0 has no such request.
+local function unseen_refusal(bkey, b)
+  if b == nil then
+    return nil
+  end
+  if b.cancelled then
+    return {'ok', 'canceled', 'pending', 0}
+  end
+  if batch_pending(bkey) <= 0 then
+    return {'not_found'}
+  end
+  return nil
+end
+
+-- batch_end accounts a request that just ended (from state, into bucket
+-- to): out of the lease index, counters moved, batch finalized when it was
+-- the last. Returns batch_finalize's answer; a no-op without a batch.
+local function batch_end(bkey, lkey, b, id, state, to, now, retention)
+  if b == nil then
+    return nil
+  end
+  redis.call('ZREM', lkey, id)
+  batch_move(bkey, b, bucket_of(state, b), to)
+  return batch_finalize(bkey, lkey, b, now, retention)
+end

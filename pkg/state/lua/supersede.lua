@@ -21,17 +21,11 @@ if state ~= 'pending' and state ~= 'claimed' and state ~= 'processing' and state
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
-if not cur and b ~= nil then
-  if b.cancelled then
-    -- already counted canceled by CancelBatch; its claim will end it
-    return {'ok', 'canceled', 'pending', 0}
-  end
-  if batch_pending(KEYS[2]) <= 0 then
-    -- nothing left to count: no such request in this batch
-    return {'not_found'}
-  end
-end
 if not cur then
+  local refusal = unseen_refusal(KEYS[2], b)
+  if refusal then
+    return refusal
+  end
   record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
 end
 redis.call('HINCRBY', KEYS[1], 'fence', 1)
@@ -39,10 +33,5 @@ redis.call('HSET', KEYS[1], 'state', 'superseded', 'owner', '', 'lease_until', 0
   'superseded_by', ARGV[4], 'err_code', 'superseded',
   'err_msg', 'a racing copy of the request completed first', 'finished_at', now, 'updated_at', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local fin = nil
-if b ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[2])
-  batch_move(KEYS[2], b, bucket_of(state, b), 'superseded')
-  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[5])
-end
+local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'superseded', now, ARGV[5])
 return append_all({'ok', 'superseded', state, 1}, fin)
