@@ -135,15 +135,15 @@ func (s *Server) Stall(d time.Duration) <-chan error {
 		done <- c.Do(ctx, "DEBUG", "SLEEP", strconv.FormatFloat(d.Seconds(), 'f', 3, 64)).Err()
 	}()
 	// Wait until the sleep holds the server: a PING no longer answers fast.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); <-poll.C {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		err := s.Client.Ping(ctx).Err()
 		cancel()
 		if err != nil {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 	return done
 }
@@ -160,7 +160,9 @@ func mustPath(t testing.TB) string {
 func (s *Server) wait() {
 	s.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	for ; ; <-poll.C {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := s.Client.Ping(ctx).Err()
 		cancel()
@@ -170,7 +172,6 @@ func (s *Server) wait() {
 		if time.Now().After(deadline) {
 			s.t.Fatalf("testredis: %s did not answer PING: %v", s.Addr, err)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

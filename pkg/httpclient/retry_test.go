@@ -157,9 +157,11 @@ func TestCancelDuringBackoffReturnsTerminated(t *testing.T) {
 	b.mock.SetSequence(req.ID, mockupstream.StatusReset, http.StatusOK)
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for b.mock.CallsFor(req.ID) < 1 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
+		// Cancel once the first call reached the upstream (the client is
+		// then in its 20 s backoff), or after 10 s whatever happened.
+		poll := time.NewTicker(time.Millisecond)
+		defer poll.Stop()
+		for deadline := time.Now().Add(10 * time.Second); b.mock.CallsFor(req.ID) < 1 && time.Now().Before(deadline); <-poll.C {
 		}
 		cancel()
 	}()
