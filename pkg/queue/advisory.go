@@ -8,14 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
-
-// maxDeliveriesAdvisoryPrefix is the subject prefix of the server's
-// MaxDeliver-exhausted advisories; the ADVISORIES stream captures
-// <prefix>.<REQUESTS stream>.> so none is lost while no worker runs.
-const maxDeliveriesAdvisoryPrefix = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES"
 
 // maxDeliveriesAdvisory is the server's advisory body (the fields we use).
 type maxDeliveriesAdvisory struct {
@@ -26,53 +19,24 @@ type maxDeliveriesAdvisory struct {
 	Deliveries uint64 `json:"deliveries"`
 }
 
-// advisoryLoop consumes the ADVISORIES stream: for each request that
-// exhausted MaxDeliver it calls OnMaxDeliveries and deletes the message,
-// which a work-queue stream would otherwise keep forever.
+// advisoryLoop consumes the ADVISORIES stream: each request message that
+// exhausted MaxDeliver is reported to OnPoison and deleted, which a
+// work-queue stream would otherwise keep forever.
 func (co *Consumer) advisoryLoop() {
 	defer co.loops.Done()
-	ctx := co.fetchCtx
 	c := co.c
-	var cons jetstream.Consumer
-	wait := retryMin
-	for ctx.Err() == nil {
-		if cons == nil {
-			var err error
-			if cons, err = c.js.CreateOrUpdateConsumer(ctx, c.names.advisories, c.advisoryConsumerConfig()); err != nil {
-				co.advisoryFailed(ctx, err, &wait)
-				continue
-			}
-		}
-		fctx, cancel := context.WithTimeout(ctx, c.cfg.FetchExpiry)
-		batch, err := cons.Fetch(16, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(c.cfg.FetchExpiry/4))
-		if err == nil {
-			for msg := range batch.Messages() {
-				co.handleAdvisory(msg)
-			}
-			err = batch.Error()
-			if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
-				err = nil
-			}
-		}
-		cancel()
-		if err != nil {
-			cons = nil
-			co.advisoryFailed(ctx, err, &wait)
-			continue
-		}
-		co.advisory.ok()
-		wait = retryMin
+	l := pullLoop{
+		health: co.advisory,
+		log:    co.log.With().Str("part", "advisories").Logger(),
+		ensure: func(ctx context.Context) (jetstream.Consumer, error) {
+			return c.js.CreateOrUpdateConsumer(ctx, c.names.advisories, c.advisoryConsumerConfig())
+		},
+		pull: func(ctx context.Context, cons jetstream.Consumer) error {
+			_, err := c.pullOnce(ctx, cons, 16, co.handleAdvisory)
+			return err
+		},
 	}
-}
-
-func (co *Consumer) advisoryFailed(ctx context.Context, err error, wait *time.Duration) {
-	if ctx.Err() != nil {
-		return
-	}
-	co.advisory.failed(err)
-	co.log.Warn().Err(err).Msg("max-deliveries advisory loop error; retrying")
-	sleepCtx(ctx, *wait)
-	*wait = min(*wait*2, retryMax)
+	l.run(co.fetchCtx)
 }
 
 // handleAdvisory settles one poison message. It runs in the advisory loop
@@ -104,8 +68,9 @@ func (co *Consumer) handleAdvisory(msg jetstream.Msg) {
 	}
 }
 
-// settlePoison records the poison request (OnMaxDeliveries, or a malformed
-// result) and deletes its message.
+// settlePoison reports the advisory's request message to OnPoison (as
+// exhausted, or as malformed when it is not a valid request) and deletes
+// it.
 func (co *Consumer) settlePoison(ctx context.Context, adv maxDeliveriesAdvisory) error {
 	c := co.c
 	if adv.Stream != c.names.requests {
@@ -118,34 +83,16 @@ func (co *Consumer) settlePoison(ctx context.Context, adv maxDeliveriesAdvisory)
 	if err != nil {
 		return fmt.Errorf("get message %d: %w", adv.StreamSeq, err)
 	}
-	req, err := c.decodeRaw(raw)
-	if err != nil {
-		if rerr := c.recordMalformed(ctx, raw.Subject, raw.Header, raw.Data, err, co.o.OnMalformed); rerr != nil {
-			return rerr
-		}
-	} else {
-		if err := co.o.OnMaxDeliveries(ctx, req, adv.Deliveries); err != nil {
-			return fmt.Errorf("OnMaxDeliveries %s: %w", req.ID, err)
-		}
-		co.log.Warn().Str("request_id", req.ID).Str("batch_id", req.BatchID).Uint64("deliveries", adv.Deliveries).
-			Msg("request exceeded max deliveries; recorded and removed")
+	p := Poison{Kind: PoisonMaxDeliveries, Subject: raw.Subject}
+	if p.Request, err = c.decodeRequest(raw.Subject, raw.Data); err != nil {
+		p = c.malformed(raw.Subject, raw.Header, raw.Data, err)
+	}
+	p.Deliveries, p.StreamSeq = adv.Deliveries, raw.Sequence
+	if err := co.reportPoison(ctx, p); err != nil {
+		return err
 	}
 	if err := co.stream.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return fmt.Errorf("delete message %d: %w", adv.StreamSeq, err)
 	}
 	return nil
-}
-
-// decodeRaw decodes a stored request message with the same checks as a
-// delivery.
-func (c *Client) decodeRaw(raw *jetstream.RawStreamMsg) (*lifecycle.Request, error) {
-	req, err := lifecycle.DecodeRequest(raw.Data)
-	if err != nil {
-		return nil, err
-	}
-	if want, _ := c.RequestSubject(req.Model, req.BatchID); raw.Subject != want {
-		return nil, fmt.Errorf("lifecycle: invalid request: %w", &lifecycle.FieldError{
-			Field: "model", Reason: fmt.Sprintf("belongs on subject %s, not %s", want, raw.Subject)})
-	}
-	return req, nil
 }

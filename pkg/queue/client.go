@@ -12,8 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // Header names carried on request messages.
@@ -37,6 +35,7 @@ type Client struct {
 	log  zerolog.Logger
 
 	names names
+	subj  subjects
 
 	subjMu     sync.Mutex
 	subjStream map[string]subjectRoute // result subject → captured by a stream?
@@ -64,13 +63,15 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue: jetstream: %w", err)
 	}
+	names := newNames(cfg.Prefix)
 	return &Client{
 		nc:         nc,
 		js:         js,
 		cfg:        cfg,
 		base:       log,
 		log:        log.With().Str("component", "queue").Logger(),
-		names:      newNames(cfg.Prefix),
+		names:      names,
+		subj:       subjects{prefix: cfg.Prefix, requests: names.requests},
 		subjStream: map[string]subjectRoute{},
 	}, nil
 }
@@ -78,39 +79,26 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 // Config returns the effective configuration (defaults applied).
 func (c *Client) Config() Config { return c.cfg }
 
-// RequestsStream, ResultsStream, AdvisoriesStream and BodiesBucket name the
-// JetStream assets derived from the prefix.
-func (c *Client) RequestsStream() string   { return c.names.requests }
-func (c *Client) ResultsStream() string    { return c.names.results }
-func (c *Client) AdvisoriesStream() string { return c.names.advisories }
-func (c *Client) BodiesBucket() string     { return c.names.bodies }
+// RequestsStream and ResultsStream name the streams derived from the
+// prefix. No production caller: tests and benchmarks read the streams
+// directly with them.
+func (c *Client) RequestsStream() string { return c.names.requests }
+func (c *Client) ResultsStream() string  { return c.names.results }
 
-// RequestSubject is the subject a request is published on.
+// RequestSubject is the subject a request is published on. No production
+// caller: tests use it to publish raw messages where a request would go.
 func (c *Client) RequestSubject(model, batchID string) (string, error) {
-	tok, err := lifecycle.EncodeToken(model)
-	if err != nil {
-		return "", err
-	}
-	return c.names.prefix + ".req." + tok + "." + lifecycle.BatchToken(batchID), nil
+	return c.subj.request(model, batchID)
 }
 
 // ResultSubject is the subject a batch's results are stored on.
 func (c *Client) ResultSubject(batchID string) string {
-	return c.names.prefix + ".res." + lifecycle.BatchToken(batchID)
+	return c.subj.result(batchID)
 }
 
-// ModelConsumerName is the durable consumer shared by all workers for model.
-func (c *Client) ModelConsumerName(model string) (string, error) {
-	tok, err := lifecycle.EncodeToken(model)
-	if err != nil {
-		return "", err
-	}
-	return consumerName(tok), nil
-}
-
-// names holds every name derived from the prefix.
+// names holds the stream and bucket names derived from the prefix
+// (subjects builds the subjects).
 type names struct {
-	prefix     string
 	requests   string
 	results    string
 	advisories string
@@ -120,7 +108,6 @@ type names struct {
 func newNames(prefix string) names {
 	up := strings.ToUpper(prefix)
 	return names{
-		prefix:     prefix,
 		requests:   up + "_REQUESTS",
 		results:    up + "_RESULTS",
 		advisories: up + "_ADVISORIES",

@@ -12,137 +12,184 @@ import (
 	"github.com/salvo-run/salvo/pkg/queue"
 )
 
+// delivered is what a handler saw of one delivery and how finishing it
+// went; handlers send it to the test goroutine, which asserts.
+type delivered struct {
+	id  string
+	n   uint64
+	at  time.Time
+	err error
+}
+
+// next receives one delivery from ch or fails the test after eventually.
+func next(t *testing.T, ch <-chan delivered) delivered {
+	t.Helper()
+	select {
+	case d := <-ch:
+		return d
+	case <-time.After(eventually):
+		t.Fatal("no delivery")
+		return delivered{}
+	}
+}
+
 func TestNakComesBackNoEarlierThanDelay(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	const delay = 700 * time.Millisecond
-	var mu sync.Mutex
-	var times []time.Time
-	var deliveries []uint64
+	got := make(chan delivered, 4)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			mu.Lock()
-			times = append(times, time.Now())
-			deliveries = append(deliveries, d.NumDelivered())
-			n := len(times)
-			mu.Unlock()
-			if n == 1 {
-				require.NoError(t, d.Nak(ctx, delay))
-				return
+			at := time.Now()
+			var err error
+			if d.NumDelivered() == 1 {
+				err = d.Nak(ctx, delay)
+			} else {
+				err = d.Ack(ctx)
 			}
-			require.NoError(t, d.Ack(ctx))
+			got <- delivered{id: d.Request().ID, n: d.NumDelivered(), at: at, err: err}
 		},
 	})
 	require.NoError(t, b.c.PublishRequest(ctx(t), newRequest("nak-1", "m", "b")))
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(times) == 2 }, eventually, tick)
-	mu.Lock()
-	defer mu.Unlock()
-	require.GreaterOrEqual(t, times[1].Sub(times[0]), delay)
-	require.Equal(t, []uint64{1, 2}, deliveries)
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	first, second := next(t, got), next(t, got)
+	require.NoError(t, first.err, "nak")
+	require.NoError(t, second.err, "ack")
+	require.Equal(t, []uint64{1, 2}, []uint64{first.n, second.n})
+	require.GreaterOrEqual(t, second.at.Sub(first.at), delay)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 }
 
 func TestInProgressKeepsSlowMessageFromRedelivery(t *testing.T) {
+	t.Parallel()
 	b := setup(t) // AckWait 1s
 	var calls atomic.Int32
-	done := make(chan uint64, 4)
+	got := make(chan delivered, 4)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
 			calls.Add(1)
-			stop := d.KeepInProgress(ctx, 250*time.Millisecond)
+			stop := keepInProgress(ctx, d, 250*time.Millisecond)
 			// Slow work: three and a half AckWaits.
-			time.Sleep(3500 * time.Millisecond)
+			select {
+			case <-time.After(3500 * time.Millisecond):
+			case <-ctx.Done():
+			}
 			stop()
-			require.NoError(t, d.Ack(ctx))
-			done <- d.NumDelivered()
+			got <- delivered{n: d.NumDelivered(), err: d.Ack(ctx)}
 		},
 	})
 	require.NoError(t, b.c.PublishRequest(ctx(t), newRequest("slow-1", "m", "b")))
-	select {
-	case n := <-done:
-		require.Equal(t, uint64(1), n)
-	case <-time.After(eventually):
-		t.Fatal("slow handler never finished")
-	}
+	d := next(t, got)
+	require.NoError(t, d.err)
+	require.Equal(t, uint64(1), d.n)
 	require.Equal(t, int32(1), calls.Load(), "the message was redelivered while in progress")
-	require.Equal(t, uint64(0), streamMsgs(t, b.js, "SALVO_REQUESTS"))
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 }
 
 func TestUnackedMessageRedeliveredToAnotherInstance(t *testing.T) {
+	t.Parallel()
 	b := setup(t) // AckWait 1s
-	gotA := make(chan uint64, 1)
+	gotA := make(chan delivered, 1)
 	// Instance A takes the message, never acks it and keeps its only slot.
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			gotA <- d.NumDelivered()
+			gotA <- delivered{n: d.NumDelivered()}
 			<-ctx.Done() // like a worker that hung; canceled at cleanup
 		},
 	})
 	require.NoError(t, b.c.PublishRequest(ctx(t), newRequest("crash-1", "m", "b")))
-	select {
-	case n := <-gotA:
-		require.Equal(t, uint64(1), n)
-	case <-time.After(eventually):
-		t.Fatal("instance A never got the message")
-	}
+	require.Equal(t, uint64(1), next(t, gotA).n)
 
 	// Instance B: its own connection and client, the same durable consumer.
 	ncB := b.srv.Connect()
 	cB := newClient(t, ncB, b.cfg)
-	gotB := make(chan uint64, 1)
+	gotB := make(chan delivered, 1)
 	consume(t, cB, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			require.NoError(t, d.Ack(ctx))
-			gotB <- d.NumDelivered()
+			gotB <- delivered{n: d.NumDelivered(), err: d.Ack(ctx)}
 		},
 	})
-	select {
-	case n := <-gotB:
-		require.Equal(t, uint64(2), n)
-	case <-time.After(eventually):
-		t.Fatal("the unacked message was not redelivered to instance B")
-	}
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	d := next(t, gotB)
+	require.NoError(t, d.err)
+	require.Equal(t, uint64(2), d.n, "the unacked message was redelivered to instance B")
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 }
 
 func TestSaturatedModelDoesNotBlockAnother(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	release := make(chan struct{})
 	var bigRunning atomic.Int32
 	small := newIDSet()
+	ackErrs := make(chan error, 30)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(2).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
 			if d.Request().Model == "big" {
 				bigRunning.Add(1)
-				stop := d.KeepInProgress(ctx, 0)
-				<-release
+				stop := keepInProgress(ctx, d, 300*time.Millisecond)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
 				stop()
 			} else {
 				small.add(d.Request().ID)
 			}
-			require.NoError(t, d.Ack(ctx))
+			ackErrs <- d.Ack(ctx)
 		},
 	})
 	publishN(t, b.c, "big", "big", "b1", 10)
-	require.Eventually(t, func() bool { return bigRunning.Load() == 2 }, eventually, tick)
+	waitFor(t, eventually, "two big requests running", func() bool { return bigRunning.Load() == 2 })
 	// "big" is saturated (both slots busy, 8 queued); "small" still flows.
 	publishN(t, b.c, "small", "small", "b2", 20)
-	require.Eventually(t, func() bool { return small.len() == 20 }, eventually, tick)
+	waitFor(t, eventually, "every small request", func() bool { return small.len() == 20 })
 	require.Equal(t, int32(2), bigRunning.Load())
 	close(release)
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
+	for range 30 {
+		require.NoError(t, <-ackErrs)
+	}
+}
+
+// A model whose slots are all busy for longer than the health check's
+// staleness bound is waiting, not stuck: it stays healthy.
+func TestSaturatedModelStaysHealthy(t *testing.T) {
+	t.Parallel()
+	b := setup(t) // FetchExpiry 1s: stale after 5s
+	release := make(chan struct{})
+	var running atomic.Int32
+	co := consume(t, b.c, queue.ConsumeOptions{
+		Slots: newSlotTable(1).get,
+		Handler: func(ctx context.Context, d *queue.Delivery) {
+			running.Add(1)
+			stop := keepInProgress(ctx, d, 300*time.Millisecond)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			stop()
+			_ = d.Ack(ctx)
+		},
+	})
+	publishN(t, b.c, "s", "m", "b", 2)
+	waitFor(t, eventually, "the slot taken", func() bool { return running.Load() == 1 })
+	holds(t, 6*time.Second, 200*time.Millisecond, "a saturated model's health", func() bool { return co.Healthy() == nil })
+	close(release)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 }
 
 func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	slots := newSlotTable(3)
 	release := make(chan struct{}, 100)
 	var inHandler, maxOver atomic.Int32
 	handled := newIDSet()
+	ackErrs := make(chan error, 30)
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: slots.get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
@@ -155,7 +202,7 @@ func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
 			case <-ctx.Done():
 			}
 			inHandler.Add(-1)
-			require.NoError(t, d.Ack(ctx))
+			ackErrs <- d.Ack(ctx)
 			handled.add(d.Request().ID)
 		},
 	})
@@ -169,27 +216,24 @@ func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
 		require.NoError(t, err)
 		return info.NumAckPending
 	}
-	require.Eventually(t, func() bool { return inHandler.Load() == 3 }, eventually, tick)
+	waitFor(t, eventually, "three handlers running", func() bool { return inHandler.Load() == 3 })
 	// Sample for a while: the server never has more than 3 messages out.
-	for range 20 {
-		require.LessOrEqual(t, ackPending(), 3)
-		time.Sleep(25 * time.Millisecond)
-	}
+	holds(t, 500*time.Millisecond, 25*time.Millisecond, "at most 3 unacked", func() bool { return ackPending() <= 3 })
 	require.Equal(t, 3, ackPending())
 
 	// Raise the limit at runtime: the loop pulls exactly the new free slots.
 	slots.get("m").SetLimit(5)
-	require.Eventually(t, func() bool { return inHandler.Load() == 5 }, eventually, tick)
-	for range 10 {
-		require.LessOrEqual(t, ackPending(), 5)
-		time.Sleep(25 * time.Millisecond)
-	}
+	waitFor(t, eventually, "five handlers running", func() bool { return inHandler.Load() == 5 })
+	holds(t, 250*time.Millisecond, 25*time.Millisecond, "at most 5 unacked", func() bool { return ackPending() <= 5 })
 	// Lower it: nothing new starts until use is below 2.
 	slots.get("m").SetLimit(2)
 	for range 30 {
 		release <- struct{}{}
 	}
-	require.Eventually(t, func() bool { return handled.len() == 30 }, eventually, tick)
+	waitFor(t, eventually, "every request handled", func() bool { return handled.len() == 30 })
+	for range 30 {
+		require.NoError(t, <-ackErrs)
+	}
 	require.Equal(t, int32(0), maxOver.Load(), "a handler ran beyond the slot limit")
 	require.Equal(t, 0, co.Running())
 	require.NoError(t, co.Healthy())
@@ -197,24 +241,35 @@ func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
 }
 
 func TestDeletedConsumerIsRecreated(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	handled := newIDSet()
+	var mu sync.Mutex
+	var ackErrs []error
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			require.NoError(t, d.Ack(ctx))
+			err := d.Ack(ctx)
+			mu.Lock()
+			ackErrs = append(ackErrs, err)
+			mu.Unlock()
 			handled.add(d.Request().ID)
 		},
 	})
 	publishN(t, b.c, "a", "m", "b", 5)
-	require.Eventually(t, func() bool { return handled.len() == 5 }, eventually, tick)
+	waitFor(t, eventually, "the first five", func() bool { return handled.len() == 5 })
 
 	name, err := b.c.ModelConsumerName("m")
 	require.NoError(t, err)
 	require.NoError(t, b.js.DeleteConsumer(ctx(t), "SALVO_REQUESTS", name))
 	publishN(t, b.c, "c", "m", "b", 5)
-	require.Eventually(t, func() bool { return handled.len() == 10 }, eventually, tick)
-	require.Eventually(t, func() bool { return co.Healthy() == nil }, eventually, tick)
+	waitFor(t, eventually, "five more after the delete", func() bool { return handled.len() == 10 })
+	waitFor(t, eventually, "healthy again", func() bool { return co.Healthy() == nil })
+	mu.Lock()
+	for _, err := range ackErrs {
+		require.NoError(t, err)
+	}
+	mu.Unlock()
 
 	co.Stop()
 	co.Stop()

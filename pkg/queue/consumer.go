@@ -28,17 +28,14 @@ type ConsumeOptions struct {
 	Slots func(model string) *Slots
 	// Handler runs each valid delivery. Required.
 	Handler Handler
-	// OnMaxDeliveries is called, once per poison message across the fleet,
-	// when a request exhausted MaxDeliver. After it returns nil the message
-	// is deleted from the stream; an error retries it later. Nil publishes a
-	// failed result (lifecycle.CodeMaxDeliveries) instead.
-	OnMaxDeliveries func(ctx context.Context, req *lifecycle.Request, deliveries uint64) error
-	// OnMalformed records a malformed message's failure (the result the
-	// queue is about to publish) before the result goes out, so a batch's
-	// counters account for it. Returning publish=false skips the result (the
-	// request already ended with its own); an error retries the message
-	// later. Nil publishes the result without recording anything.
-	OnMalformed func(ctx context.Context, res *lifecycle.Result) (publish bool, err error)
+	// OnPoison is called for each request message the queue gives up on
+	// (see Poison): one that is not a valid request, or one JetStream
+	// stopped redelivering. The queue removes the message once it returns
+	// nil and hands it over again later otherwise. It may be called more
+	// than once for one message (several workers reject the same message
+	// on a junk subject; an advisory is redelivered), so it must be
+	// idempotent. Nil logs the message and removes it, recording nothing.
+	OnPoison func(ctx context.Context, p Poison) error
 }
 
 // Consumer runs the fetch loops of one worker instance: a discovery loop
@@ -62,7 +59,7 @@ type Consumer struct {
 	fetchCtx   context.Context    // canceled by Stop
 	stopFetch  context.CancelFunc //
 	loops      sync.WaitGroup     // discovery, advisory, orphan sweep and model loops
-	running    *Slots             // handlers and malformed-message records in progress
+	running    *Slots             // handlers and malformed-message reports in progress
 
 	mu       sync.Mutex
 	models   map[string]*modelLoop // by model token
@@ -81,9 +78,6 @@ func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, erro
 	if o.Slots == nil || o.Handler == nil {
 		return nil, fmt.Errorf("%w: ConsumeOptions.Slots and ConsumeOptions.Handler are required", ErrInvalidConfig)
 	}
-	if o.OnMaxDeliveries == nil {
-		o.OnMaxDeliveries = c.failMaxDeliveries
-	}
 	stream, err := c.js.Stream(ctx, c.names.requests)
 	if err != nil {
 		return nil, fmt.Errorf("queue: consume: stream %s (run Provision first): %w", c.names.requests, err)
@@ -94,6 +88,9 @@ func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, erro
 		handlerCtx: ctx, fetchCtx: fetchCtx, stopFetch: stopFetch,
 		running: NewSlots(math.MaxInt), models: map[string]*modelLoop{},
 		advisory: newLoopHealth(),
+	}
+	if co.o.OnPoison == nil {
+		co.o.OnPoison = co.dropPoison
 	}
 	if err := co.discover(fetchCtx); err != nil {
 		stopFetch()
@@ -210,35 +207,24 @@ func (co *Consumer) discoveryLoop() {
 // Config.ModelIdleTimeout without messages; the next discovery that sees
 // messages of its model starts it again.
 func (co *Consumer) discover(ctx context.Context) error {
-	info, err := co.stream.Info(ctx, jetstream.WithSubjectFilter(co.c.names.prefix+".req.>"))
+	info, err := co.stream.Info(ctx, jetstream.WithSubjectFilter(co.c.subj.allRequests()))
 	if err != nil {
 		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
 	}
 	co.discoveredAt.Store(time.Now().UnixNano())
 	var junk []string
 	for subj := range info.State.Subjects {
-		if junkCause(subj) != nil {
+		if r, _ := co.c.subj.parseRequest(subj); r.fetched() {
+			co.startModel(r.modelToken)
+		} else {
 			junk = append(junk, subj)
-			continue
 		}
-		co.startModel(strings.Split(subj, ".")[2])
 	}
 	if len(junk) > 0 {
 		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
 			co.log.Warn().Err(err).Msg("junk request subjects: retrying at the next discovery")
 		}
 	}
-	return nil
-}
-
-// StartModel starts the fetch loop of a model now instead of at the next
-// discovery (a worker may call it for models in its routing config).
-func (co *Consumer) StartModel(model string) error {
-	tok, err := lifecycle.EncodeToken(model)
-	if err != nil {
-		return err
-	}
-	co.startModel(tok)
 	return nil
 }
 
@@ -250,7 +236,7 @@ func (co *Consumer) startModel(tok string) {
 	}
 	model, err := lifecycle.DecodeToken(tok)
 	if err != nil {
-		// Unreachable: discover rejects such subjects and StartModel encodes.
+		// Unreachable: discover starts only loops of tokens that decode.
 		co.log.Error().Err(err).Msg("no fetch loop for an invalid model token")
 		return
 	}
@@ -277,7 +263,7 @@ func (co *Consumer) dispatch(ml *modelLoop, msg jetstream.Msg) {
 		defer co.running.Release(1)
 		defer ml.slots.Release(1)
 		if err != nil {
-			co.c.rejectMalformed(co.handlerCtx, msg, err, co.o.OnMalformed)
+			co.rejectMalformed(co.handlerCtx, msg, err)
 			return
 		}
 		defer func() {
@@ -288,45 +274,4 @@ func (co *Consumer) dispatch(ml *modelLoop, msg jetstream.Msg) {
 		}()
 		co.o.Handler(co.handlerCtx, d)
 	}()
-}
-
-// failMaxDeliveries is the default OnMaxDeliveries: a failed result.
-func (c *Client) failMaxDeliveries(ctx context.Context, req *lifecycle.Request, deliveries uint64) error {
-	return c.PublishResult(ctx, &lifecycle.Result{
-		V: lifecycle.WireVersion, ID: req.ID, CustomID: req.CustomID, BatchID: req.BatchID, Model: req.Model,
-		State: lifecycle.StateFailed,
-		Error: &lifecycle.ResultError{Code: lifecycle.CodeMaxDeliveries,
-			Message: fmt.Sprintf("message delivered %d times without finishing", deliveries)},
-	}, validResultSubject(c, req.ResultSubject))
-}
-
-// loopHealth records when a loop last fetched or polled successfully.
-type loopHealth struct {
-	okAt    atomic.Int64
-	lastErr atomic.Pointer[string]
-}
-
-func newLoopHealth() *loopHealth {
-	h := &loopHealth{}
-	h.ok()
-	return h
-}
-
-func (h *loopHealth) ok() { h.okAt.Store(time.Now().UnixNano()) }
-
-func (h *loopHealth) failed(err error) {
-	s := err.Error()
-	h.lastErr.Store(&s)
-}
-
-func (h *loopHealth) problem(now time.Time, stale time.Duration) string {
-	age := now.Sub(time.Unix(0, h.okAt.Load()))
-	if age <= stale {
-		return ""
-	}
-	msg := fmt.Sprintf("no successful fetch for %s", age.Round(time.Millisecond))
-	if e := h.lastErr.Load(); e != nil {
-		msg += " (last error: " + *e + ")"
-	}
-	return msg
 }

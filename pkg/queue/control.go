@@ -30,49 +30,40 @@ type ControlEvent struct {
 	At        time.Time `json:"at"`
 }
 
-// Batch event types.
-const (
-	BatchCreated   = "created"
-	BatchCompleted = "completed"
-	BatchFailed    = "failed"
-	BatchCancelled = "cancelled"
-	BatchExpired   = "expired"
-)
-
 // BatchEvent is a batch lifecycle event, stored in the RESULTS stream on
-// <p>.evt.batch.<batch>.
+// <p>.evt.batch.<batch>. Type is the batch's terminal status: each batch
+// gets one event, when it finishes.
 type BatchEvent struct {
-	Type  string          `json:"type"`
-	Batch lifecycle.Batch `json:"batch"`
-	At    time.Time       `json:"at"`
+	Type  lifecycle.BatchStatus `json:"type"`
+	Batch lifecycle.Batch       `json:"batch"`
+	At    time.Time             `json:"at"`
 }
 
 // PublishCancel announces the cancel of a whole batch (requestID "") on
 // <p>.ctl.cancel.<batch>, or of one request on <p>.ctl.cancel.<batch>.<request>
 // (<batch> is "_" for a batchless request). Core NATS: every connected
-// worker gets it.
+// worker gets it. No production caller yet: the control plane's cancel
+// command (planned, docs/ARCHITECTURE.md) calls it once Redis says
+// canceled.
 func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) error {
 	if batchID == "" && requestID == "" {
 		return fmt.Errorf("%w: cancel needs a batch id or a request id", ErrInvalidRequest)
 	}
-	subj := c.names.prefix + ".ctl.cancel." + lifecycle.BatchToken(batchID)
-	if requestID != "" {
-		subj += "." + lifecycle.MustEncodeToken(requestID)
-	}
-	return c.publishControl(ctx, subj, ControlEvent{Kind: KindCancel, BatchID: batchID, RequestID: requestID, At: time.Now().UTC()})
+	return c.publishControl(ctx, c.subj.cancel(batchID, requestID), ControlEvent{Kind: KindCancel, BatchID: batchID, RequestID: requestID, At: time.Now().UTC()})
 }
 
 // PublishSupersede announces that requestID lost a race to the copy by on
 // <p>.ctl.supersede.<request>. The event body carries kind, request_id, by
 // and at; batch_id is absent (omitted): the publisher knows only the two
 // request ids, and a supersede is matched by request id alone, so a
-// receiver must not expect a batch id in it.
+// receiver must not expect a batch id in it. No production caller yet: the
+// control plane's supersede command (planned, docs/ARCHITECTURE.md) calls
+// it once Redis says superseded.
 func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) error {
 	if requestID == "" {
 		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
 	}
-	subj := c.names.prefix + ".ctl.supersede." + lifecycle.MustEncodeToken(requestID)
-	return c.publishControl(ctx, subj, ControlEvent{Kind: KindSupersede, RequestID: requestID, By: by, At: time.Now().UTC()})
+	return c.publishControl(ctx, c.subj.supersede(requestID), ControlEvent{Kind: KindSupersede, RequestID: requestID, By: by, At: time.Now().UTC()})
 }
 
 func (c *Client) publishControl(ctx context.Context, subj string, ev ControlEvent) error {
@@ -96,6 +87,8 @@ func (c *Client) publishControl(ctx context.Context, subj string, ev ControlEven
 
 // SubscribeControl calls fn for every control event, on this instance: a
 // plain (not queue-group) subscription, so every worker gets every event.
+// An event whose body does not decode, or whose kind is not the one its
+// subject names, is logged and skipped.
 // fn runs on one goroutine in arrival order and should not block. stop
 // unsubscribes and waits until fn has returned for the last time; it is
 // safe to call twice.
@@ -103,7 +96,7 @@ func (c *Client) SubscribeControl(fn func(ControlEvent)) (stop func() error, err
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	stopped := false
-	sub, err := c.nc.Subscribe(c.names.prefix+".ctl.>", func(m *nats.Msg) {
+	sub, err := c.nc.Subscribe(c.subj.allControl(), func(m *nats.Msg) {
 		mu.Lock()
 		if stopped {
 			mu.Unlock()
@@ -112,12 +105,11 @@ func (c *Client) SubscribeControl(fn func(ControlEvent)) (stop func() error, err
 		wg.Add(1)
 		mu.Unlock()
 		defer wg.Done()
-		var ev ControlEvent
-		if err := json.Unmarshal(m.Data, &ev); err != nil || (ev.Kind != KindCancel && ev.Kind != KindSupersede) {
+		if ev, err := c.decodeControl(m); err != nil {
 			c.log.Warn().Err(err).Str("subject", m.Subject).Msg("undecodable control event skipped")
-			return
+		} else {
+			fn(ev)
 		}
-		fn(ev)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: subscribe control: %w", err)
@@ -143,13 +135,26 @@ func (c *Client) SubscribeControl(fn func(ControlEvent)) (stop func() error, err
 	}, nil
 }
 
+func (c *Client) decodeControl(m *nats.Msg) (ControlEvent, error) {
+	var ev ControlEvent
+	subj, err := c.subj.parseControl(m.Subject)
+	if err != nil {
+		return ev, err
+	}
+	if err := json.Unmarshal(m.Data, &ev); err != nil {
+		return ev, fmt.Errorf("queue: decode control event: %w", err)
+	}
+	if ev.Kind != subj.kind {
+		return ev, fmt.Errorf("queue: control event of kind %q on a %s subject", ev.Kind, subj.kind)
+	}
+	return ev, nil
+}
+
 // PublishBatchEvent stores ev on <p>.evt.batch.<batch> in the RESULTS
 // stream, deduplicated by batch id and type inside the duplicate window.
 func (c *Client) PublishBatchEvent(ctx context.Context, ev BatchEvent) error {
-	switch ev.Type {
-	case BatchCreated, BatchCompleted, BatchFailed, BatchCancelled, BatchExpired:
-	default:
-		return fmt.Errorf("%w: batch event type %q", ErrInvalidRequest, ev.Type)
+	if !ev.Type.Terminal() {
+		return fmt.Errorf("%w: batch event type %q is not a terminal batch status", ErrInvalidRequest, ev.Type)
 	}
 	if ev.Batch.ID == "" {
 		return fmt.Errorf("%w: batch event without a batch id", ErrInvalidRequest)
@@ -161,35 +166,37 @@ func (c *Client) PublishBatchEvent(ctx context.Context, ev BatchEvent) error {
 	if err != nil {
 		return fmt.Errorf("queue: encode batch event: %w", err)
 	}
-	msg := nats.NewMsg(c.BatchEventSubject(ev.Batch.ID))
+	msg := nats.NewMsg(c.subj.batchEvent(ev.Batch.ID))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, ev.Batch.ID+":"+ev.Type)
+	msg.Header.Set(jetstream.MsgIDHeader, ev.Batch.ID+":"+string(ev.Type))
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("queue: publish batch event %s %s: %w", ev.Batch.ID, ev.Type, err)
 	}
 	return nil
 }
 
-// BatchEventSubject is the subject of a batch's lifecycle events.
+// BatchEventSubject is the subject of a batch's lifecycle events. No
+// production caller: tests read the events stored on it.
 func (c *Client) BatchEventSubject(batchID string) string {
-	return c.names.prefix + ".evt.batch." + lifecycle.BatchToken(batchID)
+	return c.subj.batchEvent(batchID)
 }
 
 // PurgeBatch removes every queued request message of the batch from the
 // REQUESTS stream (all models: <p>.req.*.<batch>) and returns how many were
 // removed. Messages being handled right now are removed too; their late
-// acks are harmless. Redis must already say "canceled" (truth first).
+// acks are harmless. Redis must already say "canceled" (truth first). No
+// production caller yet: the control plane's batch cancel (planned,
+// docs/ARCHITECTURE.md) calls it after PublishCancel.
 func (c *Client) PurgeBatch(ctx context.Context, batchID string) (uint64, error) {
 	if batchID == "" {
 		return 0, fmt.Errorf("%w: purge needs a batch id", ErrInvalidRequest)
 	}
-	filter := c.names.prefix + ".req.*." + lifecycle.BatchToken(batchID)
-	body, err := json.Marshal(map[string]string{"filter": filter})
+	body, err := json.Marshal(map[string]string{"filter": c.subj.batchRequests(batchID)})
 	if err != nil {
 		return 0, err
 	}
 	// The raw API: jetstream.Stream.Purge does not return the count.
-	reply, err := c.nc.RequestWithContext(ctx, "$JS.API.STREAM.PURGE."+c.names.requests, body)
+	reply, err := c.nc.RequestWithContext(ctx, streamPurgeAPI+c.names.requests, body)
 	if err != nil {
 		return 0, fmt.Errorf("queue: purge batch %s: %w", batchID, err)
 	}

@@ -3,7 +3,6 @@ package queue_test
 import (
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -12,6 +11,7 @@ import (
 )
 
 func TestCancelReachesEveryInstance(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	const instances = 3
 	var mu sync.Mutex
@@ -29,21 +29,23 @@ func TestCancelReachesEveryInstance(t *testing.T) {
 	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", ""))
 	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", "req/1"))
 	require.NoError(t, b.c.PublishSupersede(ctx(t), "req-2", "req-2-esc"))
-	require.Eventually(t, func() bool {
+	// A last event from the same connection arrives after every earlier
+	// one, so once each instance has it any duplicate would be in.
+	require.NoError(t, b.c.PublishCancel(ctx(t), "sentinel", ""))
+	waitFor(t, eventually, "the sentinel at every instance", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		for _, evs := range got {
-			if len(evs) < 3 {
+			if len(evs) == 0 || evs[len(evs)-1].BatchID != "sentinel" {
 				return false
 			}
 		}
 		return true
-	}, eventually, tick)
-	time.Sleep(100 * time.Millisecond) // a grace period to catch duplicate deliveries
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	for i, evs := range got {
-		require.Len(t, evs, 3, "instance %d", i)
+		require.Len(t, evs, 4, "instance %d", i)
 		require.Equal(t, queue.KindCancel, evs[0].Kind)
 		require.Equal(t, "batch-1", evs[0].BatchID)
 		require.Empty(t, evs[0].RequestID)
@@ -56,6 +58,7 @@ func TestCancelReachesEveryInstance(t *testing.T) {
 }
 
 func TestPurgeBatchRemovesOnlyItsQueuedMessages(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	publishN(t, b.c, "a1", "model-a", "batch-a", 3)
 	publishN(t, b.c, "a2", "model/b", "batch-a", 2)
@@ -68,13 +71,16 @@ func TestPurgeBatchRemovesOnlyItsQueuedMessages(t *testing.T) {
 }
 
 func TestBatchEventsAreStoredAndDeduplicated(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	ev := queue.BatchEvent{Type: queue.BatchCreated, Batch: lifecycle.Batch{ID: "batch-9", Status: lifecycle.BatchInProgress}}
+	ev := queue.BatchEvent{Type: lifecycle.BatchFailed, Batch: lifecycle.Batch{ID: "batch-9", Status: lifecycle.BatchFailed}}
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
-	ev.Type = queue.BatchCompleted
+	ev.Type, ev.Batch.Status = lifecycle.BatchCompleted, lifecycle.BatchCompleted
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
-	require.ErrorIs(t, b.c.PublishBatchEvent(ctx(t), queue.BatchEvent{Type: "bogus", Batch: ev.Batch}), queue.ErrInvalidRequest)
+	for _, bad := range []lifecycle.BatchStatus{"bogus", lifecycle.BatchInProgress} {
+		require.ErrorIs(t, b.c.PublishBatchEvent(ctx(t), queue.BatchEvent{Type: bad, Batch: ev.Batch}), queue.ErrInvalidRequest, bad)
+	}
 	s, err := b.js.Stream(ctx(t), "SALVO_RESULTS")
 	require.NoError(t, err)
 	m, err := s.GetLastMsgForSubject(ctx(t), "salvo.evt.batch.batch-9")

@@ -24,7 +24,8 @@
 // pull, so no message waits in a client buffer while its AckWait runs and a
 // saturated model never blocks another. Fetch errors (deleted consumer,
 // missed idle heartbeats, server restart) recreate the consumer with
-// back-off; Consumer.Healthy reports loops that stopped polling.
+// exponential back-off (pull_loop.go, shared with the advisory loop);
+// Consumer.Healthy reports loops that stopped polling.
 //
 // A server shutdown can cut a work-queue ack between the consumer and the
 // stream: the consumer records the ack, the stream never deletes the
@@ -38,7 +39,15 @@
 // pending set (counts against MaxAckPending and MaxDeliver); an ack after
 // AckWait is still accepted (fence with NumDelivered/StreamSeq); a message
 // past MaxDeliver stays in a work-queue stream (the ADVISORIES stream and
-// OnMaxDeliveries remove it); dedup holds only inside the duplicate window.
+// OnPoison remove it); dedup holds only inside the duplicate window.
+//
+// # Poison messages
+//
+// The queue is transport: it reports each request message it gives up on,
+// a malformed one or one past MaxDeliver, to ConsumeOptions.OnPoison as a
+// Poison, and removes the message once the hook returns nil. The caller
+// decides what that means for the request. Every subject is built, parsed
+// and checked in subjects.go.
 //
 // # Server versions
 //

@@ -18,77 +18,59 @@ import (
 // message waits in a client buffer while its AckWait runs, and a saturated
 // model costs other models nothing (each has its own loop and consumer).
 type modelLoop struct {
-	co     *Consumer
-	model  string
-	token  string
-	slots  *Slots
-	health *loopHealth
-	log    zerolog.Logger
+	co      *Consumer
+	model   string
+	token   string
+	slots   *Slots
+	health  *loopHealth
+	log     zerolog.Logger
+	lastMsg time.Time // when a pull last brought a message; the loop's goroutine only
 }
-
-// Reconnect back-off bounds of a failing fetch loop.
-const (
-	retryMin = 50 * time.Millisecond
-	retryMax = 2 * time.Second
-)
 
 func (ml *modelLoop) run(ctx context.Context) {
 	defer ml.co.loops.Done()
+	ml.lastMsg = time.Now()
+	l := pullLoop{
+		health: ml.health,
+		log:    ml.log,
+		ensure: func(ctx context.Context) (jetstream.Consumer, error) {
+			return ml.co.c.ensureModelConsumer(ctx, ml.model, ml.token)
+		},
+		pull: ml.pull,
+	}
+	l.run(ctx)
+}
+
+// pull reserves the free slots and fetches at most that many messages,
+// dispatching each as it arrives. A saturated model waits for a slot, at
+// most one FetchExpiry per turn so the loop stays healthy while it waits.
+// After Config.ModelIdleTimeout without a message it stops the loop if the
+// stream holds none of the model's.
+func (ml *modelLoop) pull(ctx context.Context, cons jetstream.Consumer) error {
 	cfg := ml.co.c.cfg
-	var cons jetstream.Consumer
-	wait := retryMin
-	lastMsg := time.Now()
-	fail := func(err error) bool {
-		if ctx.Err() != nil {
-			return false
+	changed := ml.slots.Changed()
+	k := ml.slots.TryAcquire(cfg.MaxFetchBatch)
+	if k == 0 {
+		t := time.NewTimer(cfg.FetchExpiry)
+		defer t.Stop()
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
 		}
-		ml.health.failed(err)
-		ml.log.Warn().Err(err).Dur("retry_in", wait).Msg("fetch loop error; recreating the consumer")
-		cons = nil // re-ensure: covers a deleted consumer and a server restart alike
-		if !sleepCtx(ctx, wait) {
-			return false
-		}
-		wait = min(wait*2, retryMax)
-		return true
+		return nil
 	}
-	for ctx.Err() == nil {
-		if cons == nil {
-			var err error
-			if cons, err = ml.co.c.ensureModelConsumer(ctx, ml.model, ml.token); err != nil {
-				if !fail(err) {
-					return
-				}
-				continue
-			}
-		}
-		changed := ml.slots.Changed()
-		k := ml.slots.TryAcquire(cfg.MaxFetchBatch)
-		if k == 0 {
-			// Saturated: healthy, just waiting for a handler to finish.
-			ml.health.ok()
-			select {
-			case <-changed:
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		got, err := ml.fetch(ctx, cons, k)
-		ml.slots.Release(k - got)
-		if err != nil {
-			if !fail(err) {
-				return
-			}
-			continue
-		}
-		ml.health.ok()
-		wait = retryMin
-		if got > 0 {
-			lastMsg = time.Now()
-		} else if time.Since(lastMsg) >= cfg.ModelIdleTimeout && ml.stopIfIdle(ctx) {
-			return
-		}
+	got, err := ml.co.c.pullOnce(ctx, cons, k, func(msg jetstream.Msg) { ml.co.dispatch(ml, msg) })
+	ml.slots.Release(k - got)
+	if err != nil {
+		return err
 	}
+	if got > 0 {
+		ml.lastMsg = time.Now()
+	} else if time.Since(ml.lastMsg) >= cfg.ModelIdleTimeout && ml.stopIfIdle(ctx) {
+		return errLoopDone
+	}
+	return nil
 }
 
 // stopIfIdle removes the loop from its consumer's models when the stream
@@ -97,8 +79,7 @@ func (ml *modelLoop) run(ctx context.Context) {
 // after the check makes the next discovery start a new loop.
 func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	co := ml.co
-	filter := co.c.names.prefix + ".req." + ml.token + ".>"
-	_, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(filter))
+	_, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(co.c.subj.modelRequests(ml.token)))
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false // messages waiting (a delayed nak) or the check failed: keep going
 	}
@@ -111,40 +92,12 @@ func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	return true
 }
 
-// fetch runs one pull request for up to k messages and dispatches each as
-// it arrives. It returns how many messages it dispatched (each took one of
-// the k reserved slots).
-func (ml *modelLoop) fetch(ctx context.Context, cons jetstream.Consumer, k int) (int, error) {
-	cfg := ml.co.c.cfg
-	fctx, cancel := context.WithTimeout(ctx, cfg.FetchExpiry)
-	defer cancel()
-	// Idle heartbeats detect a dead server or a deleted consumer within
-	// 2×heartbeat instead of waiting for the pull to expire.
-	batch, err := cons.Fetch(k, jetstream.FetchContext(fctx), jetstream.FetchHeartbeat(cfg.FetchExpiry/4))
-	if err != nil {
-		return 0, err
-	}
-	got := 0
-	for msg := range batch.Messages() {
-		got++
-		ml.co.dispatch(ml, msg)
-	}
-	err = batch.Error()
-	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
-		err = nil // our own pull deadline: an empty, successful poll
-	}
-	if ctx.Err() != nil {
-		err = nil // stopping
-	}
-	return got, err
-}
-
 // ensureModelConsumer creates or updates the model's durable pull consumer.
 func (c *Client) ensureModelConsumer(ctx context.Context, model, tok string) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:       consumerName(tok),
 		Description:   "salvo requests for model " + model,
-		FilterSubject: c.names.prefix + ".req." + tok + ".>",
+		FilterSubject: c.subj.modelRequests(tok),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       c.cfg.AckWait,
@@ -159,16 +112,4 @@ func (c *Client) ensureModelConsumer(ctx context.Context, model, tok string) (je
 		return nil, err
 	}
 	return cons, nil
-}
-
-// sleepCtx sleeps for d or until ctx ends; it reports whether it slept.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

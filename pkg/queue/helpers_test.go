@@ -3,8 +3,11 @@ package queue_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -199,6 +202,92 @@ func (s *idSet) count(id string) int {
 
 const eventually = 20 * time.Second
 const tick = 20 * time.Millisecond
+
+// waitFor checks cond on the test goroutine every tick until it holds,
+// failing the test after timeout. cond may use require.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(tick)
+	}
+}
+
+// holds checks cond on the test goroutine every interval for d, failing
+// the test the first time it does not hold. cond may use require.
+func holds(t *testing.T, d, interval time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(interval) {
+		if !cond() {
+			t.Fatalf("%s stopped holding", what)
+		}
+	}
+}
+
+// streamEmpty reports whether a stream stores no message.
+func streamEmpty(t *testing.T, js jetstream.JetStream, name string) func() bool {
+	return func() bool { return streamMsgs(t, js, name) == 0 }
+}
+
+// keepInProgress sends InProgress every interval until stop is called, as
+// the worker's heartbeat does. stop waits for the ticker to end.
+func keepInProgress(ctx context.Context, d *queue.Delivery, interval time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = d.InProgress(ctx) // a failure is retried at the next tick
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// poisonLog is an OnPoison that records every report; while fail is set
+// it refuses them.
+type poisonLog struct {
+	mu    sync.Mutex
+	got   []queue.Poison
+	calls atomic.Int32
+	fail  atomic.Bool
+}
+
+func (l *poisonLog) hook(_ context.Context, p queue.Poison) error {
+	l.calls.Add(1)
+	if l.fail.Load() {
+		return errors.New("redis down")
+	}
+	l.mu.Lock()
+	l.got = append(l.got, p)
+	l.mu.Unlock()
+	return nil
+}
+
+// all returns the accepted reports in order.
+func (l *poisonLog) all() []queue.Poison {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.got)
+}
+
+// byID returns the last accepted report of each request id.
+func (l *poisonLog) byID() map[string]queue.Poison {
+	out := map[string]queue.Poison{}
+	for _, p := range l.all() {
+		out[p.Request.ID] = p
+	}
+	return out
+}
 
 // publishRaw stores a raw message on subj (Nats-Msg-Id = id when set),
 // bypassing the Publisher's validation, as a foreign client could.

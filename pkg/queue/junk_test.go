@@ -2,8 +2,6 @@ package queue_test
 
 import (
 	"context"
-	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -11,7 +9,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 )
 
@@ -30,9 +27,9 @@ func consumerNames(t *testing.T, js jetstream.JetStream) []string {
 }
 
 func TestJunkSubjectsGetNoConsumerAndAreRejected(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	var mu sync.Mutex
-	hooked := map[string]bool{}
+	var poison poisonLog
 	var handled atomic.Int32
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
@@ -40,12 +37,7 @@ func TestJunkSubjectsGetNoConsumerAndAreRejected(t *testing.T) {
 			handled.Add(1)
 			_ = d.Ack(ctx)
 		},
-		OnMalformed: func(_ context.Context, res *lifecycle.Result) (bool, error) {
-			mu.Lock()
-			hooked[res.ID] = true
-			mu.Unlock()
-			return true, nil
-		},
+		OnPoison: poison.hook,
 	})
 	pub := func(subj, id, body string) { b.publishRaw(t, subj, id, body) }
 	// A model token that does not decode (bad escape), with a readable id.
@@ -57,54 +49,48 @@ func TestJunkSubjectsGetNoConsumerAndAreRejected(t *testing.T) {
 	for i := range 70 {
 		pub("salvo.req.x_"+itoa(i%5)+"q.b1", "", `nope`)
 	}
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 	require.Zero(t, handled.Load())
 	require.Empty(t, co.Models(), "a junk subject got a fetch loop")
 	require.Empty(t, consumerNames(t, b.js), "a junk subject got a durable consumer")
 
-	got := map[string]*lifecycle.Result{}
-	require.Eventually(t, func() bool {
-		got = map[string]*lifecycle.Result{}
-		require.NoError(t, b.c.ReplayResults(ctx(t), "b1", func(r *lifecycle.Result) error {
-			got[r.ID] = r
-			return nil
-		}))
-		return len(got) == 2
-	}, eventually, tick)
-	for id, field := range map[string]string{"junk-token": "model", "junk-short": "subject"} {
-		r := got[id]
-		require.NotNil(t, r, id)
-		require.Equal(t, lifecycle.StateFailed, r.State)
-		require.Equal(t, lifecycle.CodeMalformedMessage, r.Error.Code)
-		require.Contains(t, r.Error.Message, field, id)
+	idless := 0
+	for _, p := range poison.all() {
+		require.Equal(t, queue.PoisonMalformed, p.Kind)
+		require.Zero(t, p.Deliveries, "a junk message is never delivered")
+		require.Positive(t, p.StreamSeq)
+		if p.Request.ID == "" {
+			idless++
+			require.Equal(t, "b1", p.Request.BatchID, "the batch from the subject")
+		}
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	require.True(t, hooked["junk-token"] && hooked["junk-short"], "OnMalformed not called: %v", hooked)
+	require.GreaterOrEqual(t, idless, 70)
+	got := poison.byID()
+	for id, field := range map[string]string{"junk-token": "model", "junk-short": "subject"} {
+		p, ok := got[id]
+		require.True(t, ok, id)
+		require.Equal(t, "b1", p.Request.BatchID, id)
+		require.ErrorContains(t, p.Cause, field, id)
+	}
 }
 
 func TestJunkRecordFailureKeepsMessageForLater(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
-	var fail atomic.Bool
-	fail.Store(true)
-	var calls atomic.Int32
+	var poison poisonLog
+	poison.fail.Store(true)
 	consume(t, b.c, queue.ConsumeOptions{
-		Slots:   newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) { _ = d.Ack(ctx) },
-		OnMalformed: func(context.Context, *lifecycle.Result) (bool, error) {
-			calls.Add(1)
-			if fail.Load() {
-				return false, errors.New("redis down")
-			}
-			return true, nil
-		},
+		Slots:    newSlotTable(4).get,
+		Handler:  func(ctx context.Context, d *queue.Delivery) { _ = d.Ack(ctx) },
+		OnPoison: poison.hook,
 	})
 	m := nats.NewMsg("salvo.req.bad_zz.b1")
 	m.Data = []byte(`{"id":"kept"}`)
 	_, err := b.js.PublishMsg(ctx(t), m)
 	require.NoError(t, err)
-	require.Eventually(t, func() bool { return calls.Load() >= 2 }, eventually, tick)
-	require.Equal(t, uint64(1), streamMsgs(t, b.js, "SALVO_REQUESTS"), "deleted without a record")
-	fail.Store(false)
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
+	waitFor(t, eventually, "two refused reports", func() bool { return poison.calls.Load() >= 2 })
+	require.Equal(t, uint64(1), streamMsgs(t, b.js, "SALVO_REQUESTS"), "deleted without a report")
+	poison.fail.Store(false)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
+	require.Equal(t, "kept", poison.all()[0].Request.ID)
 }

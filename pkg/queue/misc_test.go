@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
@@ -12,6 +13,7 @@ import (
 )
 
 func TestTraceContextTravelsInHeaders(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	traceID, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
 	spanID, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
@@ -20,14 +22,21 @@ func TestTraceContextTravelsInHeaders(t *testing.T) {
 	require.NoError(t, b.c.PublishRequest(pctx, newRequest("traced-1", "m", "")))
 
 	got := make(chan *queue.Delivery, 1)
+	acked := make(chan error, 1)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
-			require.NoError(t, d.Ack(ctx))
+			acked <- d.Ack(ctx)
 			got <- d
 		},
 	})
-	d := <-got
+	var d *queue.Delivery
+	select {
+	case d = <-got:
+	case <-time.After(eventually):
+		t.Fatal("no delivery")
+	}
+	require.NoError(t, <-acked)
 	require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", d.TraceParent())
 	remote := trace.SpanContextFromContext(d.TraceContext(context.Background()))
 	require.Equal(t, traceID, remote.TraceID())
@@ -37,6 +46,7 @@ func TestTraceContextTravelsInHeaders(t *testing.T) {
 }
 
 func TestHealthyReportsLostServer(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots:   newSlotTable(1).get,
@@ -44,11 +54,12 @@ func TestHealthyReportsLostServer(t *testing.T) {
 	})
 	require.NoError(t, co.Healthy())
 	b.srv.Shutdown()
-	require.Eventually(t, func() bool { return co.Healthy() != nil }, eventually, tick)
+	waitFor(t, eventually, "the consumer to notice", func() bool { return co.Healthy() != nil })
 	require.ErrorIs(t, co.Healthy(), queue.ErrUnhealthy)
 }
 
 func TestServerVersionCheck(t *testing.T) {
+	t.Parallel()
 	oldest := [3]int{2, 9, 0}
 	for v, want := range map[string]bool{
 		"2.9.0": true, "2.9.10": true, "2.15.2": true, "v2.10.0-beta.1": true, "3.0.0": true,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,7 +27,7 @@ import (
 //
 // The other way a stored message falls below the ack floor is a message
 // that exhausted MaxDeliver: the server drops it from the pending set and
-// the ack floor moves on. Those belong to the advisory loop (OnMaxDeliveries
+// the ack floor moves on. Those belong to the advisory loop (OnPoison
 // records the failure, then the message is deleted, then the advisory is
 // acked), so the sweep leaves a model alone while the ADVISORIES stream
 // holds an advisory of its consumer.
@@ -121,9 +120,8 @@ func (sw *orphanSweeper) sweep(ctx context.Context, now time.Time) error {
 
 // keep carries a model's suspects over a failed check.
 func (sw *orphanSweeper) keep(next map[uint64]suspect, tok string) {
-	prefix := sw.co.c.names.prefix + ".req." + tok + "."
 	for seq, s := range sw.suspects {
-		if strings.HasPrefix(s.subject, prefix) {
+		if r, _ := sw.co.c.subj.parseRequest(s.subject); r.modelToken == tok {
 			next[seq] = s
 		}
 	}
@@ -142,7 +140,7 @@ type candidate struct {
 // creates it) has none.
 func (sw *orphanSweeper) candidates(ctx context.Context, tok string) ([]candidate, error) {
 	co := sw.co
-	filter := co.c.names.prefix + ".req." + tok + ".>"
+	filter := co.c.subj.modelRequests(tok)
 	first, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(filter))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return nil, nil
@@ -184,8 +182,7 @@ func (sw *orphanSweeper) advisoryPending(ctx context.Context, tok string) (bool,
 		}
 		sw.adv = adv
 	}
-	subj := maxDeliveriesAdvisoryPrefix + "." + c.names.requests + "." + consumerName(tok)
-	_, err := sw.adv.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(subj))
+	_, err := sw.adv.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(c.subj.maxDeliveriesAdvisory(consumerName(tok))))
 	switch {
 	case errors.Is(err, jetstream.ErrMsgNotFound):
 		return false, nil

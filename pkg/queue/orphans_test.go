@@ -10,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 )
 
@@ -57,7 +56,7 @@ func exhaust(t *testing.T, b *bundle, id string) uint64 {
 	require.NoError(t, err)
 	require.GreaterOrEqual(t, info.AckFloor.Stream, seq, "ack floor")
 	require.Zero(t, info.NumAckPending)
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_ADVISORIES") == 1 }, eventually, tick)
+	waitFor(t, eventually, "the advisory", func() bool { return streamMsgs(t, b.js, "SALVO_ADVISORIES") == 1 })
 	require.Equal(t, uint64(1), streamMsgs(t, b.js, "SALVO_REQUESTS"))
 	return seq
 }
@@ -69,6 +68,7 @@ func exhaust(t *testing.T, b *bundle, id string) uint64 {
 // reconciled on restart). Here the advisory is purged to get that state
 // deterministically. The sweep removes the message; nothing runs it again.
 func TestOrphanSweepRemovesMessageBelowAckFloor(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *queue.Config) { c.MaxDeliver = 2 })
 	exhaust(t, b, "orphan-1")
 	adv, err := b.js.Stream(ctx(t), "SALVO_ADVISORIES")
@@ -82,22 +82,22 @@ func TestOrphanSweepRemovesMessageBelowAckFloor(t *testing.T) {
 			handled.Add(1)
 			_ = d.Ack(ctx)
 		},
-		OnMaxDeliveries: func(context.Context, *lifecycle.Request, uint64) error {
+		OnPoison: func(context.Context, queue.Poison) error {
 			poisoned.Add(1)
 			return nil
 		},
 	})
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 },
-		queue.OrphanGrace+eventually, tick)
+	waitFor(t, queue.OrphanGrace+eventually, "the sweep to remove the orphan", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 	require.Zero(t, handled.Load(), "an orphan reached the handler")
-	require.Zero(t, poisoned.Load(), "an orphan went to OnMaxDeliveries")
-	require.Eventually(t, func() bool { return co.Healthy() == nil }, eventually, tick)
+	require.Zero(t, poisoned.Load(), "an orphan went to OnPoison")
+	waitFor(t, eventually, "healthy", func() bool { return co.Healthy() == nil })
 }
 
 // A poison message sits below the ack floor too, but its advisory is
 // pending: the sweep leaves it to the advisory loop however long
-// OnMaxDeliveries takes, so its failure is recorded before it goes.
+// OnPoison takes, so its failure is recorded before it goes.
 func TestOrphanSweepLeavesPoisonToAdvisoryLoop(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *queue.Config) { c.MaxDeliver = 2 })
 	exhaust(t, b, "poison-slow")
 
@@ -109,9 +109,9 @@ func TestOrphanSweepLeavesPoisonToAdvisoryLoop(t *testing.T) {
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots:   newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) { _ = d.Nak(ctx, 0) },
-		OnMaxDeliveries: func(ctx context.Context, req *lifecycle.Request, _ uint64) error {
+		OnPoison: func(ctx context.Context, p queue.Poison) error {
 			mu.Lock()
-			calls = append(calls, req.ID)
+			calls = append(calls, p.Request.ID)
 			mu.Unlock()
 			select {
 			case <-release:
@@ -122,13 +122,13 @@ func TestOrphanSweepLeavesPoisonToAdvisoryLoop(t *testing.T) {
 		},
 	})
 	t.Cleanup(unblock) // before consume's cleanup: Stop waits for the advisory loop
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 }, eventually, tick)
+	waitFor(t, eventually, "the poison report", func() bool { mu.Lock(); defer mu.Unlock(); return len(calls) == 1 })
 	// Several sweeps past the grace period while the advisory is unsettled.
-	require.Never(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 },
-		queue.OrphanGrace+time.Second, 100*time.Millisecond, "the sweep removed a poison message before its advisory was settled")
+	holds(t, queue.OrphanGrace+time.Second, 100*time.Millisecond, "the poison message kept until its advisory is settled",
+		func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 1 })
 	unblock()
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_REQUESTS") == 0 }, eventually, tick)
-	require.Eventually(t, func() bool { return streamMsgs(t, b.js, "SALVO_ADVISORIES") == 0 }, eventually, tick)
+	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
+	waitFor(t, eventually, "the advisories stream to empty", streamEmpty(t, b.js, "SALVO_ADVISORIES"))
 	mu.Lock()
 	require.Equal(t, "poison-slow", calls[0])
 	mu.Unlock()

@@ -57,12 +57,11 @@ func (c *Client) Provision(ctx context.Context) error {
 }
 
 func (c *Client) streamConfigs() []jetstream.StreamConfig {
-	p := c.names.prefix
 	return []jetstream.StreamConfig{
 		{
 			Name:        c.names.requests,
 			Description: "salvo requests, one message per request (work queue)",
-			Subjects:    []string{p + ".req.>"},
+			Subjects:    []string{c.subj.allRequests()},
 			Retention:   jetstream.WorkQueuePolicy,
 			Discard:     jetstream.DiscardNew,
 			Storage:     c.cfg.Storage,
@@ -73,7 +72,7 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 		{
 			Name:        c.names.results,
 			Description: "salvo results (<p>.res.<batch>) and batch lifecycle events (<p>.evt.batch.<batch>)",
-			Subjects:    []string{p + ".res.>", p + ".evt.>"},
+			Subjects:    []string{c.subj.allResults(), c.subj.allEvents()},
 			Retention:   jetstream.LimitsPolicy,
 			Discard:     jetstream.DiscardOld,
 			Storage:     c.cfg.Storage,
@@ -84,7 +83,7 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 		{
 			Name:        c.names.advisories,
 			Description: "max-deliveries advisories of " + c.names.requests,
-			Subjects:    []string{maxDeliveriesAdvisoryPrefix + "." + c.names.requests + ".>"},
+			Subjects:    []string{c.subj.maxDeliveriesAdvisories()},
 			Retention:   jetstream.WorkQueuePolicy,
 			Discard:     jetstream.DiscardOld,
 			Storage:     c.cfg.Storage,

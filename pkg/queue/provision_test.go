@@ -12,6 +12,7 @@ import (
 )
 
 func TestProvisionIsIdempotentAndUpdates(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	s, err := b.js.Stream(ctx(t), "SALVO_REQUESTS")
 	require.NoError(t, err)
@@ -44,6 +45,7 @@ func TestProvisionIsIdempotentAndUpdates(t *testing.T) {
 }
 
 func TestProvisionRejectsIncompatibleStream(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	// An older deployment left a limits-retention requests stream behind.
 	_, err := b.js.CreateStream(ctx(t), jetstream.StreamConfig{
@@ -63,6 +65,7 @@ func TestProvisionRejectsIncompatibleStream(t *testing.T) {
 }
 
 func TestConfigValidateNamesField(t *testing.T) {
+	t.Parallel()
 	cases := map[string]func(*queue.Config){
 		"Prefix":                 func(c *queue.Config) { c.Prefix = "a.b" },
 		"Replicas":               func(c *queue.Config) { c.Replicas = 9 },

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel/propagation"
@@ -119,7 +120,9 @@ func (p *Publisher) Flush(ctx context.Context) error {
 }
 
 // PublishRequest validates req and publishes it, waiting for the stream's
-// acknowledgement. A duplicate inside the window is not an error.
+// acknowledgement. A duplicate inside the window is not an error. No
+// production caller: the producer uses a Publisher; tests and benchmarks
+// submit single requests with it.
 func (c *Client) PublishRequest(ctx context.Context, req *lifecycle.Request) error {
 	msg, err := c.requestMsg(ctx, req)
 	if err != nil {
@@ -140,7 +143,7 @@ func (c *Client) requestMsg(ctx context.Context, req *lifecycle.Request) (*nats.
 	if err := req.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidRequest, req.ID, err)
 	}
-	subj, err := c.RequestSubject(req.Model, req.BatchID)
+	subj, err := c.subj.request(req.Model, req.BatchID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidRequest, req.ID, err)
 	}
@@ -155,24 +158,27 @@ func (c *Client) requestMsg(ctx context.Context, req *lifecycle.Request) (*nats.
 	return msg, nil
 }
 
+// Back-off bounds of a publish waiting for stalled publishes to clear.
+const (
+	stallMin = 5 * time.Millisecond
+	stallMax = 500 * time.Millisecond
+)
+
 // publishAsync sends msg, backing off while the connection reports too many
 // stalled publishes (several publishers share its window); it never drops.
+// It gives up only when ctx ends, with ctx's cause.
 func (c *Client) publishAsync(ctx context.Context, msg *nats.Msg) (jetstream.PubAckFuture, error) {
-	wait := 5 * time.Millisecond
-	for {
+	fut, err := backoff.RetryWithData(func() (jetstream.PubAckFuture, error) {
 		fut, err := c.js.PublishMsgAsync(msg)
-		if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-			return fut, err
+		if err != nil && !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			return nil, backoff.Permanent(err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, context.Cause(ctx)
-		}
-		wait = min(wait*2, 500*time.Millisecond)
+		return fut, err
+	}, backoff.WithContext(newBackOff(stallMin, stallMax), ctx))
+	if err != nil && ctx.Err() != nil {
+		return nil, context.Cause(ctx)
 	}
+	return fut, err
 }
 
 func retriablePublishErr(err error) bool {

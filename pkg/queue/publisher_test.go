@@ -9,6 +9,7 @@ import (
 )
 
 func TestDuplicatePublishesStoreOneMessage(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	req := newRequest("dup-1", "gpt-4o", "batch-1")
 	for range 3 {
@@ -23,6 +24,7 @@ func TestDuplicatePublishesStoreOneMessage(t *testing.T) {
 }
 
 func TestPublisherBoundedWindowDeliversEverything(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *queue.Config) { c.PublishWindow = 8 })
 	publishN(t, b.c, "w", "meta-llama/Llama-3.1-8B:free", "b", 300)
 	require.Equal(t, uint64(300), streamMsgs(t, b.js, "SALVO_REQUESTS"))
@@ -37,6 +39,7 @@ func TestPublisherBoundedWindowDeliversEverything(t *testing.T) {
 }
 
 func TestPublishRejectsInvalidRequest(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	bad := newRequest("x", "m", "")
 	bad.URL = "https://evil.example/v1"
@@ -48,6 +51,7 @@ func TestPublishRejectsInvalidRequest(t *testing.T) {
 }
 
 func TestPublisherReportsFailedIDs(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	// Remove the stream: every publish now fails (no responders after retries).
 	require.NoError(t, b.js.DeleteStream(ctx(t), "SALVO_REQUESTS"))

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +54,7 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 			return err
 		}
 	}
-	msg := nats.NewMsg(c.ResultSubject(res.BatchID))
+	msg := nats.NewMsg(c.subj.result(res.BatchID))
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, res.ID)
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
@@ -64,7 +63,7 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 	if resultSubject == "" {
 		return nil
 	}
-	if err := c.checkResultSubject(resultSubject); err != nil {
+	if err := c.subj.checkResult(resultSubject); err != nil {
 		return err
 	}
 	extra := nats.NewMsg(resultSubject)
@@ -147,10 +146,12 @@ func (c *Client) ResolveBody(ctx context.Context, res *lifecycle.Result) error {
 // ReplayResults calls fn for every stored result of the batch ("" for
 // batchless requests), in stream order, each request id once, and returns
 // when it has caught up with the stream. An error from fn stops the replay
-// and is returned.
+// and is returned. No production caller yet: cmd/producer's results
+// command (planned, docs/ARCHITECTURE.md) fetches a finished batch with
+// it.
 func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lifecycle.Result) error) error {
 	cons, err := c.js.OrderedConsumer(ctx, c.names.results, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{c.ResultSubject(batchID)},
+		FilterSubjects: []string{c.subj.result(batchID)},
 	})
 	if err != nil {
 		return fmt.Errorf("queue: replay results of %q: %w", batchID, err)
@@ -203,7 +204,7 @@ func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lif
 // too.
 func (c *Client) SubscribeResults(ctx context.Context, batchID string, fn func(*lifecycle.Result)) (stop func(), err error) {
 	cons, err := c.js.OrderedConsumer(ctx, c.names.results, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{c.ResultSubject(batchID)},
+		FilterSubjects: []string{c.subj.result(batchID)},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queue: subscribe results of %q: %w", batchID, err)
@@ -241,37 +242,6 @@ func (c *Client) decodeResult(msg jetstream.Msg, seen map[string]struct{}) (*lif
 	}
 	seen[res.ID] = struct{}{}
 	return &res, true
-}
-
-// checkResultSubject refuses subjects a result must never be published to.
-func (c *Client) checkResultSubject(s string) error {
-	if err := checkPublishSubject(s); err != nil {
-		return fmt.Errorf("%w: result subject %q: %w", ErrInvalidSubject, s, err)
-	}
-	p := c.names.prefix
-	for _, reserved := range []string{p + ".req.", p + ".ctl.", p + ".evt.", "$"} {
-		if strings.HasPrefix(s, reserved) {
-			return fmt.Errorf("%w: result subject %q is inside the reserved namespace %q", ErrInvalidSubject, s, reserved)
-		}
-	}
-	return nil
-}
-
-// checkPublishSubject accepts a literal subject: non-empty tokens, no
-// wildcards, no whitespace.
-func checkPublishSubject(s string) error {
-	if s == "" {
-		return errEmptySubject
-	}
-	if strings.ContainsAny(s, " \t\r\n\x00") {
-		return errors.New("contains whitespace or control characters")
-	}
-	for _, tok := range strings.Split(s, ".") {
-		if tok == "" || tok == "*" || tok == ">" {
-			return errors.New("empty token or wildcard")
-		}
-	}
-	return nil
 }
 
 // capturedByStream reports (cached) whether a JetStream stream captures

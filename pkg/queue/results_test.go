@@ -20,6 +20,7 @@ func result(id, batch string, body []byte) *lifecycle.Result {
 }
 
 func TestResultsReplayAndSubscribe(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	for _, id := range []string{"r1", "r2", "r1"} { // r1 twice: deduplicated
 		require.NoError(t, b.c.PublishResult(ctx(t), result(id, "batch-r", []byte(`{"ok":true}`)), ""))
@@ -47,7 +48,7 @@ func TestResultsReplayAndSubscribe(t *testing.T) {
 	require.NoError(t, err)
 	defer stop()
 	require.NoError(t, b.c.PublishResult(ctx(t), result("r3", "batch-r", nil), ""))
-	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(live) == 3 }, eventually, tick)
+	waitFor(t, eventually, "three live results", func() bool { mu.Lock(); defer mu.Unlock(); return len(live) == 3 })
 	stop()
 	stop()
 	mu.Lock()
@@ -56,6 +57,7 @@ func TestResultsReplayAndSubscribe(t *testing.T) {
 }
 
 func TestLargeResultBodyGoesToObjectStore(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	big := map[string]string{"text": string(bytes.Repeat([]byte("x"), int(b.nc.MaxPayload())+1000))}
 	body, err := json.Marshal(big)
@@ -76,6 +78,7 @@ func TestLargeResultBodyGoesToObjectStore(t *testing.T) {
 }
 
 func TestResultAlsoDeliveredToResultSubject(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	sub, err := b.nc.SubscribeSync("client.inbox.results")
 	require.NoError(t, err)
@@ -96,6 +99,7 @@ func TestResultAlsoDeliveredToResultSubject(t *testing.T) {
 // An already encoded result is published as it is when it fits; one over
 // the max payload still has its body moved to the object store.
 func TestPublishEncodedResult(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	small := result("enc-small", "batch-e", []byte(`{"ok":true}`))
 	data, err := json.Marshal(small)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestSlots(t *testing.T) {
+	t.Parallel()
 	s := queue.NewSlots(3)
 	require.Equal(t, 2, s.TryAcquire(2))
 	require.Equal(t, 1, s.TryAcquire(5))

@@ -5,38 +5,89 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/rs/zerolog"
+
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
 )
 
-// onMaxDeliveries ends a message JetStream gave up redelivering: the request
-// is failed in Redis (fence bumped so a late holder cannot write) and its
-// result published. The queue removes the message once this returns nil.
-func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, deliveries uint64) error {
-	log := w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).Str("model", req.Model).
-		Uint64("deliveries", deliveries).Logger()
-	f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", deliveries)
-	res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
+// maxMalformedMessage bounds the error message of a malformed request's
+// result.
+const maxMalformedMessage = 2048
+
+// onPoison ends a request message the queue gives up on: a malformed
+// message, or one JetStream stopped redelivering. The request is failed in
+// Redis (fence bumped so a late holder cannot write; the batch's counters
+// include it, so the batch can finish) and its result published. The
+// queue removes the message once this returns nil and reports it again
+// later otherwise; a repeat finds the request ended and at most publishes
+// its recorded result again, which the stream deduplicates by request id.
+func (w *Worker) onPoison(ctx context.Context, p queue.Poison) error {
+	req := p.Request
+	log := w.log.With().Str("poison", string(p.Kind)).Str("request_id", req.ID).Str("batch_id", req.BatchID).
+		Str("model", req.Model).Uint64("deliveries", p.Deliveries).Logger()
+	switch p.Kind {
+	case queue.PoisonMaxDeliveries:
+		f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", p.Deliveries)
+		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
+		return w.endPoison(ctx, req, f, res, false, log)
+	case queue.PoisonMalformed:
+		if req.ID == "" || len(req.ID) > lifecycle.MaxIDLength {
+			log.Error().Err(p.Cause).Msg("malformed request message without a readable id: removed without a result")
+			return nil
+		}
+		msg := "malformed request message: " + p.Cause.Error()
+		if len(msg) > maxMalformedMessage {
+			msg = msg[:maxMalformedMessage]
+		}
+		f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: msg}
+		res := &lifecycle.Result{
+			V: lifecycle.WireVersion, ID: req.ID, CustomID: req.CustomID, BatchID: req.BatchID, Model: req.Model,
+			State: lifecycle.StateFailed, Error: &lifecycle.ResultError{Code: f.Code, Message: f.Message},
+		}
+		return w.endPoison(ctx, req, f, res, true, log)
+	}
+	return fmt.Errorf("worker: poison message of unknown kind %q", p.Kind)
+}
+
+// endPoison records f as req's end and publishes res. A malformed
+// message's request is only what could be read of it, which makes two
+// differences:
+//   - a record Redis refuses for a reason other than an outage (an id its
+//     scripts reject, say) is skipped, and the result still goes out;
+//   - a request that had ended before gets its recorded result published
+//     only if it ended with this failure: a malformed copy does not speak
+//     for a request that ended otherwise.
+func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifecycle.Failure, res *lifecycle.Result, malformed bool, log zerolog.Logger) error {
+	// Stored with the record, so a repeat publishes this very line.
 	payload, err := encodeResult(res)
 	if err != nil {
 		return err
 	}
-	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, RoutedModel: req.Model, Result: payload})
-	if err != nil {
+	recorded := true
+	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, RoutedModel: res.RoutedModel, Result: payload})
+	switch {
+	case err == nil:
+	case malformed && !errors.Is(err, state.ErrUnavailable) && ctx.Err() == nil:
+		log.Warn().Err(err).Msg("malformed message not recorded in redis; publishing its result anyway")
+		recorded = false
+	default:
 		return fmt.Errorf("worker: fail poison request %s: %w", req.ID, err)
 	}
 	if tr.Finalized != nil {
 		defer w.batchFinalized(tr.Finalized, log)
 	}
-	if !tr.Applied {
-		// Ended already; make sure its recorded result was published before
-		// the queue deletes the message.
-		log.Info().Str("state", string(tr.State)).Msg("poison message for a request already ended")
+	if recorded && !tr.Applied {
+		// Ended already: make sure its recorded result was published
+		// before the queue removes the message.
 		rec, err := w.store.Request(ctx, req.Ref())
 		if err != nil {
 			return fmt.Errorf("worker: read ended poison request %s: %w", req.ID, err)
 		}
-		if rec.Published {
+		endedHere := rec.Failure != nil && rec.Failure.Code == f.Code
+		if rec.Published || (malformed && !endedHere) {
+			log.Info().Str("state", string(rec.State)).Msg("poison message for a request already ended")
 			return nil
 		}
 		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
@@ -45,40 +96,9 @@ func (w *Worker) onMaxDeliveries(ctx context.Context, req *lifecycle.Request, de
 	if err := w.queue.PublishEncodedResult(ctx, res, payload, req.ResultSubject); err != nil {
 		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)
 	}
-	w.marks.add(req.Ref())
-	log.Warn().Msg("request failed after too many deliveries")
+	if recorded {
+		w.marks.add(req.Ref())
+	}
+	log.Warn().Str("code", string(f.Code)).Msg("poison request message: request failed and its result published")
 	return nil
-}
-
-// onMalformed records a malformed message's failure in Redis before the
-// queue publishes its result, so the batch's counters include it and the
-// batch can finish. A record that cannot be written for a reason other than
-// an outage (an unreadable id, say) is skipped: the result still goes out.
-func (w *Worker) onMalformed(ctx context.Context, res *lifecycle.Result) (bool, error) {
-	log := w.log.With().Str("request_id", res.ID).Str("batch_id", res.BatchID).Str("model", res.Model).Logger()
-	req := &lifecycle.Request{V: lifecycle.WireVersion, ID: res.ID, BatchID: res.BatchID, CustomID: res.CustomID, Model: res.Model}
-	f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: res.Error.Message}
-	// Without a stored line a redelivery rebuilds the result from the record.
-	payload, _ := encodeResult(res)
-	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, Result: payload})
-	switch {
-	case errors.Is(err, state.ErrUnavailable):
-		return false, fmt.Errorf("worker: record malformed %s: %w", res.ID, err)
-	case err != nil:
-		log.Warn().Err(err).Msg("malformed message not recorded in redis; publishing its result anyway")
-		return true, nil
-	}
-	if tr.Finalized != nil {
-		w.batchFinalized(tr.Finalized, log)
-	}
-	if tr.Applied {
-		return true, nil
-	}
-	// Ended before: publish only if that end was this malformed failure
-	// and its result has not gone out (a retry after a failed publish).
-	rec, err := w.store.Request(ctx, req.Ref())
-	if err != nil {
-		return false, fmt.Errorf("worker: read malformed %s: %w", res.ID, err)
-	}
-	return !rec.Published && rec.Failure != nil && rec.Failure.Code == lifecycle.CodeMalformedMessage, nil
 }

@@ -121,7 +121,7 @@ const batchEventTries = 5
 // so a NATS outage longer than the retries loses the event; the batch's
 // status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
-	ev := queue.BatchEvent{Type: string(b.Status), Batch: *b, At: w.clock().UTC()}
+	ev := queue.BatchEvent{Type: b.Status, Batch: *b, At: w.clock().UTC()}
 	var err error
 	for n := range batchEventTries {
 		ctx, cancel := w.opCtx()

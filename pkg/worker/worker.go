@@ -181,10 +181,9 @@ func (w *Worker) start(ctx context.Context) error {
 	// The fetch loops live until Stop, not as long as ctx (which bounds the
 	// start only): they run under bg.
 	consumer, err := w.queue.Consume(w.bg, queue.ConsumeOptions{
-		Slots:           w.slotsFor,
-		Handler:         func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
-		OnMaxDeliveries: w.onMaxDeliveries,
-		OnMalformed:     w.onMalformed,
+		Slots:    w.slotsFor,
+		Handler:  func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
+		OnPoison: w.onPoison,
 	})
 	if err != nil {
 		w.stopBg()
@@ -266,13 +265,13 @@ func (w *Worker) stop(ctx context.Context) error {
 func (w *Worker) onControl(ev queue.ControlEvent) {
 	var n int
 	switch ev.Kind {
-	case "cancel":
+	case queue.KindCancel:
 		if ev.RequestID != "" {
 			n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrRequestCanceled)
 		} else {
 			n = w.tasks.cancel(func(t *task) bool { return t.req.BatchID == ev.BatchID }, ErrBatchCanceled)
 		}
-	case "supersede":
+	case queue.KindSupersede:
 		n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrSuperseded)
 	default:
 		w.log.Warn().Str("kind", ev.Kind).Msg("unknown control event")

@@ -1,0 +1,129 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// PoisonKind says why the queue gives up on a request message.
+type PoisonKind string
+
+const (
+	// PoisonMalformed is a message that is not a valid request: a body that
+	// does not decode or validate, a subject that does not match its body
+	// or that no model consumer fetches, a result subject a result may not
+	// be published to.
+	PoisonMalformed PoisonKind = "malformed"
+	// PoisonMaxDeliveries is a valid request JetStream delivered
+	// Config.MaxDeliver times without an ack and will not deliver again.
+	PoisonMaxDeliveries PoisonKind = "max_deliveries"
+)
+
+// Poison is a request message the queue gives up on. The queue only
+// reports it (ConsumeOptions.OnPoison); what it means for the request is
+// the caller's to decide.
+type Poison struct {
+	Kind PoisonKind
+	// Request is the decoded request for PoisonMaxDeliveries. For
+	// PoisonMalformed it holds only what could be read, unvalidated: ID
+	// (from the body, else the Nats-Msg-Id header), BatchID and Model (from
+	// the body, else the subject), CustomID, and ResultSubject when it is
+	// one a result may go to. Any of them may be empty, and ID may be one
+	// lifecycle.Request.Validate refuses.
+	Request *lifecycle.Request
+	// Cause says what is wrong with a malformed message: a
+	// *lifecycle.FieldError chain naming the field. Nil for
+	// PoisonMaxDeliveries.
+	Cause error
+	// Deliveries counts the message's deliveries (0 for a message on a
+	// subject no consumer fetches).
+	Deliveries uint64
+	// Subject and StreamSeq locate the message in the REQUESTS stream.
+	Subject   string
+	StreamSeq uint64
+}
+
+// reportPoison hands p to OnPoison. The caller removes the message only
+// after a nil return.
+func (co *Consumer) reportPoison(ctx context.Context, p Poison) error {
+	if err := co.o.OnPoison(ctx, p); err != nil {
+		return fmt.Errorf("queue: %s message %d (request %q): %w", p.Kind, p.StreamSeq, p.Request.ID, err)
+	}
+	co.log.Debug().Str("kind", string(p.Kind)).Str("request_id", p.Request.ID).Uint64("stream_seq", p.StreamSeq).
+		Msg("poison request message reported; removing it")
+	return nil
+}
+
+// dropPoison is the OnPoison of a consumer given none: it logs the message,
+// which is then removed with nothing recorded.
+func (co *Consumer) dropPoison(_ context.Context, p Poison) error {
+	co.log.Error().Err(p.Cause).Str("kind", string(p.Kind)).Str("request_id", p.Request.ID).
+		Str("subject", p.Subject).Uint64("stream_seq", p.StreamSeq).Uint64("deliveries", p.Deliveries).
+		Msg("poison request message removed with nothing recorded (no OnPoison)")
+	return nil
+}
+
+// rejectMalformed reports a delivered message that is not a valid request
+// and terminates it, or naks it for another try when the report fails.
+func (co *Consumer) rejectMalformed(ctx context.Context, msg jetstream.Msg, cause error) {
+	p := co.c.malformed(msg.Subject(), msg.Headers(), msg.Data(), cause)
+	if meta, err := msg.Metadata(); err == nil {
+		p.Deliveries, p.StreamSeq = meta.NumDelivered, meta.Sequence.Stream
+	}
+	if err := co.reportPoison(ctx, p); err != nil {
+		co.log.Error().Err(err).Str("subject", msg.Subject()).Msg("malformed request message not recorded; retrying later")
+		_ = msg.NakWithDelay(time.Second)
+		return
+	}
+	_ = msg.TermWithReason(truncate("malformed request message: "+cause.Error(), 512))
+}
+
+// malformed is the Poison of a message that is not a valid request, with
+// what can be read of it: the identifying fields of the body when it is a
+// JSON object, else the id from Nats-Msg-Id and the model and batch from
+// the subject.
+func (c *Client) malformed(subject string, hdr nats.Header, data []byte, cause error) Poison {
+	var s struct {
+		ID            string `json:"id"`
+		BatchID       string `json:"batch_id"`
+		CustomID      string `json:"custom_id"`
+		Model         string `json:"model"`
+		ResultSubject string `json:"result_subject"`
+	}
+	_ = json.Unmarshal(data, &s) // best effort: any field may be missing or mistyped
+	if s.ID == "" {
+		if v := hdr[jetstream.MsgIDHeader]; len(v) > 0 {
+			s.ID = v[0]
+		}
+	}
+	from, _ := c.subj.parseRequest(subject) // whatever it could read
+	if s.BatchID == "" {
+		s.BatchID = from.batchID
+	}
+	if s.Model == "" {
+		s.Model = from.model
+	}
+	if c.subj.checkResult(s.ResultSubject) != nil {
+		s.ResultSubject = ""
+	}
+	return Poison{
+		Kind:    PoisonMalformed,
+		Request: &lifecycle.Request{ID: s.ID, BatchID: s.BatchID, CustomID: s.CustomID, Model: s.Model, ResultSubject: s.ResultSubject},
+		Cause:   cause,
+		Subject: subject,
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
