@@ -57,6 +57,7 @@ func raceClaim(t *testing.T, b *bundle, req *lifecycle.Request, n int, round str
 }
 
 func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -110,6 +111,7 @@ func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
 }
 
 func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -121,6 +123,7 @@ func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
 }
 
 func TestClaimWithoutStartLeavesTheRequestClaimed(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -151,6 +154,7 @@ func TestClaimWithoutStartLeavesTheRequestClaimed(t *testing.T) {
 }
 
 func TestClaimRetryNotBefore(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -179,6 +183,7 @@ func TestClaimRetryNotBefore(t *testing.T) {
 }
 
 func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -202,6 +207,7 @@ func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
 }
 
 func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *state.Config) { c.MaxReclaims = 2 })
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -221,6 +227,7 @@ func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
 }
 
 func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	for _, req := range []*lifecycle.Request{request("solo", ""), request("r1", "no-such-batch")} {
@@ -242,12 +249,14 @@ func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
 }
 
 func TestClaimInvalidArgs(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	_, err := b.store.Claim(ctxT(t), state.ClaimArgs{Owner: "w"})
 	require.True(t, errors.Is(err, state.ErrInvalidClaim))
 }
 
 func TestLeaseIndexFollowsClaims(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 3)
@@ -270,6 +279,7 @@ func TestLeaseIndexFollowsClaims(t *testing.T) {
 }
 
 func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -324,6 +334,7 @@ func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
 }
 
 func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	_, err := b.store.CreateBatch(ctx, state.NewBatch{
@@ -349,6 +360,7 @@ func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
 }
 
 func TestCancelledWinsOverBatchExpiry(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	_, err := b.store.CreateBatch(ctx, state.NewBatch{

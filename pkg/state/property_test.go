@@ -22,6 +22,7 @@ import (
 // the clock moves, then checks that the batch counters equal a recount of
 // the request records, and that exactly one call finalized the batch.
 func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *state.Config) { c.MaxReclaims = 3 })
 	ctx := ctxT(t)
 	const (

@@ -47,6 +47,7 @@ func clusterSlot(key string) int {
 }
 
 func TestClusterSlotHelper(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, uint16(0x31C3), crc16([]byte("123456789")), "CRC-16/XMODEM check value")
 	require.Equal(t, clusterSlot("foo"), clusterSlot("x{foo}y"))
 	require.Equal(t, clusterSlot("{}a"), int(crc16([]byte("{}a"))%16384), "an empty tag hashes the whole key")
@@ -105,6 +106,7 @@ func (h *scriptCalls) record(cmd redis.Cmder) {
 // (including request scripts meeting ids with braces, and batchless
 // requests) and checks that the KEYS of each call hash to one cluster slot.
 func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	hook := &scriptCalls{scripts: map[string]bool{}}
