@@ -104,6 +104,22 @@ func (s *subject) processing() lifecycle.Processing {
 	return lifecycle.Processing{Ref: s.held.Ref, Lease: s.held.Lease, Attempt: s.held.Attempt}
 }
 
+// requireEndWritten checks what every terminal move writes (lib.lua's
+// record_end): no lease, finished now, and a retention TTL on the record.
+func (s *subject) requireEndWritten() {
+	t := s.t
+	t.Helper()
+	ctx := ctxT(t)
+	rec, err := s.b.store.Request(ctx, s.req.Ref())
+	require.NoError(t, err)
+	require.True(t, rec.LeaseExpires.IsZero(), "no lease after the end")
+	require.Equal(t, s.b.clock.Now(), rec.FinishedAt)
+	require.Equal(t, s.b.clock.Now(), rec.UpdatedAt)
+	ttl, err := s.b.redis.Client.PTTL(ctx, s.b.cfg.Prefix+":{bt}:req:"+s.req.ID).Result()
+	require.NoError(t, err)
+	require.Positive(t, ttl, "a terminal record expires after retention")
+}
+
 // moveResult is what one store call answered.
 type moveResult struct {
 	isClaim bool
@@ -320,6 +336,9 @@ func TestEveryLegalEdgeHasAStorePath(t *testing.T) {
 			}
 			require.Equal(t, tc.to, s.state(), "the record")
 			require.Equal(t, recount(t, s.b, s.members), s.b.counts(t, "bt"), "counters equal a recount")
+			if tc.to.Terminal() {
+				s.requireEndWritten()
+			}
 		})
 	}
 }

@@ -15,7 +15,7 @@
 -- ARGV[8] -> failure code ('' for none)
 -- ARGV[9] -> failure message
 -- ARGV[10] -> routed model ('' keeps the recorded one)
--- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[11] -> result line for the outbox ('' for none; a stored one is dropped)
 -- ARGV[12] -> retention, ms
 -- ARGV[13] -> request id
 -- Returns: {'ok', state, previous, applied, batch...} (batch...: flat

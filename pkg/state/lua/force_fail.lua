@@ -16,7 +16,7 @@
 -- ARGV[8] -> failure code
 -- ARGV[9] -> failure message
 -- ARGV[10] -> routed model ('' keeps the recorded one)
--- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[11] -> result line for the outbox ('' for none; a stored one is dropped)
 -- ARGV[12] -> retention, ms
 -- Returns: {'ok', state, previous, applied, batch...}
 local now = tonumber(ARGV[1])

@@ -1,5 +1,6 @@
--- lib.lua: helpers prepended to every request and batch script. Not a script
--- on its own: no KEYS, no ARGV, no return.
+-- lib.lua: helpers prepended to every script that moves a request or a batch
+-- (withLib in scripts.go; not to mark_published and the slot scripts). Not a
+-- script on its own: no KEYS, no ARGV, no return.
 --
 -- Request hash fields: id batch model custom_id expires_at state attempt
 -- owner fence lease_until not_before reclaims delivery created_at claimed_at

@@ -3,7 +3,8 @@
 -- bumped and the owner cleared, so the loser's holder can write nothing
 -- more, and the batch counters move to superseded in the same step. A
 -- failed original overturned by its copy moves too, even when its batch
--- already finalized (the counters stay exact; the status stays). completed,
+-- already finalized (the counters stay exact; the status stays), and keeps
+-- the result line and published flag its failure stored. completed,
 -- canceled, superseded and expired are left alone.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
