@@ -24,8 +24,30 @@
 // produced a completed or failed result replaces the cancel. Nothing moves a
 // terminal request back to claimed or processing.
 //
-// The per-state types (Pending, Claimed, Processing, …) carry exactly the
-// methods of their legal moves, so a caller holding a Claimed cannot complete
-// it without first starting it. The same matrix is exported as data
-// (Transitions, CanTransition) for the store, which enforces it at runtime.
+// The same matrix is exported as data (Transitions, CanTransition,
+// CheckTransition). The per-state types (Pending, Claimed, Processing, …)
+// carry exactly the methods of their legal moves; of them, the store's API
+// takes Held (a request held under a lease, claimed or processing) and
+// Processing, so only a holder whose claim started the request can complete
+// it or retry it.
+//
+// # What the store enforces
+//
+// pkg/state makes every edge of Transitions with a compare-and-set Lua
+// script (state, lease owner, fencing token) and refuses every pair the
+// table does not list: a call that would make one fails
+// (state.ErrIllegalTransition, state.ErrLeaseLost) or answers without a
+// move (a terminal write dropped, a claim that meets a terminal request).
+// TestEveryLegalEdgeHasAStorePath and TestMovesOutsideTheTableAreRefused in
+// pkg/state drive the table through the scripts. Two qualifications:
+//
+//   - The store has no start of its own. claimed → processing happens only
+//     inside a claim with state.ClaimArgs.Start, which makes claim (or
+//     reclaim) and start in one script: pending → processing, and an expired
+//     lease claimed or processing → processing, are two edges of the table
+//     in one step. A request claimed without Start stays claimed until its
+//     holder ends or releases it, or a reclaim after its lease expired.
+//   - The store checks the move, not only the pair: Retry of a claimed
+//     request is refused although claimed → pending is legal as an unclaim
+//     (Release).
 package lifecycle

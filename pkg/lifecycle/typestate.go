@@ -18,10 +18,47 @@ type Lease struct {
 	Expires time.Time
 }
 
-// The per-state types below carry only the methods of their legal moves. The
-// store's API accepts and returns them, so the order claim → start → complete
-// is checked by the compiler; the store checks the same moves again at
-// runtime against what Redis holds.
+// Processing is a request whose upstream call may be in flight. The store
+// takes one for the moves only a started request makes (complete, retry);
+// a claim with start gives one, through Held.Processing.
+type Processing struct {
+	Ref       Ref
+	Lease     Lease
+	Attempt   int
+	StartedAt time.Time
+}
+
+// Held is a request a worker holds under its lease, in state claimed or
+// processing. Moves legal from both states (fail, cancel, expire, release,
+// lease refresh) take a Held; moves legal from only one take the exact type.
+type Held struct {
+	Ref     Ref
+	Lease   Lease
+	Attempt int
+	State   State
+}
+
+// Held returns the processing request as a Held.
+func (p Processing) Held() Held {
+	return Held{Ref: p.Ref, Lease: p.Lease, Attempt: p.Attempt, State: StateProcessing}
+}
+
+// Processing returns h as a Processing when it is in that state.
+func (h Held) Processing(startedAt time.Time) (Processing, bool) {
+	if h.State != StateProcessing {
+		return Processing{}, false
+	}
+	return Processing{Ref: h.Ref, Lease: h.Lease, Attempt: h.Attempt, StartedAt: startedAt}, true
+}
+
+// The per-state value model. Nothing outside tests calls the types and
+// methods below: the store makes every move itself, one script per move,
+// and answers with a Held, a Processing or a state.Transition, never with
+// these values. They are Transitions written out as Go methods, each
+// checked against the table by TestTypestateMethodsAreLegalEdges, so the
+// typestate design (DESIGN §4) stays stated in code. Only Failed.Supersede
+// and Superseded have a caller planned: the escalation issue (racing
+// copies), for a failed original whose escalated copy succeeded.
 
 // Pending is a request waiting for a worker. Attempt counts the upstream
 // attempts already spent on it.
@@ -36,14 +73,6 @@ type Claimed struct {
 	Ref     Ref
 	Lease   Lease
 	Attempt int
-}
-
-// Processing is a request whose upstream call may be in flight.
-type Processing struct {
-	Ref       Ref
-	Lease     Lease
-	Attempt   int
-	StartedAt time.Time
 }
 
 // Completed is the hard terminal of a request that got a successful response.
@@ -69,6 +98,7 @@ type Canceled struct {
 }
 
 // Superseded is the terminal of a request whose racing partner won.
+// Planned caller: the escalation issue.
 type Superseded struct {
 	Ref          Ref
 	SupersededBy string
@@ -117,6 +147,11 @@ func (c Claimed) Cancel(now time.Time) Canceled { return Canceled{Ref: c.Ref, Ca
 // Expire ends a claimed request whose deadline passed.
 func (c Claimed) Expire(now time.Time) Expired { return Expired{Ref: c.Ref, ExpiredAt: now} }
 
+// Held returns the claimed request as a Held.
+func (c Claimed) Held() Held {
+	return Held{Ref: c.Ref, Lease: c.Lease, Attempt: c.Attempt, State: StateClaimed}
+}
+
 // Complete records the successful result of the attempt.
 func (p Processing) Complete(status int, now time.Time) Completed {
 	return Completed{Ref: p.Ref, Attempt: p.Attempt + 1, Status: status, CompletedAt: now}
@@ -153,34 +188,7 @@ func (c Canceled) Fail(attempt int, f Failure, now time.Time) Failed {
 }
 
 // Supersede ends a failed original whose escalated copy succeeded.
+// Planned caller: the escalation issue.
 func (f Failed) Supersede(winner string, now time.Time) Superseded {
 	return Superseded{Ref: f.Ref, SupersededBy: winner, SupersededAt: now}
-}
-
-// Held is a request a worker holds under its lease, in state claimed or
-// processing. Moves legal from both states (fail, cancel, expire, release,
-// lease refresh) take a Held; moves legal from only one take the exact type.
-type Held struct {
-	Ref     Ref
-	Lease   Lease
-	Attempt int
-	State   State
-}
-
-// Held returns the claimed request as a Held.
-func (c Claimed) Held() Held {
-	return Held{Ref: c.Ref, Lease: c.Lease, Attempt: c.Attempt, State: StateClaimed}
-}
-
-// Held returns the processing request as a Held.
-func (p Processing) Held() Held {
-	return Held{Ref: p.Ref, Lease: p.Lease, Attempt: p.Attempt, State: StateProcessing}
-}
-
-// Processing returns h as a Processing when it is in that state.
-func (h Held) Processing(startedAt time.Time) (Processing, bool) {
-	if h.State != StateProcessing {
-		return Processing{}, false
-	}
-	return Processing{Ref: h.Ref, Lease: h.Lease, Attempt: h.Attempt, StartedAt: startedAt}, true
 }

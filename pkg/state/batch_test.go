@@ -14,6 +14,7 @@ import (
 )
 
 func TestCreateBatchIdempotentAndConflict(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	nb := state.NewBatch{
@@ -42,6 +43,7 @@ func TestCreateBatchIdempotentAndConflict(t *testing.T) {
 }
 
 func TestBatchStatusProgression(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 20)
@@ -70,6 +72,7 @@ func TestBatchStatusProgression(t *testing.T) {
 }
 
 func TestCancelBatchAccounting(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 10)
@@ -129,6 +132,7 @@ func TestCancelBatchAccounting(t *testing.T) {
 }
 
 func TestCancelBatchWithNothingInFlightFinalizes(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	b.createBatch(t, "b1", 5)
 	tr, err := b.store.CancelBatch(ctxT(t), "b1")
@@ -139,6 +143,7 @@ func TestCancelBatchWithNothingInFlightFinalizes(t *testing.T) {
 }
 
 func TestExactlyOneFinalizer(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	const n = 64
@@ -181,6 +186,7 @@ func TestExactlyOneFinalizer(t *testing.T) {
 }
 
 func TestRetentionTTL(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *state.Config) { c.Retention = time.Hour })
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -211,6 +217,7 @@ func TestRetentionTTL(t *testing.T) {
 }
 
 func TestCancelledBatchClaimOfDeadLeaseThenLateResultWins(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -239,6 +246,7 @@ func TestCancelledBatchClaimOfDeadLeaseThenLateResultWins(t *testing.T) {
 }
 
 func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	for _, order := range [][2]map[string]string{{nil, {}}, {{}, nil}} {
@@ -258,6 +266,7 @@ func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {
 }
 
 func TestIDsWithBracesOrSpacesAreRefused(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	for _, id := range []string{"a{b", "a}b", "a b", "a\tb", ""} {

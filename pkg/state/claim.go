@@ -18,7 +18,10 @@ type ClaimArgs struct {
 	// Delivery is the JetStream delivery count of this message (recorded,
 	// informational).
 	Delivery uint64
-	// Start claims straight into processing in the same script.
+	// Start claims straight into processing in the same script (what the
+	// worker does). Without it the request stays claimed: its holder can
+	// still end it (Fail, Cancel, Expire) or give it back (Release), but
+	// the store has no separate claimed → processing move.
 	Start bool
 }
 
@@ -123,29 +126,4 @@ func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, &NotYetError{NotBefore: msTime(rep.int(1))})
 	}
 	return Claim{}, fmt.Errorf("state: claim %s: unexpected script reply %q", req.ID, rep.code())
-}
-
-// Start moves a claimed request to processing for its holder and renews the
-// lease. The upstream call may begin once Start returned. ErrLeaseLost when
-// the owner or token no longer match. Start does not look at the batch: a
-// claim made with ClaimArgs.Start (what the worker does) checks cancellation
-// and expiry in the same script.
-func (s *Store) Start(ctx context.Context, c lifecycle.Claimed) (lifecycle.Processing, error) {
-	now := s.cfg.Clock()
-	rep, err := s.run(ctx, scriptStart, s.keys.requestKeys(c.Ref),
-		now.UnixMilli(), c.Lease.Owner, c.Lease.Token, s.cfg.LeaseTTL.Milliseconds(), c.Ref.ID)
-	if err != nil {
-		return lifecycle.Processing{}, fmt.Errorf("state: start %s: %w", c.Ref.ID, err)
-	}
-	switch rep.code() {
-	case "ok":
-		p := c.Start(msTime(now.UnixMilli()))
-		p.Lease.Expires = msTime(rep.int(1))
-		return p, nil
-	case "lost":
-		return lifecycle.Processing{}, fmt.Errorf("state: start %s (record %q): %w", c.Ref.ID, rep.str(1), ErrLeaseLost)
-	case "illegal":
-		return lifecycle.Processing{}, fmt.Errorf("state: start %s from %s: %w", c.Ref.ID, rep.str(1), ErrIllegalTransition)
-	}
-	return lifecycle.Processing{}, fmt.Errorf("state: start %s: unexpected script reply %q", c.Ref.ID, rep.code())
 }

@@ -57,6 +57,7 @@ func raceClaim(t *testing.T, b *bundle, req *lifecycle.Request, n int, round str
 }
 
 func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -110,6 +111,7 @@ func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
 }
 
 func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -120,41 +122,39 @@ func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
 	require.True(t, tr.Applied, "lease expiry only matters to a new claimer")
 }
 
-func TestClaimWithoutStartThenStart(t *testing.T) {
+func TestClaimWithoutStartLeavesTheRequestClaimed(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
 	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: request("r1", "b1"), Owner: "w1", Delivery: 3})
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.StateClaimed, c.Held.State)
-	claimed := lifecycle.Claimed{Ref: c.Held.Ref, Lease: c.Held.Lease, Attempt: c.Held.Attempt}
+	_, processing := c.Held.Processing(b.clock.Now())
+	require.False(t, processing, "only a claim with Start gives a Processing")
 
 	bt, err := b.store.Batch(ctx, "b1")
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.BatchInProgress, bt.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 1, InProgress: 1}, bt.Counts)
 
-	_, err = b.store.Start(ctx, lifecycle.Claimed{Ref: claimed.Ref, Lease: lifecycle.Lease{Owner: "w2", Token: claimed.Lease.Token}})
-	require.ErrorIs(t, err, state.ErrLeaseLost)
-
-	b.clock.Advance(10 * time.Second)
-	p, err := b.store.Start(ctx, claimed)
+	rec, err := b.store.Request(ctx, c.Held.Ref)
 	require.NoError(t, err)
-	require.Equal(t, b.clock.Now().Add(30*time.Second), p.Lease.Expires, "start renews the lease")
-	_, err = b.store.Start(ctx, claimed)
-	require.ErrorIs(t, err, state.ErrIllegalTransition, "start twice")
-
-	rec, err := b.store.Request(ctx, claimed.Ref)
-	require.NoError(t, err)
-	require.Equal(t, lifecycle.StateProcessing, rec.State)
+	require.Equal(t, lifecycle.StateClaimed, rec.State)
 	require.Equal(t, uint64(3), rec.Delivery)
 	require.Equal(t, "gpt-4o", rec.Model)
 	require.Equal(t, "c-r1", rec.CustomID)
 	require.Equal(t, base, rec.ClaimedAt)
-	require.Equal(t, b.clock.Now(), rec.StartedAt)
+	require.True(t, rec.StartedAt.IsZero())
+
+	tr, err := b.store.Release(ctx, *c.Held)
+	require.NoError(t, err)
+	require.Equal(t, state.Transition{State: lifecycle.StatePending, Previous: lifecycle.StateClaimed, Applied: true}, tr)
+	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 2}, b.counts(t, "b1"))
 }
 
 func TestClaimRetryNotBefore(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -183,6 +183,7 @@ func TestClaimRetryNotBefore(t *testing.T) {
 }
 
 func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -206,6 +207,7 @@ func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
 }
 
 func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
+	t.Parallel()
 	b := setup(t, func(c *state.Config) { c.MaxReclaims = 2 })
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -225,6 +227,7 @@ func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
 }
 
 func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	for _, req := range []*lifecycle.Request{request("solo", ""), request("r1", "no-such-batch")} {
@@ -246,12 +249,14 @@ func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
 }
 
 func TestClaimInvalidArgs(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	_, err := b.store.Claim(ctxT(t), state.ClaimArgs{Owner: "w"})
 	require.True(t, errors.Is(err, state.ErrInvalidClaim))
 }
 
 func TestLeaseIndexFollowsClaims(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 3)
@@ -274,6 +279,7 @@ func TestLeaseIndexFollowsClaims(t *testing.T) {
 }
 
 func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -328,6 +334,7 @@ func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
 }
 
 func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	_, err := b.store.CreateBatch(ctx, state.NewBatch{
@@ -353,6 +360,7 @@ func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
 }
 
 func TestCancelledWinsOverBatchExpiry(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	_, err := b.store.CreateBatch(ctx, state.NewBatch{

@@ -2,7 +2,9 @@ package state_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +58,21 @@ func setup(t testing.TB, mod ...func(*state.Config)) *bundle {
 	st, err := state.New(srv.Client, cfg)
 	require.NoError(t, err)
 	return &bundle{redis: srv, clock: clk, store: st, cfg: st.Config()}
+}
+
+var forks atomic.Int64
+
+// fork returns a bundle with a store of its own (key prefix and clock) on
+// b's redis-server, for parallel subtests that share one server.
+func (b *bundle) fork(t testing.TB) *bundle {
+	t.Helper()
+	clk := &fakeClock{t: base}
+	cfg := b.cfg
+	cfg.Prefix = fmt.Sprintf("%s-f%d", b.cfg.Prefix, forks.Add(1))
+	cfg.Clock = clk.Now
+	st, err := state.New(b.redis.Client, cfg)
+	require.NoError(t, err)
+	return &bundle{redis: b.redis, clock: clk, store: st, cfg: st.Config()}
 }
 
 func ctxT(t testing.TB) context.Context {

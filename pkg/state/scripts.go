@@ -15,8 +15,6 @@ var luaLib string
 var (
 	//go:embed lua/claim.lua
 	luaClaim string
-	//go:embed lua/start.lua
-	luaStart string
 	//go:embed lua/finish.lua
 	luaFinish string
 	//go:embed lua/requeue.lua
@@ -46,7 +44,6 @@ func withLib(body string) *redis.Script { return redis.NewScript(luaLib + "\n" +
 
 var (
 	scriptClaim         = withLib(luaClaim)
-	scriptStart         = withLib(luaStart)
 	scriptFinish        = withLib(luaFinish)
 	scriptRequeue       = withLib(luaRequeue)
 	scriptRefresh       = withLib(luaRefresh)

@@ -13,6 +13,7 @@ import (
 // failed become superseded with the counters moved in the same script and
 // the loser's holder fenced out; every other state is left alone.
 func TestSupersedeFollowsTheTable(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 8)
@@ -74,6 +75,7 @@ func TestSupersedeFollowsTheTable(t *testing.T) {
 // Superseding the last open request finalizes its batch, and only that call
 // is told.
 func TestSupersedeOfTheLastRequestFinalizesTheBatch(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b2", 2)

@@ -11,6 +11,7 @@ import (
 )
 
 func TestLateCompletedAfterFailedIsDropped(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -46,6 +47,7 @@ func TestLateCompletedAfterFailedIsDropped(t *testing.T) {
 }
 
 func TestLateCompletedAfterCanceledWinsAndRepairsCounters(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -87,6 +89,7 @@ func TestLateCompletedAfterCanceledWinsAndRepairsCounters(t *testing.T) {
 }
 
 func TestCancelRequestNeverClaimed(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -109,6 +112,7 @@ func TestCancelRequestNeverClaimed(t *testing.T) {
 }
 
 func TestReleaseSpendsNoAttemptAndRetrySpendsOne(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -139,6 +143,7 @@ func TestReleaseSpendsNoAttemptAndRetrySpendsOne(t *testing.T) {
 }
 
 func TestForceFailFencesTheHolder(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
@@ -162,6 +167,7 @@ func TestForceFailFencesTheHolder(t *testing.T) {
 }
 
 func TestLateResultAfterPublishedCancelIsDropped(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)

@@ -14,6 +14,7 @@ import (
 )
 
 func TestErrUnavailableWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	// A client that does not retry, so the test does not wait out go-redis's
 	// default dial retries.
@@ -43,6 +44,7 @@ func TestErrUnavailableWhenRedisIsDown(t *testing.T) {
 }
 
 func TestCanceledContextIsNotUnavailable(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -54,6 +56,7 @@ func TestCanceledContextIsNotUnavailable(t *testing.T) {
 // After a restart Redis has forgotten the scripts and the data: single calls
 // and pipelined calls reload the scripts transparently.
 func TestScriptsReloadAfterRestart(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
@@ -73,6 +76,7 @@ func TestScriptsReloadAfterRestart(t *testing.T) {
 }
 
 func TestModelSlots(t *testing.T) {
+	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	acquire := func(holder string) bool {
@@ -99,6 +103,7 @@ func TestModelSlots(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
+	t.Parallel()
 	for name, c := range map[string]state.Config{
 		"Prefix":      {Prefix: "a{b"},
 		"LeaseTTL":    {LeaseTTL: -time.Second},
@@ -113,6 +118,7 @@ func TestConfigValidate(t *testing.T) {
 }
 
 func TestModelSlotsUseOnlyThePassedClock(t *testing.T) {
+	t.Parallel()
 	// The pod's clock is far behind the Redis server's: an absolute expiry
 	// (PEXPIREAT) taken from it would delete the key at once.
 	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)

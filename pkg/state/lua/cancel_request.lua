@@ -23,8 +23,7 @@ if not cur then
   end
   record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
 end
-redis.call('HSET', KEYS[1], 'state', 'canceled', 'lease_until', 0, 'err_code', 'request_cancelled',
-  'err_msg', 'the request was cancelled', 'finished_at', now, 'updated_at', now, 'published', 0)
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
+-- soft: owner and token stay, so the holder's real result can replace it
+record_end(KEYS[1], 'canceled', 'request_cancelled', 'the request was cancelled', now, ARGV[4])
 local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'canceled', now, ARGV[4])
 return append_all({'ok', 'canceled', state, 1}, fin)

@@ -57,19 +57,16 @@ local function end_now(to, code, msg, extra, uncounted)
   if not exists then
     record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
   end
+  local fields = {'delivery', ARGV[4]}
+  if extra ~= nil then
+    fields = append_all(fields, extra)
+  end
   -- owner and fence stay: a holder whose expired lease nobody reclaimed may
   -- still replace a soft canceled with its real result.
-  redis.call('HSET', KEYS[1], 'state', to, 'lease_until', 0, 'err_code', code,
-    'err_msg', msg, 'finished_at', now, 'updated_at', now, 'delivery', ARGV[4])
-  if extra ~= nil then
-    redis.call('HSET', KEYS[1], unpack(extra))
-  end
-  redis.call('PEXPIRE', KEYS[1], ARGV[7])
+  record_end(KEYS[1], to, code, msg, now, ARGV[7], {fields = fields})
   local fin = nil
-  if b ~= nil and not uncounted then
-    redis.call('ZREM', KEYS[3], id)
-    batch_move(KEYS[2], b, bucket_of(state, b), to)
-    fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[7])
+  if not uncounted then
+    fin = batch_end(KEYS[2], KEYS[3], b, id, state, to, now, ARGV[7])
   end
   return ended(to, code, msg, r[10], '0', '', true, fin)
 end

@@ -15,7 +15,7 @@
 -- ARGV[8] -> failure code ('' for none)
 -- ARGV[9] -> failure message
 -- ARGV[10] -> routed model ('' keeps the recorded one)
--- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[11] -> result line for the outbox ('' for none; a stored one is dropped)
 -- ARGV[12] -> retention, ms
 -- ARGV[13] -> request id
 -- Returns: {'ok', state, previous, applied, batch...} (batch...: flat
@@ -52,22 +52,9 @@ local attempt = tonumber(r[4] or '0')
 if ARGV[6] == '1' then
   attempt = attempt + 1
 end
-redis.call('HSET', KEYS[1], 'state', target, 'attempt', attempt, 'lease_until', 0, 'status', ARGV[7],
-  'err_code', ARGV[8], 'err_msg', ARGV[9], 'finished_at', now, 'updated_at', now, 'published', 0)
-if ARGV[10] ~= '' then
-  redis.call('HSET', KEYS[1], 'routed_model', ARGV[10])
-end
-if ARGV[11] ~= '' then
-  redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
-else
-  redis.call('HDEL', KEYS[1], 'outbox')
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[12])
-local b = batch_load(KEYS[2])
-local fin = nil
-if b ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[13])
-  batch_move(KEYS[2], b, bucket_of(state, b), target)
-  fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[12])
-end
+-- the holder's own write: owner and token stay
+record_end(KEYS[1], target, ARGV[8], ARGV[9], now, ARGV[12], {
+  attempt = attempt, status = ARGV[7], routed_model = ARGV[10], outbox = ARGV[11],
+})
+local fin = batch_end(KEYS[2], KEYS[3], batch_load(KEYS[2]), ARGV[13], state, target, now, ARGV[12])
 return append_all({'ok', target, state, 1}, fin)

@@ -16,7 +16,7 @@
 -- ARGV[8] -> failure code
 -- ARGV[9] -> failure message
 -- ARGV[10] -> routed model ('' keeps the recorded one)
--- ARGV[11] -> result line for the outbox ('' for none)
+-- ARGV[11] -> result line for the outbox ('' for none; a stored one is dropped)
 -- ARGV[12] -> retention, ms
 -- Returns: {'ok', state, previous, applied, batch...}
 local now = tonumber(ARGV[1])
@@ -32,15 +32,8 @@ end
 if not cur then
   record_init(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now)
 end
-redis.call('HINCRBY', KEYS[1], 'fence', 1)
-redis.call('HSET', KEYS[1], 'state', 'failed', 'owner', '', 'lease_until', 0, 'status', ARGV[7],
-  'err_code', ARGV[8], 'err_msg', ARGV[9], 'finished_at', now, 'updated_at', now, 'published', 0)
-if ARGV[10] ~= '' then
-  redis.call('HSET', KEYS[1], 'routed_model', ARGV[10])
-end
-if ARGV[11] ~= '' then
-  redis.call('HSET', KEYS[1], 'outbox', ARGV[11])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[12])
+record_end(KEYS[1], 'failed', ARGV[8], ARGV[9], now, ARGV[12], {
+  status = ARGV[7], routed_model = ARGV[10], outbox = ARGV[11], fence = true,
+})
 local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'failed', now, ARGV[12])
 return append_all({'ok', 'failed', state, 1}, fin)

@@ -1,5 +1,6 @@
--- lib.lua: helpers prepended to every request and batch script. Not a script
--- on its own: no KEYS, no ARGV, no return.
+-- lib.lua: helpers prepended to every script that moves a request or a batch
+-- (withLib in scripts.go; not to mark_published and the slot scripts). Not a
+-- script on its own: no KEYS, no ARGV, no return.
 --
 -- Request hash fields: id batch model custom_id expires_at state attempt
 -- owner fence lease_until not_before reclaims delivery created_at claimed_at
@@ -110,6 +111,56 @@ end
 local function record_init(rkey, id, batch, model, custom_id, expires_at, now)
   redis.call('HSET', rkey, 'id', id, 'batch', batch, 'model', model, 'custom_id', custom_id,
     'expires_at', expires_at, 'attempt', 0, 'published', 0, 'created_at', now)
+end
+
+-- record_end writes a request's terminal move: state to, the failure
+-- (code and message, '' for none), no lease, finished_at and updated_at =
+-- now, and the record then expires after retention. Every script that ends
+-- a request writes it here; where moves differ, opts says so (a nil field
+-- leaves the record's value as it is):
+--   attempt       the attempts spent, when the move counts them
+--   status        the HTTP status of the last attempt (nil keeps the one a
+--                 retry recorded)
+--   routed_model  the model the call went to ('' keeps the recorded one)
+--   outbox        the result line the move stores ('' or nil for none)
+--   keep_result   true keeps the outbox and the published flag a previous
+--                 terminal move left (supersede of a failed original);
+--                 otherwise the outbox is replaced and published reset to 0,
+--                 since this move's result has not gone out
+--   fence         true bumps the fencing token and clears the owner: a move
+--                 made over the holder's head, after which it writes
+--                 nothing. Without it owner and token stay, so the holder
+--                 can still replace a soft canceled with its real result.
+--   fields        a flat list of further field/value pairs to set
+local function record_end(rkey, to, code, msg, now, retention, opts)
+  opts = opts or {}
+  if opts.fence then
+    redis.call('HINCRBY', rkey, 'fence', 1)
+    redis.call('HSET', rkey, 'owner', '')
+  end
+  redis.call('HSET', rkey, 'state', to, 'lease_until', 0, 'err_code', code, 'err_msg', msg,
+    'finished_at', now, 'updated_at', now)
+  if opts.attempt ~= nil then
+    redis.call('HSET', rkey, 'attempt', opts.attempt)
+  end
+  if opts.status ~= nil then
+    redis.call('HSET', rkey, 'status', opts.status)
+  end
+  if (opts.routed_model or '') ~= '' then
+    redis.call('HSET', rkey, 'routed_model', opts.routed_model)
+  end
+  if not opts.keep_result then
+    if (opts.outbox or '') ~= '' then
+      redis.call('HSET', rkey, 'outbox', opts.outbox, 'published', 0)
+    else
+      redis.call('HDEL', rkey, 'outbox')
+      redis.call('HSET', rkey, 'published', 0)
+    end
+  end
+  if opts.fields ~= nil then
+    redis.call('HSET', rkey, unpack(opts.fields))
+  end
+  redis.call('PEXPIRE', rkey, retention)
 end
 
 -- unseen_refusal answers a control-plane move (cancel, supersede) on a

@@ -46,19 +46,18 @@ if retry then
   redis.call('HSET', KEYS[1], 'err_code', ARGV[6], 'err_msg', ARGV[7], 'status', ARGV[8])
 end
 local b = batch_load(KEYS[2])
-if b ~= nil then
-  redis.call('ZREM', KEYS[3], ARGV[10])
-end
 if b ~= nil and b.cancelled then
-  redis.call('HSET', KEYS[1], 'state', 'canceled', 'attempt', attempt, 'lease_until', 0,
-    'err_code', 'batch_cancelled', 'err_msg', 'the batch was cancelled', 'finished_at', now,
-    'updated_at', now, 'published', 0)
-  redis.call('PEXPIRE', KEYS[1], ARGV[9])
-  batch_move(KEYS[2], b, 'in_progress', 'canceled')
-  local fin = batch_finalize(KEYS[2], KEYS[3], b, now, ARGV[9])
+  -- the holder's own write: owner and token stay
+  record_end(KEYS[1], 'canceled', 'batch_cancelled', 'the batch was cancelled', now, ARGV[9], {
+    attempt = attempt,
+  })
+  local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[10], state, 'canceled', now, ARGV[9])
   return append_all({'ok', 'canceled', state, 1}, fin)
 end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'owner', '', 'lease_until', 0,
   'not_before', ARGV[5], 'updated_at', now)
-batch_move(KEYS[2], b, 'in_progress', 'pending')
+if b ~= nil then
+  redis.call('ZREM', KEYS[3], ARGV[10])
+end
+batch_move(KEYS[2], b, bucket_of(state, b), 'pending')
 return {'ok', 'pending', state, 1}

@@ -3,7 +3,8 @@
 -- bumped and the owner cleared, so the loser's holder can write nothing
 -- more, and the batch counters move to superseded in the same step. A
 -- failed original overturned by its copy moves too, even when its batch
--- already finalized (the counters stay exact; the status stays). completed,
+-- already finalized (the counters stay exact; the status stays), and keeps
+-- the result line and published flag its failure stored. completed,
 -- canceled, superseded and expired are left alone.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
@@ -28,10 +29,10 @@ if not cur then
   end
   record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
 end
-redis.call('HINCRBY', KEYS[1], 'fence', 1)
-redis.call('HSET', KEYS[1], 'state', 'superseded', 'owner', '', 'lease_until', 0,
-  'superseded_by', ARGV[4], 'err_code', 'superseded',
-  'err_msg', 'a racing copy of the request completed first', 'finished_at', now, 'updated_at', now)
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+-- keep_result: a failed original keeps the result line and published flag
+-- its failure stored
+record_end(KEYS[1], 'superseded', 'superseded', 'a racing copy of the request completed first', now, ARGV[5], {
+  fence = true, keep_result = true, fields = {'superseded_by', ARGV[4]},
+})
 local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'superseded', now, ARGV[5])
 return append_all({'ok', 'superseded', state, 1}, fin)
