@@ -69,10 +69,10 @@ func TestLoadPrecedence(t *testing.T) {
 func TestLoadRejectsInvalidNamingKeyAndVariable(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
-		name, file string
-		args       []string
-		env        map[string]string
-		key, envVar  string
+		name, file  string
+		args        []string
+		env         map[string]string
+		key, envVar string
 	}{
 		{name: "bad duration in the file", file: "streams:\n  ack_wait: soon\n", key: "streams.ack_wait", envVar: "SALVO_STREAMS_ACK_WAIT"},
 		{name: "bad duration in the env", env: map[string]string{"SALVO_UPSTREAM_IDLE_TIMEOUT": "2"}, key: "upstream.idle_timeout", envVar: "SALVO_UPSTREAM_IDLE_TIMEOUT"},

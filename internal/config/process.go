@@ -83,7 +83,9 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn().Err(err).Msg("nats disconnected")
+			if err != nil { // nil: our own Close
+				log.Warn().Err(err).Msg("nats disconnected")
+			}
 		}),
 		nats.ReconnectHandler(func(_ *nats.Conn) { log.Info().Msg("nats reconnected") }),
 	)
