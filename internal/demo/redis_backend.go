@@ -29,6 +29,8 @@ var ErrNoRedis = errors.New("demo: no redis available")
 type redisBackend struct {
 	client redis.UniversalClient
 	addr   string
+	// url is the worker's redis_url (it may hold a password: never print it).
+	url string
 	// label says which Redis this is, for the output (never credentials).
 	label   string
 	standIn bool
@@ -82,6 +84,7 @@ func openRedisURL(ctx context.Context, url, prefix string) (*redisBackend, error
 	b := &redisBackend{
 		client: client,
 		addr:   opt.Addr,
+		url:    url,
 		label:  fmt.Sprintf("REDIS_URL at %s (db %d), keys under %q, deleted at the end", opt.Addr, opt.DB, prefix+":"),
 	}
 	b.stop = func() {
@@ -153,6 +156,7 @@ func spawnRedisServer(ctx context.Context, tmp string) (*redisBackend, error) {
 	return &redisBackend{
 		client: client,
 		addr:   addr,
+		url:    "redis://" + addr,
 		label:  fmt.Sprintf("redis-server %s (%s) spawned on %s, stopped at the end", version, bin, addr),
 		stop: func() {
 			_ = client.Close()
@@ -170,6 +174,7 @@ func startMiniredis() (*redisBackend, error) {
 	return &redisBackend{
 		client:  client,
 		addr:    m.Addr(),
+		url:     "redis://" + m.Addr(),
 		label:   StandInLabel + ", in-process on " + m.Addr(),
 		standIn: true,
 		stop: func() {

@@ -13,12 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
-	"github.com/salvo-run/salvo/pkg/worker"
 )
 
 // ErrTimeout: the run did not finish within Options.Timeout.
@@ -52,11 +52,12 @@ func (r *runner) printf(format string, args ...any) { _, _ = fmt.Fprintf(r.out, 
 // Options.Out). It is bounded by Options.Timeout and by ctx.
 //
 // Shutdown order (the reverse of the start, run on every return): stop
-// the results subscription → stop the worker (stop fetching, drain in-flight
-// calls, hand the rest back) → close the upstream client → close the mock
-// upstream → close the NATS connections → stop Redis (close the client; kill
-// the spawned redis-server, close the stand-in, or delete the demo's keys
-// from REDIS_URL) → shut down the nats-server → remove the temporary dir.
+// the results subscription → close the producer's NATS connection → stop the
+// worker process (stop fetching, drain in-flight calls, hand the rest back;
+// then its upstream client, Redis client and NATS connection) → close the
+// mock upstream → stop Redis (close the client; kill the spawned
+// redis-server, close the stand-in, or delete the demo's keys from
+// REDIS_URL) → shut down the nats-server → remove the temporary dir.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o = o.WithDefaults()
 	if err := o.Validate(); err != nil {
@@ -116,7 +117,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		r.printf("  redis     %s\n", sum.Redis)
 	}
 
-	settings := demoSettings(srv.ClientURL(), "redis://"+rb.addr, prefix)
+	settings := demoSettings(srv.ClientURL(), rb.url, prefix)
 	store, err := state.New(rb.client, settings.StateConfig())
 	if err != nil {
 		return sum, err
@@ -132,12 +133,12 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	r.onClose(mock.Close)
 	r.printf("  upstream  mock OpenAI-compatible API at %s (%s)\n", mock.URL(), mockDescription)
-	settings.Upstream.Default = &worker.RouteSettings{BaseURL: mock.URL()}
+	settings.Upstream.Default = &httpclient.Route{BaseURL: mock.URL()}
 	if err := settings.Validate(); err != nil {
 		return sum, fmt.Errorf("demo: settings: %w", err)
 	}
 
-	if err := r.startWorker(ctx, settings, store); err != nil {
+	if err := r.startWorker(ctx, settings); err != nil {
 		return sum, err
 	}
 
@@ -179,62 +180,41 @@ func (r *runner) parse(batchID string) (batchfile.Parsed, error) {
 	return parsed, nil
 }
 
-// startWorker starts one in-process worker on its own NATS connection, as
-// a worker pod would run: pkg/worker over pkg/queue, pkg/state and
-// pkg/httpclient routed to the mock.
-func (r *runner) startWorker(ctx context.Context, settings worker.Settings, store *state.Store) error {
-	log := *r.o.Logger
-	nc, err := nats.Connect(settings.NATSURL, nats.Name("salvo-demo-worker"))
+// startWorker starts one in-process worker on its own connections, as a
+// worker pod would run (config.Start: pkg/worker over pkg/queue, pkg/state
+// and pkg/httpclient routed to the mock).
+func (r *runner) startWorker(ctx context.Context, settings config.Settings) error {
+	p, err := config.Start(ctx, settings, config.Options{
+		Logger: r.o.Logger,
+		Getenv: func(string) string { return "" }, // the mock needs no key
+		Name:   "salvo-demo-worker",
+	})
 	if err != nil {
-		return fmt.Errorf("demo: worker: nats connect: %w", err)
-	}
-	r.onClose(nc.Close)
-	q, err := queue.New(nc, demoQueueConfig(settings), log)
-	if err != nil {
-		return err
-	}
-	if err := q.Provision(ctx); err != nil {
-		return fmt.Errorf("demo: provision streams: %w", err)
-	}
-	hc, err := settings.HTTPConfig(func(string) string { return "" }) // the mock needs no key
-	if err != nil {
-		return fmt.Errorf("demo: upstream config: %w", err)
-	}
-	up, err := httpclient.New(hc, log)
-	if err != nil {
-		return err
-	}
-	r.onClose(up.Close)
-	w, err := worker.New(worker.Deps{Store: store, Queue: q, Upstream: up, Logger: log}, settings.EngineConfig("demo-worker-1"))
-	if err != nil {
-		return err
-	}
-	if err := w.Start(ctx); err != nil {
-		return err
+		return fmt.Errorf("demo: worker: %w", err)
 	}
 	r.onClose(func() {
 		// Detached from ctx: the run may have timed out, the worker must
 		// still hand its in-flight requests back.
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 		defer cancel()
-		if err := w.Stop(stopCtx); err != nil {
+		if err := p.Stop(stopCtx); err != nil {
 			r.log.Warn().Err(err).Msg("worker stop")
 		}
 	})
-	p := settings.Retry.Policy()
+	wc := p.Config.Worker
 	r.printf("  worker    1 in-process worker, %d calls in flight per model, retry backoff %s..%s\n",
-		settings.Concurrency.Default, p.Backoff, p.MaxBackoff)
+		wc.Concurrency.Default, wc.Retry.Backoff, wc.Retry.MaxBackoff)
 	return nil
 }
 
 // producerQueue is the producer's own connection and queue client.
-func (r *runner) producerQueue(ctx context.Context, url string, settings worker.Settings) (*queue.Client, error) {
+func (r *runner) producerQueue(ctx context.Context, url string, settings config.Settings) (*queue.Client, error) {
 	nc, err := nats.Connect(url, nats.Name("salvo-demo-producer"))
 	if err != nil {
 		return nil, fmt.Errorf("demo: producer: nats connect: %w", err)
 	}
 	r.onClose(nc.Close)
-	q, err := queue.New(nc, demoQueueConfig(settings), *r.o.Logger)
+	q, err := queue.New(nc, settings.QueueConfig(), *r.o.Logger)
 	if err != nil {
 		return nil, err
 	}

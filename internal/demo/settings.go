@@ -3,9 +3,8 @@ package demo
 import (
 	"time"
 
+	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
-	"github.com/salvo-run/salvo/pkg/queue"
-	"github.com/salvo-run/salvo/pkg/worker"
 )
 
 // completionWindow is the demo batch's window (the OpenAI default).
@@ -32,33 +31,27 @@ func mockOptions() mockupstream.Options {
 }
 
 // demoSettings are the worker settings of the demo: the production
-// defaults with fast retries and short timers, so a run takes seconds.
-// Going through worker.Settings keeps the derived values (MaxDeliver from
-// the retry budget, the heartbeat from AckWait and the lease TTL) the ones
-// cmd/worker would use.
-func demoSettings(natsURL, redisURL, prefix string) worker.Settings {
-	s := worker.DefaultSettings()
+// defaults with fast retries and short timers, so a run takes seconds, and
+// quick model discovery and short pulls, so the first requests are picked
+// up at once and the worker stops quickly. Going through config.Settings
+// keeps the derived values (MaxDeliver from the retry budget, the
+// heartbeat from AckWait and the lease TTL) the ones cmd/worker would use.
+func demoSettings(natsURL, redisURL, prefix string) config.Settings {
+	s := config.Default()
 	s.NATSURL = natsURL
 	s.RedisURL = redisURL
 	s.Prefix = prefix
 	s.LogLevel = "warn"
 	s.Streams.AckWait = 10 * time.Second
-	s.Lease.TTL = 10 * time.Second
+	s.Streams.DiscoveryInterval = 100 * time.Millisecond
+	s.Streams.FetchExpiry = time.Second
+	s.Lease.LeaseTTL = 10 * time.Second
 	s.Lease.Retention = time.Hour
-	s.Retry.Backoff = 100 * time.Millisecond
-	s.Retry.MaxBackoff = time.Second
+	s.Worker.ID = "demo-worker-1"
+	s.Worker.Retry.Backoff = 100 * time.Millisecond
+	s.Worker.Retry.MaxBackoff = time.Second
 	s.Upstream.TransportBackoff = 20 * time.Millisecond
-	s.Concurrency.Default = 16
-	s.ShutdownGrace = 2 * time.Second
+	s.Worker.Concurrency.Default = 16
+	s.Worker.ShutdownGrace = 2 * time.Second
 	return s
-}
-
-// demoQueueConfig is the settings' queue config with quick model discovery
-// and short pulls, so the first requests are picked up at once and the
-// worker stops quickly.
-func demoQueueConfig(s worker.Settings) queue.Config {
-	c := s.QueueConfig()
-	c.DiscoveryInterval = 100 * time.Millisecond
-	c.FetchExpiry = time.Second
-	return c
 }

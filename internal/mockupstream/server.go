@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -90,8 +89,16 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
+// TB is the part of testing.TB that NewTest uses; declaring it here keeps
+// the testing package out of the binaries that link this package.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatalf(format string, args ...any)
+}
+
 // NewTest starts a server for a test and closes it when the test ends.
-func NewTest(t testing.TB, opts Options) *Server {
+func NewTest(t TB, opts Options) *Server {
 	t.Helper()
 	s, err := New(opts)
 	if err != nil {

@@ -50,7 +50,7 @@ type Route struct {
 	// APIKey is the resolved key, sent as "Authorization: Bearer <key>".
 	APIKey Secret `yaml:"-"`
 	// APIKeyEnv names the environment variable holding the key; config files
-	// never hold the key itself. ResolveKeys reads it.
+	// never hold the key itself. ResolveKeys reads it into APIKey.
 	APIKeyEnv string `yaml:"api_key_env"`
 	// Headers are extra headers sent upstream (salvo's own headers win).
 	Headers map[string]string `yaml:"headers"`
@@ -60,14 +60,16 @@ type Route struct {
 }
 
 // Timeouts bounds each phase of a call; see the package documentation.
+// In a config file they sit beside the other upstream keys
+// (connect_timeout, first_byte_timeout, …).
 type Timeouts struct {
-	Connect   time.Duration `yaml:"connect"`
-	FirstByte time.Duration `yaml:"first_byte"`
-	Idle      time.Duration `yaml:"idle"`
+	Connect   time.Duration `yaml:"connect_timeout"`
+	FirstByte time.Duration `yaml:"first_byte_timeout"`
+	Idle      time.Duration `yaml:"idle_timeout"`
 	// Body bounds one whole attempt, counted from its start (before the
 	// dial) to the last byte of the response body.
-	Body        time.Duration `yaml:"body"`
-	UploadStall time.Duration `yaml:"upload_stall"`
+	Body        time.Duration `yaml:"body_timeout"`
+	UploadStall time.Duration `yaml:"upload_stall_timeout"`
 }
 
 // WithDefaults fills unset timeouts.
@@ -85,23 +87,25 @@ func (t Timeouts) WithDefaults() Timeouts {
 	return t
 }
 
-// Validate names the first invalid timeout.
+// Validate reports the first invalid timeout as a *lifecycle.ConfigError
+// named by its key.
 func (t Timeouts) Validate() error {
 	for _, f := range []struct {
-		name string
-		d    time.Duration
+		key string
+		d   time.Duration
 	}{
-		{"connect", t.Connect}, {"first_byte", t.FirstByte}, {"idle", t.Idle},
-		{"body", t.Body}, {"upload_stall", t.UploadStall},
+		{"connect_timeout", t.Connect}, {"first_byte_timeout", t.FirstByte}, {"idle_timeout", t.Idle},
+		{"body_timeout", t.Body}, {"upload_stall_timeout", t.UploadStall},
 	} {
 		if f.d <= 0 {
-			return fmt.Errorf("timeouts.%s: must be positive, got %s", f.name, f.d)
+			return lifecycle.ConfigErrorf(f.key, "must be positive, got %s", f.d)
 		}
 	}
 	return nil
 }
 
-// Config configures a Client.
+// Config configures a Client. The yaml tags name the keys of a
+// deployment's "upstream" section.
 type Config struct {
 	// Routes maps a model name to its route.
 	Routes map[string]Route `yaml:"routes"`
@@ -109,7 +113,7 @@ type Config struct {
 	// with lifecycle.CodeUnroutedModel.
 	Default *Route `yaml:"default"`
 	// Timeouts bounds each phase of a call.
-	Timeouts Timeouts `yaml:"timeouts"`
+	Timeouts Timeouts `yaml:",inline"`
 	// TransportRetries is how often a DNS/connect/TLS/IO error before a
 	// status line is retried in-process. 0 means TransportRetriesDefault;
 	// NoTransportRetries disables them.
@@ -126,7 +130,8 @@ type Config struct {
 	// same answer again, so retrying it cannot help.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 	// Retry classifies statuses (IsRetriableStatus / ClassifyStatus) only.
-	Retry lifecycle.RetryPolicy `yaml:"retry"`
+	// A deployment sets it from its top-level retry section.
+	Retry lifecycle.RetryPolicy `yaml:"-"`
 	// TLS is the client TLS configuration (root CAs for private upstreams);
 	// nil uses the system roots. HTTP/2 is negotiated through ALPN.
 	TLS *tls.Config `yaml:"-" json:"-"`
@@ -156,8 +161,9 @@ func (c Config) retries() int {
 	return c.TransportRetries
 }
 
-// Validate reports the first invalid field by name, e.g.
-// `routes["gpt-4o"].base_url: ...`. Call it after WithDefaults.
+// Validate reports the first invalid field as a *lifecycle.ConfigError named
+// by its key, e.g. `routes["gpt-4o"].base_url: ...`. Call it after
+// WithDefaults.
 func (c Config) Validate() error {
 	names := make([]string, 0, len(c.Routes))
 	for name := range c.Routes {
@@ -166,7 +172,7 @@ func (c Config) Validate() error {
 	sort.Strings(names)
 	for _, name := range names {
 		if strings.TrimSpace(name) == "" {
-			return errors.New(`routes[""]: model name must not be empty`)
+			return lifecycle.ConfigErrorf(`routes[""]`, "model name must not be empty")
 		}
 		if err := c.Routes[name].validate(fmt.Sprintf("routes[%q]", name)); err != nil {
 			return err
@@ -182,62 +188,69 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.TransportRetries < NoTransportRetries:
-		return fmt.Errorf("transport_retries: must be %d (none) or positive, got %d", NoTransportRetries, c.TransportRetries)
+		return lifecycle.ConfigErrorf("transport_retries", "must be %d (none) or positive, got %d", NoTransportRetries, c.TransportRetries)
 	case c.TransportBackoff < 0:
-		return fmt.Errorf("transport_backoff: must not be negative, got %s", c.TransportBackoff)
+		return lifecycle.ConfigErrorf("transport_backoff", "must not be negative, got %s", c.TransportBackoff)
 	case c.TransportBackoff > TransportBackoffCap:
-		return fmt.Errorf("transport_backoff: %s exceeds the cap %s", c.TransportBackoff, TransportBackoffCap)
+		return lifecycle.ConfigErrorf("transport_backoff", "%s exceeds the cap %s", c.TransportBackoff, TransportBackoffCap)
 	case c.MaxConnsPerHost < 0:
-		return fmt.Errorf("max_conns_per_host: must not be negative, got %d", c.MaxConnsPerHost)
+		return lifecycle.ConfigErrorf("max_conns_per_host", "must not be negative, got %d", c.MaxConnsPerHost)
 	case c.MaxResponseBytes <= 0:
-		return fmt.Errorf("max_response_bytes: must be positive, got %d", c.MaxResponseBytes)
+		return lifecycle.ConfigErrorf("max_response_bytes", "must be positive, got %d", c.MaxResponseBytes)
 	}
 	return c.Retry.Validate()
 }
 
-func (r Route) validate(field string) error {
+func (r Route) validate(key string) error {
 	if _, err := parseBaseURL(r.BaseURL); err != nil {
-		return fmt.Errorf("%s.base_url: %w", field, err)
+		return lifecycle.ConfigErrorf(key+".base_url", "%w", err)
 	}
 	for k, v := range r.Headers {
 		if !validHeaderName(k) {
-			return fmt.Errorf("%s.headers: %q is not a valid header name", field, k)
+			return lifecycle.ConfigErrorf(key+".headers", "%q is not a valid header name", k)
 		}
 		if !validHeaderValue(v) {
-			return fmt.Errorf("%s.headers[%q]: value contains control characters", field, k)
+			return lifecycle.ConfigErrorf(fmt.Sprintf("%s.headers[%q]", key, k), "value contains control characters")
 		}
 	}
 	if r.APIKeyEnv != "" && !validHeaderName(r.APIKeyEnv) {
-		return fmt.Errorf("%s.api_key_env: %q is not a valid environment variable name", field, r.APIKeyEnv)
+		return lifecycle.ConfigErrorf(key+".api_key_env", "%q is not a valid environment variable name", r.APIKeyEnv)
 	}
 	if !validHeaderValue(r.APIKey.Reveal()) {
 		// Never echo the key itself.
-		return fmt.Errorf("%s.api_key: contains control characters", field)
+		return lifecycle.ConfigErrorf(key+".api_key", "contains control characters")
 	}
 	return nil
 }
 
 // ResolveKeys returns c with every route's APIKey read from its APIKeyEnv
 // (through lookup, os.LookupEnv when nil). A route that names a variable
-// that is unset fails, naming the route and the variable, never a value.
+// that is unset or empty fails with a *lifecycle.ConfigError naming the
+// route's api_key_env and the variable, never a value. Routes are resolved
+// in name order, so the error is the same on every run.
 func (c Config) ResolveKeys(lookup func(string) (string, bool)) (Config, error) {
 	if lookup == nil {
 		lookup = os.LookupEnv
 	}
-	resolve := func(field string, r Route) (Route, error) {
+	resolve := func(key string, r Route) (Route, error) {
 		if r.APIKeyEnv == "" {
 			return r, nil
 		}
 		v, ok := lookup(r.APIKeyEnv)
 		if !ok || v == "" {
-			return r, fmt.Errorf("%s.api_key_env: environment variable %s is not set", field, r.APIKeyEnv)
+			return r, lifecycle.ConfigErrorf(key+".api_key_env", "environment variable %s is empty or not set", r.APIKeyEnv)
 		}
 		r.APIKey = Secret(v)
 		return r, nil
 	}
+	names := make([]string, 0, len(c.Routes))
+	for name := range c.Routes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
 	routes := make(map[string]Route, len(c.Routes))
-	for name, r := range c.Routes {
-		rr, err := resolve(fmt.Sprintf("routes[%q]", name), r)
+	for _, name := range names {
+		rr, err := resolve(fmt.Sprintf("routes[%q]", name), c.Routes[name])
 		if err != nil {
 			return c, err
 		}

@@ -223,7 +223,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		`routes["b"].base_url`:           {Routes: map[string]Route{"b": {BaseURL: "http://x/v1?q=1"}}},
 		`routes["c"].headers`:            {Routes: map[string]Route{"c": {BaseURL: "http://x", Headers: map[string]string{"bad name": "v"}}}},
 		`default.base_url`:               {Default: &Route{}},
-		`timeouts.idle`:                  {Routes: map[string]Route{"m": ok}, Timeouts: Timeouts{Idle: -time.Second}},
+		`idle_timeout`:                   {Routes: map[string]Route{"m": ok}, Timeouts: Timeouts{Idle: -time.Second}},
 		`transport_retries`:              {Routes: map[string]Route{"m": ok}, TransportRetries: -2},
 		`transport_backoff`:              {Routes: map[string]Route{"m": ok}, TransportBackoff: time.Hour},
 		`max_conns_per_host`:             {Routes: map[string]Route{"m": ok}, MaxConnsPerHost: -1},

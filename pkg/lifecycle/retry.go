@@ -86,25 +86,26 @@ func (p RetryPolicy) WithDefaults() RetryPolicy {
 	return p
 }
 
-// Validate reports the first invalid field by name.
+// Validate reports the first invalid field as a *ConfigError named by its
+// key under "retry" (the section a RetryPolicy always has in a config file).
 func (p RetryPolicy) Validate() error {
 	switch {
 	case p.Backoff < 0:
-		return fmt.Errorf("retry.backoff: must not be negative, got %s", p.Backoff)
+		return ConfigErrorf("retry.backoff", "must not be negative, got %s", p.Backoff)
 	case p.BackoffFactor < 1:
-		return fmt.Errorf("retry.backoff_factor: must be at least 1, got %g", p.BackoffFactor)
+		return ConfigErrorf("retry.backoff_factor", "must be at least 1, got %g", p.BackoffFactor)
 	case p.MaxBackoff < p.Backoff:
-		return fmt.Errorf("retry.max_backoff: %s is below retry.backoff %s", p.MaxBackoff, p.Backoff)
+		return ConfigErrorf("retry.max_backoff", "%s is below retry.backoff %s", p.MaxBackoff, p.Backoff)
 	case p.Jitter < 0 || p.Jitter >= 1:
-		return fmt.Errorf("retry.jitter: must be in [0, 1), got %g", p.Jitter)
+		return ConfigErrorf("retry.jitter", "must be in [0, 1), got %g", p.Jitter)
 	case p.MaxRetries < NoRetryLimit:
-		return fmt.Errorf("retry.max_retries: must be %d (no limit) or at least 0, got %d", NoRetryLimit, p.MaxRetries)
+		return ConfigErrorf("retry.max_retries", "must be %d (no limit) or at least 0, got %d", NoRetryLimit, p.MaxRetries)
 	case p.StopBeforeDeadline < 0:
-		return fmt.Errorf("retry.stop_before_deadline: must not be negative, got %s", p.StopBeforeDeadline)
+		return ConfigErrorf("retry.stop_before_deadline", "must not be negative, got %s", p.StopBeforeDeadline)
 	}
 	for i, s := range p.ExtraRetriableStatuses {
 		if s < 400 || s > 599 {
-			return fmt.Errorf("retry.extra_retriable_statuses[%d]: %d is not an HTTP error status (400-599)", i, s)
+			return ConfigErrorf(fmt.Sprintf("retry.extra_retriable_statuses[%d]", i), "%d is not an HTTP error status (400-599)", s)
 		}
 	}
 	return nil

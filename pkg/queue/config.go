@@ -5,13 +5,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // Defaults for Config fields left zero.
 const (
-	PrefixDefault            = "salvo"
+	PrefixDefault            = lifecycle.PrefixDefault
 	ReplicasDefault          = 1
-	StorageDefault           = jetstream.FileStorage
+	StorageDefault           = FileStorage
 	RequestsMaxAgeDefault    = 8 * 24 * time.Hour
 	ResultsMaxAgeDefault     = 7 * 24 * time.Hour
 	DuplicateWindowDefault   = 2 * time.Minute
@@ -35,31 +37,81 @@ const (
 	ModelIdleTimeoutMin = time.Minute
 )
 
+// Storage is where the streams keep their messages. The zero value is file
+// storage; its text form ("file", "memory") is what a config file holds.
+type Storage int
+
+// Storage kinds.
+const (
+	FileStorage Storage = iota
+	MemoryStorage
+)
+
+func (s Storage) String() string {
+	switch s {
+	case FileStorage:
+		return "file"
+	case MemoryStorage:
+		return "memory"
+	}
+	return fmt.Sprintf("Storage(%d)", int(s))
+}
+
+// MarshalText writes "file" or "memory".
+func (s Storage) MarshalText() ([]byte, error) {
+	if s != FileStorage && s != MemoryStorage {
+		return nil, fmt.Errorf("queue: unknown storage %d", int(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText reads "file" or "memory".
+func (s *Storage) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "file":
+		*s = FileStorage
+	case "memory":
+		*s = MemoryStorage
+	default:
+		return fmt.Errorf("%q is not file or memory", b)
+	}
+	return nil
+}
+
+// jetstream is the JetStream storage type of s.
+func (s Storage) jetstream() jetstream.StorageType {
+	if s == MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
 // Config configures the JetStream layer. Zero fields take the ...Default
-// constants through WithDefaults.
+// constants through WithDefaults. The yaml tags name the keys of a
+// deployment's "streams" section; untagged fields are not settings.
 type Config struct {
 	// Prefix is the first subject token and, upper-cased, the stream name
 	// prefix: "salvo" gives salvo.req.> in SALVO_REQUESTS.
-	Prefix string
+	Prefix string `yaml:"-"`
 	// Replicas of every stream (1 on a single server).
-	Replicas int
+	Replicas int `yaml:"replicas"`
 	// Storage of every stream (file by default).
-	Storage jetstream.StorageType
+	Storage Storage `yaml:"storage"`
 	// RequestsMaxAge bounds how long a queued request may wait.
-	RequestsMaxAge time.Duration
+	RequestsMaxAge time.Duration `yaml:"requests_max_age"`
 	// ResultsMaxAge is how long results (and batch events, and large result
 	// bodies) are kept for replay.
-	ResultsMaxAge time.Duration
+	ResultsMaxAge time.Duration `yaml:"results_max_age"`
 	// DuplicateWindow is the Nats-Msg-Id dedup window of both streams.
-	DuplicateWindow time.Duration
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// AckWait is the per-delivery redelivery timer of the model consumers.
-	AckWait time.Duration
+	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliver is a large safety bound on deliveries per message; retries
 	// (delayed naks) count too. Exhausted messages go to OnMaxDeliveries.
-	MaxDeliver int
+	MaxDeliver int `yaml:"max_deliver"`
 	// MaxAckPending bounds one model consumer's unacked messages across all
 	// workers: in-flight plus parked delayed naks.
-	MaxAckPending int
+	MaxAckPending int `yaml:"max_ack_pending"`
 	// PublishWindow is the maximum number of un-acked async publishes of one
 	// Publisher; Publish blocks while it is full.
 	PublishWindow int
@@ -144,64 +196,52 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate reports the first invalid field by name. Storage's zero value is
-// file storage, so it needs no default.
+// Validate reports the first invalid field as a *lifecycle.ConfigError
+// named by its key (ack_wait, max_deliver, …), wrapped with
+// ErrInvalidConfig. Storage's zero value is file storage, so it needs no
+// default.
 func (c Config) Validate() error {
-	bad := func(field, format string, args ...any) error {
-		return fmt.Errorf("%w: %s: %s", ErrInvalidConfig, field, fmt.Sprintf(format, args...))
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, lifecycle.ConfigErrorf(key, format, args...))
 	}
-	if !validPrefix(c.Prefix) {
-		return bad("Prefix", "%q must be 1-32 letters, digits or '-'", c.Prefix)
+	if err := lifecycle.CheckPrefix(c.Prefix); err != nil {
+		return bad("prefix", "%w", err)
 	}
 	switch {
 	case c.Replicas < 1 || c.Replicas > 5:
-		return bad("Replicas", "%d must be between 1 and 5", c.Replicas)
-	case c.Storage != jetstream.FileStorage && c.Storage != jetstream.MemoryStorage:
-		return bad("Storage", "%v must be file or memory", c.Storage)
+		return bad("replicas", "%d must be between 1 and 5", c.Replicas)
+	case c.Storage != FileStorage && c.Storage != MemoryStorage:
+		return bad("storage", "%v must be file or memory", c.Storage)
 	case c.RequestsMaxAge <= 0:
-		return bad("RequestsMaxAge", "%s must be positive", c.RequestsMaxAge)
+		return bad("requests_max_age", "%s must be positive", c.RequestsMaxAge)
 	case c.ResultsMaxAge <= 0:
-		return bad("ResultsMaxAge", "%s must be positive", c.ResultsMaxAge)
+		return bad("results_max_age", "%s must be positive", c.ResultsMaxAge)
 	case c.DuplicateWindow <= 0:
-		return bad("DuplicateWindow", "%s must be positive", c.DuplicateWindow)
+		return bad("duplicate_window", "%s must be positive", c.DuplicateWindow)
 	case c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.ResultsMaxAge:
-		return bad("DuplicateWindow", "%s must not exceed RequestsMaxAge or ResultsMaxAge", c.DuplicateWindow)
+		return bad("duplicate_window", "%s must not exceed requests_max_age or results_max_age", c.DuplicateWindow)
 	case c.AckWait < 100*time.Millisecond:
-		return bad("AckWait", "%s must be at least 100ms", c.AckWait)
+		return bad("ack_wait", "%s must be at least 100ms", c.AckWait)
 	case c.MaxDeliver < 2:
-		return bad("MaxDeliver", "%d must be at least 2", c.MaxDeliver)
+		return bad("max_deliver", "%d must be at least 2", c.MaxDeliver)
 	case c.MaxAckPending < 1:
-		return bad("MaxAckPending", "%d must be positive", c.MaxAckPending)
+		return bad("max_ack_pending", "%d must be positive", c.MaxAckPending)
 	case c.PublishWindow < 1:
-		return bad("PublishWindow", "%d must be positive", c.PublishWindow)
+		return bad("publish_window", "%d must be positive", c.PublishWindow)
 	case c.PublishTimeout <= 0:
-		return bad("PublishTimeout", "%s must be positive", c.PublishTimeout)
+		return bad("publish_timeout", "%s must be positive", c.PublishTimeout)
 	case c.DiscoveryInterval < 10*time.Millisecond:
-		return bad("DiscoveryInterval", "%s must be at least 10ms", c.DiscoveryInterval)
+		return bad("discovery_interval", "%s must be at least 10ms", c.DiscoveryInterval)
 	case c.FetchExpiry < 200*time.Millisecond:
-		return bad("FetchExpiry", "%s must be at least 200ms", c.FetchExpiry)
+		return bad("fetch_expiry", "%s must be at least 200ms", c.FetchExpiry)
 	case c.MaxFetchBatch < 1:
-		return bad("MaxFetchBatch", "%d must be positive", c.MaxFetchBatch)
+		return bad("max_fetch_batch", "%d must be positive", c.MaxFetchBatch)
 	case c.OrphanSweepInterval < 100*time.Millisecond:
-		return bad("OrphanSweepInterval", "%s must be at least 100ms", c.OrphanSweepInterval)
+		return bad("orphan_sweep_interval", "%s must be at least 100ms", c.OrphanSweepInterval)
 	case c.ModelInactiveThreshold < 2*c.FetchExpiry:
-		return bad("ModelInactiveThreshold", "%s must be at least 2 × FetchExpiry (%s)", c.ModelInactiveThreshold, c.FetchExpiry)
+		return bad("model_inactive_threshold", "%s must be at least 2 × fetch_expiry (%s)", c.ModelInactiveThreshold, c.FetchExpiry)
 	case c.ModelIdleTimeout < 2*c.FetchExpiry || c.ModelIdleTimeout < 2*c.DiscoveryInterval:
-		return bad("ModelIdleTimeout", "%s must be at least 2 × FetchExpiry and 2 × DiscoveryInterval", c.ModelIdleTimeout)
+		return bad("model_idle_timeout", "%s must be at least 2 × fetch_expiry and 2 × discovery_interval", c.ModelIdleTimeout)
 	}
 	return nil
-}
-
-func validPrefix(p string) bool {
-	if p == "" || len(p) > 32 {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		plain := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-'
-		if !plain {
-			return false
-		}
-	}
-	return true
 }

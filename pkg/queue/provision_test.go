@@ -67,15 +67,15 @@ func TestProvisionRejectsIncompatibleStream(t *testing.T) {
 func TestConfigValidateNamesField(t *testing.T) {
 	t.Parallel()
 	cases := map[string]func(*queue.Config){
-		"Prefix":                 func(c *queue.Config) { c.Prefix = "a.b" },
-		"Replicas":               func(c *queue.Config) { c.Replicas = 9 },
-		"AckWait":                func(c *queue.Config) { c.AckWait = time.Millisecond },
-		"MaxDeliver":             func(c *queue.Config) { c.MaxDeliver = 1 },
-		"FetchExpiry":            func(c *queue.Config) { c.FetchExpiry = time.Millisecond },
-		"PublishWindow":          func(c *queue.Config) { c.PublishWindow = -1 },
-		"OrphanSweepInterval":    func(c *queue.Config) { c.OrphanSweepInterval = time.Millisecond },
-		"ModelInactiveThreshold": func(c *queue.Config) { c.ModelInactiveThreshold = time.Second },
-		"ModelIdleTimeout":       func(c *queue.Config) { c.ModelIdleTimeout = time.Second },
+		"prefix":                   func(c *queue.Config) { c.Prefix = "a.b" },
+		"replicas":                 func(c *queue.Config) { c.Replicas = 9 },
+		"ack_wait":                 func(c *queue.Config) { c.AckWait = time.Millisecond },
+		"max_deliver":              func(c *queue.Config) { c.MaxDeliver = 1 },
+		"fetch_expiry":             func(c *queue.Config) { c.FetchExpiry = time.Millisecond },
+		"publish_window":           func(c *queue.Config) { c.PublishWindow = -1 },
+		"orphan_sweep_interval":    func(c *queue.Config) { c.OrphanSweepInterval = time.Millisecond },
+		"model_inactive_threshold": func(c *queue.Config) { c.ModelInactiveThreshold = time.Second },
+		"model_idle_timeout":       func(c *queue.Config) { c.ModelIdleTimeout = time.Second },
 	}
 	for field, mod := range cases {
 		t.Run(field, func(t *testing.T) {

@@ -3,38 +3,40 @@ package state
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // Config defaults.
 const (
-	PrefixDefault      = "salvo"
+	PrefixDefault      = lifecycle.PrefixDefault
 	LeaseTTLDefault    = 30 * time.Second
 	RetentionDefault   = 7 * 24 * time.Hour
 	MaxReclaimsDefault = 5
 )
 
-// Config configures a Store. The zero value plus WithDefaults is valid.
+// Config configures a Store. The zero value plus WithDefaults is valid. The
+// yaml tags name the keys of a deployment's "lease" section.
 type Config struct {
-	// Prefix starts every key; default "salvo". It must not contain '{' or
-	// '}' (they would break the batch hash tag).
-	Prefix string
+	// Prefix starts every key; default "salvo". It follows
+	// lifecycle.CheckPrefix (so it cannot break the batch hash tag).
+	Prefix string `yaml:"-"`
 	// LeaseTTL is how long a claim or refresh holds a request; default 30s.
-	LeaseTTL time.Duration
+	LeaseTTL time.Duration `yaml:"ttl"`
 	// Retention is how long terminal request records and finalized batches
 	// are kept; default 7 days.
-	Retention time.Duration
+	Retention time.Duration `yaml:"retention"`
 	// MaxReclaims bounds reclaims after lease expiry: a request reclaimed
 	// more often ends failed with lifecycle.CodeMaxDeliveries (crash-loop
 	// guard); default 5.
-	MaxReclaims int
+	MaxReclaims int `yaml:"max_reclaims"`
 	// Clock is the time source passed into every script; default time.Now.
-	Clock func() time.Time
+	Clock func() time.Time `yaml:"-"`
 	// Logger receives the store's rare diagnostic events; default disabled.
-	Logger *zerolog.Logger
+	Logger *zerolog.Logger `yaml:"-"`
 }
 
 // WithDefaults returns c with every unset field at its default.
@@ -64,21 +66,24 @@ func (c Config) WithDefaults() Config {
 // ErrInvalidConfig is wrapped by every Validate error.
 var ErrInvalidConfig = errors.New("state: invalid config")
 
-// Validate reports the first invalid field by name.
+// Validate reports the first invalid field as a *lifecycle.ConfigError
+// named by its key (ttl, retention, …), wrapped with ErrInvalidConfig.
 func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, lifecycle.ConfigErrorf(key, format, args...))
+	}
+	if err := lifecycle.CheckPrefix(c.Prefix); err != nil {
+		return bad("prefix", "%w", err)
+	}
 	switch {
-	case c.Prefix == "":
-		return fmt.Errorf("%w: Prefix must not be empty", ErrInvalidConfig)
-	case strings.ContainsAny(c.Prefix, "{}"):
-		return fmt.Errorf("%w: Prefix %q must not contain '{' or '}'", ErrInvalidConfig, c.Prefix)
 	case c.LeaseTTL < time.Millisecond:
-		return fmt.Errorf("%w: LeaseTTL %s must be at least 1ms", ErrInvalidConfig, c.LeaseTTL)
+		return bad("ttl", "%s must be at least 1ms", c.LeaseTTL)
 	case c.Retention < time.Millisecond:
-		return fmt.Errorf("%w: Retention %s must be at least 1ms", ErrInvalidConfig, c.Retention)
+		return bad("retention", "%s must be at least 1ms", c.Retention)
 	case c.MaxReclaims < 0:
-		return fmt.Errorf("%w: MaxReclaims %d must not be negative", ErrInvalidConfig, c.MaxReclaims)
+		return bad("max_reclaims", "%d must not be negative", c.MaxReclaims)
 	case c.Clock == nil:
-		return fmt.Errorf("%w: Clock must not be nil", ErrInvalidConfig)
+		return bad("clock", "must not be nil")
 	}
 	return nil
 }

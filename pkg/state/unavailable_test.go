@@ -105,10 +105,10 @@ func TestModelSlots(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	for name, c := range map[string]state.Config{
-		"Prefix":      {Prefix: "a{b"},
-		"LeaseTTL":    {LeaseTTL: -time.Second},
-		"Retention":   {Retention: -time.Second},
-		"MaxReclaims": {MaxReclaims: -1},
+		"prefix":       {Prefix: "a{b"},
+		"ttl":          {LeaseTTL: -time.Second},
+		"retention":    {Retention: -time.Second},
+		"max_reclaims": {MaxReclaims: -1},
 	} {
 		err := c.WithDefaults().Validate()
 		require.ErrorIs(t, err, state.ErrInvalidConfig, name)

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -39,49 +41,52 @@ func (c Concurrency) Limit(model string) int {
 	return c.Default
 }
 
-// Validate names the first bad field.
+// Validate reports the first bad limit as a *lifecycle.ConfigError named
+// by its key under "concurrency" (the section Concurrency always has in a
+// config file). Models are checked in name order.
 func (c Concurrency) Validate() error {
 	if c.Default < 1 {
-		return fmt.Errorf("concurrency.default: must be at least 1, got %d", c.Default)
+		return lifecycle.ConfigErrorf("concurrency.default", "must be at least 1, got %d", c.Default)
 	}
-	for m, n := range c.Models {
-		if n < 1 {
-			return fmt.Errorf("concurrency.models[%q]: must be at least 1, got %d", m, n)
-		}
-	}
-	for m, n := range c.Global {
-		if n < 1 {
-			return fmt.Errorf("concurrency.global[%q]: must be at least 1, got %d", m, n)
+	for _, l := range []struct {
+		key    string
+		limits map[string]int
+	}{{"concurrency.models", c.Models}, {"concurrency.global", c.Global}} {
+		for _, m := range slices.Sorted(maps.Keys(l.limits)) {
+			if n := l.limits[m]; n < 1 {
+				return lifecycle.ConfigErrorf(fmt.Sprintf("%s[%q]", l.key, m), "must be at least 1, got %d", n)
+			}
 		}
 	}
 	return nil
 }
 
-// Config tunes the engine. Process-level settings (URLs, routes, streams)
-// live in Settings.
+// Config tunes the engine. The yaml tags name its keys in a deployment's
+// settings (internal/config), where they sit at the top level; untagged
+// fields are not settings.
 type Config struct {
 	// ID names this worker instance: the lease owner in Redis.
-	ID string
+	ID string `yaml:"-"`
 	// Retry decides retries of failed attempts.
-	Retry lifecycle.RetryPolicy
+	Retry lifecycle.RetryPolicy `yaml:"retry"`
 	// Concurrency bounds in-flight calls per model.
-	Concurrency Concurrency
+	Concurrency Concurrency `yaml:"concurrency"`
 	// HeartbeatInterval: how often in-flight requests send JetStream
 	// in-progress and refresh their Redis lease. Keep it well inside both
 	// AckWait and the lease TTL (a third of the smaller is the rule).
-	HeartbeatInterval time.Duration
+	HeartbeatInterval time.Duration `yaml:"heartbeat_interval"`
 	// ShutdownGrace: how long in-flight calls may run after a stop before
 	// they are aborted and handed back.
-	ShutdownGrace time.Duration
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 	// GlobalSlotTTL is the lifetime of a fleet-wide slot between refreshes.
-	GlobalSlotTTL time.Duration
+	GlobalSlotTTL time.Duration `yaml:"-"`
 	// GlobalSlotPoll is how often a request waiting for a fleet-wide slot
 	// asks again.
-	GlobalSlotPoll time.Duration
+	GlobalSlotPoll time.Duration `yaml:"-"`
 	// MarkFlushInterval groups "result published" marks into one pipeline.
-	MarkFlushInterval time.Duration
+	MarkFlushInterval time.Duration `yaml:"-"`
 	// OpTimeout bounds each Redis or NATS call the worker makes.
-	OpTimeout time.Duration
+	OpTimeout time.Duration `yaml:"-"`
 }
 
 // WithDefaults fills unset fields.
@@ -115,7 +120,8 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate names the first bad field.
+// Validate reports the first bad field as a *lifecycle.ConfigError named by
+// its key.
 func (c Config) Validate() error {
 	if err := c.Retry.Validate(); err != nil {
 		return err
@@ -125,11 +131,11 @@ func (c Config) Validate() error {
 	}
 	switch {
 	case c.HeartbeatInterval <= 0:
-		return fmt.Errorf("heartbeat_interval: must be positive, got %s", c.HeartbeatInterval)
+		return lifecycle.ConfigErrorf("heartbeat_interval", "must be positive, got %s", c.HeartbeatInterval)
 	case c.ShutdownGrace < 0:
-		return fmt.Errorf("shutdown_grace: must not be negative, got %s", c.ShutdownGrace)
+		return lifecycle.ConfigErrorf("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
 	case c.GlobalSlotTTL <= c.HeartbeatInterval:
-		return fmt.Errorf("global_slot_ttl: %s must exceed heartbeat_interval %s", c.GlobalSlotTTL, c.HeartbeatInterval)
+		return lifecycle.ConfigErrorf("global_slot_ttl", "%s must exceed heartbeat_interval %s", c.GlobalSlotTTL, c.HeartbeatInterval)
 	}
 	return nil
 }

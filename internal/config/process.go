@@ -1,0 +1,188 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/worker"
+)
+
+// redisPingTimeout bounds the first PING of the Redis client.
+const redisPingTimeout = 5 * time.Second
+
+// Options tune Start beyond the settings.
+type Options struct {
+	// Logger receives the components' logs; default disabled.
+	Logger *zerolog.Logger
+	// Getenv reads the API key variables the routes name; default os.Getenv.
+	Getenv func(string) string
+	// Name names the NATS connection; default "salvo-worker".
+	Name string
+}
+
+// Process is a running worker: its clients, the packages built on them and
+// the configs they run with. Its parts are exported for health checks and
+// for the producer side of tests and the demo; Stop ends them all.
+type Process struct {
+	Config   Resolved
+	NATS     *nats.Conn
+	Redis    redis.UniversalClient
+	Store    *state.Store
+	Queue    *queue.Client
+	Upstream *httpclient.Client
+	Worker   *worker.Worker
+
+	getenv   func(string) string
+	closers  []func() // run last-in first-out by Stop
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start builds a running worker from s. Everything is resolved first
+// (validation, API key variables): invalid settings fail before any
+// connection, stream, consumer or Redis key exists. Then, in order: connect
+// NATS, connect and ping Redis, build the store and the queue client,
+// provision the streams, build the upstream client, start the worker.
+func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
+	if o.Logger == nil {
+		l := zerolog.Nop()
+		o.Logger = &l
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	if o.Name == "" {
+		o.Name = "salvo-worker"
+	}
+	log := *o.Logger
+	r, err := s.Resolve(o.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	p := &Process{Config: r, getenv: o.Getenv}
+	ok := false
+	defer func() {
+		if !ok {
+			p.closeAll()
+		}
+	}()
+
+	p.NATS, err = nats.Connect(s.NATSURL,
+		nats.Name(o.Name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil { // nil: our own Close
+				log.Warn().Err(err).Msg("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(_ *nats.Conn) { log.Info().Msg("nats reconnected") }),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("nats_url: connect: %w", err)
+	}
+	p.closers = append(p.closers, p.NATS.Close)
+
+	p.Redis = s.redisClient()
+	p.closers = append(p.closers, func() { _ = p.Redis.Close() })
+	pingCtx, cancel := context.WithTimeout(ctx, redisPingTimeout)
+	err = p.Redis.Ping(pingCtx).Err()
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("redis: ping: %w", err)
+	}
+	if p.Store, err = state.New(p.Redis, r.State); err != nil {
+		return nil, err
+	}
+	if p.Queue, err = queue.New(p.NATS, r.Queue, log); err != nil {
+		return nil, err
+	}
+	if err := p.Queue.Provision(ctx); err != nil {
+		return nil, fmt.Errorf("provision streams: %w", err)
+	}
+	if p.Upstream, err = httpclient.New(r.HTTP, log); err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, p.Upstream.Close)
+	p.Worker, err = worker.New(worker.Deps{Store: p.Store, Queue: p.Queue, Upstream: p.Upstream, Logger: log}, r.Worker)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Worker.Start(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return p, nil
+}
+
+// redisClient is the client the settings describe: a single node from
+// redis_url, or Sentinel / Cluster from redis_addrs. Validate has checked
+// the URL.
+func (s Settings) redisClient() redis.UniversalClient {
+	// ContextTimeoutEnabled: the worker bounds every call with a context
+	// deadline (OpTimeout); without it go-redis waits for its own socket
+	// timeouts instead.
+	if len(s.RedisAddrs) > 0 {
+		return redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs: s.RedisAddrs, MasterName: s.RedisMaster, ContextTimeoutEnabled: true,
+		})
+	}
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		opt = &redis.Options{} // unreachable after Validate
+	}
+	opt.ContextTimeoutEnabled = true
+	return redis.NewClient(opt)
+}
+
+// Stop stops the worker (stop fetching, drain within shutdown_grace, hand
+// the rest back; bounded by ctx), then closes the upstream client, Redis
+// and NATS. Safe to call twice.
+func (p *Process) Stop(ctx context.Context) error {
+	p.stopOnce.Do(func() {
+		p.stopErr = p.Worker.Stop(ctx)
+		p.closeAll()
+	})
+	return p.stopErr
+}
+
+// StopTimeout is a bound for Stop: the shutdown grace plus time for the
+// handlers to hand their requests back.
+func (p *Process) StopTimeout() time.Duration { return p.Config.Worker.ShutdownGrace + 30*time.Second }
+
+func (p *Process) closeAll() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+	p.closers = nil
+}
+
+// Reload applies what can change at runtime from s: routes, timeouts and
+// keys of the upstream, the retry policy and the concurrency limits.
+// Invalid settings change nothing. Other keys (URLs, prefix, streams,
+// lease) need a restart and are not compared.
+func (p *Process) Reload(s Settings) error {
+	r, err := s.Resolve(p.getenv)
+	if err != nil {
+		return err
+	}
+	if err := p.Upstream.SetConfig(r.HTTP); err != nil {
+		return fmt.Errorf("upstream: %w", err)
+	}
+	if err := p.Worker.Reconfigure(r.Worker.Retry, r.Worker.Concurrency); err != nil {
+		return errors.Join(errors.New("upstream config applied, engine config refused"), err)
+	}
+	p.Config.HTTP, p.Config.Worker.Retry, p.Config.Worker.Concurrency = r.HTTP, r.Worker.Retry, r.Worker.Concurrency
+	return nil
+}
