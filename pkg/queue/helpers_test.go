@@ -208,11 +208,12 @@ const tick = 20 * time.Millisecond
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	poll := time.NewTicker(tick)
+	defer poll.Stop()
+	for ; !cond(); <-poll.C {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(tick)
 	}
 }
 
@@ -220,7 +221,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // the test the first time it does not hold. cond may use require.
 func holds(t *testing.T, d, interval time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(interval) {
+	poll := time.NewTicker(interval)
+	defer poll.Stop()
+	for deadline := time.Now().Add(d); time.Now().Before(deadline); <-poll.C {
 		if !cond() {
 			t.Fatalf("%s stopped holding", what)
 		}

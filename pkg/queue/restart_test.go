@@ -31,7 +31,7 @@ func TestServerRestartMidConsumptionResumes(t *testing.T) {
 		Slots: newSlotTable(4).get,
 		Handler: func(ctx context.Context, d *queue.Delivery) {
 			started.Add(1)
-			time.Sleep(10 * time.Millisecond) // some work
+			time.Sleep(10 * time.Millisecond) //nolint:forbidigo // stands for the handler's work, not a wait
 			handled.add(d.Request().ID)
 			_ = d.Ack(ctx) // may fail across the restart: then AckWait redelivers
 		},
@@ -39,11 +39,8 @@ func TestServerRestartMidConsumptionResumes(t *testing.T) {
 	const n = 120
 	ids := publishN(t, b.c, "r", "m", "b", n/2)
 	ids = append(ids, publishN(t, b.c, "q", "other-model", "b", n/2)...)
-	deadline := time.Now().Add(eventually)
-	for handled.len() < 10 { // restart early in the run: poll fast
-		require.True(t, time.Now().Before(deadline), "timed out waiting for ten handled")
-		time.Sleep(time.Millisecond)
-	}
+	// Restart early in the run: poll fast.
+	waitFor(t, eventually, "ten handled", func() bool { return handled.len() >= 10 })
 	require.Less(t, handled.len(), n, "consumption finished before the restart; raise n")
 
 	b.srv.Restart()
