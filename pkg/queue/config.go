@@ -107,7 +107,7 @@ type Config struct {
 	// AckWait is the per-delivery redelivery timer of the model consumers.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliver is a large safety bound on deliveries per message; retries
-	// (delayed naks) count too. Exhausted messages go to OnMaxDeliveries.
+	// (delayed naks) count too. Exhausted messages go to ConsumeOptions.OnPoison.
 	MaxDeliver int `yaml:"max_deliver"`
 	// MaxAckPending bounds one model consumer's unacked messages across all
 	// workers: in-flight plus parked delayed naks.
