@@ -61,6 +61,20 @@ func jsonBody(b []byte) json.RawMessage {
 	return s
 }
 
+// encode encodes the result line kept in the outbox; a body too large for
+// one message goes to the object store first.
+func (w *Worker) encode(res *lifecycle.Result) ([]byte, error) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	data, err := w.queue.EncodeResult(ctx, res)
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode result %s: %w", res.ID, err)
+	}
+	return data, nil
+}
+
+// encodeResult encodes a result line as is, for a result that has no
+// upstream body to store.
 func encodeResult(res *lifecycle.Result) ([]byte, error) {
 	b, err := json.Marshal(res)
 	if err != nil {
