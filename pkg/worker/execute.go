@@ -98,6 +98,7 @@ func (w *Worker) Handle(d Delivery) {
 func (x *execution) claim() (state.Claim, error) {
 	w := x.w
 	args := state.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Start: true}
+	pauses := retryBackOff(x.ctx, redisPause)
 	for n := 0; ; n++ {
 		opCtx, cancel := w.opCtx()
 		claim, err := w.store.Claim(opCtx, args)
@@ -108,7 +109,7 @@ func (x *execution) claim() (state.Claim, error) {
 		if n == 0 {
 			x.log.Warn().Err(err).Msg("redis unavailable; holding the delivery until it answers")
 		}
-		if !w.pause(x.ctx, n) {
+		if !pause(pauses) {
 			return claim, err
 		}
 	}

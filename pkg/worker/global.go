@@ -2,7 +2,6 @@ package worker
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/rs/zerolog"
 )
@@ -17,6 +16,7 @@ func (x *execution) acquireGlobal(limit int) bool {
 	// pod must not release this one's slot.
 	holder := w.ID() + "/" + req.ID + "/" + strconv.FormatUint(w.slotSeq.Add(1), 36)
 	cfg := w.config()
+	polls := pollBackOff(x.ctx, cfg.GlobalSlotPoll)
 	for {
 		opCtx, cancel := w.opCtx()
 		ok, err := w.store.AcquireModelSlot(opCtx, req.Model, holder, limit, cfg.GlobalSlotTTL)
@@ -28,11 +28,8 @@ func (x *execution) acquireGlobal(limit int) bool {
 			x.task.setSlot(holder)
 			return true
 		}
-		wait := time.Duration(float64(cfg.GlobalSlotPoll) * (0.5 + w.jitter()))
-		select {
-		case <-x.ctx.Done():
+		if !pause(polls) {
 			return false
-		case <-time.After(wait):
 		}
 	}
 }

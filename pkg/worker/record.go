@@ -107,6 +107,7 @@ func (x *execution) release() {
 func (x *execution) record(wr write) (tr state.Transition, retried bool, err error) {
 	w := x.w
 	start := w.clock()
+	pauses := retryBackOff(w.bg, redisPause)
 	for n := 0; ; n++ {
 		ctx, cancel := w.opCtx()
 		tr, err = wr(ctx)
@@ -118,7 +119,7 @@ func (x *execution) record(wr write) (tr state.Transition, retried bool, err err
 		if n == 0 {
 			x.log.Warn().Err(err).Msg("redis unavailable; retrying the write")
 		}
-		if !w.pause(w.bg, n) {
+		if !pause(pauses) {
 			return tr, retried, err
 		}
 	}

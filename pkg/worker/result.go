@@ -136,12 +136,14 @@ const batchEventTries = 5
 // status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
 	ev := queue.BatchEvent{Type: string(b.Status), Batch: *b, At: w.clock().UTC()}
+	// Waits of 400 ms doubling between the tries; none after the last.
+	pauses := retryBackOff(w.bg, 4*redisPause)
 	var err error
 	for n := range batchEventTries {
 		ctx, cancel := w.opCtx()
 		err = w.queue.PublishBatchEvent(ctx, ev)
 		cancel()
-		if err == nil || !w.pause(w.bg, n+2) {
+		if err == nil || n == batchEventTries-1 || !pause(pauses) {
 			break
 		}
 	}
