@@ -46,6 +46,22 @@ type Record struct {
 	Outbox []byte
 }
 
+// Ended is the record as the view a claim returns for an ended request:
+// state, last failure and status, attempts spent, the published mark and
+// the stored result line. JustEnded and Finalized stay unset: reading a
+// record ends nothing. The view is meant for a terminal record
+// (State.Terminal()); it is built from whatever the record holds.
+func (r Record) Ended() *Ended {
+	return &Ended{
+		State:     r.State,
+		Failure:   r.Failure,
+		Status:    r.Status,
+		Attempts:  r.Attempt,
+		Published: r.Published,
+		Outbox:    r.Outbox,
+	}
+}
+
 // Request reads a request's record; ErrNotFound when it has none (never
 // claimed, or expired by retention).
 func (s *Store) Request(ctx context.Context, ref lifecycle.Ref) (Record, error) {

@@ -30,6 +30,7 @@ var slowCall = mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Minu
 // call; it ends canceled with exactly one result, and the rest of the batch
 // is unaffected.
 func TestCancelRequestAbortsItsCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-cancel-one", "gpt-4o", 3, time.Hour)
 	victim := reqs[0]
@@ -57,6 +58,7 @@ func TestCancelRequestAbortsItsCall(t *testing.T) {
 // Cancelling a batch with calls in flight aborts every one of them; the
 // batch ends cancelled with exact counters and one result per request.
 func TestCancelBatchAbortsInFlightCalls(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-cancel-all", "gpt-4o", 4, time.Hour)
 	for _, r := range reqs {
@@ -83,6 +85,7 @@ func TestCancelBatchAbortsInFlightCalls(t *testing.T) {
 // Control events are hints: a cancel or supersede that Redis does not back
 // aborts the call, but the request is handed back and completes.
 func TestUnbackedControlEventsDoNotEndRequests(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-spoof", "gpt-4o", 3, time.Hour)
 	for _, r := range reqs {
@@ -110,6 +113,7 @@ func TestUnbackedControlEventsDoNotEndRequests(t *testing.T) {
 // retry budget cuts retries short — which is why the worker's settings
 // derive it from the budget; here it is set low on purpose.
 func TestMaxDeliveriesFailsThroughTheEngine(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
 		Failures: &mockupstream.FailureMix{Unavailable: 1},
 	}}})
@@ -129,6 +133,7 @@ func TestMaxDeliveriesFailsThroughTheEngine(t *testing.T) {
 // A malformed message inside a batch is failed in Redis as well as in the
 // results, so the batch's counters add up and the batch finishes.
 func TestMalformedMessageCountsInItsBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-malformed", "gpt-4o", 3, time.Hour)
 	e.startWorker(t, workerOpts{})
@@ -174,6 +179,7 @@ func (s *lostReplyStore) Complete(ctx context.Context, p lifecycle.Processing, o
 // write landed under our token, so the result and the batch event still go
 // out, once each.
 func TestLostReplyOfTheLastWriteStillFinishesTheBatch(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-lost-reply", "gpt-4o", 1, time.Hour)
 	store := &lostReplyStore{Store: e.store}
@@ -192,6 +198,7 @@ func TestLostReplyOfTheLastWriteStillFinishesTheBatch(t *testing.T) {
 // before the terminal write, so neither Redis nor the result line carries
 // it; the result resolves to the full body.
 func TestLargeResponseBodyTravelsByReference(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{ReplyWords: 250_000}}})
 	reqs := e.newBatch(t, "b-big", "gpt-4o", 1, time.Hour)
 	e.startWorker(t, workerOpts{})
@@ -213,6 +220,7 @@ func TestLargeResponseBodyTravelsByReference(t *testing.T) {
 // still completes, each called upstream once. (Nak'ing each failed claim
 // would spend the two deliveries within the stall and fail the requests.)
 func TestRedisStallDoesNotBurnDeliveries(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-stall", "gpt-4o", 5, time.Hour)
 	e.startWorker(t, workerOpts{
@@ -237,6 +245,7 @@ func TestRedisStallDoesNotBurnDeliveries(t *testing.T) {
 // publishes nothing (the winning copy's result stands for the request) and
 // the batch counts it superseded.
 func TestSupersedeAbortsTheLosersCall(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-race", "gpt-4o", 2, time.Hour)
 	loser := reqs[0]

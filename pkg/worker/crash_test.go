@@ -21,6 +21,7 @@ import (
 // finishes the batch, no request is lost, none has two terminal states or
 // two results.
 func TestKilledWorkerProcessLosesNothing(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}
@@ -62,6 +63,7 @@ func TestKilledWorkerProcessLosesNothing(t *testing.T) {
 // aborted, their leases released and the messages handed back at once, so
 // another worker finishes them long before AckWait or the lease would.
 func TestSIGTERMHandsInFlightCallsBack(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}
@@ -99,6 +101,7 @@ func TestSIGTERMHandsInFlightCallsBack(t *testing.T) {
 // SIGTERM with calls that finish inside the grace period: they complete on
 // the stopping worker, each called upstream once.
 func TestSIGTERMLetsShortCallsFinish(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}
@@ -123,6 +126,7 @@ func TestSIGTERMLetsShortCallsFinish(t *testing.T) {
 // A request that takes its worker down every time ends failed after a
 // bounded number of deliveries instead of looping forever.
 func TestRequestThatKeepsKillingWorkersEndsFailed(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}
@@ -152,6 +156,7 @@ func TestRequestThatKeepsKillingWorkersEndsFailed(t *testing.T) {
 // SIGHUP reloads the configuration: a raised per-model limit takes effect
 // in the running process without a restart.
 func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}
@@ -179,6 +184,7 @@ func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
 // The worker process serves /healthz and /readyz; readiness reflects NATS,
 // Redis and the fetch loops, and goes away when Redis does.
 func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("child processes")
 	}

@@ -24,6 +24,7 @@ import (
 // resets the connection for a fifth of the calls ends with every request
 // completed, exact counters, one result per request and one batch event.
 func TestBatchUnderUpstreamFailuresEndsExactlyOnce(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
@@ -58,6 +59,7 @@ func TestBatchUnderUpstreamFailuresEndsExactlyOnce(t *testing.T) {
 
 // The processing record is durable before the upstream sees the call.
 func TestProcessingIsDurableBeforeTheUpstreamCall(t *testing.T) {
+	t.Parallel()
 	var (
 		mu     sync.Mutex
 		seen   = map[string]lifecycle.State{}
@@ -95,6 +97,7 @@ func TestProcessingIsDurableBeforeTheUpstreamCall(t *testing.T) {
 // end failed with the last status kept, and no attempt starts at or after
 // expires_at − stop_before_deadline.
 func TestDeadlineEndsRetriesWithTheLastStatus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Record: true, Script: mockupstream.Script{
 		Failures: &mockupstream.FailureMix{Unavailable: 1},
 	}}})
@@ -134,6 +137,7 @@ func TestDeadlineEndsRetriesWithTheLastStatus(t *testing.T) {
 // Three workers share a fleet-wide limit for one model: the upstream never
 // sees more concurrent calls than the limit.
 func TestFleetWideModelLimitHoldsAcrossWorkers(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
 		Latency: &mockupstream.Latency{Min: 40 * time.Millisecond, Max: 60 * time.Millisecond},
 	}}})
@@ -152,6 +156,7 @@ func TestFleetWideModelLimitHoldsAcrossWorkers(t *testing.T) {
 // The per-pod limit holds, and a runtime change takes effect without a
 // restart.
 func TestPerPodLimitAndRuntimeChange(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
 		Latency: &mockupstream.Latency{Min: 80 * time.Millisecond, Max: 100 * time.Millisecond},
 	}}})
@@ -177,6 +182,7 @@ func TestPerPodLimitAndRuntimeChange(t *testing.T) {
 // created on first claim and its result goes to its result_subject and to
 // the default results subject.
 func TestBatchlessRequestWithResultSubject(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	e.startWorker(t, workerOpts{})
 	nc := e.nats.Connect()
@@ -210,6 +216,7 @@ func TestBatchlessRequestWithResultSubject(t *testing.T) {
 // A model no route serves ends failed with unrouted_model; routed models in
 // the same batch are unaffected.
 func TestUnroutedModelFailsClearly(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	hc := httpclient.Config{Routes: map[string]httpclient.Route{"gpt-4o": {BaseURL: e.mock.URL()}}}
 	e.startWorker(t, workerOpts{http: &hc})
@@ -232,6 +239,7 @@ func TestUnroutedModelFailsClearly(t *testing.T) {
 // Every log line about a request names it (request_id, batch_id, model,
 // attempt once claimed), and no line carries the API key.
 func TestLogsNameTheRequestAndNeverTheKey(t *testing.T) {
+	t.Parallel()
 	const key = "sk-live-DO-NOT-LOG-0123456789"
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{Sequence: []int{429, 500, 200}}}})
 	logs := &syncBuffer{}
@@ -266,6 +274,7 @@ func TestLogsNameTheRequestAndNeverTheKey(t *testing.T) {
 // is not attempted: the request fails with the previous attempt's error and
 // status, and nothing is sent upstream.
 func TestRetryArrivingAfterTheCutoffFailsWithTheLastStatus(t *testing.T) {
+	t.Parallel()
 	e := newEnv(t, envOpts{})
 	reqs := e.newBatch(t, "b-late-retry", "gpt-4o", 1, 3*time.Second)
 	req := reqs[0]

@@ -225,9 +225,11 @@ func (e *env) waitResults(t testing.TB, batchID string, want int, timeout time.D
 	waitFor(t, timeout, fmt.Sprintf("%d results of %s", want, batchID), func() bool {
 		return e.resultCount(t, batchID) >= uint64(want)
 	})
-	// A moment for stragglers: a duplicate would land right after.
-	time.Sleep(200 * time.Millisecond)
-	require.Equal(t, uint64(want), e.resultCount(t, batchID), "exactly one result message per request")
+	// A duplicate would land right after: the count must stay at want a
+	// moment longer.
+	holdsFor(t, 200*time.Millisecond, func() {
+		require.Equal(t, uint64(want), e.resultCount(t, batchID), "exactly one result message per request")
+	})
 	out := map[string]*lifecycle.Result{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -278,6 +280,18 @@ func pollEvery(t testing.TB, interval, timeout time.Duration, what string, cond 
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		time.Sleep(interval)
+	}
+}
+
+// holdsFor runs check every 25 ms for d; check fails the test (with
+// require, on the test goroutine) as soon as what it asserts stops holding.
+func holdsFor(t testing.TB, d time.Duration, check func()) {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(25 * time.Millisecond) {
+		check()
+		if time.Now().After(deadline) {
+			return
+		}
 	}
 }
 

@@ -1,50 +1,48 @@
 package worker
 
 import (
-	"context"
 	"strconv"
-	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// acquireGlobal waits for a fleet-wide slot of the task's model. The task is
-// already registered, so the heartbeat keeps its message alive meanwhile;
+// acquireGlobal waits for a fleet-wide slot of the request's model. The task
+// is already registered, so the heartbeat keeps its message alive meanwhile;
 // waiting here (instead of nak'ing) spends no delivery and keeps the local
 // slot, so the fetch loop does not take more than the fleet can run.
-func (w *Worker) acquireGlobal(ctx context.Context, t *task, limit int, log zerolog.Logger) bool {
+func (x *execution) acquireGlobal(limit int) bool {
+	w, req := x.w, x.req
 	// Unique per delivery: a duplicate delivery of the same request on this
 	// pod must not release this one's slot.
-	holder := w.ID() + "/" + t.req.ID + "/" + strconv.FormatUint(w.slotSeq.Add(1), 36)
+	holder := w.ID() + "/" + req.ID + "/" + strconv.FormatUint(w.slotSeq.Add(1), 36)
 	cfg := w.config()
+	polls := pollBackOff(x.ctx, cfg.GlobalSlotPoll)
 	for {
 		opCtx, cancel := w.opCtx()
-		ok, err := w.store.AcquireModelSlot(opCtx, t.req.Model, holder, limit, cfg.GlobalSlotTTL)
+		ok, err := w.store.AcquireModelSlot(opCtx, req.Model, holder, limit, cfg.GlobalSlotTTL)
 		cancel()
 		if err != nil {
-			log.Warn().Err(err).Msg("fleet-wide slot request failed")
+			x.log.Warn().Err(err).Msg("fleet-wide slot request failed")
 		}
 		if ok {
-			t.setSlot(holder)
+			x.task.setSlot(holder)
 			return true
 		}
-		wait := time.Duration(float64(cfg.GlobalSlotPoll) * (0.5 + w.jitter()))
-		select {
-		case <-ctx.Done():
+		if !pause(polls) {
 			return false
-		case <-time.After(wait):
 		}
 	}
 }
 
-func (w *Worker) releaseGlobal(t *task, log zerolog.Logger) {
-	_, holder := t.snapshot()
+// releaseGlobal gives the fleet-wide slot back, if one was taken.
+func (x *execution) releaseGlobal(log zerolog.Logger) {
+	_, holder := x.task.snapshot()
 	if holder == "" {
 		return
 	}
-	ctx, cancel := w.opCtx()
+	ctx, cancel := x.w.opCtx()
 	defer cancel()
-	if err := w.store.ReleaseModelSlot(ctx, t.req.Model, holder); err != nil {
+	if err := x.w.store.ReleaseModelSlot(ctx, x.req.Model, holder); err != nil {
 		log.Warn().Err(err).Msg("fleet-wide slot release failed; it expires by itself")
 	}
 }

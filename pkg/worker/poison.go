@@ -90,8 +90,7 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 			log.Info().Str("state", string(rec.State)).Msg("poison message for a request already ended")
 			return nil
 		}
-		e := &state.Ended{State: rec.State, Failure: rec.Failure, Status: rec.Status, Attempts: rec.Attempt, Outbox: rec.Outbox}
-		res, payload = w.resultFromEnded(req, e)
+		res, payload = w.resultFromEnded(req, rec.Ended())
 	}
 	if err := w.queue.PublishEncodedResult(ctx, res, payload, req.ResultSubject); err != nil {
 		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)

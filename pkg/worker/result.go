@@ -61,6 +61,20 @@ func jsonBody(b []byte) json.RawMessage {
 	return s
 }
 
+// encode encodes the result line kept in the outbox; a body too large for
+// one message goes to the object store first.
+func (w *Worker) encode(res *lifecycle.Result) ([]byte, error) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	data, err := w.queue.EncodeResult(ctx, res)
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode result %s: %w", res.ID, err)
+	}
+	return data, nil
+}
+
+// encodeResult encodes a result line as is, for a result that has no
+// upstream body to store.
 func encodeResult(res *lifecycle.Result) ([]byte, error) {
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -122,12 +136,14 @@ const batchEventTries = 5
 // status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
 	ev := queue.BatchEvent{Type: b.Status, Batch: *b, At: w.clock().UTC()}
+	// Waits of 400 ms doubling between the tries; none after the last.
+	pauses := retryBackOff(w.bg, 4*redisPause)
 	var err error
 	for n := range batchEventTries {
 		ctx, cancel := w.opCtx()
 		err = w.queue.PublishBatchEvent(ctx, ev)
 		cancel()
-		if err == nil || !w.pause(w.bg, n+2) {
+		if err == nil || n == batchEventTries-1 || !pause(pauses) {
 			break
 		}
 	}

@@ -1,0 +1,70 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// aborted records a call that a cause cut short. Control events are hints:
+// Redis holds the truth, so a cancel or supersede is recorded only when the
+// store already says so; otherwise the request is handed back and runs again.
+func (x *execution) aborted(cause error) {
+	x.log = x.log.With().AnErr("cause", cause).Logger()
+	switch {
+	case errors.Is(cause, ErrShutdown):
+		x.log.Info().Msg("call aborted by shutdown; handing the request back")
+		x.release()
+	case errors.Is(cause, ErrLeaseLost):
+		// Another worker owns the request now: write nothing, leave the message.
+		x.log.Warn().Msg("call aborted: lease lost; leaving the message to its new owner")
+	case errors.Is(cause, ErrBatchCanceled), errors.Is(cause, ErrRequestCanceled), errors.Is(cause, ErrSuperseded):
+		x.abortedByControl(cause)
+	case errors.Is(cause, errDeadline):
+		f := lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed during the call")
+		x.end(lifecycle.StateExpired, f, nil, true)
+	default:
+		x.log.Error().Msg("call aborted for an unknown reason; handing the request back")
+		x.release()
+	}
+}
+
+// abortedByControl checks a control event against Redis before recording it.
+func (x *execution) abortedByControl(cause error) {
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	rec, err := x.w.store.Request(ctx, x.req.Ref())
+	if err != nil {
+		x.log.Error().Err(err).Msg("cannot check the control event against redis; handing the request back")
+		x.release()
+		return
+	}
+	switch {
+	case rec.State == lifecycle.StateSuperseded:
+		// The winner marked this request superseded; the original's one
+		// result comes from the winner.
+		x.log.Info().Msg("call aborted: superseded by a racing copy")
+		x.ack()
+	case rec.State == lifecycle.StateCanceled:
+		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
+		x.end(lifecycle.StateCanceled, f, nil, true)
+	case errors.Is(cause, ErrBatchCanceled) && x.req.BatchID != "" && x.batchCancelled(ctx):
+		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
+		x.end(lifecycle.StateCanceled, f, nil, true)
+	default:
+		x.log.Warn().Str("state", string(rec.State)).Msg("control event not backed by redis; handing the request back")
+		x.release()
+	}
+}
+
+// batchCancelled reports whether the request's batch is being or was
+// cancelled.
+func (x *execution) batchCancelled(ctx context.Context) bool {
+	b, err := x.w.store.Batch(ctx, x.req.BatchID)
+	if err != nil {
+		x.log.Warn().Err(err).Msg("reading the batch failed")
+		return false
+	}
+	return b.Status == lifecycle.BatchCancelling || b.Status == lifecycle.BatchCancelled || !b.CancellingAt.IsZero()
+}

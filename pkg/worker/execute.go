@@ -1,0 +1,209 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// Redelivery delays used when a delivery cannot be worked on now.
+const (
+	storeDownDelay  = 2 * time.Second
+	leaseHeldMargin = 250 * time.Millisecond
+)
+
+// execution is one delivery on its way to its end. Handle makes one per
+// delivery; its methods are the steps: claim, run and decide here, the
+// store writes in record.go, publish and ack in settle.go. Two deliveries
+// of the same request (a duplicate publish, a redelivery) are two
+// executions. An execution belongs to its handler goroutine; what the
+// heartbeat, control events and shutdown need of it is its task.
+type execution struct {
+	w    *Worker
+	req  *lifecycle.Request
+	task *task
+	// d is the delivery; finishing it (ack, nak, term) takes the task out
+	// of the heartbeat.
+	d Delivery
+	// ctx is the parent of the upstream call, cancelled with a cause by a
+	// control event, a lost lease or shutdown. The execution's own writes
+	// use opCtx instead, so that an aborted call can still be recorded.
+	ctx context.Context
+	log zerolog.Logger
+
+	held lifecycle.Held       // the lease, once a claim gave us the request
+	proc lifecycle.Processing // held as processing, once started
+}
+
+// Handle runs one delivery to its end. It is the queue's handler; it never
+// panics on bad input and always either finishes the delivery (ack or nak)
+// or deliberately leaves it alone when the lease moved to another worker.
+func (w *Worker) Handle(d Delivery) {
+	req := d.Request()
+	ctx, cancel := context.WithCancelCause(w.calls)
+	defer cancel(nil)
+	t := &task{req: req, d: d, cancel: cancel}
+	w.tasks.add(t)
+	defer w.tasks.remove(t)
+	x := &execution{
+		w:    w,
+		req:  req,
+		task: t,
+		d:    settling{Delivery: d, done: func() { w.tasks.remove(t) }},
+		ctx:  ctx,
+		log: w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).
+			Str("model", req.Model).Uint64("delivery", d.NumDelivered()).Logger(),
+	}
+
+	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
+		if !x.acquireGlobal(limit) {
+			x.log.Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
+			x.nak(0)
+			return
+		}
+		defer x.releaseGlobal(x.log) // logs as the slot was taken: before the claim
+	}
+
+	claim, err := x.claim()
+	if err != nil {
+		x.claimRefused(err)
+		return
+	}
+	if claim.Ended != nil {
+		x.settleEnded(claim.Ended)
+		return
+	}
+	x.held = *claim.Held
+	t.setHeld(x.held)
+	x.log = x.log.With().Int("attempt", x.held.Attempt).Logger()
+	proc, ok := x.held.Processing(w.clock().UTC())
+	if !ok {
+		x.log.Error().Str("state", string(x.held.State)).Msg("claim did not start the request; handing it back")
+		x.release()
+		return
+	}
+	x.proc = proc
+	x.run()
+}
+
+// claim claims the request straight into processing. While Redis is
+// unreachable it keeps trying (the heartbeat keeps the message alive), so an
+// outage does not burn JetStream deliveries; it gives up when ctx ends.
+func (x *execution) claim() (state.Claim, error) {
+	w := x.w
+	args := state.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Start: true}
+	pauses := retryBackOff(x.ctx, redisPause)
+	for n := 0; ; n++ {
+		opCtx, cancel := w.opCtx()
+		claim, err := w.store.Claim(opCtx, args)
+		cancel()
+		if err == nil || !errors.Is(err, state.ErrUnavailable) {
+			return claim, err
+		}
+		if n == 0 {
+			x.log.Warn().Err(err).Msg("redis unavailable; holding the delivery until it answers")
+		}
+		if !pause(pauses) {
+			return claim, err
+		}
+	}
+}
+
+// claimRefused handles a claim that did not give us the request.
+func (x *execution) claimRefused(err error) {
+	var (
+		held   *state.LeaseHeldError
+		notYet *state.NotYetError
+		delay  time.Duration
+	)
+	now := x.w.clock()
+	switch {
+	case errors.As(err, &held):
+		delay = held.Until.Sub(now) + leaseHeldMargin
+		x.log.Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
+	case errors.As(err, &notYet):
+		delay = notYet.NotBefore.Sub(now)
+		x.log.Debug().Dur("delay", delay).Msg("retry not due yet")
+	default:
+		delay = storeDownDelay
+		x.log.Error().Err(err).Msg("claim failed; redelivering later")
+	}
+	x.nak(max(delay, 0))
+}
+
+// run makes the upstream call of the processing request and records its
+// outcome.
+func (x *execution) run() {
+	w, req := x.w, x.req
+	policy := w.config().Retry
+	now := w.clock()
+
+	if !w.up.Routed(req.Model) {
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
+		x.end(lifecycle.StateFailed, f, nil, false)
+		return
+	}
+	// A retry never starts at or after expires_at − stop_before_deadline: a
+	// nak'd message can come back later than its delay, so check again here.
+	if x.proc.Attempt > 0 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
+		f := x.lastFailure()
+		f.Message += " (no retry: the deadline is too close)"
+		x.end(lifecycle.StateFailed, f, nil, false)
+		return
+	}
+
+	callCtx, cancelDeadline := context.WithDeadlineCause(x.ctx, req.ExpiresAt, errDeadline)
+	defer cancelDeadline()
+	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: x.d.TraceParent()})
+	x.decide(policy, resp, context.Cause(callCtx))
+}
+
+// decide records what the call came to: a success, a call a cause cut
+// short, a failure for good or a retry.
+func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Response, cause error) {
+	if resp.Failure == nil {
+		x.complete(resp)
+		return
+	}
+	if cause != nil {
+		x.aborted(cause)
+		return
+	}
+	f := resp.Failure
+	dec, err := policy.Decide(lifecycle.RetryInput{
+		Attempt: x.proc.Attempt, Failure: f, Now: x.w.clock(), ExpiresAt: x.req.ExpiresAt, RetryAfter: resp.RetryAfter,
+	}, x.w.jitter)
+	if err != nil || !dec.Retry {
+		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {
+			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
+		}
+		x.log.Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
+		x.end(lifecycle.StateFailed, f, resp, true)
+		return
+	}
+	x.retry(f, dec)
+}
+
+// lastFailure reads the failure of the previous attempt from the record.
+func (x *execution) lastFailure() *lifecycle.Failure {
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	rec, err := x.w.store.Request(ctx, x.req.Ref())
+	if err != nil || rec.Failure == nil {
+		if err != nil {
+			x.log.Warn().Err(err).Msg("reading the last failure failed")
+		}
+		return lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the deadline is too close for another attempt")
+	}
+	f := *rec.Failure
+	if f.Status == 0 {
+		f.Status = rec.Status
+	}
+	return &f
+}

@@ -1,0 +1,111 @@
+package worker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/state"
+)
+
+// settle finishes the delivery after a write that may have ended the
+// request: publish the result when our write ended it, make sure a result
+// exists when another write did, then ack.
+func (x *execution) settle(res *lifecycle.Result, data []byte, tr state.Transition, err error) {
+	switch {
+	case errors.Is(err, state.ErrLeaseLost):
+		x.log.Warn().Msg("write refused: lease lost; leaving the message to its new owner")
+		return
+	case err != nil:
+		x.log.Error().Err(err).Msg("write failed; redelivering later")
+		x.nak(storeDownDelay)
+		return
+	}
+	if tr.Finalized != nil {
+		defer x.w.batchFinalized(tr.Finalized, x.log)
+	}
+	if !tr.Applied {
+		// Another write ended the request first (first terminal result
+		// wins, or a soft cancel we only confirmed): its result stands.
+		x.log.Info().Str("state", string(tr.State)).Msg("request already ended; our result dropped")
+		x.settleRecorded()
+		return
+	}
+	if !x.publish(res, data) {
+		x.nak(storeDownDelay)
+		return
+	}
+	x.log.Info().Str("state", string(res.State)).Int("attempts", res.Attempts).Msg("request ended")
+	x.ack()
+}
+
+// settleRecorded acks the delivery of a request that ended by someone
+// else's write, first publishing the recorded result if nobody did: whoever
+// ended it may have died before publishing, or (a soft cancel from the
+// control plane) was never going to.
+func (x *execution) settleRecorded() {
+	ctx, cancel := x.w.opCtx()
+	rec, err := x.w.store.Request(ctx, x.req.Ref())
+	cancel()
+	if err != nil {
+		x.log.Error().Err(err).Msg("reading the ended request failed; redelivering later")
+		x.nak(storeDownDelay)
+		return
+	}
+	if !rec.Published {
+		res, data := x.w.resultFromEnded(x.req, rec.Ended())
+		if !x.publish(res, data) {
+			x.nak(storeDownDelay)
+			return
+		}
+	}
+	x.ack()
+}
+
+// settleEnded finishes a delivery whose request the claim found (or made)
+// terminal: publish its result unless that already happened, then ack.
+func (x *execution) settleEnded(e *state.Ended) {
+	if e.Finalized != nil {
+		defer x.w.batchFinalized(e.Finalized, x.log)
+	}
+	if e.Published {
+		x.ack()
+		return
+	}
+	res, data := x.w.resultFromEnded(x.req, e)
+	if !x.publish(res, data) {
+		x.nak(storeDownDelay)
+		return
+	}
+	x.log.Info().Str("state", string(e.State)).Bool("just_ended", e.JustEnded).Msg("request ended")
+	x.ack()
+}
+
+// publish sends the result and queues the published mark.
+// data is res already encoded, or nil.
+func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	if err := x.w.queue.PublishEncodedResult(ctx, res, data, x.req.ResultSubject); err != nil {
+		x.log.Error().Err(err).Msg("publish result failed; redelivering later")
+		return false
+	}
+	x.w.marks.add(x.req.Ref())
+	return true
+}
+
+func (x *execution) ack() {
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	if err := x.d.Ack(ctx); err != nil {
+		x.log.Warn().Err(err).Msg("ack failed; a redelivery will find the request ended")
+	}
+}
+
+func (x *execution) nak(delay time.Duration) {
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	if err := x.d.Nak(ctx, delay); err != nil {
+		x.log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
+	}
+}
