@@ -289,7 +289,9 @@ func TestRetryArrivingAfterTheCutoffFailsWithTheLastStatus(t *testing.T) {
 
 	const stopBefore = 2500 * time.Millisecond
 	cutoff := req.ExpiresAt.Add(-stopBefore)
-	time.Sleep(time.Until(cutoff) + 50*time.Millisecond)
+	// The worker must first see the request after the cutoff: wait for the
+	// wall clock to pass it (a wait for time itself, not for a condition).
+	time.Sleep(time.Until(cutoff) + 50*time.Millisecond) //nolint:forbidigo // see above
 	e.startWorker(t, workerOpts{cfg: worker.Config{Retry: lifecycle.RetryPolicy{StopBeforeDeadline: stopBefore}}})
 	e.publish(t, reqs)
 

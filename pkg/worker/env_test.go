@@ -275,11 +275,12 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func pollEvery(t testing.TB, interval, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	for !cond() {
+	poll := time.NewTicker(interval)
+	defer poll.Stop()
+	for ; !cond(); <-poll.C {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
-		time.Sleep(interval)
 	}
 }
 
@@ -287,7 +288,9 @@ func pollEvery(t testing.TB, interval, timeout time.Duration, what string, cond 
 // require, on the test goroutine) as soon as what it asserts stops holding.
 func holdsFor(t testing.TB, d time.Duration, check func()) {
 	t.Helper()
-	for deadline := time.Now().Add(d); ; time.Sleep(25 * time.Millisecond) {
+	poll := time.NewTicker(25 * time.Millisecond)
+	defer poll.Stop()
+	for deadline := time.Now().Add(d); ; <-poll.C {
 		check()
 		if time.Now().After(deadline) {
 			return
