@@ -50,4 +50,12 @@
 //   - The store checks the move, not only the pair: Retry of a claimed
 //     request is refused although claimed → pending is legal as an unclaim
 //     (Release).
+//
+// # The store's answers
+//
+// The values the store answers with (Record, Claim, Ended, Transition) and
+// takes (ClaimArgs, Outcome), and the errors callers branch on (ErrLeaseLost,
+// ErrUnavailable, *LeaseHeldError, …), are defined here and aliased by
+// pkg/state, so the engine can depend on the store through an interface
+// without linking a Redis client.
 package lifecycle

@@ -8,58 +8,17 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// ClaimArgs names the request to claim and the claimer.
-type ClaimArgs struct {
-	// Request is the queued request; its record is created from it on the
-	// first claim (id, batch id, model, custom id, expires_at).
-	Request *lifecycle.Request
-	// Owner is the worker instance id.
-	Owner string
-	// Delivery is the JetStream delivery count of this message (recorded,
-	// informational).
-	Delivery uint64
-	// Start claims straight into processing in the same script (what the
-	// worker does). Without it the request stays claimed: its holder can
-	// still end it (Fail, Cancel, Expire) or give it back (Release), but
-	// the store has no separate claimed → processing move.
-	Start bool
-}
+// ClaimArgs names the request to claim and the claimer. Defined in
+// pkg/lifecycle so the engine needs no Redis client.
+type ClaimArgs = lifecycle.ClaimArgs
 
 // Claim is the outcome of a claim: exactly one of Held and Ended is non-nil.
-type Claim struct {
-	// Held is the request under the new lease (claimed, or processing when
-	// ClaimArgs.Start); Lease.Token is the new fencing token.
-	Held *lifecycle.Held
-	// Ended reports a request that is terminal: already, or because of this
-	// claim (JustEnded).
-	Ended *Ended
-}
+// Defined in pkg/lifecycle so the engine needs no Redis client.
+type Claim = lifecycle.Claim
 
-// Ended describes a terminal request met by a claim.
-type Ended struct {
-	// State is the request's terminal state.
-	State lifecycle.State
-	// Failure is the last error, when there is one.
-	Failure *lifecycle.Failure
-	// Status is the last HTTP status, 0 if none.
-	Status int
-	// Attempts is the number of upstream attempts spent.
-	Attempts int
-	// Published reports that MarkPublished was called for it.
-	Published bool
-	// Outbox is the result line stored by the terminal move (nil if none or
-	// already published).
-	Outbox []byte
-	// JustEnded is true when this claim made the terminal move: the batch
-	// was cancelled (canceled), the request or its batch was past
-	// expires_at (expired),
-	// it was reclaimed more than MaxReclaims times (failed, max deliveries)
-	// or it is not one of its batch's requests (failed, malformed message;
-	// no counter moves).
-	JustEnded bool
-	// Finalized is non-nil iff this call finalized the batch.
-	Finalized *lifecycle.Batch
-}
+// Ended describes a terminal request met by a claim. Defined in
+// pkg/lifecycle so the engine needs no Redis client.
+type Ended = lifecycle.Ended
 
 // ErrInvalidClaim: Claim was called without a request or an owner.
 var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")

@@ -4,62 +4,46 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// Sentinel errors. Callers branch with errors.Is.
+// Sentinel errors. Callers branch with errors.Is. ErrNotFound, ErrLeaseLost,
+// ErrLeaseHeld, ErrNotYet and ErrUnavailable are defined in pkg/lifecycle
+// (so the engine needs no Redis client); these are the same values.
 var (
 	// ErrNotFound: the batch or request has no record.
-	ErrNotFound = errors.New("state: not found")
+	ErrNotFound = lifecycle.ErrNotFound
 	// ErrBatchConflict: a batch with the same id but different contents exists.
 	ErrBatchConflict = errors.New("state: batch exists with different contents")
 	// ErrInvalidBatch: CreateBatch was given an unusable batch.
 	ErrInvalidBatch = errors.New("state: invalid batch")
 	// ErrLeaseLost: the record's state, owner or token no longer match the
 	// caller's lease. The caller writes nothing more for this request.
-	ErrLeaseLost = errors.New("state: lease lost")
+	ErrLeaseLost = lifecycle.ErrLeaseLost
 	// ErrLeaseHeld: another claim's lease is still live (see LeaseHeldError).
-	ErrLeaseHeld = errors.New("state: lease held by another claim")
+	ErrLeaseHeld = lifecycle.ErrLeaseHeld
 	// ErrNotYet: a pending retry may not start yet (see NotYetError).
-	ErrNotYet = errors.New("state: retry not due yet")
+	ErrNotYet = lifecycle.ErrNotYet
 	// ErrIllegalTransition: the move is not legal from the record's state;
 	// it wraps lifecycle.ErrIllegalTransition.
 	ErrIllegalTransition = fmt.Errorf("state: %w", lifecycle.ErrIllegalTransition)
 	// ErrUnavailable: Redis is unreachable or did not answer in time.
-	ErrUnavailable = errors.New("state: redis unavailable")
+	ErrUnavailable = lifecycle.ErrUnavailable
 	// ErrInvalidSlotArgs: a model slot call got a limit or ttl it cannot use
 	// (the error names the argument).
 	ErrInvalidSlotArgs = errors.New("state: invalid model slot arguments")
 )
 
 // LeaseHeldError reports a claim refused because another lease is live.
-type LeaseHeldError struct {
-	Owner string
-	Until time.Time
-}
-
-func (e *LeaseHeldError) Error() string {
-	return fmt.Sprintf("state: lease held by %s until %s", e.Owner, e.Until.UTC().Format(time.RFC3339Nano))
-}
-
-// Unwrap makes errors.Is(err, ErrLeaseHeld) true.
-func (e *LeaseHeldError) Unwrap() error { return ErrLeaseHeld }
+// Defined in pkg/lifecycle so the engine needs no Redis client.
+type LeaseHeldError = lifecycle.LeaseHeldError
 
 // NotYetError reports a claim refused because the request's retry is not due.
-type NotYetError struct {
-	NotBefore time.Time
-}
-
-func (e *NotYetError) Error() string {
-	return fmt.Sprintf("state: retry not before %s", e.NotBefore.UTC().Format(time.RFC3339Nano))
-}
-
-// Unwrap makes errors.Is(err, ErrNotYet) true.
-func (e *NotYetError) Unwrap() error { return ErrNotYet }
+// Defined in pkg/lifecycle so the engine needs no Redis client.
+type NotYetError = lifecycle.NotYetError
 
 // interpret translates a go-redis error into the package's vocabulary:
 // redis.Nil becomes ErrNotFound, a canceled context stays itself, a Redis

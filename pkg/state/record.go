@@ -3,64 +3,13 @@ package state
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// Record is a request's hash as the store keeps it: metadata only, never a
-// response body (the unpublished result line aside, see Outbox).
-type Record struct {
-	Ref       lifecycle.Ref
-	State     lifecycle.State
-	Attempt   int
-	Owner     string
-	Token     int64
-	Model     string
-	CustomID  string
-	ExpiresAt time.Time
-	// LeaseExpires is when the current lease ends (zero when not held).
-	LeaseExpires time.Time
-	// NotBefore is when a pending retry may start (zero for none).
-	NotBefore   time.Time
-	CreatedAt   time.Time
-	ClaimedAt   time.Time
-	StartedAt   time.Time
-	FinishedAt  time.Time
-	UpdatedAt   time.Time
-	RoutedModel string
-	// Status is the last HTTP status, 0 if none.
-	Status int
-	// Failure is the last error, nil if none.
-	Failure *lifecycle.Failure
-	// Reclaims counts claims after a lease expired.
-	Reclaims int
-	// Delivery is the JetStream delivery count of the last claim.
-	Delivery uint64
-	// SupersededBy is the id of the racing copy that won, for a superseded
-	// request.
-	SupersededBy string
-	// Published reports that MarkPublished was called.
-	Published bool
-	// Outbox is the result line stored by the terminal move, until published.
-	Outbox []byte
-}
-
-// Ended is the record as the view a claim returns for an ended request:
-// state, last failure and status, attempts spent, the published mark and
-// the stored result line. JustEnded and Finalized stay unset: reading a
-// record ends nothing. The view is meant for a terminal record
-// (State.Terminal()); it is built from whatever the record holds.
-func (r Record) Ended() *Ended {
-	return &Ended{
-		State:     r.State,
-		Failure:   r.Failure,
-		Status:    r.Status,
-		Attempts:  r.Attempt,
-		Published: r.Published,
-		Outbox:    r.Outbox,
-	}
-}
+// Record is a request's hash as the store keeps it. Defined in
+// pkg/lifecycle so the engine needs no Redis client.
+type Record = lifecycle.Record
 
 // Request reads a request's record; ErrNotFound when it has none (never
 // claimed, or expired by retention).

@@ -55,29 +55,20 @@ func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args .
 	return asReply(v)
 }
 
-// Outcome is what a terminal move stores.
-type Outcome struct {
-	// Status is the HTTP status, 0 if none.
-	Status int
-	// Failure is the reason; required for Fail and ForceFail, defaulted for
-	// Cancel and Expire.
-	Failure *lifecycle.Failure
-	// RoutedModel is the model the call was routed to, if it differs.
-	RoutedModel string
-	// Result is the result line, kept in the record's outbox until
-	// MarkPublished.
-	Result []byte
-}
+// Outcome is what a terminal move stores. Defined in pkg/lifecycle so the
+// engine needs no Redis client.
+type Outcome = lifecycle.Outcome
 
-// status is the outcome's HTTP status, falling back to the failure's.
-func (o Outcome) status() int {
+// outcomeStatus is the outcome's HTTP status, falling back to the failure's.
+func outcomeStatus(o Outcome) int {
 	if o.Status == 0 && o.Failure != nil {
 		return o.Failure.Status
 	}
 	return o.Status
 }
 
-func (o Outcome) failureArgs() (code, msg string) {
+// failureArgs is the outcome's failure code and message ("" for none).
+func failureArgs(o Outcome) (code, msg string) {
 	if o.Failure == nil {
 		return "", ""
 	}
@@ -87,18 +78,9 @@ func (o Outcome) failureArgs() (code, msg string) {
 // ErrInvalidOutcome: a terminal move was asked without the failure it needs.
 var ErrInvalidOutcome = errors.New("state: outcome needs a failure")
 
-// Transition reports what a move did.
-type Transition struct {
-	// State is the request's state after the call.
-	State lifecycle.State
-	// Previous is the state the call found.
-	Previous lifecycle.State
-	// Applied is false when the write was dropped because the request was
-	// already terminal (first terminal result wins).
-	Applied bool
-	// Finalized is the batch when this call finalized it, else nil.
-	Finalized *lifecycle.Batch
-}
+// Transition reports what a move did. Defined in pkg/lifecycle so the
+// engine needs no Redis client.
+type Transition = lifecycle.Transition
 
 // transitionOf decodes {'ok', state, previous, applied, batch...} or maps
 // the failure codes 'lost', 'illegal' and 'not_found' to errors.

@@ -20,14 +20,14 @@ type finishArgs struct {
 }
 
 func (s *Store) finish(ctx context.Context, a finishArgs) (Transition, error) {
-	code, msg := a.outcome.failureArgs()
+	code, msg := failureArgs(a.outcome)
 	spend := "0"
 	if a.spending {
 		spend = "1"
 	}
 	rep, err := s.run(ctx, scriptFinish, s.keys.requestKeys(a.ref),
 		s.nowMS(), a.lease.Owner, a.lease.Token, a.need, string(a.target), spend,
-		a.outcome.status(), code, msg, a.outcome.RoutedModel, a.outcome.Result,
+		outcomeStatus(a.outcome), code, msg, a.outcome.RoutedModel, a.outcome.Result,
 		s.retentionMS(), a.ref.ID)
 	if err != nil {
 		return Transition{}, fmt.Errorf("state: %s %s: %w", a.op, a.ref.ID, err)
@@ -130,10 +130,10 @@ func (s *Store) ForceFail(ctx context.Context, req *lifecycle.Request, o Outcome
 		return Transition{}, fmt.Errorf("state: force fail %s: %w", req.ID, ErrInvalidOutcome)
 	}
 	ref := req.Ref()
-	code, msg := o.failureArgs()
+	code, msg := failureArgs(o)
 	rep, err := s.run(ctx, scriptForceFail, s.keys.requestKeys(ref),
 		s.nowMS(), req.ID, req.BatchID, req.Model, req.CustomID, toMS(req.ExpiresAt),
-		o.status(), code, msg, o.RoutedModel, o.Result, s.retentionMS())
+		outcomeStatus(o), code, msg, o.RoutedModel, o.Result, s.retentionMS())
 	if err != nil {
 		return Transition{}, fmt.Errorf("state: force fail %s: %w", req.ID, err)
 	}
