@@ -13,31 +13,21 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// Control event kinds.
+// Control event kinds. Defined in pkg/lifecycle so the engine needs no
+// NATS client.
 const (
-	KindCancel    = "cancel"
-	KindSupersede = "supersede"
+	KindCancel    = lifecycle.ControlCancel
+	KindSupersede = lifecycle.ControlSupersede
 )
 
-// ControlEvent is the JSON body of a control message. Redis holds the truth;
-// the event only makes in-flight aborts fast, so a missed event costs
-// latency, never correctness.
-type ControlEvent struct {
-	Kind      string    `json:"kind"`
-	BatchID   string    `json:"batch_id,omitempty"`
-	RequestID string    `json:"request_id,omitempty"`
-	By        string    `json:"by,omitempty"`
-	At        time.Time `json:"at"`
-}
+// ControlEvent is the JSON body of a control message. Defined in
+// pkg/lifecycle so the engine needs no NATS client.
+type ControlEvent = lifecycle.ControlEvent
 
 // BatchEvent is a batch lifecycle event, stored in the RESULTS stream on
-// <p>.evt.batch.<batch>. Type is the batch's terminal status: each batch
-// gets one event, when it finishes.
-type BatchEvent struct {
-	Type  lifecycle.BatchStatus `json:"type"`
-	Batch lifecycle.Batch       `json:"batch"`
-	At    time.Time             `json:"at"`
-}
+// <p>.evt.batch.<batch>. Defined in pkg/lifecycle so the engine needs no
+// NATS client.
+type BatchEvent = lifecycle.BatchEvent
 
 // PublishCancel announces the cancel of a whole batch (requestID "") on
 // <p>.ctl.cancel.<batch>, or of one request on <p>.ctl.cancel.<batch>.<request>

@@ -147,14 +147,14 @@ func (s subjects) allEvents() string { return s.join(nsEvent, ">") }
 // cancel is the subject that cancels a batch (requestID "") or one request.
 func (s subjects) cancel(batchID, requestID string) string {
 	if requestID == "" {
-		return s.join(nsControl, KindCancel, lifecycle.BatchToken(batchID))
+		return s.join(nsControl, string(KindCancel), lifecycle.BatchToken(batchID))
 	}
-	return s.join(nsControl, KindCancel, lifecycle.BatchToken(batchID), lifecycle.MustEncodeToken(requestID))
+	return s.join(nsControl, string(KindCancel), lifecycle.BatchToken(batchID), lifecycle.MustEncodeToken(requestID))
 }
 
 // supersede is the subject announcing that requestID lost a race.
 func (s subjects) supersede(requestID string) string {
-	return s.join(nsControl, KindSupersede, lifecycle.MustEncodeToken(requestID))
+	return s.join(nsControl, string(KindSupersede), lifecycle.MustEncodeToken(requestID))
 }
 
 // allControl (<p>.ctl.>) is what every worker subscribes to.
@@ -162,9 +162,9 @@ func (s subjects) allControl() string { return s.join(nsControl, ">") }
 
 // controlSubject is what a control subject says.
 type controlSubject struct {
-	kind      string // KindCancel or KindSupersede
-	batchID   string // "" for a batchless request and for a supersede
-	requestID string // "" for a whole batch
+	kind      lifecycle.ControlKind // KindCancel or KindSupersede
+	batchID   string                // "" for a batchless request and for a supersede
+	requestID string                // "" for a whole batch
 }
 
 // parseControl reads <p>.ctl.cancel.<batch>[.<request>] and
@@ -178,7 +178,7 @@ func (s subjects) parseControl(subject string) (controlSubject, error) {
 	toks := strings.Split(rest, ".")
 	var err error
 	switch {
-	case toks[0] == KindCancel && (len(toks) == 2 || len(toks) == 3):
+	case toks[0] == string(KindCancel) && (len(toks) == 2 || len(toks) == 3):
 		c.kind = KindCancel
 		if toks[1] != lifecycle.BatchlessToken {
 			if c.batchID, err = lifecycle.DecodeToken(toks[1]); err != nil {
@@ -188,7 +188,7 @@ func (s subjects) parseControl(subject string) (controlSubject, error) {
 		if len(toks) == 2 {
 			return c, nil
 		}
-	case toks[0] == KindSupersede && len(toks) == 2:
+	case toks[0] == string(KindSupersede) && len(toks) == 2:
 		c.kind = KindSupersede
 	default:
 		return c, fmt.Errorf("%w: %s is not <prefix>.ctl.cancel.<batch>[.<request>] or <prefix>.ctl.supersede.<request>",

@@ -274,10 +274,10 @@ func (w *Worker) onControl(ev queue.ControlEvent) {
 	case queue.KindSupersede:
 		n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrSuperseded)
 	default:
-		w.log.Warn().Str("kind", ev.Kind).Msg("unknown control event")
+		w.log.Warn().Str("kind", string(ev.Kind)).Msg("unknown control event")
 		return
 	}
 	if n > 0 {
-		w.log.Info().Str("kind", ev.Kind).Str("batch_id", ev.BatchID).Str("request_id", ev.RequestID).Int("aborted", n).Msg("control event aborted in-flight calls")
+		w.log.Info().Str("kind", string(ev.Kind)).Str("batch_id", ev.BatchID).Str("request_id", ev.RequestID).Int("aborted", n).Msg("control event aborted in-flight calls")
 	}
 }

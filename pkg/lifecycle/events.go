@@ -1,0 +1,38 @@
+package lifecycle
+
+import "time"
+
+// The wire events besides requests and results. pkg/queue publishes and
+// delivers them; they live here so the engine can take them without
+// linking a NATS client. pkg/queue keeps its names as aliases.
+
+// ControlKind is the kind of a control event.
+type ControlKind string
+
+// Control event kinds.
+const (
+	// ControlCancel cancels a batch or one request.
+	ControlCancel ControlKind = "cancel"
+	// ControlSupersede ends a request whose racing copy won.
+	ControlSupersede ControlKind = "supersede"
+)
+
+// ControlEvent is the JSON body of a control message. Redis holds the truth;
+// the event only makes in-flight aborts fast, so a missed event costs
+// latency, never correctness.
+type ControlEvent struct {
+	Kind      ControlKind `json:"kind"`
+	BatchID   string      `json:"batch_id,omitempty"`
+	RequestID string      `json:"request_id,omitempty"`
+	By        string      `json:"by,omitempty"`
+	At        time.Time   `json:"at"`
+}
+
+// BatchEvent is a batch lifecycle event, stored in the RESULTS stream on
+// <p>.evt.batch.<batch>. Type is the batch's terminal status: each batch
+// gets one event, when it finishes.
+type BatchEvent struct {
+	Type  BatchStatus `json:"type"`
+	Batch Batch       `json:"batch"`
+	At    time.Time   `json:"at"`
+}
