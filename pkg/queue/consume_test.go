@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // delivered is what a handler saw of one delivery and how finishing it
@@ -40,7 +41,7 @@ func TestNakComesBackNoEarlierThanDelay(t *testing.T) {
 	got := make(chan delivered, 4)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			at := time.Now()
 			var err error
 			if d.NumDelivered() == 1 {
@@ -67,7 +68,7 @@ func TestInProgressKeepsSlowMessageFromRedelivery(t *testing.T) {
 	got := make(chan delivered, 4)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			calls.Add(1)
 			stop := keepInProgress(ctx, d, 250*time.Millisecond)
 			// Slow work: three and a half AckWaits.
@@ -94,7 +95,7 @@ func TestUnackedMessageRedeliveredToAnotherInstance(t *testing.T) {
 	// Instance A takes the message, never acks it and keeps its only slot.
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			gotA <- delivered{n: d.NumDelivered()}
 			<-ctx.Done() // like a worker that hung; canceled at cleanup
 		},
@@ -108,7 +109,7 @@ func TestUnackedMessageRedeliveredToAnotherInstance(t *testing.T) {
 	gotB := make(chan delivered, 1)
 	consume(t, cB, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			gotB <- delivered{n: d.NumDelivered(), err: d.Ack(ctx)}
 		},
 	})
@@ -127,7 +128,7 @@ func TestSaturatedModelDoesNotBlockAnother(t *testing.T) {
 	ackErrs := make(chan error, 30)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(2).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			if d.Request().Model == "big" {
 				bigRunning.Add(1)
 				stop := keepInProgress(ctx, d, 300*time.Millisecond)
@@ -164,7 +165,7 @@ func TestSaturatedModelStaysHealthy(t *testing.T) {
 	var running atomic.Int32
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			running.Add(1)
 			stop := keepInProgress(ctx, d, 300*time.Millisecond)
 			select {
@@ -192,7 +193,7 @@ func TestFetchNeverHoldsMoreThanFreeSlots(t *testing.T) {
 	ackErrs := make(chan error, 30)
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: slots.get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			n := inHandler.Add(1)
 			if int(n) > slots.get("m").Limit() {
 				maxOver.Add(1)
@@ -248,7 +249,7 @@ func TestDeletedConsumerIsRecreated(t *testing.T) {
 	var ackErrs []error
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			err := d.Ack(ctx)
 			mu.Lock()
 			ackErrs = append(ackErrs, err)

@@ -15,28 +15,23 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
-// Handler runs one delivery, in its own goroutine. It must finish the
-// delivery (Ack, Nak or Term) or deliberately leave it (lease lost).
-type Handler func(ctx context.Context, d *Delivery)
+// Handler runs one delivery, in its own goroutine. Defined in pkg/transport
+// so the engine needs no NATS client.
+type Handler = transport.Handler
 
-// ConsumeOptions configure Consume.
-type ConsumeOptions struct {
-	// Slots returns the capacity semaphore of a model (the same one every
-	// time). Required.
-	Slots func(model string) *Slots
-	// Handler runs each valid delivery. Required.
-	Handler Handler
-	// OnPoison is called for each request message the queue gives up on
-	// (see Poison): one that is not a valid request, or one JetStream
-	// stopped redelivering. The queue removes the message once it returns
-	// nil and hands it over again later otherwise. It may be called more
-	// than once for one message (several workers reject the same message
-	// on a junk subject; an advisory is redelivered), so it must be
-	// idempotent. Nil logs the message and removes it, recording nothing.
-	OnPoison func(ctx context.Context, p Poison) error
-}
+// ConsumeOptions configure Consume. Defined in pkg/transport so the engine
+// needs no NATS client.
+type ConsumeOptions = transport.ConsumeOptions
+
+// Slots is a resizable counting semaphore: the handler capacity of one
+// model on one worker. Defined in pkg/transport.
+type Slots = transport.Slots
+
+// NewSlots returns a semaphore with the given limit (negative means 0).
+func NewSlots(limit int) *Slots { return transport.NewSlots(limit) }
 
 // Consumer runs the fetch loops of one worker instance: a discovery loop
 // that finds models with queued messages, one fetch loop per model on the
@@ -70,11 +65,14 @@ type Consumer struct {
 	advisory     *loopHealth
 }
 
+var _ transport.Consumer = (*Consumer)(nil)
+
 // Consume starts consuming. It discovers the models with queued messages
 // once before returning (so a missing stream is reported here), then every
 // Config.DiscoveryInterval. Canceling ctx stops fetching and cancels the
 // handlers' ctx; Stop stops fetching only.
-func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (*Consumer, error) {
+// The consumer is a *Consumer.
+func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (transport.Consumer, error) {
 	if o.Slots == nil || o.Handler == nil {
 		return nil, fmt.Errorf("%w: ConsumeOptions.Slots and ConsumeOptions.Handler are required", ErrInvalidConfig)
 	}

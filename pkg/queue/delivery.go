@@ -9,7 +9,10 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
+
+var _ transport.Delivery = (*Delivery)(nil)
 
 // Delivery is one delivery of a request message to this worker. The
 // handler must finish it with Ack, Nak or Term, or deliberately leave it
@@ -17,7 +20,7 @@ import (
 //
 // NumDelivered and StreamSeq identify the delivery: use them to fence
 // writes, because JetStream accepts an ack sent after AckWait and that ack
-// can remove the redelivered copy another worker is running.
+// can remove the redelivered copy another worker is running. *Delivery implements transport.Delivery.
 type Delivery struct {
 	msg  jetstream.Msg
 	req  *lifecycle.Request

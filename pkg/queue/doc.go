@@ -1,7 +1,9 @@
 // Package queue is salvo's NATS JetStream transport: stream provisioning,
 // request publishing, per-model fetch loops, the delivery handle the worker
 // acks, naks and terms, max-deliveries handling, results, control events
-// and batch events. NATS types stay inside this package.
+// and batch events. NATS types stay inside this package. It implements the
+// client-free contract of pkg/transport (Delivery, Consumer, ConsumeOptions,
+// Slots, Poison), whose names it keeps as aliases.
 //
 // # Assets (prefix p, default "salvo"; P is p upper-cased)
 //

@@ -19,6 +19,7 @@ import (
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // testConfig uses short timers so redelivery tests stay fast. The orphan
@@ -171,7 +172,7 @@ func consume(t *testing.T, c *queue.Client, o queue.ConsumeOptions) *queue.Consu
 		defer wcancel()
 		require.NoError(t, co.Wait(wctx))
 	})
-	return co
+	return co.(*queue.Consumer)
 }
 
 // idSet is a concurrency-safe set of request ids with a count of adds.
@@ -237,7 +238,7 @@ func streamEmpty(t *testing.T, js jetstream.JetStream, name string) func() bool 
 
 // keepInProgress sends InProgress every interval until stop is called, as
 // the worker's heartbeat does. stop waits for the ticker to end.
-func keepInProgress(ctx context.Context, d *queue.Delivery, interval time.Duration) (stop func()) {
+func keepInProgress(ctx context.Context, d transport.Delivery, interval time.Duration) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {

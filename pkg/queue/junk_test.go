@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // consumerNames lists the durable consumers of the REQUESTS stream.
@@ -33,7 +34,7 @@ func TestJunkSubjectsGetNoConsumerAndAreRejected(t *testing.T) {
 	var handled atomic.Int32
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			handled.Add(1)
 			_ = d.Ack(ctx)
 		},
@@ -81,7 +82,7 @@ func TestJunkRecordFailureKeepsMessageForLater(t *testing.T) {
 	poison.fail.Store(true)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots:    newSlotTable(4).get,
-		Handler:  func(ctx context.Context, d *queue.Delivery) { _ = d.Ack(ctx) },
+		Handler:  func(ctx context.Context, d transport.Delivery) { _ = d.Ack(ctx) },
 		OnPoison: poison.hook,
 	})
 	m := nats.NewMsg("salvo.req.bad_zz.b1")

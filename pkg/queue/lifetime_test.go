@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 func TestModelConsumerInactiveThreshold(t *testing.T) {
@@ -16,7 +17,7 @@ func TestModelConsumerInactiveThreshold(t *testing.T) {
 	const threshold = 2 * time.Second
 	b := setup(t, func(c *queue.Config) { c.ModelInactiveThreshold = threshold })
 	seen := newIDSet()
-	h := func(ctx context.Context, d *queue.Delivery) {
+	h := func(ctx context.Context, d transport.Delivery) {
 		seen.add(d.Request().ID)
 		_ = d.Ack(ctx)
 	}
@@ -55,7 +56,7 @@ func TestIdleFetchLoopStopsAndRestarts(t *testing.T) {
 	seen := newIDSet()
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: slots.get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			seen.add(d.Request().ID)
 			_ = d.Ack(ctx)
 		},

@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 func TestTraceContextTravelsInHeaders(t *testing.T) {
@@ -25,9 +26,9 @@ func TestTraceContextTravelsInHeaders(t *testing.T) {
 	acked := make(chan error, 1)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(1).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			acked <- d.Ack(ctx)
-			got <- d
+			got <- d.(*queue.Delivery) // StreamSeq, Subject and TraceContext are queue's own
 		},
 	})
 	var d *queue.Delivery
@@ -50,7 +51,7 @@ func TestHealthyReportsLostServer(t *testing.T) {
 	b := setup(t)
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots:   newSlotTable(1).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) { _ = d.Ack(ctx) },
+		Handler: func(ctx context.Context, d transport.Delivery) { _ = d.Ack(ctx) },
 	})
 	require.NoError(t, co.Healthy())
 	b.srv.Shutdown()

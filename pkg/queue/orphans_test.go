@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // exhaust publishes a request on model "m" and drives the model consumer
@@ -78,7 +79,7 @@ func TestOrphanSweepRemovesMessageBelowAckFloor(t *testing.T) {
 	var handled, poisoned atomic.Int32
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			handled.Add(1)
 			_ = d.Ack(ctx)
 		},
@@ -108,7 +109,7 @@ func TestOrphanSweepLeavesPoisonToAdvisoryLoop(t *testing.T) {
 	var calls []string
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots:   newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) { _ = d.Nak(ctx, 0) },
+		Handler: func(ctx context.Context, d transport.Delivery) { _ = d.Nak(ctx, 0) },
 		OnPoison: func(ctx context.Context, p queue.Poison) error {
 			mu.Lock()
 			calls = append(calls, p.Request.ID)

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 func TestMalformedMessageReportedAndRemoved(t *testing.T) {
@@ -17,7 +18,7 @@ func TestMalformedMessageReportedAndRemoved(t *testing.T) {
 	var poison poisonLog
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			handled.Add(1)
 			_ = d.Ack(ctx)
 		},
@@ -65,7 +66,7 @@ func TestMalformedReportFailureRedelivers(t *testing.T) {
 	poison.fail.Store(true)
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots:    newSlotTable(4).get,
-		Handler:  func(ctx context.Context, d *queue.Delivery) { _ = d.Ack(ctx) },
+		Handler:  func(ctx context.Context, d transport.Delivery) { _ = d.Ack(ctx) },
 		OnPoison: poison.hook,
 	})
 	b.publishRaw(t, "salvo.req.m.b1", "retried", `nope`)
@@ -87,7 +88,7 @@ func TestMaxDeliveriesReportsPoisonMessage(t *testing.T) {
 	var poison poisonLog
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			deliveries.Add(1)
 			nakErrs <- d.Nak(ctx, 0) // always fails: poison
 		},
@@ -118,7 +119,7 @@ func TestPoisonWithoutHookIsRemoved(t *testing.T) {
 	b := setup(t, func(c *queue.Config) { c.MaxDeliver = 2 })
 	consume(t, b.c, queue.ConsumeOptions{
 		Slots:   newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) { _ = d.Nak(ctx, 0) },
+		Handler: func(ctx context.Context, d transport.Delivery) { _ = d.Nak(ctx, 0) },
 	})
 	require.NoError(t, b.c.PublishRequest(ctx(t), newRequest("poison-2", "m", "b2")))
 	b.publishRaw(t, "salvo.req.m.b2", "bad-2", `nope`)

@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // Kill and restart the server mid-consumption: the fetch loops notice,
@@ -29,7 +30,7 @@ func TestServerRestartMidConsumptionResumes(t *testing.T) {
 	var started atomic.Int32
 	co := consume(t, b.c, queue.ConsumeOptions{
 		Slots: newSlotTable(4).get,
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			started.Add(1)
 			time.Sleep(10 * time.Millisecond) //nolint:forbidigo // stands for the handler's work, not a wait
 			handled.add(d.Request().ID)

@@ -20,6 +20,7 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/transport"
 	"github.com/salvo-run/salvo/pkg/worker"
 )
 
@@ -146,7 +147,7 @@ func benchJetStream(b *testing.B, handlers int, withResult bool) {
 	b.ResetTimer()
 	co, err := q.Consume(ctx, queue.ConsumeOptions{
 		Slots: func(string) *queue.Slots { return slots },
-		Handler: func(ctx context.Context, d *queue.Delivery) {
+		Handler: func(ctx context.Context, d transport.Delivery) {
 			if withResult {
 				res := *sample
 				req := d.Request()

@@ -8,6 +8,7 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // Store is what the worker needs of the Redis store (satisfied by *state.Store).
@@ -32,7 +33,7 @@ type Store interface {
 // Queue is what the worker needs of the JetStream transport (satisfied by
 // *queue.Client).
 type Queue interface {
-	Consume(ctx context.Context, o queue.ConsumeOptions) (*queue.Consumer, error)
+	Consume(ctx context.Context, o transport.ConsumeOptions) (transport.Consumer, error)
 	EncodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error)
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
 	PublishBatchEvent(ctx context.Context, ev queue.BatchEvent) error

@@ -13,6 +13,7 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // Worker runs delivered requests to their end. Create it with New, run it
@@ -47,7 +48,7 @@ type Worker struct {
 	stopBg context.CancelFunc
 
 	startOnce, stopOnce sync.Once
-	consumer            *queue.Consumer
+	consumer            transport.Consumer
 	stopControl         func() error
 	loops               sync.WaitGroup
 }
@@ -182,7 +183,7 @@ func (w *Worker) start(ctx context.Context) error {
 	// start only): they run under bg.
 	consumer, err := w.queue.Consume(w.bg, queue.ConsumeOptions{
 		Slots:    w.slotsFor,
-		Handler:  func(_ context.Context, d *queue.Delivery) { w.Handle(d) },
+		Handler:  func(_ context.Context, d transport.Delivery) { w.Handle(d) },
 		OnPoison: w.onPoison,
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package queue_test
+package transport_test
 
 import (
 	"context"
@@ -7,12 +7,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 func TestSlots(t *testing.T) {
 	t.Parallel()
-	s := queue.NewSlots(3)
+	s := transport.NewSlots(3)
 	require.Equal(t, 2, s.TryAcquire(2))
 	require.Equal(t, 1, s.TryAcquire(5))
 	require.Equal(t, 0, s.TryAcquire(1))

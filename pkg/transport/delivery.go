@@ -1,0 +1,66 @@
+package transport
+
+import (
+	"context"
+	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// Delivery is one delivery of a request message. The handler must finish
+// it with Ack, Nak or Term, or deliberately leave it (a lost lease) so the
+// transport redelivers it later. *queue.Delivery implements it.
+type Delivery interface {
+	// Request is the decoded, validated request.
+	Request() *lifecycle.Request
+	// NumDelivered counts deliveries of this message, this one included (1
+	// on the first delivery).
+	NumDelivered() uint64
+	// TraceParent is the W3C traceparent header, "" when absent.
+	TraceParent() string
+	// InProgress tells the transport the message is still being worked on.
+	InProgress(ctx context.Context) error
+	// Ack acknowledges the message; after a nil return it is gone.
+	Ack(ctx context.Context) error
+	// Nak asks for redelivery after delay (at once when delay <= 0).
+	Nak(ctx context.Context, delay time.Duration) error
+	// Term tells the transport never to deliver the message again.
+	Term(ctx context.Context, reason string) error
+}
+
+// Handler runs one delivery, in its own goroutine. It must finish the
+// delivery (Ack, Nak or Term) or deliberately leave it (lease lost).
+type Handler func(ctx context.Context, d Delivery)
+
+// ConsumeOptions configure Consume.
+type ConsumeOptions struct {
+	// Slots returns the capacity semaphore of a model (the same one every
+	// time). Required.
+	Slots func(model string) *Slots
+	// Handler runs each valid delivery. Required.
+	Handler Handler
+	// OnPoison is called for each request message the queue gives up on
+	// (see Poison): one that is not a valid request, or one JetStream
+	// stopped redelivering. The queue removes the message once it returns
+	// nil and hands it over again later otherwise. It may be called more
+	// than once for one message (several workers reject the same message
+	// on a junk subject; an advisory is redelivered), so it must be
+	// idempotent. Nil logs the message and removes it, recording nothing.
+	OnPoison func(ctx context.Context, p Poison) error
+}
+
+// Consumer is a running consumption, as Consume returns it (*queue.Consumer).
+//
+// Shutdown order: Stop (no new messages) → let in-flight handlers finish
+// within the grace period (Wait) → cancel the rest through the ctx given
+// to Consume → Wait.
+type Consumer interface {
+	// Stop stops fetching: no new message reaches a handler after it
+	// returns. Running handlers continue. Safe to call twice.
+	Stop()
+	// Wait waits until every running handler has returned, or ctx ends.
+	Wait(ctx context.Context) error
+	// Healthy returns nil when the consumer is fetching normally, else an
+	// error saying what is stale. Readiness probes use it.
+	Healthy() error
+}
