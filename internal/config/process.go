@@ -18,6 +18,15 @@ import (
 	"github.com/salvo-run/salvo/pkg/worker"
 )
 
+// The worker declares what it needs of each client (in pkg/lifecycle and
+// pkg/transport terms); these are the clients this process wires into it.
+var (
+	_ worker.Store    = (*state.Store)(nil)
+	_ worker.Queue    = (*queue.Client)(nil)
+	_ worker.Upstream = (*httpclient.Client)(nil)
+	_ worker.Delivery = (*queue.Delivery)(nil)
+)
+
 // redisPingTimeout bounds the first PING of the Redis client.
 const redisPingTimeout = 5 * time.Second
 

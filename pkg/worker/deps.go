@@ -6,25 +6,27 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
-	"github.com/salvo-run/salvo/pkg/state"
 	"github.com/salvo-run/salvo/pkg/transport"
 )
 
+// The worker's dependencies speak pkg/lifecycle and pkg/transport only, so
+// the engine links no Redis or NATS client; internal/config wires the
+// concrete store and queue (and asserts they satisfy these interfaces).
+
 // Store is what the worker needs of the Redis store (satisfied by *state.Store).
 type Store interface {
-	Claim(ctx context.Context, a state.ClaimArgs) (state.Claim, error)
+	Claim(ctx context.Context, a lifecycle.ClaimArgs) (lifecycle.Claim, error)
 	Batch(ctx context.Context, id string) (lifecycle.Batch, error)
-	Request(ctx context.Context, ref lifecycle.Ref) (state.Record, error)
-	Complete(ctx context.Context, p lifecycle.Processing, o state.Outcome) (state.Transition, error)
-	Fail(ctx context.Context, h lifecycle.Held, o state.Outcome) (state.Transition, error)
-	Cancel(ctx context.Context, h lifecycle.Held, o state.Outcome) (state.Transition, error)
-	Expire(ctx context.Context, h lifecycle.Held, o state.Outcome) (state.Transition, error)
-	Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (state.Transition, error)
-	Release(ctx context.Context, h lifecycle.Held) (state.Transition, error)
+	Request(ctx context.Context, ref lifecycle.Ref) (lifecycle.Record, error)
+	Complete(ctx context.Context, p lifecycle.Processing, o lifecycle.Outcome) (lifecycle.Transition, error)
+	Fail(ctx context.Context, h lifecycle.Held, o lifecycle.Outcome) (lifecycle.Transition, error)
+	Cancel(ctx context.Context, h lifecycle.Held, o lifecycle.Outcome) (lifecycle.Transition, error)
+	Expire(ctx context.Context, h lifecycle.Held, o lifecycle.Outcome) (lifecycle.Transition, error)
+	Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (lifecycle.Transition, error)
+	Release(ctx context.Context, h lifecycle.Held) (lifecycle.Transition, error)
 	Refresh(ctx context.Context, hs []lifecycle.Held) []error
 	MarkPublished(ctx context.Context, refs []lifecycle.Ref) error
-	ForceFail(ctx context.Context, req *lifecycle.Request, o state.Outcome) (state.Transition, error)
+	ForceFail(ctx context.Context, req *lifecycle.Request, o lifecycle.Outcome) (lifecycle.Transition, error)
 	AcquireModelSlot(ctx context.Context, model, holder string, limit int, ttl time.Duration) (bool, error)
 	ReleaseModelSlot(ctx context.Context, model, holder string) error
 	RefreshModelSlots(ctx context.Context, model string, holders []string, ttl time.Duration) error
@@ -36,8 +38,8 @@ type Queue interface {
 	Consume(ctx context.Context, o transport.ConsumeOptions) (transport.Consumer, error)
 	EncodeResult(ctx context.Context, res *lifecycle.Result) ([]byte, error)
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
-	PublishBatchEvent(ctx context.Context, ev queue.BatchEvent) error
-	SubscribeControl(fn func(queue.ControlEvent)) (stop func() error, err error)
+	PublishBatchEvent(ctx context.Context, ev lifecycle.BatchEvent) error
+	SubscribeControl(fn func(lifecycle.ControlEvent)) (stop func() error, err error)
 }
 
 // Upstream is what the worker needs of the HTTP executor (satisfied by
@@ -47,20 +49,6 @@ type Upstream interface {
 	Routed(model string) bool
 }
 
-// Delivery is one delivered message (satisfied by *queue.Delivery).
-type Delivery interface {
-	Request() *lifecycle.Request
-	NumDelivered() uint64
-	TraceParent() string
-	InProgress(ctx context.Context) error
-	Ack(ctx context.Context) error
-	Nak(ctx context.Context, delay time.Duration) error
-	Term(ctx context.Context, reason string) error
-}
-
-var (
-	_ Store    = (*state.Store)(nil)
-	_ Queue    = (*queue.Client)(nil)
-	_ Upstream = (*httpclient.Client)(nil)
-	_ Delivery = (*queue.Delivery)(nil)
-)
+// Delivery is one delivered message (satisfied by *queue.Delivery); the
+// contract is pkg/transport's.
+type Delivery = transport.Delivery

@@ -10,6 +10,9 @@
 // nothing and leaves the message alone: the new owner finishes it.
 //
 // The worker depends on small interfaces it declares itself (Store, Queue,
-// Upstream), satisfied by pkg/state, pkg/queue and pkg/httpclient. cmd/worker
-// only wires them together.
+// Upstream), satisfied by pkg/state, pkg/queue and pkg/httpclient. They are
+// written in pkg/lifecycle and pkg/transport terms, so the engine links no
+// Redis or NATS client and imports neither pkg/state nor pkg/queue;
+// internal/config wires the store and the queue in, and cmd/worker only
+// starts it.
 package worker

@@ -9,7 +9,6 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // Redelivery delays used when a delivery cannot be worked on now.
@@ -95,15 +94,15 @@ func (w *Worker) Handle(d Delivery) {
 // claim claims the request straight into processing. While Redis is
 // unreachable it keeps trying (the heartbeat keeps the message alive), so an
 // outage does not burn JetStream deliveries; it gives up when ctx ends.
-func (x *execution) claim() (state.Claim, error) {
+func (x *execution) claim() (lifecycle.Claim, error) {
 	w := x.w
-	args := state.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Start: true}
+	args := lifecycle.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Start: true}
 	pauses := retryBackOff(x.ctx, redisPause)
 	for n := 0; ; n++ {
 		opCtx, cancel := w.opCtx()
 		claim, err := w.store.Claim(opCtx, args)
 		cancel()
-		if err == nil || !errors.Is(err, state.ErrUnavailable) {
+		if err == nil || !errors.Is(err, lifecycle.ErrUnavailable) {
 			return claim, err
 		}
 		if n == 0 {
@@ -118,8 +117,8 @@ func (x *execution) claim() (state.Claim, error) {
 // claimRefused handles a claim that did not give us the request.
 func (x *execution) claimRefused(err error) {
 	var (
-		held   *state.LeaseHeldError
-		notYet *state.NotYetError
+		held   *lifecycle.LeaseHeldError
+		notYet *lifecycle.NotYetError
 		delay  time.Duration
 	)
 	now := x.w.clock()

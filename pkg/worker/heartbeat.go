@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // heartbeat keeps every in-flight delivery alive: a JetStream in-progress so
@@ -57,7 +56,7 @@ func (w *Worker) beat() {
 				continue
 			}
 			t := heldTasks[i]
-			if errors.Is(err, state.ErrLeaseLost) {
+			if errors.Is(err, lifecycle.ErrLeaseLost) {
 				w.log.Warn().Str("request_id", t.req.ID).Str("batch_id", t.req.BatchID).
 					Str("model", t.req.Model).Int("attempt", helds[i].Attempt).Msg("lease lost, aborting call")
 				t.cancel(ErrLeaseLost)

@@ -8,8 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
-	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // maxMalformedMessage bounds the error message of a malformed request's
@@ -23,16 +22,16 @@ const maxMalformedMessage = 2048
 // queue removes the message once this returns nil and reports it again
 // later otherwise; a repeat finds the request ended and at most publishes
 // its recorded result again, which the stream deduplicates by request id.
-func (w *Worker) onPoison(ctx context.Context, p queue.Poison) error {
+func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 	req := p.Request
 	log := w.log.With().Str("poison", string(p.Kind)).Str("request_id", req.ID).Str("batch_id", req.BatchID).
 		Str("model", req.Model).Uint64("deliveries", p.Deliveries).Logger()
 	switch p.Kind {
-	case queue.PoisonMaxDeliveries:
+	case transport.PoisonMaxDeliveries:
 		f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", p.Deliveries)
 		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
 		return w.endPoison(ctx, req, f, res, false, log)
-	case queue.PoisonMalformed:
+	case transport.PoisonMalformed:
 		if req.ID == "" || len(req.ID) > lifecycle.MaxIDLength {
 			log.Error().Err(p.Cause).Msg("malformed request message without a readable id: removed without a result")
 			return nil
@@ -66,10 +65,10 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 		return err
 	}
 	recorded := true
-	tr, err := w.store.ForceFail(ctx, req, state.Outcome{Failure: f, RoutedModel: res.RoutedModel, Result: payload})
+	tr, err := w.store.ForceFail(ctx, req, lifecycle.Outcome{Failure: f, RoutedModel: res.RoutedModel, Result: payload})
 	switch {
 	case err == nil:
-	case malformed && !errors.Is(err, state.ErrUnavailable) && ctx.Err() == nil:
+	case malformed && !errors.Is(err, lifecycle.ErrUnavailable) && ctx.Err() == nil:
 		log.Warn().Err(err).Msg("malformed message not recorded in redis; publishing its result anyway")
 		recorded = false
 	default:

@@ -7,14 +7,13 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // storeRetryBudget bounds how long record retries one write.
 const storeRetryBudget = 30 * time.Second
 
 // write is one store write of an execution, made under ctx.
-type write func(ctx context.Context) (state.Transition, error)
+type write func(ctx context.Context) (lifecycle.Transition, error)
 
 // complete records a successful response.
 func (x *execution) complete(resp *httpclient.Response) {
@@ -26,8 +25,8 @@ func (x *execution) complete(resp *httpclient.Response) {
 		x.release()
 		return
 	}
-	tr, err := x.recordTerminal(lifecycle.StateCompleted, func(ctx context.Context) (state.Transition, error) {
-		return w.store.Complete(ctx, proc, state.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
+	tr, err := x.recordTerminal(lifecycle.StateCompleted, func(ctx context.Context) (lifecycle.Transition, error) {
+		return w.store.Complete(ctx, proc, lifecycle.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
 	})
 	x.settle(res, payload, tr, err)
 }
@@ -48,11 +47,11 @@ func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclie
 		x.release()
 		return
 	}
-	o := state.Outcome{Failure: f, RoutedModel: req.Model, Result: payload}
+	o := lifecycle.Outcome{Failure: f, RoutedModel: req.Model, Result: payload}
 	if resp != nil {
 		o.Status = resp.Status
 	}
-	tr, err := x.recordTerminal(to, func(ctx context.Context) (state.Transition, error) {
+	tr, err := x.recordTerminal(to, func(ctx context.Context) (lifecycle.Transition, error) {
 		switch to {
 		case lifecycle.StateCanceled:
 			return w.store.Cancel(ctx, h, o)
@@ -68,7 +67,7 @@ func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclie
 // retry puts the request back to pending and naks the message with the delay.
 func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 	w, proc := x.w, x.proc
-	tr, _, err := x.record(func(ctx context.Context) (state.Transition, error) {
+	tr, _, err := x.record(func(ctx context.Context) (lifecycle.Transition, error) {
 		return w.store.Retry(ctx, proc, f, dec.NotBefore)
 	})
 	if err == nil && tr.State == lifecycle.StatePending {
@@ -86,7 +85,7 @@ func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 // the message without delay so any worker can take it at once.
 func (x *execution) release() {
 	w, h := x.w, x.held
-	tr, _, err := x.record(func(ctx context.Context) (state.Transition, error) {
+	tr, _, err := x.record(func(ctx context.Context) (lifecycle.Transition, error) {
 		return w.store.Release(ctx, h)
 	})
 	if err == nil && !tr.State.Terminal() {
@@ -104,7 +103,7 @@ func (x *execution) release() {
 // It gives up when the worker closes or after storeRetryBudget. retried
 // reports that an attempt failed as unreachable — its write may have landed
 // with only the reply lost.
-func (x *execution) record(wr write) (tr state.Transition, retried bool, err error) {
+func (x *execution) record(wr write) (tr lifecycle.Transition, retried bool, err error) {
 	w := x.w
 	start := w.clock()
 	pauses := retryBackOff(w.bg, redisPause)
@@ -112,7 +111,7 @@ func (x *execution) record(wr write) (tr state.Transition, retried bool, err err
 		ctx, cancel := w.opCtx()
 		tr, err = wr(ctx)
 		cancel()
-		if err == nil || !errors.Is(err, state.ErrUnavailable) || w.clock().Sub(start) > storeRetryBudget {
+		if err == nil || !errors.Is(err, lifecycle.ErrUnavailable) || w.clock().Sub(start) > storeRetryBudget {
 			return tr, retried, err
 		}
 		retried = true
@@ -130,7 +129,7 @@ func (x *execution) record(wr write) (tr state.Transition, retried bool, err err
 // token, the first attempt landed and only its reply was lost: the move is
 // ours, and if the batch is finished we may be the call that finished it,
 // so its event is published (deduplicated by the stream).
-func (x *execution) recordTerminal(target lifecycle.State, wr write) (state.Transition, error) {
+func (x *execution) recordTerminal(target lifecycle.State, wr write) (lifecycle.Transition, error) {
 	tr, retried, err := x.record(wr)
 	if err != nil || tr.Applied || !retried || tr.State != target {
 		return tr, err

@@ -9,8 +9,6 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
-	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // buildResult makes the result line of a request that ends in state to.
@@ -87,7 +85,7 @@ func encodeResult(res *lifecycle.Result) ([]byte, error) {
 // stored result line (returned encoded too) when the terminal move kept
 // one, else a line built from the record (a request ended without an
 // upstream answer).
-func (w *Worker) resultFromEnded(req *lifecycle.Request, e *state.Ended) (*lifecycle.Result, []byte) {
+func (w *Worker) resultFromEnded(req *lifecycle.Request, e *lifecycle.Ended) (*lifecycle.Result, []byte) {
 	if len(e.Outbox) > 0 {
 		var res lifecycle.Result
 		if err := json.Unmarshal(e.Outbox, &res); err == nil && res.ID == req.ID {
@@ -135,7 +133,7 @@ const batchEventTries = 5
 // so a NATS outage longer than the retries loses the event; the batch's
 // status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
-	ev := queue.BatchEvent{Type: b.Status, Batch: *b, At: w.clock().UTC()}
+	ev := lifecycle.BatchEvent{Type: b.Status, Batch: *b, At: w.clock().UTC()}
 	// Waits of 400 ms doubling between the tries; none after the last.
 	pauses := retryBackOff(w.bg, 4*redisPause)
 	var err error

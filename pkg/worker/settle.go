@@ -5,15 +5,14 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // settle finishes the delivery after a write that may have ended the
 // request: publish the result when our write ended it, make sure a result
 // exists when another write did, then ack.
-func (x *execution) settle(res *lifecycle.Result, data []byte, tr state.Transition, err error) {
+func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Transition, err error) {
 	switch {
-	case errors.Is(err, state.ErrLeaseLost):
+	case errors.Is(err, lifecycle.ErrLeaseLost):
 		x.log.Warn().Msg("write refused: lease lost; leaving the message to its new owner")
 		return
 	case err != nil:
@@ -64,7 +63,7 @@ func (x *execution) settleRecorded() {
 
 // settleEnded finishes a delivery whose request the claim found (or made)
 // terminal: publish its result unless that already happened, then ack.
-func (x *execution) settleEnded(e *state.Ended) {
+func (x *execution) settleEnded(e *lifecycle.Ended) {
 	if e.Finalized != nil {
 		defer x.w.batchFinalized(e.Finalized, x.log)
 	}

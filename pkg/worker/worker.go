@@ -12,7 +12,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/transport"
 )
 
@@ -32,7 +31,7 @@ type Worker struct {
 	rand   *rand.Rand
 
 	slotsMu sync.Mutex
-	slots   map[string]*queue.Slots
+	slots   map[string]*transport.Slots
 
 	tasks   *inflight
 	marks   *marker
@@ -90,7 +89,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 		clock: clock,
 		cfg:   cfg,
 		rand:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
-		slots: make(map[string]*queue.Slots),
+		slots: make(map[string]*transport.Slots),
 		tasks: newInflight(),
 	}
 	w.bg, w.stopBg = context.WithCancel(context.Background())
@@ -136,12 +135,12 @@ func (w *Worker) Reconfigure(retry lifecycle.RetryPolicy, conc Concurrency) erro
 }
 
 // slotsFor returns the per-pod capacity of model, created on first use.
-func (w *Worker) slotsFor(model string) *queue.Slots {
+func (w *Worker) slotsFor(model string) *transport.Slots {
 	w.slotsMu.Lock()
 	defer w.slotsMu.Unlock()
 	s, ok := w.slots[model]
 	if !ok {
-		s = queue.NewSlots(w.config().Concurrency.Limit(model))
+		s = transport.NewSlots(w.config().Concurrency.Limit(model))
 		w.slots[model] = s
 	}
 	return s
@@ -181,7 +180,7 @@ func (w *Worker) start(ctx context.Context) error {
 	go func() { defer w.loops.Done(); w.marks.run(w.bg) }()
 	// The fetch loops live until Stop, not as long as ctx (which bounds the
 	// start only): they run under bg.
-	consumer, err := w.queue.Consume(w.bg, queue.ConsumeOptions{
+	consumer, err := w.queue.Consume(w.bg, transport.ConsumeOptions{
 		Slots:    w.slotsFor,
 		Handler:  func(_ context.Context, d transport.Delivery) { w.Handle(d) },
 		OnPoison: w.onPoison,
@@ -263,16 +262,16 @@ func (w *Worker) stop(ctx context.Context) error {
 
 // onControl aborts in-flight calls named by a control event. Redis already
 // holds the truth; the event only makes the abort fast.
-func (w *Worker) onControl(ev queue.ControlEvent) {
+func (w *Worker) onControl(ev lifecycle.ControlEvent) {
 	var n int
 	switch ev.Kind {
-	case queue.KindCancel:
+	case lifecycle.ControlCancel:
 		if ev.RequestID != "" {
 			n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrRequestCanceled)
 		} else {
 			n = w.tasks.cancel(func(t *task) bool { return t.req.BatchID == ev.BatchID }, ErrBatchCanceled)
 		}
-	case queue.KindSupersede:
+	case lifecycle.ControlSupersede:
 		n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrSuperseded)
 	default:
 		w.log.Warn().Str("kind", string(ev.Kind)).Msg("unknown control event")
