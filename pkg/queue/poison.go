@@ -33,7 +33,8 @@ type Poison struct {
 	Kind PoisonKind
 	// Request is the decoded request for PoisonMaxDeliveries. For
 	// PoisonMalformed it holds only what could be read, unvalidated: ID
-	// (from the body, else the Nats-Msg-Id header), BatchID and Model (from
+	// (from the body, else the Nats-Msg-Id header: the tail of
+	// MsgID(batch, id), or the whole header), BatchID and Model (from
 	// the body, else the subject), CustomID, and ResultSubject when it is
 	// one a result may go to. Any of them may be empty, and ID may be one
 	// lifecycle.Request.Validate refuses.
@@ -98,14 +99,14 @@ func (c *Client) malformed(subject string, hdr nats.Header, data []byte, cause e
 		ResultSubject string `json:"result_subject"`
 	}
 	_ = json.Unmarshal(data, &s) // best effort: any field may be missing or mistyped
-	if s.ID == "" {
-		if v := hdr[jetstream.MsgIDHeader]; len(v) > 0 {
-			s.ID = v[0]
-		}
-	}
 	from, _ := c.subj.parseRequest(subject) // whatever it could read
 	if s.BatchID == "" {
 		s.BatchID = from.batchID
+	}
+	if s.ID == "" {
+		if v := hdr[jetstream.MsgIDHeader]; len(v) > 0 {
+			s.ID = idFromMsgID(s.BatchID, v[0])
+		}
 	}
 	if s.Model == "" {
 		s.Model = from.model
