@@ -109,9 +109,8 @@ func (r *Request) Validate() error {
 		return err
 	}
 	if len(r.Body) > 0 {
-		trimmed := bytes.TrimSpace(r.Body)
-		if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-			return fieldErr("body", "must be a JSON object")
+		if err := r.validateBody(); err != nil {
+			return err
 		}
 	}
 	if r.ExpiresAt.IsZero() {
@@ -132,6 +131,37 @@ func (r *Request) Validate() error {
 		if len(v) > MaxMetadataValue || !headerSafe(v, false) {
 			return fieldErr("metadata."+k, "value must be at most %d printable characters", MaxMetadataValue)
 		}
+	}
+	return nil
+}
+
+// validateBody checks that the body is a JSON object and that its "model",
+// when it has one, names the envelope's model: routing, per-model limits
+// and billing follow the envelope, so a body asking the upstream for
+// another model is refused rather than rewritten. A body without "model"
+// is sent as it is.
+func (r *Request) validateBody() error {
+	trimmed := bytes.TrimSpace(r.Body)
+	// A map, not a struct: struct fields match keys case-insensitively,
+	// and the upstream reads "model" exactly (the last one when repeated).
+	var top map[string]json.RawMessage
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &top) != nil {
+		return fieldErr("body", "must be a JSON object")
+	}
+	raw, ok := top["model"]
+	if !ok {
+		return nil
+	}
+	var model string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &model) != nil {
+		if len(raw) > 64 {
+			raw = append(raw[:64:64], "..."...)
+		}
+		return fieldErr("body.model", "must be a string naming model %q, not %s", r.Model, raw)
+	}
+	if model != r.Model {
+		return fieldErr("body.model", "%q differs from model %q; the envelope's model routes and bills the request, so both must name the same model",
+			model, r.Model)
 	}
 	return nil
 }

@@ -192,6 +192,51 @@ func TestValidatePath(t *testing.T) {
 	}
 }
 
+// The body's model, when the body names one, must be the envelope's: the
+// envelope's model routes, limits and bills the request. The JSON Schema
+// cannot compare two fields, so these cases are not in requestRejects.
+func TestRequestBodyModelMustMatchTheEnvelope(t *testing.T) {
+	accepts := map[string]string{
+		"same model":    `{"model":"meta-llama/Llama-3.1-8B","messages":[]}`,
+		"no body model": `{"messages":[]}`,
+		"empty body":    `{}`,
+		"model nested":  `{"messages":[{"model":"other"}]}`,
+	}
+	for name, body := range accepts {
+		r := validRequest()
+		r.Body = json.RawMessage(body)
+		require.NoError(t, r.Validate(), name)
+	}
+	rejects := map[string]string{
+		"other model":     `{"model":"gpt-4o","messages":[]}`,
+		"case differs":    `{"model":"meta-llama/llama-3.1-8b"}`,
+		"padded":          `{"model":" meta-llama/Llama-3.1-8B"}`,
+		"not a string":    `{"model":42}`,
+		"null":            `{"model":null}`,
+		"empty":           `{"model":""}`,
+		"escaped variant": `{"model":"meta-llama\/Llama-3.1-9B"}`,
+		"later duplicate": `{"model":"meta-llama/Llama-3.1-8B","model":"gpt-4o"}`,
+	}
+	for name, body := range rejects {
+		r := validRequest()
+		r.Body = json.RawMessage(body)
+		err := r.Validate()
+		require.Error(t, err, name)
+		var fe *lifecycle.FieldError
+		require.True(t, errors.As(err, &fe), "%s: %v is not a *FieldError", name, err)
+		require.Equal(t, "body.model", fe.Field, name)
+		require.Contains(t, err.Error(), `"meta-llama/Llama-3.1-8B"`, "%s: the error names the envelope's model", name)
+	}
+	r := validRequest()
+	r.Body = json.RawMessage(rejects["other model"])
+	require.EqualError(t, r.Validate(),
+		`body.model: "gpt-4o" differs from model "meta-llama/Llama-3.1-8B"; the envelope's model routes and bills the request, so both must name the same model`)
+	// An escaped spelling of the same name is the same model.
+	r.Body = json.RawMessage(`{"model":"meta-llama\/Llama-3.1-8B"}`)
+	require.NoError(t, r.Validate())
+}
+
+
 func TestDecodeRequest(t *testing.T) {
 	good := `{"v":1,"id":"req-1","model":"gpt-4o","method":"POST","url":"/v1/chat/completions",` +
 		`"body":{"messages":[]},"expires_at":"2025-06-02T12:00:00Z"}`

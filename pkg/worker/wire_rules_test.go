@@ -1,9 +1,11 @@
 package worker_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -33,4 +35,45 @@ func TestRequestIDReusedInAnotherBatchRunsInBoth(t *testing.T) {
 		require.Equal(t, uint64(1), e.resultCount(t, id), id)
 	}
 	require.Equal(t, 2, e.mock.CallsFor("shared-id"), "one upstream call per batch")
+}
+
+// publishRaw stores body on the request subject of model and batchID as a
+// foreign client could, bypassing the Publisher's validation. msgID ""
+// sends no Nats-Msg-Id.
+func (e *env) publishRaw(t *testing.T, model, batchID, msgID, body string) {
+	t.Helper()
+	subj, err := e.q.RequestSubject(model, batchID)
+	require.NoError(t, err)
+	m := nats.NewMsg(subj)
+	m.Data = []byte(body)
+	if msgID != "" {
+		m.Header.Set("Nats-Msg-Id", msgID)
+	}
+	_, err = e.js.PublishMsg(bg(t), m)
+	require.NoError(t, err)
+}
+
+// A request whose body names another model than its envelope fails as
+// malformed_message naming both models, and counts in its batch; the one
+// whose models agree completes.
+func TestBodyModelMismatchIsMalformed(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-models", "gpt-4o", 2, time.Hour)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs[:1])
+	bad := fmt.Sprintf(`{"v":1,"id":%q,"batch_id":"b-models","custom_id":"task-1","model":"gpt-4o","method":"POST","url":"/v1/chat/completions","body":{"model":"o1-pro","messages":[]},"expires_at":%q}`,
+		reqs[1].ID, reqs[1].ExpiresAt.Format(time.RFC3339))
+	e.publishRaw(t, "gpt-4o", "b-models", reqs[1].ID, bad)
+
+	results := e.waitResults(t, "b-models", 2, 30*time.Second)
+	require.Equal(t, lifecycle.StateCompleted, results[reqs[0].ID].State)
+	res := results[reqs[1].ID]
+	require.Equal(t, lifecycle.StateFailed, res.State)
+	require.Equal(t, lifecycle.CodeMalformedMessage, res.Error.Code)
+	require.Contains(t, res.Error.Message, `"o1-pro"`)
+	require.Contains(t, res.Error.Message, `"gpt-4o"`)
+	waitFor(t, 5*time.Second, "batch finalized", func() bool { return e.batch(t, "b-models").Status == lifecycle.BatchCompleted })
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Failed: 1}, e.batch(t, "b-models").Counts)
+	require.Zero(t, e.mock.CallsFor(reqs[1].ID), "a mismatching request never reaches the upstream")
 }
