@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,6 +26,22 @@ const (
 	// MaxSubjectLength bounds result_subject.
 	MaxSubjectLength = 256
 )
+
+// MalformedIDPrefix starts the id a malformed request message gets when
+// none can be read from it (MalformedID). Request ids may not start with it,
+// so such an id never names a real request.
+const MalformedIDPrefix = "malformed-"
+
+// MalformedID is the id of the malformed request message stored at
+// streamSeq in the REQUESTS stream when no usable id can be read from it:
+// the same on every delivery and on every worker, so the message is
+// recorded and reported once.
+func MalformedID(streamSeq uint64) string {
+	return MalformedIDPrefix + strconv.FormatUint(streamSeq, 10)
+}
+
+// ReservedID reports whether id is one only MalformedID may produce.
+func ReservedID(id string) bool { return strings.HasPrefix(id, MalformedIDPrefix) }
 
 // Request is one HTTP call to run, exactly as it travels in a request message
 // body (see docs/PROTOCOL.md). URL is a path: the upstream base URL and the
@@ -80,6 +97,9 @@ func (r *Request) Validate() error {
 	}
 	if err := validateID("id", r.ID, MaxIDLength); err != nil {
 		return err
+	}
+	if ReservedID(r.ID) {
+		return fieldErr("id", "%q: ids starting with %q are reserved for malformed messages", r.ID, MalformedIDPrefix)
 	}
 	if r.BatchID != "" {
 		if err := validateID("batch_id", r.BatchID, MaxIDLength); err != nil {

@@ -78,6 +78,7 @@ var requestRejects = []struct {
 	{"id", func(r *lifecycle.Request) { r.ID = "ünï" }},
 	{"id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength+1) }},
 	{"id", func(r *lifecycle.Request) { r.ID = "}lead" }},
+	{"id", func(r *lifecycle.Request) { r.ID = lifecycle.MalformedID(7) }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "a b" }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "}lead" }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "x{tag}" }},
@@ -236,6 +237,17 @@ func TestRequestBodyModelMustMatchTheEnvelope(t *testing.T) {
 	require.NoError(t, r.Validate())
 }
 
+
+func TestMalformedIDIsReserved(t *testing.T) {
+	require.Equal(t, "malformed-42", lifecycle.MalformedID(42))
+	r := validRequest()
+	r.ID = "malformed-x"
+	var fe *lifecycle.FieldError
+	require.True(t, errors.As(r.Validate(), &fe))
+	require.Equal(t, "id", fe.Field)
+	require.True(t, lifecycle.ReservedID("malformed-x"))
+	require.False(t, lifecycle.ReservedID("req-malformed-x"))
+}
 
 func TestDecodeRequest(t *testing.T) {
 	good := `{"v":1,"id":"req-1","model":"gpt-4o","method":"POST","url":"/v1/chat/completions",` +

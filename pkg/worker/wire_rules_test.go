@@ -77,3 +77,35 @@ func TestBodyModelMismatchIsMalformed(t *testing.T) {
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Failed: 1}, e.batch(t, "b-models").Counts)
 	require.Zero(t, e.mock.CallsFor(reqs[1].ID), "a mismatching request never reaches the upstream")
 }
+
+// A message whose body is not JSON and that carries no Nats-Msg-Id has no
+// readable id: it is still counted in the batch of its subject, under an id
+// derived from its stream sequence, and its failed result is published, so
+// the batch finishes. Two workers: the id is the same whichever reports it.
+func TestMalformedMessageWithoutIDFinishesItsBatch(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-noid", "gpt-4o", 3, time.Hour)
+	e.startWorker(t, workerOpts{})
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs[:2])
+	e.publishRaw(t, "gpt-4o", "b-noid", "", `this is not JSON`)
+
+	results := e.waitResults(t, "b-noid", 3, 30*time.Second)
+	var synthetic *lifecycle.Result
+	for id, res := range results {
+		if id != reqs[0].ID && id != reqs[1].ID {
+			synthetic = res
+		}
+	}
+	require.NotNil(t, synthetic)
+	require.Regexp(t, `^malformed-[0-9]+$`, synthetic.ID)
+	require.Equal(t, "b-noid", synthetic.BatchID)
+	require.Equal(t, lifecycle.StateFailed, synthetic.State)
+	require.Equal(t, lifecycle.CodeMalformedMessage, synthetic.Error.Code)
+	require.Contains(t, synthetic.Error.Message, "with no id")
+	require.Contains(t, synthetic.Error.Message, "decode request")
+	waitFor(t, 5*time.Second, "batch finalized", func() bool { return e.batch(t, "b-noid").Status == lifecycle.BatchCompleted })
+	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 2, Failed: 1}, e.batch(t, "b-noid").Counts)
+	require.Equal(t, lifecycle.StateFailed, e.record(t, &lifecycle.Request{ID: synthetic.ID, BatchID: "b-noid"}).State)
+}
