@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -25,6 +26,22 @@ const (
 	// MaxSubjectLength bounds result_subject.
 	MaxSubjectLength = 256
 )
+
+// MalformedIDPrefix starts the id a malformed request message gets when
+// none can be read from it (MalformedID). Request ids may not start with it,
+// so such an id never names a real request.
+const MalformedIDPrefix = "malformed-"
+
+// MalformedID is the id of the malformed request message stored at
+// streamSeq in the REQUESTS stream when no usable id can be read from it:
+// the same on every delivery and on every worker, so the message is
+// recorded and reported once.
+func MalformedID(streamSeq uint64) string {
+	return MalformedIDPrefix + strconv.FormatUint(streamSeq, 10)
+}
+
+// ReservedID reports whether id is one only MalformedID may produce.
+func ReservedID(id string) bool { return strings.HasPrefix(id, MalformedIDPrefix) }
 
 // Request is one HTTP call to run, exactly as it travels in a request message
 // body (see docs/PROTOCOL.md). URL is a path: the upstream base URL and the
@@ -81,6 +98,9 @@ func (r *Request) Validate() error {
 	if err := validateID("id", r.ID, MaxIDLength); err != nil {
 		return err
 	}
+	if ReservedID(r.ID) {
+		return fieldErr("id", "%q: ids starting with %q are reserved for malformed messages", r.ID, MalformedIDPrefix)
+	}
 	if r.BatchID != "" {
 		if err := validateID("batch_id", r.BatchID, MaxIDLength); err != nil {
 			return err
@@ -109,9 +129,8 @@ func (r *Request) Validate() error {
 		return err
 	}
 	if len(r.Body) > 0 {
-		trimmed := bytes.TrimSpace(r.Body)
-		if len(trimmed) == 0 || trimmed[0] != '{' || !json.Valid(trimmed) {
-			return fieldErr("body", "must be a JSON object")
+		if err := r.validateBody(); err != nil {
+			return err
 		}
 	}
 	if r.ExpiresAt.IsZero() {
@@ -132,6 +151,37 @@ func (r *Request) Validate() error {
 		if len(v) > MaxMetadataValue || !headerSafe(v, false) {
 			return fieldErr("metadata."+k, "value must be at most %d printable characters", MaxMetadataValue)
 		}
+	}
+	return nil
+}
+
+// validateBody checks that the body is a JSON object and that its "model",
+// when it has one, names the envelope's model: routing, per-model limits
+// and billing follow the envelope, so a body asking the upstream for
+// another model is refused rather than rewritten. A body without "model"
+// is sent as it is.
+func (r *Request) validateBody() error {
+	trimmed := bytes.TrimSpace(r.Body)
+	// A map, not a struct: struct fields match keys case-insensitively,
+	// and the upstream reads "model" exactly (the last one when repeated).
+	var top map[string]json.RawMessage
+	if len(trimmed) == 0 || trimmed[0] != '{' || json.Unmarshal(trimmed, &top) != nil {
+		return fieldErr("body", "must be a JSON object")
+	}
+	raw, ok := top["model"]
+	if !ok {
+		return nil
+	}
+	var model string
+	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &model) != nil {
+		if len(raw) > 64 {
+			raw = append(raw[:64:64], "..."...)
+		}
+		return fieldErr("body.model", "must be a string naming model %q, not %s", r.Model, raw)
+	}
+	if model != r.Model {
+		return fieldErr("body.model", "%q differs from model %q; the envelope's model routes and bills the request, so both must name the same model",
+			model, r.Model)
 	}
 	return nil
 }

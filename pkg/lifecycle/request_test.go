@@ -78,6 +78,7 @@ var requestRejects = []struct {
 	{"id", func(r *lifecycle.Request) { r.ID = "ünï" }},
 	{"id", func(r *lifecycle.Request) { r.ID = strings.Repeat("a", lifecycle.MaxIDLength+1) }},
 	{"id", func(r *lifecycle.Request) { r.ID = "}lead" }},
+	{"id", func(r *lifecycle.Request) { r.ID = lifecycle.MalformedID(7) }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "a b" }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "}lead" }},
 	{"batch_id", func(r *lifecycle.Request) { r.BatchID = "x{tag}" }},
@@ -190,6 +191,61 @@ func TestValidatePath(t *testing.T) {
 		require.True(t, errors.As(err, &fe))
 		require.Equal(t, "url", fe.Field)
 	}
+}
+
+// The body's model, when the body names one, must be the envelope's: the
+// envelope's model routes, limits and bills the request. The JSON Schema
+// cannot compare two fields, so these cases are not in requestRejects.
+func TestRequestBodyModelMustMatchTheEnvelope(t *testing.T) {
+	accepts := map[string]string{
+		"same model":    `{"model":"meta-llama/Llama-3.1-8B","messages":[]}`,
+		"no body model": `{"messages":[]}`,
+		"empty body":    `{}`,
+		"model nested":  `{"messages":[{"model":"other"}]}`,
+	}
+	for name, body := range accepts {
+		r := validRequest()
+		r.Body = json.RawMessage(body)
+		require.NoError(t, r.Validate(), name)
+	}
+	rejects := map[string]string{
+		"other model":     `{"model":"gpt-4o","messages":[]}`,
+		"case differs":    `{"model":"meta-llama/llama-3.1-8b"}`,
+		"padded":          `{"model":" meta-llama/Llama-3.1-8B"}`,
+		"not a string":    `{"model":42}`,
+		"null":            `{"model":null}`,
+		"empty":           `{"model":""}`,
+		"escaped variant": `{"model":"meta-llama\/Llama-3.1-9B"}`,
+		"later duplicate": `{"model":"meta-llama/Llama-3.1-8B","model":"gpt-4o"}`,
+	}
+	for name, body := range rejects {
+		r := validRequest()
+		r.Body = json.RawMessage(body)
+		err := r.Validate()
+		require.Error(t, err, name)
+		var fe *lifecycle.FieldError
+		require.True(t, errors.As(err, &fe), "%s: %v is not a *FieldError", name, err)
+		require.Equal(t, "body.model", fe.Field, name)
+		require.Contains(t, err.Error(), `"meta-llama/Llama-3.1-8B"`, "%s: the error names the envelope's model", name)
+	}
+	r := validRequest()
+	r.Body = json.RawMessage(rejects["other model"])
+	require.EqualError(t, r.Validate(),
+		`body.model: "gpt-4o" differs from model "meta-llama/Llama-3.1-8B"; the envelope's model routes and bills the request, so both must name the same model`)
+	// An escaped spelling of the same name is the same model.
+	r.Body = json.RawMessage(`{"model":"meta-llama\/Llama-3.1-8B"}`)
+	require.NoError(t, r.Validate())
+}
+
+func TestMalformedIDIsReserved(t *testing.T) {
+	require.Equal(t, "malformed-42", lifecycle.MalformedID(42))
+	r := validRequest()
+	r.ID = "malformed-x"
+	var fe *lifecycle.FieldError
+	require.True(t, errors.As(r.Validate(), &fe))
+	require.Equal(t, "id", fe.Field)
+	require.True(t, lifecycle.ReservedID("malformed-x"))
+	require.False(t, lifecycle.ReservedID("req-malformed-x"))
 }
 
 func TestDecodeRequest(t *testing.T) {

@@ -131,7 +131,7 @@ func rawMessages(b *testing.B, c *queue.Client, reqs []*lifecycle.Request) []*na
 		}
 		msgs[i] = nats.NewMsg(subj)
 		msgs[i].Data = data
-		msgs[i].Header.Set(jetstream.MsgIDHeader, r.ID)
+		msgs[i].Header.Set(jetstream.MsgIDHeader, queue.MsgID(r.BatchID, r.ID))
 	}
 	return msgs
 }

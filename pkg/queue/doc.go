@@ -7,8 +7,8 @@
 //
 // # Assets (prefix p, default "salvo"; P is p upper-cased)
 //
-//	P_REQUESTS    work queue   p.req.<model>.<batch>      one request per message, Nats-Msg-Id = request id
-//	P_RESULTS     limits       p.res.<batch>              one result per request, Nats-Msg-Id = request id
+//	P_REQUESTS    work queue   p.req.<model>.<batch>      one request per message, Nats-Msg-Id = <batch>.<id> (MsgID)
+//	P_RESULTS     limits       p.res.<batch>              one result per request, Nats-Msg-Id = <batch>.<id> (MsgID)
 //	                           p.evt.batch.<batch>        batch lifecycle events (same stream, so one replay sees both)
 //	P_ADVISORIES  work queue   $JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.P_REQUESTS.>
 //	P_BODIES      object store result bodies over the max payload (Response.BodyRef)

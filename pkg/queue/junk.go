@@ -19,7 +19,7 @@ const maxJunkPerPass = 64
 // nor a fetch loop. Each is reported to OnPoison as malformed before it is
 // deleted; a failed report leaves the subject for the next pass. Several
 // workers may reject the same message at once, which OnPoison must
-// tolerate (the result published for it carries the request id as
+// tolerate (the result published for it carries MsgID(batch, id) as
 // Nats-Msg-Id, so the stream keeps one copy).
 func (co *Consumer) rejectJunk(ctx context.Context, subjects []string) error {
 	sort.Strings(subjects)

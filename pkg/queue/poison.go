@@ -74,15 +74,15 @@ func (c *Client) malformed(subject string, hdr nats.Header, data []byte, cause e
 		Model         string `json:"model"`
 		ResultSubject string `json:"result_subject"`
 	}
-	_ = json.Unmarshal(data, &s) // best effort: any field may be missing or mistyped
-	if s.ID == "" {
-		if v := hdr[jetstream.MsgIDHeader]; len(v) > 0 {
-			s.ID = v[0]
-		}
-	}
+	_ = json.Unmarshal(data, &s)            // best effort: any field may be missing or mistyped
 	from, _ := c.subj.parseRequest(subject) // whatever it could read
 	if s.BatchID == "" {
 		s.BatchID = from.batchID
+	}
+	if s.ID == "" {
+		if v := hdr[jetstream.MsgIDHeader]; len(v) > 0 {
+			s.ID = idFromMsgID(s.BatchID, v[0])
+		}
 	}
 	if s.Model == "" {
 		s.Model = from.model

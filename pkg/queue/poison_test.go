@@ -36,6 +36,8 @@ func TestMalformedMessageReportedAndRemoved(t *testing.T) {
 	// A result_subject inside salvo's own event namespace.
 	pub("salvo.req.m.b1", "reserved-reply",
 		`{"v":1,"id":"reserved-reply","batch_id":"b1","model":"m","method":"POST","url":"/v1/x","expires_at":"2030-01-01T00:00:00Z","result_subject":"salvo.evt.batch.b1"}`)
+	// Not JSON, Nats-Msg-Id in the batch-scoped form: the id is its tail.
+	pub("salvo.req.m.b1", "b1.scoped-json", `not json`)
 	// Not even an id: reported all the same; the hook decides.
 	pub("salvo.req.m.b1", "", `garbage`)
 
@@ -43,8 +45,8 @@ func TestMalformedMessageReportedAndRemoved(t *testing.T) {
 	require.Zero(t, handled.Load(), "a malformed message reached the handler")
 
 	got := poison.byID()
-	require.Len(t, got, 5)
-	for id, field := range map[string]string{"bad-url": "url", "bad-json": "decode", "wrong-subject": "model", "reserved-reply": "result_subject", "": "decode"} {
+	require.Len(t, got, 6)
+	for id, field := range map[string]string{"bad-url": "url", "bad-json": "decode", "scoped-json": "decode", "wrong-subject": "model", "reserved-reply": "result_subject", "": "decode"} {
 		p, ok := got[id]
 		require.True(t, ok, id)
 		require.Equal(t, queue.PoisonMalformed, p.Kind, id)

@@ -18,7 +18,7 @@ import (
 
 // publishAttempts is how many times one request is sent before its publish
 // counts as failed. Resending is safe: the stream drops a copy with the same
-// Nats-Msg-Id inside the duplicate window.
+// Nats-Msg-Id (MsgID) inside the duplicate window.
 const publishAttempts = 3
 
 // Publisher publishes requests asynchronously with a bounded window of
@@ -135,7 +135,7 @@ func (c *Client) PublishRequest(ctx context.Context, req *lifecycle.Request) err
 }
 
 // requestMsg validates req and builds its message: subject from model and
-// batch, Nats-Msg-Id = id, W3C trace context from ctx.
+// batch, Nats-Msg-Id = MsgID(batch, id), W3C trace context from ctx.
 func (c *Client) requestMsg(ctx context.Context, req *lifecycle.Request) (*nats.Msg, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%w: nil request", ErrInvalidRequest)
@@ -153,7 +153,7 @@ func (c *Client) requestMsg(ctx context.Context, req *lifecycle.Request) (*nats.
 	}
 	msg := nats.NewMsg(subj)
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, req.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, MsgID(req.BatchID, req.ID))
 	propagation.TraceContext{}.Inject(ctx, headerCarrier(msg.Header))
 	return msg, nil
 }

@@ -29,13 +29,42 @@ func TestPublisherBoundedWindowDeliversEverything(t *testing.T) {
 	publishN(t, b.c, "w", "meta-llama/Llama-3.1-8B:free", "b", 300)
 	require.Equal(t, uint64(300), streamMsgs(t, b.js, "SALVO_REQUESTS"))
 
-	// Subject: model and batch encoded as tokens; id as Nats-Msg-Id.
+	// Subject: model and batch encoded as tokens; Nats-Msg-Id the batch
+	// token and the id.
 	s, err := b.js.Stream(ctx(t), "SALVO_REQUESTS")
 	require.NoError(t, err)
 	m, err := s.GetMsg(ctx(t), 1)
 	require.NoError(t, err)
 	require.Equal(t, "salvo.req.meta-llama_2FLlama-3_2E1-8B_3Afree.b", m.Subject)
-	require.Equal(t, "w-0", m.Header.Get("Nats-Msg-Id"))
+	require.Equal(t, "b.w-0", m.Header.Get("Nats-Msg-Id"))
+}
+
+// Publish dedup is scoped by batch: the same request id in two batches (and
+// batchless) is three requests; a repeat inside one batch is still one.
+func TestSameIDInAnotherBatchIsNotADuplicate(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for _, batch := range []string{"batch-a", "batch-b", "", "batch-a"} {
+		require.NoError(t, b.c.PublishRequest(ctx(t), newRequest("same-id", "m", batch)))
+	}
+	require.Equal(t, uint64(3), streamMsgs(t, b.js, "SALVO_REQUESTS"))
+	s, err := b.js.Stream(ctx(t), "SALVO_REQUESTS")
+	require.NoError(t, err)
+	for seq, want := range map[uint64]string{1: "batch-a.same-id", 2: "batch-b.same-id", 3: "_.same-id"} {
+		m, err := s.GetMsg(ctx(t), seq)
+		require.NoError(t, err)
+		require.Equal(t, want, m.Header.Get("Nats-Msg-Id"))
+	}
+}
+
+func TestMsgIDIsBatchTokenDotID(t *testing.T) {
+	for _, tt := range []struct{ batch, id, want string }{
+		{"b1", "r1", "b1.r1"},
+		{"", "r1", "_.r1"},
+		{"batch_1/x.y", "a.b/c:d", "batch_5F1_2Fx_2Ey.a.b/c:d"},
+	} {
+		require.Equal(t, tt.want, queue.MsgID(tt.batch, tt.id))
+	}
 }
 
 func TestPublishRejectsInvalidRequest(t *testing.T) {

@@ -21,14 +21,15 @@ const payloadHeadroom = 4 << 10
 // answer for a result subject is cached.
 const resultRouteTTL = time.Minute
 
-// PublishResult stores res on <p>.res.<batch> with Nats-Msg-Id = res.ID, so
-// a repeat inside the duplicate window is dropped by the stream. When the
+// PublishResult stores res on <p>.res.<batch> with Nats-Msg-Id =
+// MsgID(batch, id), so a repeat inside the duplicate window is dropped by
+// the stream, and the same id in another batch is not. When the
 // encoded result would exceed the server's max payload, the response body
 // goes to the object store and the stored result carries Response.BodyRef
 // instead (res itself is not modified); ResolveBody reverses that.
 //
 // When resultSubject is set the same bytes are also delivered there: with a
-// JetStream publish (Nats-Msg-Id = res.ID) if a stream captures the
+// JetStream publish (the same Nats-Msg-Id) if a stream captures the
 // subject, else a core NATS publish, which only reaches subscribers
 // connected at that moment. Subjects inside salvo's own request, control
 // and event namespaces and "$..." system subjects are refused (delivered
@@ -54,9 +55,10 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 			return err
 		}
 	}
+	msgID := MsgID(res.BatchID, res.ID)
 	msg := nats.NewMsg(c.subj.result(res.BatchID))
 	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, res.ID)
+	msg.Header.Set(jetstream.MsgIDHeader, msgID)
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("queue: publish result %s: %w", res.ID, err)
 	}
@@ -68,7 +70,7 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 	}
 	extra := nats.NewMsg(resultSubject)
 	extra.Data = data
-	extra.Header.Set(jetstream.MsgIDHeader, res.ID)
+	extra.Header.Set(jetstream.MsgIDHeader, msgID)
 	var err error
 	if c.capturedByStream(ctx, resultSubject) {
 		_, err = c.js.PublishMsg(ctx, extra)

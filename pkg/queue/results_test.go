@@ -26,6 +26,9 @@ func TestResultsReplayAndSubscribe(t *testing.T) {
 		require.NoError(t, b.c.PublishResult(ctx(t), result(id, "batch-r", []byte(`{"ok":true}`)), ""))
 	}
 	require.NoError(t, b.c.PublishResult(ctx(t), result("other", "batch-x", nil), ""))
+	// The same id in another batch is another request: stored too.
+	require.NoError(t, b.c.PublishResult(ctx(t), result("r1", "batch-x", nil), ""))
+	require.Equal(t, uint64(4), streamMsgs(t, b.js, "SALVO_RESULTS"))
 
 	var ids []string
 	require.NoError(t, b.c.ReplayResults(ctx(t), "batch-r", func(r *lifecycle.Result) error {

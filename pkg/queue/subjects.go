@@ -19,6 +19,7 @@ import (
 //	p.evt.batch.<batch>                       a batch lifecycle event (RESULTS stream)
 //	p.ctl.cancel.<batch>[.<request>]          cancel a batch or one request (core NATS)
 //	p.ctl.supersede.<request>                 a request lost a race (core NATS)
+//	<batch>.<id>                              Nats-Msg-Id of a request and its result (MsgID)
 //	$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<REQUESTS stream>.<consumer>
 //	                                          the server's max-deliveries advisory
 type subjects struct {
@@ -126,6 +127,26 @@ func (s subjects) checkRequest(subject string, req *lifecycle.Request) error {
 func invalidRequest(field, format string, args ...any) error {
 	return fmt.Errorf("lifecycle: invalid request: %w",
 		&lifecycle.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+}
+
+// MsgID is the Nats-Msg-Id of a request message and of its result:
+// "<batchtoken>.<id>", the batch token as in subjects ("_" for batchless),
+// then the request id as it is. JetStream deduplicates publishes by
+// Nats-Msg-Id across a whole stream, while a request id is unique only
+// inside its batch, so the id alone would drop the same id in another
+// batch. A batch token never contains '.', so the first '.' splits the two.
+func MsgID(batchID, requestID string) string {
+	return lifecycle.BatchToken(batchID) + "." + requestID
+}
+
+// idFromMsgID reads the request id from a Nats-Msg-Id of a message of
+// batchID: the tail of MsgID(batchID, id), or the whole header when it is
+// not in that form (a client that sets the bare id).
+func idFromMsgID(batchID, msgID string) string {
+	if id, ok := strings.CutPrefix(msgID, lifecycle.BatchToken(batchID)+"."); ok && id != "" {
+		return id
+	}
+	return msgID
 }
 
 // result is the subject a batch's results are stored on.

@@ -23,7 +23,8 @@ type Poison struct {
 	Kind PoisonKind
 	// Request is the decoded request for PoisonMaxDeliveries. For
 	// PoisonMalformed it holds only what could be read, unvalidated: ID
-	// (from the body, else the Nats-Msg-Id header), BatchID and Model (from
+	// (from the body, else the Nats-Msg-Id header: the request id after
+	// the batch token, or the whole header), BatchID and Model (from
 	// the body, else the subject), CustomID, and ResultSubject when it is
 	// one a result may go to. Any of them may be empty, and ID may be one
 	// lifecycle.Request.Validate refuses.

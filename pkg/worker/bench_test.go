@@ -254,8 +254,8 @@ func BenchmarkLatency(b *testing.B) {
 			b.Fatalf("result of %s: %v", r.ID, err)
 		}
 		lat = append(lat, time.Since(start))
-		if got := msg.Header.Get("Nats-Msg-Id"); got != r.ID {
-			b.Fatalf("result for %q, want %q", got, r.ID)
+		if got := msg.Header.Get("Nats-Msg-Id"); got != queue.MsgID(r.BatchID, r.ID) {
+			b.Fatalf("result for %q, want %q", got, queue.MsgID(r.BatchID, r.ID))
 		}
 	}
 	b.StopTimer()

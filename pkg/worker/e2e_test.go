@@ -222,6 +222,7 @@ func TestUnroutedModelFailsClearly(t *testing.T) {
 	e.startWorker(t, workerOpts{http: &hc})
 	reqs := e.newBatch(t, "b-route", "gpt-4o", 4, time.Hour)
 	reqs[3].Model = "mystery/model:v1"
+	reqs[3].Body = []byte(`{"model":"mystery/model:v1","messages":[]}`) // body.model must agree
 	e.publish(t, reqs)
 
 	results := e.waitResults(t, "b-route", 4, 30*time.Second)

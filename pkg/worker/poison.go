@@ -21,9 +21,27 @@ const maxMalformedMessage = 2048
 // include it, so the batch can finish) and its result published. The
 // queue removes the message once this returns nil and reports it again
 // later otherwise; a repeat finds the request ended and at most publishes
-// its recorded result again, which the stream deduplicates by request id.
+// its recorded result again, which the stream deduplicates by batch and
+// request id. A malformed message without a usable id is recorded under
+// lifecycle.MalformedID of its stream sequence, the same on every
+// delivery and every worker.
 func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 	req := p.Request
+	var unreadable string
+	if p.Kind == transport.PoisonMalformed && !usableID(req.ID) {
+		if p.StreamSeq == 0 {
+			w.log.Error().Err(p.Cause).Str("subject", p.Subject).
+				Msg("malformed request message without a readable id or stream sequence: removed without a result")
+			return nil
+		}
+		unreadable = "no id"
+		if req.ID != "" {
+			unreadable = fmt.Sprintf("unusable id %q", truncate(req.ID, 64))
+		}
+		named := *req
+		named.ID = lifecycle.MalformedID(p.StreamSeq)
+		req = &named
+	}
 	log := w.log.With().Str("poison", string(p.Kind)).Str("request_id", req.ID).Str("batch_id", req.BatchID).
 		Str("model", req.Model).Uint64("deliveries", p.Deliveries).Logger()
 	switch p.Kind {
@@ -32,15 +50,12 @@ func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
 		return w.endPoison(ctx, req, f, res, false, log)
 	case transport.PoisonMalformed:
-		if req.ID == "" || len(req.ID) > lifecycle.MaxIDLength {
-			log.Error().Err(p.Cause).Msg("malformed request message without a readable id: removed without a result")
-			return nil
-		}
 		msg := "malformed request message: " + p.Cause.Error()
-		if len(msg) > maxMalformedMessage {
-			msg = msg[:maxMalformedMessage]
+		if unreadable != "" {
+			msg = fmt.Sprintf("malformed request message with %s (stream sequence %d on %s), recorded as %s: %v",
+				unreadable, p.StreamSeq, p.Subject, req.ID, p.Cause)
 		}
-		f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: msg}
+		f := &lifecycle.Failure{Code: lifecycle.CodeMalformedMessage, Message: truncate(msg, maxMalformedMessage)}
 		res := &lifecycle.Result{
 			V: lifecycle.WireVersion, ID: req.ID, CustomID: req.CustomID, BatchID: req.BatchID, Model: req.Model,
 			State: lifecycle.StateFailed, Error: &lifecycle.ResultError{Code: f.Code, Message: f.Message},
@@ -48,6 +63,19 @@ func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 		return w.endPoison(ctx, req, f, res, true, log)
 	}
 	return fmt.Errorf("worker: poison message of unknown kind %q", p.Kind)
+}
+
+// usableID reports whether a malformed message's id can name its request:
+// present, not too long for the store, and not one MalformedID reserves.
+func usableID(id string) bool {
+	return id != "" && len(id) <= lifecycle.MaxIDLength && !lifecycle.ReservedID(id)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
 }
 
 // endPoison records f as req's end and publishes res. A malformed
