@@ -18,12 +18,16 @@ const advisoryConsumer = "max-deliveries"
 //   - <P>_REQUESTS: work-queue retention, subjects <p>.req.>, discard new
 //     (a full stream rejects publishes instead of dropping queued work);
 //   - <P>_RESULTS: limits retention, subjects <p>.res.> and <p>.evt.> (batch
-//     lifecycle events live here too, so one replay sees both);
+//     lifecycle events live here too, so one replay sees both), discard old
+//     (a full stream drops its oldest results, as max age does);
 //   - <P>_ADVISORIES: work-queue stream capturing the max-deliveries
 //     advisories of <P>_REQUESTS, so a poison message is handled even if no
-//     worker was connected when the advisory fired;
+//     worker was connected when the advisory fired (discard old);
 //   - <P>_BODIES: object store for result bodies over the max payload, with
-//     the results' max age as TTL;
+//     the results' max age as TTL (a full store refuses new bodies);
+//
+// Every stream is bounded by age, messages and bytes (Config's …MaxAge,
+// …MaxMsgs, …MaxBytes; the object store by bytes).
 //   - the durable consumer of <P>_ADVISORIES.
 //
 // Per-model request consumers are created by Consume when it discovers the
@@ -67,6 +71,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.RequestsMaxAge,
+			MaxMsgs:     c.cfg.RequestsMaxMsgs,
+			MaxBytes:    c.cfg.RequestsMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 		{
@@ -78,6 +84,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.ResultsMaxAge,
+			MaxMsgs:     c.cfg.ResultsMaxMsgs,
+			MaxBytes:    c.cfg.ResultsMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 		{
@@ -89,6 +97,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.RequestsMaxAge,
+			MaxMsgs:     c.cfg.AdvisoriesMaxMsgs,
+			MaxBytes:    c.cfg.AdvisoriesMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 	}
@@ -159,6 +169,7 @@ func (c *Client) ensureBodies(ctx context.Context) error {
 		Bucket:      c.names.bodies,
 		Description: "salvo result bodies larger than the max payload",
 		TTL:         c.cfg.ResultsMaxAge,
+		MaxBytes:    c.cfg.BodiesMaxBytes,
 		Storage:     c.cfg.Storage.jetstream(),
 		Replicas:    c.cfg.Replicas,
 	}
