@@ -18,16 +18,12 @@ const advisoryConsumer = "max-deliveries"
 //   - <P>_REQUESTS: work-queue retention, subjects <p>.req.>, discard new
 //     (a full stream rejects publishes instead of dropping queued work);
 //   - <P>_RESULTS: limits retention, subjects <p>.res.> and <p>.evt.> (batch
-//     lifecycle events live here too, so one replay sees both), discard old
-//     (a full stream drops its oldest results, as max age does);
+//     lifecycle events live here too, so one replay sees both);
 //   - <P>_ADVISORIES: work-queue stream capturing the max-deliveries
 //     advisories of <P>_REQUESTS, so a poison message is handled even if no
-//     worker was connected when the advisory fired (discard old);
+//     worker was connected when the advisory fired;
 //   - <P>_BODIES: object store for result bodies over the max payload, with
-//     the results' max age as TTL (a full store refuses new bodies);
-//
-// Every stream is bounded by age, messages and bytes (Config's …MaxAge,
-// …MaxMsgs, …MaxBytes; the object store by bytes).
+//     the results' max age as TTL;
 //   - the durable consumer of <P>_ADVISORIES.
 //
 // Per-model request consumers are created by Consume when it discovers the

@@ -96,7 +96,8 @@ func (p *Publisher) fail(id string, err error) {
 
 // Flush waits until every publish so far is acknowledged or failed. It
 // returns a *PublishError (errors.Is ErrPublish) naming the request ids
-// that failed since the previous Flush.
+// that failed since the previous Flush; errors.Is(err, ErrStreamFull) when
+// REQUESTS refused some of them at its limit.
 func (p *Publisher) Flush(ctx context.Context) error {
 	for {
 		ch := p.window.Changed()
