@@ -83,6 +83,8 @@ func TestLoadRejectsInvalidNamingKeyAndVariable(t *testing.T) {
 		{name: "negative shutdown grace", env: map[string]string{"SALVO_SHUTDOWN_GRACE": "-1s"}, key: "shutdown_grace", envVar: "SALVO_SHUTDOWN_GRACE"},
 		{name: "negative response bound", file: "upstream:\n  max_response_bytes: -1\n", key: "upstream.max_response_bytes", envVar: "SALVO_UPSTREAM_MAX_RESPONSE_BYTES"},
 		{name: "transport backoff over the cap", file: "upstream:\n  transport_backoff: 1h\n", key: "upstream.transport_backoff", envVar: "SALVO_UPSTREAM_TRANSPORT_BACKOFF"},
+		{name: "negative stream limit", env: map[string]string{"SALVO_STREAMS_REQUESTS_MAX_MSGS": "-1"}, key: "streams.requests_max_msgs", envVar: "SALVO_STREAMS_REQUESTS_MAX_MSGS"},
+		{name: "negative byte limit in the file", file: "streams:\n  bodies_max_bytes: -2\n", key: "streams.bodies_max_bytes", envVar: "SALVO_STREAMS_BODIES_MAX_BYTES"},
 		{name: "storage", file: "streams:\n  storage: tape\n", key: "streams.storage", envVar: "SALVO_STREAMS_STORAGE"},
 		{name: "storage in the env", env: map[string]string{"SALVO_STREAMS_STORAGE": "disk"}, key: "streams.storage", envVar: "SALVO_STREAMS_STORAGE"},
 		{name: "log level", file: "log_level: loud\n", key: "log_level", envVar: "SALVO_LOG_LEVEL"},

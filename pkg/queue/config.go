@@ -11,19 +11,29 @@ import (
 
 // Defaults for Config fields left zero.
 const (
-	PrefixDefault            = lifecycle.PrefixDefault
-	ReplicasDefault          = 1
-	StorageDefault           = FileStorage
-	RequestsMaxAgeDefault    = 8 * 24 * time.Hour
-	ResultsMaxAgeDefault     = 7 * 24 * time.Hour
-	DuplicateWindowDefault   = 2 * time.Minute
-	AckWaitDefault           = 30 * time.Second
-	MaxDeliverDefault        = 100
-	MaxAckPendingDefault     = 20000
-	PublishWindowDefault     = 4096
-	PublishTimeoutDefault    = 30 * time.Second
-	DiscoveryIntervalDefault = time.Second
-	FetchExpiryDefault       = 5 * time.Second
+	PrefixDefault          = lifecycle.PrefixDefault
+	ReplicasDefault        = 1
+	StorageDefault         = FileStorage
+	RequestsMaxAgeDefault  = 8 * 24 * time.Hour
+	ResultsMaxAgeDefault   = 7 * 24 * time.Hour
+	DuplicateWindowDefault = 2 * time.Minute
+	// Stream limits. Byte limits are reserved on the server (and the
+	// account) when a stream is created: the defaults reserve about 10 GiB
+	// of file storage in all.
+	RequestsMaxMsgsDefault    = 1_000_000
+	RequestsMaxBytesDefault   = 4 << 30 // 4 GiB
+	ResultsMaxMsgsDefault     = 2_000_000
+	ResultsMaxBytesDefault    = 4 << 30 // 4 GiB
+	AdvisoriesMaxMsgsDefault  = 100_000
+	AdvisoriesMaxBytesDefault = 64 << 20 // 64 MiB
+	BodiesMaxBytesDefault     = 2 << 30  // 2 GiB
+	AckWaitDefault            = 30 * time.Second
+	MaxDeliverDefault         = 100
+	MaxAckPendingDefault      = 20000
+	PublishWindowDefault      = 4096
+	PublishTimeoutDefault     = 30 * time.Second
+	DiscoveryIntervalDefault  = time.Second
+	FetchExpiryDefault        = 5 * time.Second
 	// MaxFetchBatchDefault caps one pull request even when more slots are free.
 	MaxFetchBatchDefault = 256
 	// OrphanSweepIntervalDefault is how often a consumer looks for request
@@ -102,6 +112,27 @@ type Config struct {
 	// ResultsMaxAge is how long results (and batch events, and large result
 	// bodies) are kept for replay.
 	ResultsMaxAge time.Duration `yaml:"results_max_age"`
+	// RequestsMaxMsgs and RequestsMaxBytes bound REQUESTS. A full REQUESTS
+	// refuses publishes (discard new): the publisher gets a
+	// *StreamFullError (errors.Is ErrStreamFull) and nothing queued is
+	// dropped.
+	RequestsMaxMsgs  int64 `yaml:"requests_max_msgs"`
+	RequestsMaxBytes int64 `yaml:"requests_max_bytes"`
+	// ResultsMaxMsgs and ResultsMaxBytes bound RESULTS (results and batch
+	// events). A full RESULTS drops its oldest messages (discard old), as
+	// ResultsMaxAge does: results not read by then are gone from the
+	// stream (the records in Redis keep their state).
+	ResultsMaxMsgs  int64 `yaml:"results_max_msgs"`
+	ResultsMaxBytes int64 `yaml:"results_max_bytes"`
+	// AdvisoriesMaxMsgs and AdvisoriesMaxBytes bound ADVISORIES (discard
+	// old: when full, the oldest unhandled advisories go first).
+	AdvisoriesMaxMsgs  int64 `yaml:"advisories_max_msgs"`
+	AdvisoriesMaxBytes int64 `yaml:"advisories_max_bytes"`
+	// BodiesMaxBytes bounds the BODIES object store. Its objects are split
+	// into chunks of at most 128 KiB, so the byte limit bounds the number
+	// of messages too. A full store refuses new bodies: the result that
+	// needed one fails to publish and is retried.
+	BodiesMaxBytes int64 `yaml:"bodies_max_bytes"`
 	// DuplicateWindow is the Nats-Msg-Id dedup window of both streams.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// AckWait is the per-delivery redelivery timer of the model consumers.
@@ -160,6 +191,7 @@ func (c Config) WithDefaults() Config {
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = DuplicateWindowDefault
 	}
+	c = c.limitsWithDefaults()
 	if c.AckWait == 0 {
 		c.AckWait = AckWaitDefault
 	}
@@ -216,6 +248,11 @@ func (c Config) Validate() error {
 		return bad("requests_max_age", "%s must be positive", c.RequestsMaxAge)
 	case c.ResultsMaxAge <= 0:
 		return bad("results_max_age", "%s must be positive", c.ResultsMaxAge)
+	}
+	if err := c.validateLimits(); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
+	}
+	switch {
 	case c.DuplicateWindow <= 0:
 		return bad("duplicate_window", "%s must be positive", c.DuplicateWindow)
 	case c.DuplicateWindow > c.RequestsMaxAge || c.DuplicateWindow > c.ResultsMaxAge:
@@ -244,4 +281,44 @@ func (c Config) Validate() error {
 		return bad("model_idle_timeout", "%s must be at least 2 × fetch_expiry and 2 × discovery_interval", c.ModelIdleTimeout)
 	}
 	return nil
+}
+
+// limitsWithDefaults sets every zero stream limit to its default.
+func (c Config) limitsWithDefaults() Config {
+	for _, l := range c.limits() {
+		if *l.value == 0 {
+			*l.value = l.def
+		}
+	}
+	return c
+}
+
+// validateLimits reports the first stream limit below 1.
+func (c Config) validateLimits() error {
+	for _, l := range c.limits() {
+		if *l.value < 1 {
+			return lifecycle.ConfigErrorf(l.key, "%d must be positive", *l.value)
+		}
+	}
+	return nil
+}
+
+// streamLimit is one byte or message limit of a stream.
+type streamLimit struct {
+	key   string
+	value *int64
+	def   int64
+}
+
+// limits lists the stream limits of c (pointers into c).
+func (c *Config) limits() []streamLimit {
+	return []streamLimit{
+		{"requests_max_msgs", &c.RequestsMaxMsgs, RequestsMaxMsgsDefault},
+		{"requests_max_bytes", &c.RequestsMaxBytes, RequestsMaxBytesDefault},
+		{"results_max_msgs", &c.ResultsMaxMsgs, ResultsMaxMsgsDefault},
+		{"results_max_bytes", &c.ResultsMaxBytes, ResultsMaxBytesDefault},
+		{"advisories_max_msgs", &c.AdvisoriesMaxMsgs, AdvisoriesMaxMsgsDefault},
+		{"advisories_max_bytes", &c.AdvisoriesMaxBytes, AdvisoriesMaxBytesDefault},
+		{"bodies_max_bytes", &c.BodiesMaxBytes, BodiesMaxBytesDefault},
+	}
 }

@@ -21,6 +21,9 @@ var (
 	ErrInvalidSubject = errors.New("queue: invalid subject")
 	// ErrPublish wraps a failed publish; see *PublishError for the ids.
 	ErrPublish = errors.New("queue: publish failed")
+	// ErrStreamFull means the REQUESTS stream is at its message or byte
+	// limit and refused a publish; see *StreamFullError.
+	ErrStreamFull = errors.New("queue: stream full")
 	// ErrStopped is returned by operations on a stopped publisher or consumer.
 	ErrStopped = errors.New("queue: stopped")
 	// ErrUnhealthy wraps every Consumer.Healthy error.
@@ -69,5 +72,37 @@ func (e *PublishError) Error() string {
 	return b.String()
 }
 
-// Unwrap makes errors.Is(err, ErrPublish) true.
-func (e *PublishError) Unwrap() error { return ErrPublish }
+// Unwrap makes errors.Is(err, ErrPublish) true, and errors.Is/As true for
+// each id's cause (errors.Is(err, ErrStreamFull) when the stream was full).
+func (e *PublishError) Unwrap() []error {
+	errs := make([]error, 0, len(e.Failed)+1)
+	errs = append(errs, ErrPublish)
+	for _, err := range e.Failed {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// StreamFullError is a publish the stream refused because it is at one of
+// its limits (discard new): the message was not stored, and nothing the
+// stream holds was dropped to make room.
+type StreamFullError struct {
+	// Stream is the stream's name (<P>_REQUESTS).
+	Stream string
+	// Limit is the limit reached: max_msgs or max_bytes.
+	Limit string
+	// Max is the limit's configured value.
+	Max int64
+	// Key is the Config key that sets it (requests_max_msgs, …).
+	Key string
+	// Err is the server's answer.
+	Err error
+}
+
+func (e *StreamFullError) Error() string {
+	return fmt.Sprintf("queue: %s is full (%s %d, setting %s): %v", e.Stream, e.Limit, e.Max, e.Key, e.Err)
+}
+
+// Unwrap makes errors.Is(err, ErrStreamFull) true and keeps the server's
+// error reachable.
+func (e *StreamFullError) Unwrap() []error { return []error{ErrStreamFull, e.Err} }

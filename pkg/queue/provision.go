@@ -67,6 +67,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.RequestsMaxAge,
+			MaxMsgs:     c.cfg.RequestsMaxMsgs,
+			MaxBytes:    c.cfg.RequestsMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 		{
@@ -78,6 +80,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.ResultsMaxAge,
+			MaxMsgs:     c.cfg.ResultsMaxMsgs,
+			MaxBytes:    c.cfg.ResultsMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 		{
@@ -89,6 +93,8 @@ func (c *Client) streamConfigs() []jetstream.StreamConfig {
 			Storage:     c.cfg.Storage.jetstream(),
 			Replicas:    c.cfg.Replicas,
 			MaxAge:      c.cfg.RequestsMaxAge,
+			MaxMsgs:     c.cfg.AdvisoriesMaxMsgs,
+			MaxBytes:    c.cfg.AdvisoriesMaxBytes,
 			Duplicates:  c.cfg.DuplicateWindow,
 		},
 	}
@@ -159,6 +165,7 @@ func (c *Client) ensureBodies(ctx context.Context) error {
 		Bucket:      c.names.bodies,
 		Description: "salvo result bodies larger than the max payload",
 		TTL:         c.cfg.ResultsMaxAge,
+		MaxBytes:    c.cfg.BodiesMaxBytes,
 		Storage:     c.cfg.Storage.jetstream(),
 		Replicas:    c.cfg.Replicas,
 	}

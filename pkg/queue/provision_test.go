@@ -76,6 +76,9 @@ func TestConfigValidateNamesField(t *testing.T) {
 		"orphan_sweep_interval":    func(c *queue.Config) { c.OrphanSweepInterval = time.Millisecond },
 		"model_inactive_threshold": func(c *queue.Config) { c.ModelInactiveThreshold = time.Second },
 		"model_idle_timeout":       func(c *queue.Config) { c.ModelIdleTimeout = time.Second },
+		"requests_max_msgs":        func(c *queue.Config) { c.RequestsMaxMsgs = -1 },
+		"results_max_bytes":        func(c *queue.Config) { c.ResultsMaxBytes = -5 },
+		"bodies_max_bytes":         func(c *queue.Config) { c.BodiesMaxBytes = -1 },
 	}
 	for field, mod := range cases {
 		t.Run(field, func(t *testing.T) {

@@ -74,7 +74,7 @@ func (p *Publisher) await(ctx context.Context, id string, msg *nats.Msg, fut jet
 		case err = <-fut.Err():
 		}
 		if attempt >= publishAttempts || !retriablePublishErr(err) {
-			p.fail(id, err)
+			p.fail(id, p.c.fullErr(err))
 			return
 		}
 		p.c.log.Warn().Err(err).Str("request_id", id).Int("attempt", attempt).Msg("publish not acknowledged, resending")
@@ -96,7 +96,8 @@ func (p *Publisher) fail(id string, err error) {
 
 // Flush waits until every publish so far is acknowledged or failed. It
 // returns a *PublishError (errors.Is ErrPublish) naming the request ids
-// that failed since the previous Flush.
+// that failed since the previous Flush; errors.Is(err, ErrStreamFull) when
+// REQUESTS refused some of them at its limit.
 func (p *Publisher) Flush(ctx context.Context) error {
 	for {
 		ch := p.window.Changed()
@@ -129,7 +130,7 @@ func (c *Client) PublishRequest(ctx context.Context, req *lifecycle.Request) err
 		return err
 	}
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("queue: publish %s: %w", req.ID, err)
+		return fmt.Errorf("queue: publish %s: %w", req.ID, c.fullErr(err))
 	}
 	return nil
 }
@@ -179,6 +180,31 @@ func (c *Client) publishAsync(ctx context.Context, msg *nats.Msg) (jetstream.Pub
 		return nil, context.Cause(ctx)
 	}
 	return fut, err
+}
+
+// jsStreamStoreFailed is the JetStream error code of a message the stream
+// could not store; its description says why.
+const jsStreamStoreFailed jetstream.ErrorCode = 10077
+
+// fullErr turns the server's refusal of a request publish at a limit of
+// REQUESTS (discard new: "maximum messages exceeded", "maximum bytes
+// exceeded") into a *StreamFullError naming the limit; other errors are
+// returned as they are.
+func (c *Client) fullErr(err error) error {
+	var api *jetstream.APIError
+	if !errors.As(err, &api) || api.ErrorCode != jsStreamStoreFailed {
+		return err
+	}
+	full := &StreamFullError{Stream: c.names.requests, Err: err}
+	switch api.Description {
+	case "maximum messages exceeded":
+		full.Limit, full.Max, full.Key = "max_msgs", c.cfg.RequestsMaxMsgs, "requests_max_msgs"
+	case "maximum bytes exceeded":
+		full.Limit, full.Max, full.Key = "max_bytes", c.cfg.RequestsMaxBytes, "requests_max_bytes"
+	default:
+		return err
+	}
+	return full
 }
 
 func retriablePublishErr(err error) bool {

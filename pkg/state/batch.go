@@ -72,7 +72,7 @@ func (s *Store) CreateBatch(ctx context.Context, b NewBatch) (lifecycle.Batch, e
 	}
 	rep, err := s.run(ctx, scriptCreateBatch, []string{s.keys.batch(b.ID)},
 		b.spec(), b.ID, b.CompletionWindow, b.Endpoint, b.metadataJSON(),
-		toMS(b.CreatedAt), toMS(b.ExpiresAt), b.Total)
+		toMS(b.CreatedAt), toMS(b.ExpiresAt), b.Total, s.nowMS(), s.retentionMS())
 	if err != nil {
 		return lifecycle.Batch{}, fmt.Errorf("state: create batch %s: %w", b.ID, err)
 	}

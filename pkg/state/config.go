@@ -27,7 +27,8 @@ type Config struct {
 	// LeaseTTL is how long a claim or refresh holds a request; default 30s.
 	LeaseTTL time.Duration `yaml:"ttl"`
 	// Retention is how long terminal request records and finalized batches
-	// are kept; default 7 days.
+	// are kept, and how long past its expires_at a batch's keys (and a
+	// request that never ended) are kept; default 7 days.
 	Retention time.Duration `yaml:"retention"`
 	// MaxReclaims bounds reclaims after lease expiry: a request reclaimed
 	// more often ends failed with lifecycle.CodeMaxDeliveries (crash-loop

@@ -94,7 +94,17 @@
 //
 // # Retention
 //
-// Terminal request records and finalized batches get PEXPIRE
-// Config.Retention. Time is passed into every script from Config.Clock as
-// unix milliseconds; scripts never read the server clock.
+// Every key expires; nothing grows without bound. Terminal request records
+// and finalized batches get PEXPIRE Config.Retention when they end. Until
+// then a batch's keys (its hash from CreateBatch on, its lease index, the
+// record of each held request) expire at the batch's expires_at plus
+// Config.Retention, and the record of a batchless request (or of one whose
+// batch has no record) at its own expires_at plus Config.Retention (without
+// an expires_at: Retention from its last claim). So a request that never
+// ends — its message purged, its worker gone — leaves nothing behind once
+// its deadline plus retention has passed. Model slot holders expire with
+// their last holder. Keys written before this rule get their TTL at their
+// next claim or terminal move. Time is passed into every script from
+// Config.Clock as unix milliseconds and every TTL is a PEXPIRE relative to
+// it; scripts never read the server clock.
 package state

@@ -11,7 +11,7 @@
 -- ARGV[4] -> JetStream delivery count (recorded)
 -- ARGV[5] -> '1' to claim straight into processing, '0' for claimed
 -- ARGV[6] -> max reclaims after lease expiry
--- ARGV[7] -> retention of terminal records, ms
+-- ARGV[7] -> retention, ms (terminal records; held keys: deadline + retention)
 -- ARGV[8] -> request id
 -- ARGV[9] -> batch id ('' for batchless)
 -- ARGV[10] -> model
@@ -119,9 +119,18 @@ redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms
 if to == 'processing' then
   redis.call('HSET', KEYS[1], 'started_at', now)
 end
+-- a held request's keys last until its batch's expires_at (its own when it
+-- has no batch record) plus retention; ending it shortens its record's
+local ttl = live_ttl(expires_at, now, ARGV[7])
+if b ~= nil then
+  ttl = live_ttl(b.expires_at, now, ARGV[7])
+end
+redis.call('PEXPIRE', KEYS[1], ttl)
 if b ~= nil then
   batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
   redis.call('ZADD', KEYS[3], until_ms, id)
   redis.call('HSETNX', KEYS[2], 'started_at', now)
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl) -- the same instant CreateBatch set; covers older batches
 end
 return {'held', to, token, attempt, until_ms}

@@ -31,6 +31,22 @@ local function batch_load(bkey)
   }
 end
 
+-- live_ttl is the TTL, in ms from now, of a key that must last until
+-- deadline (unix ms; 0: none) plus retention: a batch's keys and the
+-- records of requests that are not terminal yet, so nothing outlives its
+-- deadline by more than retention even if it never ends. Without a
+-- deadline it is retention. Relative to the passed clock (PEXPIRE, not
+-- PEXPIREAT: the server's clock may differ), and never below 1 ms (a
+-- PEXPIRE of 0 or less deletes the key at once).
+local function live_ttl(deadline, now, retention)
+  local ttl = tonumber(retention)
+  deadline = tonumber(deadline) or 0
+  if deadline > 0 then
+    ttl = deadline + ttl - now
+  end
+  return math.max(1, ttl)
+end
+
 -- batch_pending reads the batch's pending counter.
 local function batch_pending(bkey)
   return tonumber(redis.call('HGET', bkey, 'pending') or '0')
