@@ -132,7 +132,9 @@ var (
 		func(d *jetstream.ConsumerConfig, s jetstream.ConsumerConfig) { d.MaxAckPending = s.MaxAckPending }}
 	inactiveSetting = consumerSetting{"inactive_threshold", "model_inactive_threshold",
 		func(c jetstream.ConsumerConfig) string { return dur(c.InactiveThreshold) },
-		func(d *jetstream.ConsumerConfig, s jetstream.ConsumerConfig) { d.InactiveThreshold = s.InactiveThreshold }}
+		func(d *jetstream.ConsumerConfig, s jetstream.ConsumerConfig) {
+			d.InactiveThreshold = s.InactiveThreshold
+		}}
 )
 
 // modelConsumerSettings are the compared settings of a model consumer.
