@@ -3,6 +3,7 @@ package config_test
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,56 @@ func TestReloadWithANewRetryBudgetUpdatesMaxDeliver(t *testing.T) {
 	require.NoError(t, p.Reload(ctx, s))
 	require.Equal(t, 3+1+5+50, p.Config.Queue.MaxDeliver)
 	require.Equal(t, 3+1+5+50, maxDeliver(), "the model consumer got the new budget")
+}
+
+// A pod with routes only for "m" (no default route) creates no durable
+// consumer for the models it cannot route, and no other pod does either:
+// requests on 20 bogus model subjects each end failed unrouted_model.
+func TestBogusModelsEndUnroutedWithoutConsumers(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	s := d.settings()
+	s.Upstream.Default = nil
+	s.Upstream.Routes = map[string]httpclient.Route{"m": {BaseURL: d.mock.URL()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, s, config.Options{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Stop(ctx)) }()
+
+	pub := p.Queue.NewPublisher()
+	ids := map[string]bool{}
+	for i := range 20 {
+		id := "bogus-" + strconv.Itoa(i)
+		ids[id] = true
+		require.NoError(t, pub.Publish(ctx, &lifecycle.Request{
+			V: lifecycle.WireVersion, ID: id, CustomID: id, Model: "bogus/model-" + strconv.Itoa(i), Method: "POST",
+			URL: "/v1/chat/completions", Body: json.RawMessage(`{"messages":[]}`), ExpiresAt: time.Now().Add(time.Hour).UTC(),
+		}))
+	}
+	require.NoError(t, pub.Flush(ctx))
+
+	results := map[string]*lifecycle.Result{}
+	require.Eventually(t, func() bool {
+		err := p.Queue.ReplayResults(ctx, "", func(r *lifecycle.Result) error { results[r.ID] = r; return nil })
+		return err == nil && len(results) == 20
+	}, 30*time.Second, 100*time.Millisecond)
+	for id, r := range results {
+		require.True(t, ids[id], id)
+		require.Equal(t, lifecycle.StateFailed, r.State, id)
+		require.NotNil(t, r.Error, id)
+		require.Equal(t, lifecycle.CodeUnroutedModel, r.Error.Code, id)
+	}
+
+	js, err := jetstream.New(d.nats.Connect())
+	require.NoError(t, err)
+	st, err := js.Stream(ctx, d.streamName("REQUESTS"))
+	require.NoError(t, err)
+	names := st.ConsumerNames(ctx)
+	var consumers []string
+	for n := range names.Name() {
+		consumers = append(consumers, n)
+	}
+	require.NoError(t, names.Err())
+	require.Empty(t, consumers, "a bogus model got a durable consumer")
 }

@@ -28,6 +28,14 @@ type ConsumeOptions struct {
 	Slots func(model string) *Slots
 	// Handler runs each valid delivery. Required.
 	Handler Handler
+	// Routable reports whether this worker can run requests for model
+	// (it has a route for it). Consume creates a model's durable consumer
+	// and fetch loop only for models it can route; the messages of other
+	// models are left for a worker that routes them, or reported to
+	// OnPoison as PoisonUnrouted when none does (see unrouted.go). It is
+	// asked again at every discovery, so a reload that adds a route takes
+	// effect. Nil routes every model.
+	Routable func(model string) bool
 	// OnPoison is called for each request message the queue gives up on
 	// (see Poison): one that is not a valid request, or one JetStream
 	// stopped redelivering. The queue removes the message once it returns
@@ -202,8 +210,9 @@ func (co *Consumer) discoveryLoop() {
 }
 
 // discover starts a fetch loop for every model token with messages in the
-// REQUESTS stream that has none, and rejects the messages on subjects no
-// model consumer fetches (junk.go). A loop stops itself after
+// REQUESTS stream that has none and that this worker can route, rejects the
+// messages on subjects no model consumer fetches (junk.go), and reports
+// those of models no worker routes (unrouted.go). A loop stops itself after
 // Config.ModelIdleTimeout without messages; the next discovery that sees
 // messages of its model starts it again.
 func (co *Consumer) discover(ctx context.Context) error {
@@ -212,17 +221,26 @@ func (co *Consumer) discover(ctx context.Context) error {
 		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
 	}
 	co.discoveredAt.Store(time.Now().UnixNano())
-	var junk []string
+	var junk, unrouted []string
 	for subj := range info.State.Subjects {
-		if r, _ := co.c.subj.parseRequest(subj); r.fetched() {
-			co.startModel(r.modelToken)
-		} else {
+		r, _ := co.c.subj.parseRequest(subj)
+		switch {
+		case !r.fetched():
 			junk = append(junk, subj)
+		case co.o.Routable != nil && !co.o.Routable(r.model):
+			unrouted = append(unrouted, subj)
+		default:
+			co.startModel(r.modelToken)
 		}
 	}
 	if len(junk) > 0 {
 		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
 			co.log.Warn().Err(err).Msg("junk request subjects: retrying at the next discovery")
+		}
+	}
+	if len(unrouted) > 0 {
+		if err := co.rejectUnrouted(ctx, unrouted, time.Now()); err != nil && ctx.Err() == nil {
+			co.log.Warn().Err(err).Msg("unrouted request subjects: retrying at the next discovery")
 		}
 	}
 	return nil
