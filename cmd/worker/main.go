@@ -6,7 +6,13 @@
 // (-config / SALVO_CONFIG), SALVO_* environment variables and flags, each
 // overriding the one before; `worker -help` lists them all (see
 // internal/config). SIGTERM or SIGINT stops it gracefully; SIGHUP reloads
-// routes, retry policy and concurrency limits from the same sources.
+// routes, retry policy and concurrency limits from the same sources (a new
+// retry budget updates MaxDeliver of the model consumers).
+//
+// A worker creates the streams and consumers it needs when they are
+// missing, and refuses to start when existing ones have other settings:
+// they are shared by every worker. `worker -apply-streams` (same settings
+// otherwise) changes them to its settings and exits.
 package main
 
 import (
@@ -36,7 +42,7 @@ func main() {
 // run runs the worker until SIGTERM or SIGINT. -help prints the usage to
 // stdout and returns nil.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	settings, err := config.Load(args, getenv)
+	settings, action, err := config.LoadAction(args, getenv)
 	if errors.Is(err, config.ErrHelp) {
 		config.Usage(stdout)
 		return nil
@@ -45,6 +51,9 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		return fmt.Errorf("config: %w", err)
 	}
 	log := newLogger(stderr, settings.LogLevel)
+	if action == config.ActionApplyStreams {
+		return applyStreams(settings, stdout, log)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -74,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		case <-ctx.Done():
 			done = true
 		case <-hup:
-			reload(args, getenv, p, log)
+			reload(ctx, args, getenv, p, log)
 		}
 	}
 
@@ -88,11 +97,32 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 	return err
 }
 
+// applyStreamsTimeout bounds -apply-streams.
+const applyStreamsTimeout = time.Minute
+
+// applyStreams changes the streams and consumers on the server to the
+// settings, prints what it changed and returns.
+func applyStreams(settings config.Settings, stdout io.Writer, log zerolog.Logger) error {
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	ctx, cancelTimeout := context.WithTimeout(ctx, applyStreamsTimeout)
+	defer cancelTimeout()
+	changes, err := config.ApplyStreams(ctx, settings, config.Options{Logger: &log})
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		fmt.Fprintf(stdout, "changed %s: %s %s -> %s\n", c.Object, c.Field, c.Server, c.Worker)
+	}
+	fmt.Fprintf(stdout, "streams and consumers match this worker's settings (%d change(s))\n", len(changes))
+	return nil
+}
+
 // reload re-reads the configuration and applies what can change at runtime.
-func reload(args []string, getenv func(string) string, p *config.Process, log zerolog.Logger) {
+func reload(ctx context.Context, args []string, getenv func(string) string, p *config.Process, log zerolog.Logger) {
 	s, err := config.Load(args, getenv)
 	if err == nil {
-		err = p.Reload(s)
+		err = p.Reload(ctx, s)
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("reload: config refused, keeping the running one")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -151,4 +152,35 @@ func TestInvalidSettingExitsNamingKeyAndVariable(t *testing.T) {
 	code, _, stderr := runBinary(t, []string{"SALVO_UPSTREAM_CONNECT_TIMEOUT=-1s"})
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr, "upstream.connect_timeout (SALVO_UPSTREAM_CONNECT_TIMEOUT): must be positive")
+}
+
+// -apply-streams creates what is missing, changes the streams to its
+// settings, prints the changes and exits; a worker started with other
+// settings afterwards refuses to start, naming the setting.
+func TestApplyStreamsChangesTheStreamsAndExits(t *testing.T) {
+	t.Parallel()
+	nats := testnats.New(t)
+	env := map[string]string{"SALVO_NATS_URL": nats.URL(), "SALVO_PREFIX": "applytest", "SALVO_HTTP_ADDR": "127.0.0.1:0"}
+	getenv := func(k string) string { return env[k] }
+
+	var out bytes.Buffer
+	require.NoError(t, run([]string{"-apply-streams"}, &out, io.Discard, getenv))
+	require.Contains(t, out.String(), "(0 change(s))", "a fresh server: everything created, nothing changed")
+
+	env["SALVO_STREAMS_RESULTS_MAX_AGE"] = "1h"
+	out.Reset()
+	require.NoError(t, run([]string{"-apply-streams"}, &out, io.Discard, getenv))
+	require.Contains(t, out.String(), "changed stream APPLYTEST_RESULTS: max_age 168h0m0s -> 1h0m0s")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nats.Connect())
+	require.NoError(t, err)
+	s, err := js.Stream(ctx, "APPLYTEST_RESULTS")
+	require.NoError(t, err)
+	require.Equal(t, time.Hour, s.CachedInfo().Config.MaxAge)
+
+	var help bytes.Buffer
+	require.NoError(t, run([]string{"-help"}, &help, io.Discard, getenv))
+	require.Contains(t, help.String(), "  -apply-streams\n")
 }

@@ -44,29 +44,55 @@ var flagOf = func() map[string]string {
 	return m
 }()
 
+// Action is what the worker's flags ask it to do.
+type Action int
+
+const (
+	// ActionRun runs the worker.
+	ActionRun Action = iota
+	// ActionApplyStreams (-apply-streams) changes the streams and consumers
+	// on the server to the settings (ApplyStreams) and exits.
+	ActionApplyStreams
+)
+
 // Load builds Settings from the built-in defaults, the YAML file (-config,
 // else SALVO_CONFIG), the SALVO_* environment variables and the flags in
 // args, each layer overriding the one before, and validates them (API key
 // variables are read later, by Resolve). getenv is os.Getenv outside tests.
 // With -h or --help in args it returns ErrHelp.
 func Load(args []string, getenv func(string) string) (Settings, error) {
-	s := Default()
+	s, _, err := LoadAction(args, getenv)
+	return s, err
+}
+
+// LoadAction is Load that also returns the action the flags ask for.
+func LoadAction(args []string, getenv func(string) string) (Settings, Action, error) {
+	s, apply, err := load(args, getenv)
+	if apply {
+		return s, ActionApplyStreams, err
+	}
+	return s, ActionRun, err
+}
+
+func load(args []string, getenv func(string) string) (s Settings, apply bool, err error) {
+	s = Default()
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.Usage = func() {}
 	configPath := fs.String("config", "", "")
+	applyStreams := fs.Bool(ApplyFlag, false, "")
 	values := make(map[string]*string, len(flagSpecs))
 	for _, f := range flagSpecs {
 		values[f.name] = fs.String(f.name, "", "")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return s, ErrHelp
+			return s, false, ErrHelp
 		}
-		return s, fmt.Errorf("flags: %w (see -help)", err)
+		return s, false, fmt.Errorf("flags: %w (see -help)", err)
 	}
 	if fs.NArg() > 0 {
-		return s, fmt.Errorf("flags: unexpected argument %q (see -help)", fs.Arg(0))
+		return s, false, fmt.Errorf("flags: unexpected argument %q (see -help)", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -78,16 +104,16 @@ func Load(args []string, getenv func(string) string) (Settings, error) {
 	}
 	if path != "" {
 		if err := l.file(path); err != nil {
-			return s, err
+			return s, false, err
 		}
 	}
 	if err := l.env(getenv); err != nil {
-		return s, err
+		return s, false, err
 	}
 	for _, f := range flagSpecs {
 		if set[f.name] {
 			if err := l.setString(f.key, *values[f.name], "flag -"+f.name); err != nil {
-				return s, err
+				return s, false, err
 			}
 		}
 	}
@@ -95,7 +121,7 @@ func Load(args []string, getenv func(string) string) (Settings, error) {
 		// 0 is a value here ("never retry"), not "unset".
 		s.Worker.Retry = s.Worker.Retry.WithMaxRetries(s.Worker.Retry.MaxRetries)
 	}
-	return s, s.Validate()
+	return s, *applyStreams, s.Validate()
 }
 
 // loader applies one layer after another to s.

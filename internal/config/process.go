@@ -58,23 +58,31 @@ type Process struct {
 	stopErr  error
 }
 
+// logger is the injected logger, or a disabled one.
+func (o Options) logger() zerolog.Logger {
+	if o.Logger == nil {
+		return zerolog.Nop()
+	}
+	return *o.Logger
+}
+
 // Start builds a running worker from s. Everything is resolved first
 // (validation, API key variables): invalid settings fail before any
 // connection, stream, consumer or Redis key exists. Then, in order: connect
 // NATS, connect and ping Redis, build the store and the queue client,
 // provision the streams, build the upstream client, start the worker.
+// Provisioning creates what is missing and changes nothing that exists:
+// streams or consumers whose settings differ from s fail the start, naming
+// each setting (errors.Is queue.ErrSettingsDiffer); ApplyStreams changes
+// them.
 func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
-	if o.Logger == nil {
-		l := zerolog.Nop()
-		o.Logger = &l
-	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
 	if o.Name == "" {
 		o.Name = "salvo-worker"
 	}
-	log := *o.Logger
+	log := o.logger()
 	r, err := s.Resolve(o.Getenv)
 	if err != nil {
 		return nil, err
@@ -118,7 +126,7 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 		return nil, err
 	}
 	if err := p.Queue.Provision(ctx); err != nil {
-		return nil, fmt.Errorf("provision streams: %w", err)
+		return nil, provisionError(err)
 	}
 	if p.Upstream, err = httpclient.New(r.HTTP, log); err != nil {
 		return nil, err
@@ -179,9 +187,12 @@ func (p *Process) closeAll() {
 
 // Reload applies what can change at runtime from s: routes, timeouts and
 // keys of the upstream, the retry policy and the concurrency limits.
-// Invalid settings change nothing. Other keys (URLs, prefix, streams,
-// lease) need a restart and are not compared.
-func (p *Process) Reload(s Settings) error {
+// Invalid settings change nothing. A retry budget that changes the derived
+// streams.max_deliver (or a new streams.max_deliver) is applied to every
+// model consumer on the server: the reload is the deliberate change of
+// that shared setting. Other keys (URLs, prefix, other streams keys, lease)
+// need a restart and are not compared.
+func (p *Process) Reload(ctx context.Context, s Settings) error {
 	r, err := s.Resolve(p.getenv)
 	if err != nil {
 		return err
@@ -193,5 +204,12 @@ func (p *Process) Reload(s Settings) error {
 		return errors.Join(errors.New("upstream config applied, engine config refused"), err)
 	}
 	p.Config.HTTP, p.Config.Worker.Retry, p.Config.Worker.Concurrency = r.HTTP, r.Worker.Retry, r.Worker.Concurrency
+	if n := r.Queue.MaxDeliver; n != p.Config.Queue.MaxDeliver {
+		if err := p.Queue.SetMaxDeliver(ctx, n); err != nil {
+			return errors.Join(errors.New("upstream and engine config applied, streams.max_deliver of the model consumers not"),
+				inSection("streams", err))
+		}
+		p.Config.Queue.MaxDeliver = n
+	}
 	return nil
 }

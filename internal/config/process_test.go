@@ -2,6 +2,9 @@ package config_test
 
 import (
 	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,10 +88,10 @@ func TestStartRunsAWorkerAndStopEndsIt(t *testing.T) {
 	// Reload applies routes and limits; invalid settings change nothing.
 	s := d.settings()
 	s.Worker.Concurrency.Models = map[string]int{"m": 3}
-	require.NoError(t, p.Reload(s))
+	require.NoError(t, p.Reload(ctx, s))
 	require.Equal(t, 3, p.Config.Worker.Concurrency.Limit("m"))
 	s.Upstream.Default.BaseURL = "ftp://nope"
-	err = p.Reload(s)
+	err = p.Reload(ctx, s)
 	require.ErrorContains(t, err, "upstream.default.base_url (SALVO_UPSTREAM_DEFAULT_BASE_URL")
 	require.Equal(t, d.mock.URL(), p.Config.HTTP.Default.BaseURL)
 
@@ -145,4 +148,139 @@ func TestMemoryStorageReachesTheStreams(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, jetstream.MemoryStorage, info.CachedInfo().Config.Storage)
 	require.Equal(t, lifecycle.PrefixDefault, config.PrefixDefault)
+}
+
+// streamName is the name of a stream of the deployment's prefix.
+func (d *deployment) streamName(suffix string) string {
+	return strings.ToUpper(d.redis.Prefix) + "_" + suffix
+}
+
+// A pod whose stream settings differ from the server's refuses to start
+// (it does not rewrite what every pod shares), naming the field, both
+// values, the key and its variable; ApplyStreams is the deliberate change.
+func TestStartRefusesOtherStreamSettingsUntilApplied(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	env := envOf(map[string]string{"TEST_UPSTREAM_KEY": "sk-test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p1, err := config.Start(ctx, d.settings(), config.Options{Getenv: env})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p1.Stop(ctx)) }()
+
+	s := d.settings()
+	s.Streams.ResultsMaxAge = time.Hour
+	p2, err := config.Start(ctx, s, config.Options{Getenv: env})
+	require.Nil(t, p2)
+	require.ErrorIs(t, err, queue.ErrSettingsDiffer)
+	require.ErrorContains(t, err, "stream "+d.streamName("RESULTS")+": max_age is 168h0m0s on the server, this worker has 1h0m0s "+
+		"(streams.results_max_age, SALVO_STREAMS_RESULTS_MAX_AGE); change it with worker -apply-streams")
+	require.ErrorContains(t, err, "object store "+d.streamName("BODIES")+": ttl is 168h0m0s on the server, this worker has 1h0m0s")
+
+	js, err := jetstream.New(d.nats.Connect())
+	require.NoError(t, err)
+	maxAge := func() time.Duration {
+		st, err := js.Stream(ctx, d.streamName("RESULTS"))
+		require.NoError(t, err)
+		return st.CachedInfo().Config.MaxAge
+	}
+	require.Equal(t, queue.ResultsMaxAgeDefault, maxAge(), "the refused pod changed the stream")
+
+	changes, err := config.ApplyStreams(ctx, s, config.Options{})
+	require.NoError(t, err)
+	require.NotEmpty(t, changes)
+	require.Equal(t, time.Hour, maxAge())
+	p2, err = config.Start(ctx, s, config.Options{Getenv: env})
+	require.NoError(t, err)
+	require.NoError(t, p2.Stop(ctx))
+}
+
+// SIGHUP with a new retry budget re-derives max_deliver and applies it to
+// the model consumers: the reload is the deliberate act.
+func TestReloadWithANewRetryBudgetUpdatesMaxDeliver(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	env := envOf(map[string]string{"TEST_UPSTREAM_KEY": "sk-test"})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, d.settings(), config.Options{Getenv: env})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Stop(ctx)) }()
+
+	// A request makes the fetch loop create the model's consumer.
+	pub := p.Queue.NewPublisher()
+	req := &lifecycle.Request{
+		V: lifecycle.WireVersion, ID: "r1", CustomID: "c1", Model: "m", Method: "POST", URL: "/v1/chat/completions",
+		Body: json.RawMessage(`{"model":"m","messages":[]}`), ExpiresAt: time.Now().Add(time.Hour).UTC(),
+	}
+	require.NoError(t, pub.Publish(ctx, req))
+	require.NoError(t, pub.Flush(ctx))
+	js, err := jetstream.New(d.nats.Connect())
+	require.NoError(t, err)
+	maxDeliver := func() int {
+		c, err := js.Consumer(ctx, d.streamName("REQUESTS"), "model-m")
+		if err != nil {
+			return 0
+		}
+		return c.CachedInfo().Config.MaxDeliver
+	}
+	require.Eventually(t, func() bool { return maxDeliver() == 1000+1+5+50 }, 10*time.Second, 20*time.Millisecond)
+
+	s := d.settings()
+	s.Worker.Retry = s.Worker.Retry.WithMaxRetries(3)
+	require.NoError(t, p.Reload(ctx, s))
+	require.Equal(t, 3+1+5+50, p.Config.Queue.MaxDeliver)
+	require.Equal(t, 3+1+5+50, maxDeliver(), "the model consumer got the new budget")
+}
+
+// A pod with routes only for "m" (no default route) creates no durable
+// consumer for the models it cannot route, and no other pod does either:
+// requests on 20 bogus model subjects each end failed unrouted_model.
+func TestBogusModelsEndUnroutedWithoutConsumers(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	s := d.settings()
+	s.Upstream.Default = nil
+	s.Upstream.Routes = map[string]httpclient.Route{"m": {BaseURL: d.mock.URL()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, s, config.Options{})
+	require.NoError(t, err)
+	defer func() { require.NoError(t, p.Stop(ctx)) }()
+
+	pub := p.Queue.NewPublisher()
+	ids := map[string]bool{}
+	for i := range 20 {
+		id := "bogus-" + strconv.Itoa(i)
+		ids[id] = true
+		require.NoError(t, pub.Publish(ctx, &lifecycle.Request{
+			V: lifecycle.WireVersion, ID: id, CustomID: id, Model: "bogus/model-" + strconv.Itoa(i), Method: "POST",
+			URL: "/v1/chat/completions", Body: json.RawMessage(`{"messages":[]}`), ExpiresAt: time.Now().Add(time.Hour).UTC(),
+		}))
+	}
+	require.NoError(t, pub.Flush(ctx))
+
+	results := map[string]*lifecycle.Result{}
+	require.Eventually(t, func() bool {
+		err := p.Queue.ReplayResults(ctx, "", func(r *lifecycle.Result) error { results[r.ID] = r; return nil })
+		return err == nil && len(results) == 20
+	}, 30*time.Second, 100*time.Millisecond)
+	for id, r := range results {
+		require.True(t, ids[id], id)
+		require.Equal(t, lifecycle.StateFailed, r.State, id)
+		require.NotNil(t, r.Error, id)
+		require.Equal(t, lifecycle.CodeUnroutedModel, r.Error.Code, id)
+	}
+
+	js, err := jetstream.New(d.nats.Connect())
+	require.NoError(t, err)
+	st, err := js.Stream(ctx, d.streamName("REQUESTS"))
+	require.NoError(t, err)
+	names := st.ConsumerNames(ctx)
+	var consumers []string
+	for n := range names.Name() {
+		consumers = append(consumers, n)
+	}
+	require.NoError(t, names.Err())
+	require.Empty(t, consumers, "a bogus model got a durable consumer")
 }

@@ -27,7 +27,14 @@ Flags:
 	for _, f := range flagSpecs {
 		fmt.Fprintf(&b, "  -%s %s\n        %s\n        (key %s, env %s)\n", f.name, f.arg, f.usage, f.key, EnvName(f.key))
 	}
-	b.WriteString(`  -h, -help, --help
+	b.WriteString(`  -apply-streams
+        change the streams, object store and consumers on the NATS server to
+        these settings (creating what is missing), print the changes and exit.
+        Streams and consumers are shared by every worker: a worker creates what
+        is missing at start but refuses to start when what exists has other
+        settings (streams.*, max_deliver derived from retry.max_retries); run
+        this once to make a change, then start every worker with the settings
+  -h, -help, --help
         print this help and exit
 
 Environment: every key of the file has a variable, SALVO_ followed by the key
@@ -56,7 +63,9 @@ Keys and their variables:
 	}
 	b.WriteString(`
 Signals: SIGTERM or SIGINT stop gracefully (shutdown_grace); SIGHUP reloads
-upstream routes and timeouts, the retry policy and concurrency limits.
+upstream routes and timeouts, the retry policy and concurrency limits; a
+retry budget that changes max_deliver updates the model consumers on the
+server.
 `)
 	_, _ = io.WriteString(w, b.String())
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,11 @@ type Client struct {
 	names names
 	subj  subjects
 
+	// maxDeliver is cfg.MaxDeliver as SetMaxDeliver last set it.
+	maxDeliver atomic.Int64
+	// warned holds the Diff texts of model consumers already logged.
+	warned sync.Map
+
 	subjMu     sync.Mutex
 	subjStream map[string]subjectRoute // result subject → captured by a stream?
 }
@@ -64,7 +70,7 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 		return nil, fmt.Errorf("queue: jetstream: %w", err)
 	}
 	names := newNames(cfg.Prefix)
-	return &Client{
+	c := &Client{
 		nc:         nc,
 		js:         js,
 		cfg:        cfg,
@@ -73,11 +79,18 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 		names:      names,
 		subj:       subjects{prefix: cfg.Prefix, requests: names.requests},
 		subjStream: map[string]subjectRoute{},
-	}, nil
+	}
+	c.maxDeliver.Store(int64(cfg.MaxDeliver))
+	return c, nil
 }
 
-// Config returns the effective configuration (defaults applied).
-func (c *Client) Config() Config { return c.cfg }
+// Config returns the effective configuration (defaults applied), with the
+// MaxDeliver SetMaxDeliver last set.
+func (c *Client) Config() Config {
+	cfg := c.cfg
+	cfg.MaxDeliver = int(c.maxDeliver.Load())
+	return cfg
+}
 
 // RequestsStream and ResultsStream name the streams derived from the
 // prefix. No production caller: tests and benchmarks read the streams
@@ -115,16 +128,19 @@ func newNames(prefix string) names {
 	}
 }
 
+// modelConsumerPrefix starts the name of every model consumer.
+const modelConsumerPrefix = "model-"
+
 // consumerName derives a durable name from a model token. Tokens use only
 // [A-Za-z0-9_-], valid in names; very long ones are shortened with a hash
 // so the name stays within the server's 255-byte limit and stays unique.
 func consumerName(modelTok string) string {
 	const maxTok = 160
 	if len(modelTok) <= maxTok {
-		return "model-" + modelTok
+		return modelConsumerPrefix + modelTok
 	}
 	sum := sha256.Sum256([]byte(modelTok))
-	return "model-" + modelTok[:maxTok] + "-" + hex.EncodeToString(sum[:8])
+	return modelConsumerPrefix + modelTok[:maxTok] + "-" + hex.EncodeToString(sum[:8])
 }
 
 // serverAtLeast reports whether version ("2.10.3", "v2.9.10-beta") is at

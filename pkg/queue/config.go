@@ -18,15 +18,15 @@ const (
 	ResultsMaxAgeDefault   = 7 * 24 * time.Hour
 	DuplicateWindowDefault = 2 * time.Minute
 	// Stream limits. Byte limits are reserved on the server (and the
-	// account) when a stream is created: the defaults reserve about 10 GiB
+	// account) when a stream is created: the defaults reserve about 3 GiB
 	// of file storage in all.
 	RequestsMaxMsgsDefault    = 1_000_000
-	RequestsMaxBytesDefault   = 4 << 30 // 4 GiB
+	RequestsMaxBytesDefault   = 1 << 30 // 1 GiB
 	ResultsMaxMsgsDefault     = 2_000_000
-	ResultsMaxBytesDefault    = 4 << 30 // 4 GiB
+	ResultsMaxBytesDefault    = 1 << 30 // 1 GiB
 	AdvisoriesMaxMsgsDefault  = 100_000
 	AdvisoriesMaxBytesDefault = 64 << 20 // 64 MiB
-	BodiesMaxBytesDefault     = 2 << 30  // 2 GiB
+	BodiesMaxBytesDefault     = 1 << 30  // 1 GiB
 	AckWaitDefault            = 30 * time.Second
 	MaxDeliverDefault         = 100
 	MaxAckPendingDefault      = 20000

@@ -200,8 +200,9 @@ func (co *Consumer) discoveryLoop() {
 }
 
 // discover starts a fetch loop for every model token with messages in the
-// REQUESTS stream that has none, and rejects the messages on subjects no
-// model consumer fetches (junk.go). A loop stops itself after
+// REQUESTS stream that has none and that this worker can route, rejects the
+// messages on subjects no model consumer fetches (junk.go), and reports
+// those of models no worker routes (unrouted.go). A loop stops itself after
 // Config.ModelIdleTimeout without messages; the next discovery that sees
 // messages of its model starts it again.
 func (co *Consumer) discover(ctx context.Context) error {
@@ -210,17 +211,26 @@ func (co *Consumer) discover(ctx context.Context) error {
 		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
 	}
 	co.discoveredAt.Store(time.Now().UnixNano())
-	var junk []string
+	var junk, unrouted []string
 	for subj := range info.State.Subjects {
-		if r, _ := co.c.subj.parseRequest(subj); r.fetched() {
-			co.startModel(r.modelToken)
-		} else {
+		r, _ := co.c.subj.parseRequest(subj)
+		switch {
+		case !r.fetched():
 			junk = append(junk, subj)
+		case co.o.Routable != nil && !co.o.Routable(r.model):
+			unrouted = append(unrouted, subj)
+		default:
+			co.startModel(r.modelToken)
 		}
 	}
 	if len(junk) > 0 {
 		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
 			co.log.Warn().Err(err).Msg("junk request subjects: retrying at the next discovery")
+		}
+	}
+	if len(unrouted) > 0 {
+		if err := co.rejectUnrouted(ctx, unrouted, time.Now()); err != nil && ctx.Err() == nil {
+			co.log.Warn().Err(err).Msg("unrouted request subjects: retrying at the next discovery")
 		}
 	}
 	return nil

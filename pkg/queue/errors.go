@@ -13,6 +13,10 @@ var (
 	// ErrIncompatible means an existing stream or consumer has a setting
 	// that cannot be changed in place; see *IncompatibleError.
 	ErrIncompatible = errors.New("queue: incompatible existing configuration")
+	// ErrSettingsDiffer means an existing stream, object store or consumer
+	// has settings other than this worker's, which Provision does not
+	// change; see *DiffError and Client.ApplySettings.
+	ErrSettingsDiffer = errors.New("queue: server settings differ from this worker's")
 	// ErrServerTooOld means the NATS server lacks a feature salvo needs.
 	ErrServerTooOld = errors.New("queue: nats-server too old")
 	// ErrInvalidRequest wraps a request that fails validation before publishing.

@@ -92,24 +92,46 @@ func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	return true
 }
 
-// ensureModelConsumer creates or updates the model's durable pull consumer.
+// ensureModelConsumer returns the model's durable pull consumer, created
+// with this worker's settings when it is missing. An existing consumer is
+// used as it is, even when its settings differ from this worker's: it is
+// shared by every worker, and a fetch loop must neither rewrite it nor stop
+// fetching. The difference is logged once at warn; Provision, at start,
+// is where a worker refuses it.
 func (c *Client) ensureModelConsumer(ctx context.Context, model, tok string) (jetstream.Consumer, error) {
-	cfg := jetstream.ConsumerConfig{
+	want := c.modelConsumerConfig(model, tok)
+	cons, err := c.js.Consumer(ctx, c.names.requests, want.Durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = c.js.CreateConsumer(ctx, c.names.requests, want)
+		if errors.Is(err, jetstream.ErrConsumerExists) {
+			cons, err = c.js.Consumer(ctx, c.names.requests, want.Durable) // created meanwhile, with other settings
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range diffs(consumerObject(c.names.requests, want.Durable), modelConsumerSettings, cons.CachedInfo().Config, want) {
+		if _, seen := c.warned.LoadOrStore(d.String(), true); !seen {
+			c.log.Warn().Str("consumer", want.Durable).Str("field", d.Field).Str("server", d.Server).Str("worker", d.Worker).
+				Msg("model consumer has other settings than this worker; using it as it is (worker -apply-streams changes it)")
+		}
+	}
+	return cons, nil
+}
+
+// modelConsumerConfig is the config this worker gives a model consumer.
+func (c *Client) modelConsumerConfig(model, tok string) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
 		Durable:       consumerName(tok),
 		Description:   "salvo requests for model " + model,
 		FilterSubject: c.subj.modelRequests(tok),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckWait:       c.cfg.AckWait,
-		MaxDeliver:    c.cfg.MaxDeliver,
+		MaxDeliver:    int(c.maxDeliver.Load()),
 		MaxAckPending: c.cfg.MaxAckPending,
 		// Removes consumers of models nobody pulls for any more; a live
 		// fetch loop always has a pull waiting (or unacked messages).
 		InactiveThreshold: c.cfg.ModelInactiveThreshold,
 	}
-	cons, err := c.js.CreateOrUpdateConsumer(ctx, c.names.requests, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return cons, nil
 }

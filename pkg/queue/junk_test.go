@@ -95,3 +95,55 @@ func TestJunkRecordFailureKeepsMessageForLater(t *testing.T) {
 	waitFor(t, eventually, "the requests stream to empty", streamEmpty(t, b.js, "SALVO_REQUESTS"))
 	require.Equal(t, "kept", poison.all()[0].Request.ID)
 }
+
+// A model this worker cannot route gets no durable consumer: requests on
+// 20 bogus model subjects are reported as PoisonUnrouted (and removed),
+// while a model some other worker routes — its consumer exists — is left
+// for that worker.
+func TestUnroutedModelsGetNoConsumer(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	// Another worker routes "elsewhere": its consumer exists.
+	_, err := b.c.EnsureModelConsumer(ctx(t), "elsewhere")
+	require.NoError(t, err)
+	var poison poisonLog
+	var handled atomic.Int32
+	co := consume(t, b.c, queue.ConsumeOptions{
+		Slots:    newSlotTable(4).get,
+		Routable: func(model string) bool { return model == "m" },
+		Handler: func(ctx context.Context, d transport.Delivery) {
+			handled.Add(1)
+			_ = d.Ack(ctx)
+		},
+		OnPoison: poison.hook,
+	})
+	publishN(t, b.c, "ok", "m", "b1", 2)
+	var bogus []string
+	for i := range 20 {
+		bogus = append(bogus, publishN(t, b.c, "bogus"+itoa(i), "bogus/model:"+itoa(i), "b1", 1)...)
+	}
+	publishN(t, b.c, "kept", "elsewhere", "b1", 1)
+
+	waitFor(t, eventually, "the routed and the bogus requests to end", func() bool {
+		return handled.Load() == 2 && len(poison.byID()) == 20
+	})
+	got := poison.byID()
+	for _, id := range bogus {
+		p, ok := got[id]
+		require.True(t, ok, id)
+		require.Equal(t, queue.PoisonUnrouted, p.Kind, id)
+		require.Equal(t, "b1", p.Request.BatchID)
+		require.Positive(t, p.StreamSeq)
+		require.Zero(t, p.Deliveries)
+	}
+	elsewhere, err := b.c.ModelConsumerName("elsewhere")
+	require.NoError(t, err)
+	m, err := b.c.ModelConsumerName("m")
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{elsewhere, m}, consumerNames(t, b.js), "a bogus model got a durable consumer")
+	require.Equal(t, []string{"m"}, co.Models())
+	holds(t, 5*b.cfg.DiscoveryInterval*2, b.cfg.DiscoveryInterval, "the routed-elsewhere request stays queued", func() bool {
+		_, reported := poison.byID()["kept-0"]
+		return !reported && streamMsgs(t, b.js, "SALVO_REQUESTS") == 1
+	})
+}

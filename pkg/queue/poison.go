@@ -21,6 +21,7 @@ type PoisonKind = transport.PoisonKind
 const (
 	PoisonMalformed     = transport.PoisonMalformed
 	PoisonMaxDeliveries = transport.PoisonMaxDeliveries
+	PoisonUnrouted      = transport.PoisonUnrouted
 )
 
 // Poison is a request message the queue gives up on. Defined in

@@ -39,6 +39,14 @@ type ConsumeOptions struct {
 	Slots func(model string) *Slots
 	// Handler runs each valid delivery. Required.
 	Handler Handler
+	// Routable reports whether this worker can run requests for model
+	// (it has a route for it). Consume creates a model's durable consumer
+	// and fetch loop only for models it can route; the messages of other
+	// models are left for a worker that routes them, or reported to
+	// OnPoison as PoisonUnrouted when none does. It is asked again at every
+	// discovery, so a reload that adds a route takes effect. Nil routes
+	// every model.
+	Routable func(model string) bool
 	// OnPoison is called for each request message the queue gives up on
 	// (see Poison): one that is not a valid request, or one JetStream
 	// stopped redelivering. The queue removes the message once it returns

@@ -14,6 +14,11 @@ const (
 	// PoisonMaxDeliveries is a valid request JetStream delivered
 	// Config.MaxDeliver times without an ack and will not deliver again.
 	PoisonMaxDeliveries PoisonKind = "max_deliveries"
+	// PoisonUnrouted is a valid request for a model no worker routes: this
+	// worker cannot route it and the server holds no consumer of the model
+	// (one exists only while a worker that routes it pulls, or did within
+	// the queue's model inactive threshold). It was never delivered.
+	PoisonUnrouted PoisonKind = "unrouted"
 )
 
 // Poison is a request message the queue gives up on. The queue only

@@ -16,7 +16,8 @@ import (
 const maxMalformedMessage = 2048
 
 // onPoison ends a request message the queue gives up on: a malformed
-// message, or one JetStream stopped redelivering. The request is failed in
+// message, one JetStream stopped redelivering, or one for a model no
+// worker routes. The request is failed in
 // Redis (fence bumped so a late holder cannot write; the batch's counters
 // include it, so the batch can finish) and its result published. The
 // queue removes the message once this returns nil and reports it again
@@ -47,6 +48,10 @@ func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 	switch p.Kind {
 	case transport.PoisonMaxDeliveries:
 		f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", p.Deliveries)
+		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
+		return w.endPoison(ctx, req, f, res, false, log)
+	case transport.PoisonUnrouted:
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q on any worker", req.Model)
 		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
 		return w.endPoison(ctx, req, f, res, false, log)
 	case transport.PoisonMalformed:

@@ -183,6 +183,7 @@ func (w *Worker) start(ctx context.Context) error {
 	consumer, err := w.queue.Consume(w.bg, transport.ConsumeOptions{
 		Slots:    w.slotsFor,
 		Handler:  func(_ context.Context, d transport.Delivery) { w.Handle(d) },
+		Routable: w.up.Routed,
 		OnPoison: w.onPoison,
 	})
 	if err != nil {
