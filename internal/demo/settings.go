@@ -45,6 +45,13 @@ func demoSettings(natsURL, redisURL, prefix string) config.Settings {
 	s.Streams.AckWait = 10 * time.Second
 	s.Streams.DiscoveryInterval = 100 * time.Millisecond
 	s.Streams.FetchExpiry = time.Second
+	// JetStream reserves each stream's byte limit when it creates the
+	// stream; the embedded server's store is natsMaxStore, so the demo's
+	// streams take a small share of it each.
+	s.Streams.RequestsMaxBytes = natsMaxStore / 8
+	s.Streams.ResultsMaxBytes = natsMaxStore / 8
+	s.Streams.AdvisoriesMaxBytes = natsMaxStore / 64
+	s.Streams.BodiesMaxBytes = natsMaxStore / 8
 	s.Lease.LeaseTTL = 10 * time.Second
 	s.Lease.Retention = time.Hour
 	s.Worker.ID = "demo-worker-1"

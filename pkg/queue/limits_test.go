@@ -45,12 +45,12 @@ func TestStreamLimitDefaults(t *testing.T) {
 	t.Parallel()
 	c := queue.Config{}.WithDefaults()
 	require.Equal(t, int64(1_000_000), c.RequestsMaxMsgs)
-	require.Equal(t, int64(4<<30), c.RequestsMaxBytes)
+	require.Equal(t, int64(1<<30), c.RequestsMaxBytes)
 	require.Equal(t, int64(2_000_000), c.ResultsMaxMsgs)
-	require.Equal(t, int64(4<<30), c.ResultsMaxBytes)
+	require.Equal(t, int64(1<<30), c.ResultsMaxBytes)
 	require.Equal(t, int64(100_000), c.AdvisoriesMaxMsgs)
 	require.Equal(t, int64(64<<20), c.AdvisoriesMaxBytes)
-	require.Equal(t, int64(2<<30), c.BodiesMaxBytes)
+	require.Equal(t, int64(1<<30), c.BodiesMaxBytes)
 }
 
 // A REQUESTS stream at its message limit refuses the next publish with an
