@@ -41,12 +41,8 @@ func (co *Consumer) rejectJunk(ctx context.Context, subjects []string) error {
 			}
 			p := co.c.malformed(subj, msg.Header, msg.Data, cause)
 			p.StreamSeq = msg.Sequence
-			if err := co.reportPoison(ctx, p); err != nil {
+			if err := co.removeStored(ctx, p); err != nil {
 				errs = append(errs, err)
-				break
-			}
-			if err := co.stream.DeleteMsg(ctx, msg.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				errs = append(errs, fmt.Errorf("queue: delete junk message %d: %w", msg.Sequence, err))
 				break
 			}
 			seq = msg.Sequence + 1

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,6 +37,19 @@ func (co *Consumer) reportPoison(ctx context.Context, p Poison) error {
 	}
 	co.log.Debug().Str("kind", string(p.Kind)).Str("request_id", p.Request.ID).Uint64("stream_seq", p.StreamSeq).
 		Msg("poison request message reported; removing it")
+	return nil
+}
+
+// removeStored reports p, a message read from the stream by sequence (never
+// delivered: a junk or unrouted subject), then deletes it. A message
+// already gone is fine: another worker settled it.
+func (co *Consumer) removeStored(ctx context.Context, p Poison) error {
+	if err := co.reportPoison(ctx, p); err != nil {
+		return err
+	}
+	if err := co.stream.DeleteMsg(ctx, p.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("queue: delete %s message %d: %w", p.Kind, p.StreamSeq, err)
+	}
 	return nil
 }
 

@@ -79,12 +79,8 @@ func (co *Consumer) rejectUnrouted(ctx context.Context, subjects []string, now t
 			} else {
 				p.Request = req
 			}
-			if err := co.reportPoison(ctx, p); err != nil {
+			if err := co.removeStored(ctx, p); err != nil {
 				errs = append(errs, err)
-				break
-			}
-			if err := co.stream.DeleteMsg(ctx, msg.Sequence); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-				errs = append(errs, fmt.Errorf("queue: delete unrouted message %d: %w", msg.Sequence, err))
 				break
 			}
 			seq = msg.Sequence + 1
