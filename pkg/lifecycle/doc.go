@@ -25,11 +25,10 @@
 // terminal request back to claimed or processing.
 //
 // The same matrix is exported as data (Transitions, CanTransition,
-// CheckTransition). The per-state types (Pending, Claimed, Processing, …)
-// carry exactly the methods of their legal moves; of them, the store's API
-// takes Held (a request held under a lease, claimed or processing) and
-// Processing, so only a holder whose claim started the request can complete
-// it or retry it.
+// CheckTransition). Where a state decides what a caller may do, it is a type:
+// the store's moves take Held (a request held under a lease, claimed or
+// processing) or Processing, so only a holder whose claim started the
+// request can complete it or retry it — the compiler refuses the rest.
 //
 // # What the store enforces
 //

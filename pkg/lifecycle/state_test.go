@@ -3,7 +3,6 @@ package lifecycle_test
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -124,98 +123,14 @@ func TestStatePredicates(t *testing.T) {
 	}
 }
 
-// stateOf maps a per-state type to the State it stands for.
-func stateOf(t *testing.T, v any) lifecycle.State {
-	t.Helper()
-	switch v.(type) {
-	case lifecycle.Pending:
-		return lifecycle.StatePending
-	case lifecycle.Claimed:
-		return lifecycle.StateClaimed
-	case lifecycle.Processing:
-		return lifecycle.StateProcessing
-	case lifecycle.Completed:
-		return lifecycle.StateCompleted
-	case lifecycle.Failed:
-		return lifecycle.StateFailed
-	case lifecycle.Canceled:
-		return lifecycle.StateCanceled
-	case lifecycle.Superseded:
-		return lifecycle.StateSuperseded
-	case lifecycle.Expired:
-		return lifecycle.StateExpired
-	}
-	t.Fatalf("no state for %T", v)
-	return ""
-}
-
-// TestTypestateMethodsAreLegalEdges calls every per-state method and checks
-// that the produced type's state is a legal successor of the receiver's in
-// the Transitions table, and that the data carried along is right.
-func TestTypestateMethodsAreLegalEdges(t *testing.T) {
-	ref := lifecycle.Ref{ID: "req-1", BatchID: "batch-1"}
-	lease := lifecycle.Lease{Owner: "pod-a", Token: 7, Expires: t0.Add(time.Minute)}
-	f := lifecycle.Failure{Code: lifecycle.CodeNonRetriableStatus, Status: 400, Message: "bad"}
-	pend := lifecycle.Pending{Ref: ref, Attempt: 2}
-	claimed := pend.Claim(lease)
-	proc := claimed.Start(t0)
-	canceled := proc.Cancel(t0)
-	failed := proc.Fail(f, t0)
-
-	moves := []struct {
-		name string
-		from any
-		to   any
-	}{
-		{"Pending.Claim", pend, pend.Claim(lease)},
-		{"Pending.Cancel", pend, pend.Cancel(t0)},
-		{"Pending.Expire", pend, pend.Expire(t0)},
-		{"Pending.Fail", pend, pend.Fail(f, t0)},
-		{"Claimed.Start", claimed, claimed.Start(t0)},
-		{"Claimed.Unclaim", claimed, claimed.Unclaim()},
-		{"Claimed.Fail", claimed, claimed.Fail(f, t0)},
-		{"Claimed.Cancel", claimed, claimed.Cancel(t0)},
-		{"Claimed.Expire", claimed, claimed.Expire(t0)},
-		{"Processing.Complete", proc, proc.Complete(200, t0)},
-		{"Processing.Fail", proc, proc.Fail(f, t0)},
-		{"Processing.Retry", proc, proc.Retry(t0.Add(time.Second))},
-		{"Processing.Release", proc, proc.Release()},
-		{"Processing.Cancel", proc, proc.Cancel(t0)},
-		{"Processing.Expire", proc, proc.Expire(t0)},
-		{"Canceled.Complete", canceled, canceled.Complete(3, 200, t0)},
-		{"Canceled.Fail", canceled, canceled.Fail(3, f, t0)},
-		{"Failed.Supersede", failed, failed.Supersede("req-1-esc", t0)},
-	}
-	for _, m := range moves {
-		from, to := stateOf(t, m.from), stateOf(t, m.to)
-		require.True(t, lifecycle.CanTransition(from, to), "%s produces illegal %s → %s", m.name, from, to)
-	}
-
-	// Data carried through the moves.
-	require.Equal(t, lifecycle.Claimed{Ref: ref, Lease: lease, Attempt: 2}, claimed)
-	require.Equal(t, lifecycle.Processing{Ref: ref, Lease: lease, Attempt: 2, StartedAt: t0}, proc)
-	require.Equal(t, 3, proc.Complete(200, t0).Attempt, "completing spends the attempt")
-	require.Equal(t, 3, proc.Fail(f, t0).Attempt, "failing spends the attempt")
-	retry := proc.Retry(t0.Add(time.Second))
-	require.Equal(t, 3, retry.Attempt, "a retry spends the attempt")
-	require.Equal(t, t0.Add(time.Second), retry.NotBefore)
-	require.Equal(t, 2, proc.Release().Attempt, "a release spends no attempt")
-	require.Equal(t, 2, claimed.Unclaim().Attempt, "an unclaim spends no attempt")
-	require.Equal(t, 2, pend.Fail(f, t0).Attempt)
-	require.Equal(t, "req-1-esc", failed.Supersede("req-1-esc", t0).SupersededBy)
-	require.Equal(t, f, failed.Failure)
-}
-
 func TestHeld(t *testing.T) {
 	ref := lifecycle.Ref{ID: "r"}
 	lease := lifecycle.Lease{Owner: "pod", Token: 1}
-	c := lifecycle.Pending{Ref: ref, Attempt: 1}.Claim(lease)
-	h := c.Held()
-	require.Equal(t, lifecycle.StateClaimed, h.State)
+	h := lifecycle.Held{Ref: ref, Lease: lease, Attempt: 1, State: lifecycle.StateClaimed}
 	_, ok := h.Processing(t0)
 	require.False(t, ok, "a claimed Held is not processing")
 
-	p := c.Start(t0)
+	p := lifecycle.Processing{Ref: ref, Lease: lease, Attempt: 1, StartedAt: t0}
 	hp := p.Held()
 	require.Equal(t, lifecycle.StateProcessing, hp.State)
 	back, ok := hp.Processing(t0)
