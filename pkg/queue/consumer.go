@@ -128,10 +128,12 @@ func (co *Consumer) Wait(ctx context.Context) error {
 	}
 }
 
-// Running is the number of handlers running now.
+// Running is the number of handlers running now. No production caller
+// yet: the observability issue exports it as a gauge; tests read it.
 func (co *Consumer) Running() int { return co.running.InUse() }
 
-// Models lists the models this instance has fetch loops for.
+// Models lists the models this instance has fetch loops for. No
+// production caller yet: the observability issue exports it; tests read it.
 func (co *Consumer) Models() []string {
 	co.mu.Lock()
 	defer co.mu.Unlock()

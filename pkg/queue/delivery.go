@@ -34,10 +34,12 @@ func (d *Delivery) Request() *lifecycle.Request { return d.req }
 // the first delivery). Retries done with Nak count too.
 func (d *Delivery) NumDelivered() uint64 { return d.meta.NumDelivered }
 
-// StreamSeq is the message's sequence in the REQUESTS stream.
+// StreamSeq is the message's sequence in the REQUESTS stream. No
+// production caller: tests locate messages with it.
 func (d *Delivery) StreamSeq() uint64 { return d.meta.Sequence.Stream }
 
-// Subject is the subject the request was published on.
+// Subject is the subject the request was published on. No production
+// caller: tests check routing with it.
 func (d *Delivery) Subject() string { return d.msg.Subject() }
 
 // TraceParent is the W3C traceparent header, "" when absent.
@@ -45,6 +47,8 @@ func (d *Delivery) TraceParent() string { return headerCarrier(d.msg.Headers()).
 
 // TraceContext returns ctx carrying the producer's remote span context (W3C
 // traceparent/tracestate) so the worker's spans join the producer's trace.
+// Planned caller: the worker's spans (the observability issue); today only
+// traceparent is forwarded upstream, through TraceParent.
 func (d *Delivery) TraceContext(ctx context.Context) context.Context {
 	return propagation.TraceContext{}.Extract(ctx, headerCarrier(d.msg.Headers()))
 }

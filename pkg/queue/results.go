@@ -35,7 +35,9 @@ const resultRouteTTL = time.Minute
 // and event namespaces and "$..." system subjects are refused (delivered
 // requests never carry one: the queue rejects them as malformed); the
 // stored copy on <p>.res.<batch> is published first either way, so a bad
-// extra subject never costs the result itself.
+// extra subject never costs the result itself. The worker encodes first
+// (to keep the line in its outbox) and calls PublishEncodedResult; tests
+// publish results with this.
 func (c *Client) PublishResult(ctx context.Context, res *lifecycle.Result, resultSubject string) error {
 	return c.PublishEncodedResult(ctx, res, nil, resultSubject)
 }
