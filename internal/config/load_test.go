@@ -95,6 +95,7 @@ func TestLoadRejectsInvalidNamingKeyAndVariable(t *testing.T) {
 		{name: "max deliver below the retry budget", file: "streams:\n  max_deliver: 100\n", key: "streams.max_deliver", envVar: "SALVO_STREAMS_MAX_DELIVER"},
 		{name: "ack wait too short", file: "streams:\n  ack_wait: 1ms\n", key: "streams.ack_wait", envVar: "SALVO_STREAMS_ACK_WAIT"},
 		{name: "duplicate window over the max age", file: "streams:\n  duplicate_window: 200h\n", key: "streams.duplicate_window", envVar: "SALVO_STREAMS_DUPLICATE_WINDOW"},
+		{name: "duplicate window inside two ack waits", file: "streams:\n  duplicate_window: 50s\n  ack_wait: 30s\n", key: "streams.duplicate_window", envVar: "SALVO_STREAMS_DUPLICATE_WINDOW"},
 		{name: "bad route URL", file: "upstream:\n  routes:\n    gpt-4o:\n      base_url: ftp://x\n", key: `upstream.routes["gpt-4o"].base_url`, envVar: "SALVO_UPSTREAM_ROUTES"},
 		{name: "bad route URL in the env", env: map[string]string{"SALVO_UPSTREAM_ROUTES": `{"m": {"base_url": "nope"}}`}, key: `upstream.routes["m"].base_url`, envVar: "SALVO_UPSTREAM_ROUTES"},
 		{name: "unknown route field", file: "upstream:\n  routes:\n    m:\n      base_ur: http://x\n", key: "upstream.routes", envVar: "SALVO_UPSTREAM_ROUTES"},

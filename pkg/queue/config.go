@@ -259,6 +259,12 @@ func (c Config) Validate() error {
 		return bad("duplicate_window", "%s must not exceed requests_max_age or results_max_age", c.DuplicateWindow)
 	case c.AckWait < 100*time.Millisecond:
 		return bad("ack_wait", "%s must be at least 100ms", c.AckWait)
+	case c.DuplicateWindow < 2*c.AckWait:
+		// A worker that dies after publishing a result and before marking
+		// it published leaves the message to be redelivered after AckWait;
+		// the redelivery publishes the result again, which only the
+		// duplicate window keeps from being a second result.
+		return bad("duplicate_window", "%s must be at least twice ack_wait (%s): a result republished after a crash is deduplicated only inside it", c.DuplicateWindow, c.AckWait)
 	case c.MaxDeliver < 2:
 		return bad("max_deliver", "%d must be at least 2", c.MaxDeliver)
 	case c.MaxAckPending < 1:
