@@ -225,3 +225,22 @@ func TestAttemptsCountCallsCutByShutdown(t *testing.T) {
 	require.Equal(t, e.mock.CallsFor(req.ID), res.Attempts, "attempts equal the upstream calls")
 	require.Equal(t, 2, e.record(t, req).Attempt)
 }
+
+// Many short requests under a heartbeat faster than most of them: the
+// beats race the completions all the time, and no warning comes of it.
+func TestManyShortRequestsUnderAFastHeartbeatWarnNothing(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("500 requests")
+	}
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 0, Max: 5 * time.Millisecond},
+	}}})
+	const n = 500
+	reqs := e.newBatch(t, "b-hb-many", "gpt-4o", n, time.Hour)
+	logs := &syncBuffer{}
+	e.startWorker(t, workerOpts{cfg: worker.Config{HeartbeatInterval: 20 * time.Millisecond}, logOut: logs})
+	e.publish(t, reqs)
+	e.waitResults(t, "b-hb-many", n, time.Minute)
+	require.Zero(t, strings.Count(logs.String(), "lease lost"), "lease-lost warnings for requests that completed normally")
+}
