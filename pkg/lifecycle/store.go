@@ -11,7 +11,7 @@ import "time"
 type Record struct {
 	Ref       Ref
 	State     State
-	Attempt   int
+	Attempt   int // upstream attempts started, the one in flight included
 	Owner     string
 	Token     int64
 	Model     string
@@ -95,7 +95,8 @@ type Ended struct {
 	Failure *Failure
 	// Status is the last HTTP status, 0 if none.
 	Status int
-	// Attempts is the number of upstream attempts spent.
+	// Attempts is the number of upstream attempts started (each counted by
+	// the claim that started it, calls cut by a crash or shutdown included).
 	Attempts int
 	// Published reports that MarkPublished was called for it.
 	Published bool
@@ -125,6 +126,10 @@ type Outcome struct {
 	// Result is the result line, kept in the record's outbox until
 	// MarkPublished.
 	Result []byte
+	// Uncalled says a processing holder ends the request without making
+	// the upstream call its claim counted as an attempt (no route, a retry
+	// refused at the deadline): the store takes the attempt back.
+	Uncalled bool
 }
 
 // Transition reports what a store move did (Transitions is the table of

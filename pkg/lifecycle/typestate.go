@@ -32,8 +32,10 @@ type Processing struct {
 // processing. Moves legal from both states (fail, cancel, expire, release,
 // lease refresh) take a Held; moves legal from only one take the exact type.
 type Held struct {
-	Ref     Ref
-	Lease   Lease
+	Ref   Ref
+	Lease Lease
+	// Attempt counts the upstream attempts started, this holder's included
+	// when the claim started it (State processing): 1 on the first call.
 	Attempt int
 	State   State
 }

@@ -89,7 +89,7 @@ func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
 	require.ErrorIs(t, err, state.ErrLeaseLost)
 	_, err = b.store.Retry(ctx, oldP, f, b.clock.Now())
 	require.ErrorIs(t, err, state.ErrLeaseLost)
-	_, err = b.store.Release(ctx, old)
+	_, err = b.store.Release(ctx, old, true)
 	require.ErrorIs(t, err, state.ErrLeaseLost)
 	require.ErrorIs(t, b.store.Refresh(ctx, []lifecycle.Held{old})[0], state.ErrLeaseLost)
 
@@ -147,7 +147,7 @@ func TestClaimWithoutStartLeavesTheRequestClaimed(t *testing.T) {
 	require.Equal(t, base, rec.ClaimedAt)
 	require.True(t, rec.StartedAt.IsZero())
 
-	tr, err := b.store.Release(ctx, *c.Held)
+	tr, err := b.store.Release(ctx, *c.Held, false)
 	require.NoError(t, err)
 	require.Equal(t, state.Transition{State: lifecycle.StatePending, Previous: lifecycle.StateClaimed, Applied: true}, tr)
 	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 2}, b.counts(t, "b1"))
@@ -174,7 +174,7 @@ func TestClaimRetryNotBefore(t *testing.T) {
 
 	b.clock.Advance(5 * time.Second)
 	p2 := b.claim(t, req, "w2")
-	require.Equal(t, 1, p2.Attempt, "the retry spent one attempt")
+	require.Equal(t, 2, p2.Attempt, "the first attempt stays spent; the claim counted the second")
 	require.Greater(t, p2.Lease.Token, p.Lease.Token)
 	rec, err := b.store.Request(ctx, req.Ref())
 	require.NoError(t, err)

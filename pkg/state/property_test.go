@@ -112,7 +112,7 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 					tr, err = b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 503),
 						b.clock.Now().Add(time.Duration(rnd.IntN(3000))*time.Millisecond))
 				case k == 1:
-					tr, err = b.store.Release(ctx, h)
+					tr, err = b.store.Release(ctx, h, true)
 				case k == 2:
 					tr, err = b.store.Fail(ctx, h, state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})
 				case k == 3:

@@ -136,7 +136,7 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 				_, err := b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})
 				require.NoError(t, err)
 				p = b.claim(t, req, "w")
-				_, err = b.store.Release(ctx, p.Held())
+				_, err = b.store.Release(ctx, p.Held(), true)
 				require.NoError(t, err)
 				p = b.claim(t, req, "w")
 				_, err = b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})

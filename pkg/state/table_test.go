@@ -172,7 +172,7 @@ func (s *subject) retry() moveResult {
 }
 
 func (s *subject) release() moveResult {
-	return transition(s.b.store.Release(ctxT(s.t), s.held))
+	return transition(s.b.store.Release(ctxT(s.t), s.held, true))
 }
 
 func (s *subject) forceFail() moveResult {

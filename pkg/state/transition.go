@@ -10,23 +10,22 @@ import (
 
 // finishArgs is one holder-fenced terminal move (finish.lua).
 type finishArgs struct {
-	op       string
-	ref      lifecycle.Ref
-	lease    lifecycle.Lease
-	need     string // required record state, "*" for claimed or processing
-	target   lifecycle.State
-	spending bool // the holder was processing: the attempt is spent
-	outcome  Outcome
+	op      string
+	ref     lifecycle.Ref
+	lease   lifecycle.Lease
+	need    string // required record state, "*" for claimed or processing
+	target  lifecycle.State
+	outcome Outcome
 }
 
 func (s *Store) finish(ctx context.Context, a finishArgs) (Transition, error) {
 	code, msg := failureArgs(a.outcome)
-	spend := "0"
-	if a.spending {
-		spend = "1"
+	uncalled := "0"
+	if a.outcome.Uncalled {
+		uncalled = "1"
 	}
 	rep, err := s.run(ctx, scriptFinish, s.keys.requestKeys(a.ref),
-		s.nowMS(), a.lease.Owner, a.lease.Token, a.need, string(a.target), spend,
+		s.nowMS(), a.lease.Owner, a.lease.Token, a.need, string(a.target), uncalled,
 		outcomeStatus(a.outcome), code, msg, a.outcome.RoutedModel, a.outcome.Result,
 		s.retentionMS(), a.ref.ID)
 	if err != nil {
@@ -46,7 +45,7 @@ func (s *Store) Complete(ctx context.Context, p lifecycle.Processing, o Outcome)
 	o.Failure = nil
 	return s.finish(ctx, finishArgs{
 		op: "complete", ref: p.Ref, lease: p.Lease, need: string(lifecycle.StateProcessing),
-		target: lifecycle.StateCompleted, spending: true, outcome: o,
+		target: lifecycle.StateCompleted, outcome: o,
 	})
 }
 
@@ -58,8 +57,7 @@ func (s *Store) Fail(ctx context.Context, h lifecycle.Held, o Outcome) (Transiti
 		return Transition{}, fmt.Errorf("state: fail %s: %w", h.Ref.ID, ErrInvalidOutcome)
 	}
 	return s.finish(ctx, finishArgs{
-		op: "fail", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateFailed,
-		spending: h.State == lifecycle.StateProcessing, outcome: o,
+		op: "fail", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateFailed, outcome: o,
 	})
 }
 
@@ -70,8 +68,7 @@ func (s *Store) Cancel(ctx context.Context, h lifecycle.Held, o Outcome) (Transi
 		o.Failure = lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
 	}
 	return s.finish(ctx, finishArgs{
-		op: "cancel", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateCanceled,
-		spending: h.State == lifecycle.StateProcessing, outcome: o,
+		op: "cancel", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateCanceled, outcome: o,
 	})
 }
 
@@ -82,20 +79,22 @@ func (s *Store) Expire(ctx context.Context, h lifecycle.Held, o Outcome) (Transi
 		o.Failure = lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request expired before it could finish")
 	}
 	return s.finish(ctx, finishArgs{
-		op: "expire", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateExpired,
-		spending: h.State == lifecycle.StateProcessing, outcome: o,
+		op: "expire", ref: h.Ref, lease: h.Lease, need: "*", target: lifecycle.StateExpired, outcome: o,
 	})
 }
 
 // requeue runs requeue.lua for Retry and Release.
-func (s *Store) requeue(ctx context.Context, op string, h lifecycle.Held, f *lifecycle.Failure, notBefore time.Time) (Transition, error) {
-	code, msg, status := "", "", 0
+func (s *Store) requeue(ctx context.Context, op string, h lifecycle.Held, f *lifecycle.Failure, notBefore time.Time, uncalled bool) (Transition, error) {
+	code, msg, status, unc := "", "", 0, "0"
+	if uncalled {
+		unc = "1"
+	}
 	if f != nil {
 		code, msg, status = string(f.Code), f.Message, f.Status
 	}
 	rep, err := s.run(ctx, scriptRequeue, s.keys.requestKeys(h.Ref),
 		s.nowMS(), h.Lease.Owner, h.Lease.Token, op, toMS(notBefore), code, msg, status,
-		s.retentionMS(), h.Ref.ID)
+		s.retentionMS(), h.Ref.ID, unc)
 	if err != nil {
 		return Transition{}, fmt.Errorf("state: %s %s: %w", op, h.Ref.ID, err)
 	}
@@ -103,17 +102,20 @@ func (s *Store) requeue(ctx context.Context, op string, h lifecycle.Held, f *lif
 }
 
 // Retry puts a processing request back to pending after a retriable
-// failure: the attempt is spent, f is kept as the last error and the next
+// failure: the attempt (counted when the claim started it) stays spent, f
+// is kept as the last error and the next
 // claim waits until notBefore. If the batch was cancelled meanwhile the
 // request ends canceled instead (Transition.State says so).
 func (s *Store) Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (Transition, error) {
-	return s.requeue(ctx, "retry", p.Held(), f, notBefore)
+	return s.requeue(ctx, "retry", p.Held(), f, notBefore, false)
 }
 
-// Release gives a held request back to pending without spending an attempt
-// (shutdown); canceled instead if the batch is cancelled.
-func (s *Store) Release(ctx context.Context, h lifecycle.Held) (Transition, error) {
-	return s.requeue(ctx, "release", h, nil, time.Time{})
+// Release gives a held request back to pending (shutdown); canceled instead
+// if the batch is cancelled. called says whether the holder made its
+// upstream call (cut short or not): the attempt its claim counted then
+// stays counted, and is taken back otherwise.
+func (s *Store) Release(ctx context.Context, h lifecycle.Held, called bool) (Transition, error) {
+	return s.requeue(ctx, "release", h, nil, time.Time{}, !called)
 }
 
 // ForceFail fails a request that is not hard-terminal regardless of any

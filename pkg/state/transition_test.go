@@ -111,24 +111,34 @@ func TestCancelRequestNeverClaimed(t *testing.T) {
 	require.ErrorIs(t, err, state.ErrNotFound)
 }
 
-func TestReleaseSpendsNoAttemptAndRetrySpendsOne(t *testing.T) {
+func TestAttemptsCountFromTheStartAndReleaseWithoutACallTakesItBack(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 1)
 	req := request("r1", "b1")
 	p := b.claim(t, req, "w1")
-	tr, err := b.store.Release(ctx, p.Held())
+	require.Equal(t, 1, p.Attempt, "the claim into processing counts the attempt it starts")
+	tr, err := b.store.Release(ctx, p.Held(), false)
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.StatePending, tr.State)
 	require.Equal(t, lifecycle.Counts{Total: 1, Pending: 1}, b.counts(t, "b1"))
 
 	p = b.claim(t, req, "w2")
-	require.Equal(t, 0, p.Attempt)
-	_, err = b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})
+	require.Equal(t, 1, p.Attempt, "released before its call: the attempt was taken back")
+	_, err = b.store.Release(ctx, p.Held(), true)
 	require.NoError(t, err)
 	p = b.claim(t, req, "w3")
-	require.Equal(t, 1, p.Attempt)
+	require.Equal(t, 2, p.Attempt, "released after a call (cut short): the attempt stays counted")
+	_, err = b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})
+	require.NoError(t, err)
+	p = b.claim(t, req, "w4")
+	require.Equal(t, 3, p.Attempt)
+	_, err = b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeUnroutedModel, 0), Uncalled: true})
+	require.NoError(t, err)
+	rec, err := b.store.Request(ctx, req.Ref())
+	require.NoError(t, err)
+	require.Equal(t, 2, rec.Attempt, "ended without its call: the attempt was taken back")
 
 	// Retry needs processing: a claimed holder may not retry.
 	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: request("x", ""), Owner: "w"})

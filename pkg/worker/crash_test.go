@@ -86,14 +86,15 @@ func TestSIGTERMHandsInFlightCallsBack(t *testing.T) {
 		rec := e.record(t, r)
 		require.Equal(t, lifecycle.StatePending, rec.State, "%s handed back, nothing left claimed", r.ID)
 		require.Empty(t, rec.Owner)
-		require.Equal(t, 0, rec.Attempt, "an aborted shutdown call spends no attempt")
+		require.Equal(t, 1, rec.Attempt, "a call cut by the shutdown counts as an attempt")
 		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: time.Millisecond}})
 	}
 	e.startWorker(t, workerOpts{})
 	results := e.waitResults(t, "b-term", len(reqs), 20*time.Second)
 	for _, r := range reqs {
 		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State)
-		require.Equal(t, 1, results[r.ID].Attempts)
+		require.Equal(t, 2, results[r.ID].Attempts)
+		require.Equal(t, e.mock.CallsFor(r.ID), results[r.ID].Attempts, "attempts equal the upstream calls")
 	}
 	require.Equal(t, lifecycle.Counts{Total: 6, Completed: 6}, e.batch(t, "b-term").Counts)
 }

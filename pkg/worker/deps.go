@@ -23,7 +23,7 @@ type Store interface {
 	Cancel(ctx context.Context, h lifecycle.Held, o lifecycle.Outcome) (lifecycle.Transition, error)
 	Expire(ctx context.Context, h lifecycle.Held, o lifecycle.Outcome) (lifecycle.Transition, error)
 	Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (lifecycle.Transition, error)
-	Release(ctx context.Context, h lifecycle.Held) (lifecycle.Transition, error)
+	Release(ctx context.Context, h lifecycle.Held, called bool) (lifecycle.Transition, error)
 	Refresh(ctx context.Context, hs []lifecycle.Held) []error
 	MarkPublished(ctx context.Context, refs []lifecycle.Ref) error
 	ForceFail(ctx context.Context, req *lifecycle.Request, o lifecycle.Outcome) (lifecycle.Transition, error)

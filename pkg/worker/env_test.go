@@ -43,12 +43,16 @@ type env struct {
 	q      *queue.Client
 	js     jetstream.JetStream
 	prefix string
+	dedup  time.Duration // the streams' duplicate window, 0 for the default
 }
 
 type envOpts struct {
 	mock     mockupstream.Options
 	ackWait  time.Duration
 	leaseTTL time.Duration
+	// dedup shortens the streams' duplicate window (a duplicate publish
+	// after it is stored again).
+	dedup time.Duration
 }
 
 func newEnv(t testing.TB, o envOpts) *env {
@@ -59,7 +63,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	if o.leaseTTL == 0 {
 		o.leaseTTL = testLeaseTTL
 	}
-	e := &env{t: t, redis: testredis.New(t), nats: testnats.New(t)}
+	e := &env{t: t, redis: testredis.New(t), nats: testnats.New(t), dedup: o.dedup}
 	e.prefix = e.redis.Prefix
 	e.mock = mockupstream.NewTest(t, o.mock)
 	var err error
@@ -83,6 +87,7 @@ func (e *env) queueConfig(ackWait time.Duration) queue.Config {
 		AckWait:           ackWait,
 		DiscoveryInterval: 100 * time.Millisecond,
 		FetchExpiry:       time.Second,
+		DuplicateWindow:   e.dedup,
 	}
 }
 
@@ -240,6 +245,25 @@ func (e *env) waitResults(t testing.TB, batchID string, want int, timeout time.D
 	}))
 	require.Len(t, out, want)
 	return out
+}
+
+// requestsIdle reports whether every consumer of the REQUESTS stream has
+// nothing left to deliver and nothing awaiting an ack.
+func (e *env) requestsIdle(t testing.TB) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, e.q.RequestsStream())
+	require.NoError(t, err)
+	idle := true
+	l := s.ListConsumers(ctx)
+	for ci := range l.Info() {
+		if ci.NumPending > 0 || ci.NumAckPending > 0 {
+			idle = false
+		}
+	}
+	require.NoError(t, l.Err())
+	return idle
 }
 
 func (e *env) batch(t testing.TB, id string) lifecycle.Batch {

@@ -38,6 +38,9 @@ type execution struct {
 
 	held lifecycle.Held       // the lease, once a claim gave us the request
 	proc lifecycle.Processing // held as processing, once started
+	// called is set once the upstream call is under way: the attempt the
+	// claim counted is then spent, whatever comes of the call.
+	called bool
 }
 
 // Handle runs one delivery to its end. It is the queue's handler; it never
@@ -150,7 +153,8 @@ func (x *execution) run() {
 	}
 	// A retry never starts at or after expires_at − stop_before_deadline: a
 	// nak'd message can come back later than its delay, so check again here.
-	if x.proc.Attempt > 0 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
+	// (proc.Attempt counts this attempt: above 1, an earlier one started.)
+	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
 		f := x.lastFailure()
 		f.Message += " (no retry: the deadline is too close)"
 		x.end(lifecycle.StateFailed, f, nil, false)
@@ -159,7 +163,17 @@ func (x *execution) run() {
 
 	callCtx, cancelDeadline := context.WithDeadlineCause(x.ctx, req.ExpiresAt, errDeadline)
 	defer cancelDeadline()
+	if cause := context.Cause(callCtx); cause != nil {
+		// Cut before the call went out (shutdown, a control event): hand
+		// the request back with its attempt taken back; the next claim
+		// finds it cancelled or expired if that is what happened.
+		x.log.Info().AnErr("cause", cause).Msg("aborted before the call; handing the request back")
+		x.release()
+		return
+	}
+	x.called = true
 	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: x.d.TraceParent()})
+	x.task.setEnding()
 	x.decide(policy, resp, context.Cause(callCtx))
 }
 
@@ -176,7 +190,7 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 	}
 	f := resp.Failure
 	dec, err := policy.Decide(lifecycle.RetryInput{
-		Attempt: x.proc.Attempt, Failure: f, Now: x.w.clock(), ExpiresAt: x.req.ExpiresAt, RetryAfter: resp.RetryAfter,
+		Attempt: x.proc.Attempt - 1, Failure: f, Now: x.w.clock(), ExpiresAt: x.req.ExpiresAt, RetryAfter: resp.RetryAfter,
 	}, x.w.jitter)
 	if err != nil || !dec.Retry {
 		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {

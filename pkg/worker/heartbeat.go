@@ -9,8 +9,10 @@ import (
 
 // heartbeat keeps every in-flight delivery alive: a JetStream in-progress so
 // AckWait does not redeliver it, and one pipelined lease refresh in Redis for
-// all held requests. A request whose lease was lost is aborted with
-// ErrLeaseLost: its handler then writes nothing.
+// all held requests. A request whose lease was lost while its call runs is
+// aborted with ErrLeaseLost: its handler then writes nothing. A refresh
+// that races the end of the call (the handler's own write ended the
+// request) is not a lost lease and is neither logged nor acted on.
 func (w *Worker) heartbeat() {
 	t := time.NewTicker(w.config().HeartbeatInterval)
 	defer t.Stop()
@@ -57,6 +59,12 @@ func (w *Worker) beat() {
 			}
 			t := heldTasks[i]
 			if errors.Is(err, lifecycle.ErrLeaseLost) {
+				// The snapshot may be older than the task: a call that
+				// ended meanwhile (its own write ended the request, or its
+				// delivery settled) lost nothing.
+				if !w.tasks.has(t) || !t.leaseLost(helds[i]) {
+					continue
+				}
 				w.log.Warn().Str("request_id", t.req.ID).Str("batch_id", t.req.BatchID).
 					Str("model", t.req.Model).Int("attempt", helds[i].Attempt).Msg("lease lost, aborting call")
 				t.cancel(ErrLeaseLost)

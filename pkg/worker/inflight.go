@@ -36,6 +36,28 @@ type task struct {
 	mu   sync.Mutex
 	held *lifecycle.Held // nil until claimed
 	slot string          // fleet-wide slot holder id, "" when none
+	// ending is set once the call is over and the handler writes the
+	// request's outcome: the heartbeat still refreshes the lease (the write
+	// may be retried), but a refresh that finds the lease gone no longer
+	// means the call must be aborted — most often the handler's own write
+	// ended the request — and the write itself reports a lease truly lost.
+	ending bool
+}
+
+// setEnding marks the call as over (see ending).
+func (t *task) setEnding() {
+	t.mu.Lock()
+	t.ending = true
+	t.mu.Unlock()
+}
+
+// leaseLost reports whether a refresh of h that found no lease means this
+// task lost its lease: the task still holds h (same token) and its call is
+// not over.
+func (t *task) leaseLost(h lifecycle.Held) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return !t.ending && t.held != nil && t.held.Lease.Token == h.Lease.Token
 }
 
 func (t *task) setHeld(h lifecycle.Held) {
@@ -76,6 +98,14 @@ func (f *inflight) remove(t *task) {
 	f.mu.Lock()
 	delete(f.tasks, t)
 	f.mu.Unlock()
+}
+
+// has reports whether t is still in flight (not yet settled).
+func (f *inflight) has(t *task) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.tasks[t]
+	return ok
 }
 
 func (f *inflight) all() []*task {

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -13,9 +14,17 @@ import (
 // markBatchMax caps the refs sent in one MarkPublished pipeline.
 const markBatchMax = 512
 
+// errMarkerStopped: the worker stopped before the mark went out.
+var errMarkerStopped = errors.New("worker: publish marks stopped")
+
 // marker groups "result published" marks from concurrent handlers into one
-// Redis pipeline per interval. A lost mark costs nothing but a deduplicated
-// republish on redelivery, so marks are best effort.
+// Redis pipeline per interval. The mark is what tells a later delivery of
+// the same request (a redelivery, a duplicate published after the stream's
+// duplicate window) that its result went out, so it must be durable before
+// the message is acked: a handler publishes, adds the mark, waits for the
+// pipeline that carried it, and only then acks (or naks when the pipeline
+// failed, so the redelivery publishes again — deduplicated, as it comes
+// well within the duplicate window — and marks again).
 type marker struct {
 	store    Store
 	interval time.Duration
@@ -23,17 +32,27 @@ type marker struct {
 	log      zerolog.Logger
 
 	mu      sync.Mutex
-	pending []lifecycle.Ref
+	pending []pendingMark
 	kick    chan struct{}
+	stopped chan struct{} // closed when run has returned
+}
+
+// pendingMark is one queued mark and the channel its outcome goes to.
+type pendingMark struct {
+	ref  lifecycle.Ref
+	done chan error
 }
 
 func newMarker(store Store, interval, timeout time.Duration, log zerolog.Logger) *marker {
-	return &marker{store: store, interval: interval, timeout: timeout, log: log, kick: make(chan struct{}, 1)}
+	return &marker{store: store, interval: interval, timeout: timeout, log: log, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
-func (m *marker) add(ref lifecycle.Ref) {
+// add queues the mark of ref; the returned channel receives nil once the
+// pipeline that carried the mark succeeded, or its error.
+func (m *marker) add(ref lifecycle.Ref) <-chan error {
+	done := make(chan error, 1)
 	m.mu.Lock()
-	m.pending = append(m.pending, ref)
+	m.pending = append(m.pending, pendingMark{ref: ref, done: done})
 	full := len(m.pending) >= markBatchMax
 	m.mu.Unlock()
 	if full {
@@ -42,9 +61,29 @@ func (m *marker) add(ref lifecycle.Ref) {
 		default:
 		}
 	}
+	return done
+}
+
+// mark queues the mark of ref and waits for it; ctx bounds the wait.
+func (m *marker) mark(ctx context.Context, ref lifecycle.Ref) error {
+	done := m.add(ref)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-m.stopped:
+		select {
+		case err := <-done: // carried by the last flush
+			return err
+		default:
+			return errMarkerStopped
+		}
+	}
 }
 
 func (m *marker) run(ctx context.Context) {
+	defer close(m.stopped)
 	t := time.NewTicker(m.interval)
 	defer t.Stop()
 	for {
@@ -63,17 +102,24 @@ func (m *marker) flush(parent context.Context) {
 	for {
 		m.mu.Lock()
 		n := min(len(m.pending), markBatchMax)
-		refs := m.pending[:n:n]
+		group := m.pending[:n:n]
 		m.pending = m.pending[n:]
 		m.mu.Unlock()
 		if n == 0 {
 			return
 		}
+		refs := make([]lifecycle.Ref, n)
+		for i, p := range group {
+			refs[i] = p.ref
+		}
 		ctx, cancel := context.WithTimeout(parent, m.timeout)
 		err := m.store.MarkPublished(ctx, refs)
 		cancel()
 		if err != nil {
-			m.log.Warn().Err(err).Int("refs", n).Msg("marking results published failed; a redelivery will republish them (deduplicated)")
+			m.log.Warn().Err(err).Int("refs", n).Msg("marking results published failed; their messages are redelivered and republished (deduplicated)")
+		}
+		for _, p := range group {
+			p.done <- err
 		}
 	}
 }

@@ -128,7 +128,11 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)
 	}
 	if recorded {
-		w.marks.add(req.Ref())
+		// publish → mark → ack, as in settle: the queue removes the message
+		// once this returns nil.
+		if err := w.marks.mark(ctx, req.Ref()); err != nil {
+			return fmt.Errorf("worker: mark poison result %s published: %w", req.ID, err)
+		}
 	}
 	log.Warn().Str("code", string(f.Code)).Msg("poison request message: request failed and its result published")
 	return nil

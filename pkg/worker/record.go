@@ -18,7 +18,7 @@ type write func(ctx context.Context) (lifecycle.Transition, error)
 // complete records a successful response.
 func (x *execution) complete(resp *httpclient.Response) {
 	w, req, proc := x.w, x.req, x.proc
-	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt+1, proc.StartedAt, nil, resp)
+	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt, proc.StartedAt, nil, resp)
 	payload, err := w.encode(res)
 	if err != nil {
 		x.log.Error().Err(err).Msg("encode result")
@@ -33,13 +33,11 @@ func (x *execution) complete(resp *httpclient.Response) {
 
 // end records a terminal state other than completed. called says whether
 // this delivery made an upstream call (the result's attempts count calls;
-// an unrouted request or a retry refused at the deadline made none).
+// an unrouted request or a retry refused at the deadline made none, and
+// the attempt the claim counted is taken back).
 func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclient.Response, called bool) {
 	w, req, h := x.w, x.req, x.held
-	attempts := h.Attempt // upstream calls so far, this one included when it was made
-	if called {
-		attempts++
-	}
+	attempts := x.attempts(called)
 	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
 	payload, err := w.encode(res)
 	if err != nil {
@@ -47,7 +45,7 @@ func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclie
 		x.release()
 		return
 	}
-	o := lifecycle.Outcome{Failure: f, RoutedModel: req.Model, Result: payload}
+	o := lifecycle.Outcome{Failure: f, RoutedModel: req.Model, Result: payload, Uncalled: !called}
 	if resp != nil {
 		o.Status = resp.Status
 	}
@@ -77,24 +75,35 @@ func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 	}
 	// Not requeued: the lease was lost, Redis is down, or the request ended
 	// (its batch was cancelled meanwhile, or another result came first).
-	res := w.buildResult(x.req, tr.State, proc.Attempt+1, proc.StartedAt, endedFailure(tr.State, nil), nil)
+	res := w.buildResult(x.req, tr.State, proc.Attempt, proc.StartedAt, endedFailure(tr.State, nil), nil)
 	x.settle(res, nil, tr, err)
 }
 
-// release hands the held request back (pending, no attempt spent) and naks
-// the message without delay so any worker can take it at once.
+// release hands the held request back to pending and naks the message
+// without delay so any worker can take it at once. The attempt the claim
+// counted stays counted when the call was made (even cut short: the
+// upstream may have seen it) and is taken back when it was not.
 func (x *execution) release() {
-	w, h := x.w, x.held
+	w, h, called := x.w, x.held, x.called
 	tr, _, err := x.record(func(ctx context.Context) (lifecycle.Transition, error) {
-		return w.store.Release(ctx, h)
+		return w.store.Release(ctx, h, called)
 	})
 	if err == nil && !tr.State.Terminal() {
 		x.nak(0)
 		return
 	}
 	// Released into a cancelled batch, the store ended it; or it had ended.
-	res := w.buildResult(x.req, tr.State, h.Attempt, time.Time{}, endedFailure(tr.State, nil), nil)
+	res := w.buildResult(x.req, tr.State, x.attempts(called), time.Time{}, endedFailure(tr.State, nil), nil)
 	x.settle(res, nil, tr, err)
+}
+
+// attempts is the result's attempts: the upstream attempts the claim
+// counted, this one included, less this one when it made no call.
+func (x *execution) attempts(called bool) int {
+	if !called && x.held.State == lifecycle.StateProcessing {
+		return max(x.held.Attempt-1, 0)
+	}
+	return x.held.Attempt
 }
 
 // record makes a terminal or requeue write, retrying while Redis is
@@ -105,6 +114,7 @@ func (x *execution) release() {
 // with only the reply lost.
 func (x *execution) record(wr write) (tr lifecycle.Transition, retried bool, err error) {
 	w := x.w
+	x.task.setEnding()
 	start := w.clock()
 	pauses := retryBackOff(w.bg, redisPause)
 	for n := 0; ; n++ {

@@ -80,7 +80,13 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 	x.ack()
 }
 
-// publish sends the result and queues the published mark.
+// publish sends the result and waits until its published mark is durable
+// in Redis. Every path that ends a delivery with a result follows the same
+// order — publish, mark, ack — so a message is acked only once a later
+// delivery of its request (a redelivery, or a duplicate published after the
+// stream's duplicate window) would find the result already out and publish
+// nothing. On false the caller naks: the redelivery, well within the
+// duplicate window, publishes again (deduplicated) and marks again.
 // data is res already encoded, or nil.
 func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
 	ctx, cancel := x.w.opCtx()
@@ -89,7 +95,10 @@ func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
 		x.log.Error().Err(err).Msg("publish result failed; redelivering later")
 		return false
 	}
-	x.w.marks.add(x.req.Ref())
+	if err := x.w.marks.mark(ctx, x.req.Ref()); err != nil {
+		x.log.Error().Err(err).Msg("marking the result published failed; redelivering later")
+		return false
+	}
 	return true
 }
 

@@ -18,7 +18,8 @@
 -- ARGV[11] -> custom id
 -- ARGV[12] -> request expires_at, unix ms (0: none)
 -- Returns one of:
---   {'held', state, token, attempt, lease_until}
+--   {'held', state, token, attempt, lease_until} (a claim into processing
+--     starts an attempt and counts it: attempt includes it)
 --   {'ended', state, err_code, err_msg, status, attempt, published, outbox, just_ended, batch...}
 --     (batch...: flat HGETALL of the batch when this call finalized it).
 --     A request without a record whose batch has pending = 0 is not one of
@@ -117,7 +118,11 @@ end
 redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
   'updated_at', now, 'delivery', ARGV[4], 'reclaims', reclaims)
 if to == 'processing' then
-  redis.call('HSET', KEYS[1], 'started_at', now)
+  -- the attempt counts from its start, so a call cut by a crash or a
+  -- shutdown is counted too; a holder that gives the request back without
+  -- calling takes it back (finish.lua, requeue.lua)
+  attempt = attempt + 1
+  redis.call('HSET', KEYS[1], 'started_at', now, 'attempt', attempt)
 end
 -- a held request's keys last until its batch's expires_at (its own when it
 -- has no batch record) plus retention; ending it shortens its record's

@@ -10,7 +10,8 @@
 -- ARGV[3] -> fencing token
 -- ARGV[4] -> required state: 'processing', or '*' for claimed or processing
 -- ARGV[5] -> target state: completed | failed | canceled | expired
--- ARGV[6] -> '1' when the holder was processing (the attempt is spent)
+-- ARGV[6] -> '1' when the holder made no upstream call for the attempt its
+--            claim counted (processing only): the attempt is taken back
 -- ARGV[7] -> HTTP status (0: none)
 -- ARGV[8] -> failure code ('' for none)
 -- ARGV[9] -> failure message
@@ -49,8 +50,8 @@ elseif ARGV[4] ~= '*' and state ~= ARGV[4] then
 end
 
 local attempt = tonumber(r[4] or '0')
-if ARGV[6] == '1' then
-  attempt = attempt + 1
+if ARGV[6] == '1' and state == 'processing' then
+  attempt = math.max(attempt - 1, 0)
 end
 -- the holder's own write: owner and token stay
 record_end(KEYS[1], target, ARGV[8], ARGV[9], now, ARGV[12], {

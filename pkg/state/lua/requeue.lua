@@ -1,7 +1,9 @@
 -- requeue.lua: the lease holder gives its request back to pending: a retry
--- (processing only; the attempt is spent, not_before set) or a release
--- (claimed or processing; no attempt spent). In a cancelled batch the
--- request ends canceled instead.
+-- (processing only; the attempt, counted when the claim started it, stays
+-- spent; not_before set) or a release (claimed or processing; the attempt
+-- stays counted when its call was made, cut short or not, and is taken back
+-- when it made none). In a cancelled batch the request ends canceled
+-- instead.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
 -- KEYS[3] -> lease index    <p>:{<tag>}:leases
@@ -15,6 +17,7 @@
 -- ARGV[8] -> HTTP status of the failed attempt (0: none)
 -- ARGV[9] -> retention, ms
 -- ARGV[10] -> request id
+-- ARGV[11] -> '1' when the holder made no upstream call (release only)
 -- Returns: {'ok', state, previous, applied, batch...} | {'lost', state} | {'illegal', state}
 local now = tonumber(ARGV[1])
 local retry = ARGV[4] == 'retry'
@@ -41,8 +44,10 @@ if retry and state ~= 'processing' then
 end
 
 local attempt = tonumber(r[4] or '0')
+if not retry and ARGV[11] == '1' and state == 'processing' then
+  attempt = math.max(attempt - 1, 0)
+end
 if retry then
-  attempt = attempt + 1
   redis.call('HSET', KEYS[1], 'err_code', ARGV[6], 'err_msg', ARGV[7], 'status', ARGV[8])
 end
 local b = batch_load(KEYS[2])
