@@ -79,6 +79,16 @@ bench: ## Run the Go benchmarks, bounded (figures go to docs/BENCHMARKS.md).
 	$(GO) test -run '^$$' -bench . -benchmem -count $(BENCH_COUNT) -benchtime $(BENCH_TIME) -timeout 3m $(BENCH_PKGS) > $(BENCH_OUT).tmp; \
 	  rc=$$?; cat $(BENCH_OUT).tmp; cat $(BENCH_OUT).tmp >> $(BENCH_OUT); rm -f $(BENCH_OUT).tmp; [ $$rc -eq 0 ]
 
+# Crash recovery and heartbeat cost at the default ack_wait, lease.ttl and
+# heartbeat: real cmd/worker processes, one scenario per op (see
+# docs/BENCHMARKS.md). About 1 min per recovery round, 1.5 min for the cost.
+BENCH_RECOVERY_ROUNDS ?= 3
+
+.PHONY: bench-recovery
+bench-recovery: ## SIGKILL a worker and measure p50/p99/max until its requests run again; heartbeat cost at 10,000 in flight.
+	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkRecovery$$' -benchtime $(BENCH_RECOVERY_ROUNDS)x -timeout 10m .
+	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkHeartbeatCost$$' -benchtime 1x -timeout 5m .
+
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
 	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl

@@ -221,12 +221,12 @@ func TestDerivedDeliveryBoundAndHeartbeat(t *testing.T) {
 	s, err := config.Load(nil, envOf(nil))
 	require.NoError(t, err)
 	require.Equal(t, 1000+1+5+50, s.QueueConfig().MaxDeliver)
-	require.Equal(t, 10*time.Second, s.WorkerConfig().HeartbeatInterval)
+	require.Equal(t, 2*time.Second, s.WorkerConfig().HeartbeatInterval, "a third of the 6s defaults")
 
-	s, err = config.Load([]string{"-config", writeFile(t, "retry:\n  max_retries: -1\nlease:\n  ttl: 9s\n")}, envOf(nil))
+	s, err = config.Load([]string{"-config", writeFile(t, "retry:\n  max_retries: -1\nlease:\n  ttl: 3s\n")}, envOf(nil))
 	require.NoError(t, err)
 	require.Equal(t, 100_000, s.QueueConfig().MaxDeliver, "no retry limit: only the deadline bounds deliveries")
-	require.Equal(t, 3*time.Second, s.WorkerConfig().HeartbeatInterval)
+	require.Equal(t, time.Second, s.WorkerConfig().HeartbeatInterval, "the shorter lease sets it")
 
 	s, err = config.Load(nil, envOf(map[string]string{"SALVO_STREAMS_MAX_DELIVER": "5000", "SALVO_HEARTBEAT_INTERVAL": "2s"}))
 	require.NoError(t, err)

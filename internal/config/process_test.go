@@ -81,7 +81,7 @@ func TestStartRunsAWorkerAndStopEndsIt(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, d.streams(t), "the streams are provisioned")
 	require.Equal(t, "sk-test", p.Config.HTTP.Default.APIKey.Reveal(), "the key is read from the variable the route names")
-	require.Equal(t, 10*time.Second, p.Config.Worker.HeartbeatInterval, "derived: a third of min(ack_wait, lease.ttl)")
+	require.Equal(t, 2*time.Second, p.Config.Worker.HeartbeatInterval, "derived: a third of min(ack_wait, lease.ttl)")
 	require.Equal(t, 1000+1+5+50, p.Config.Queue.MaxDeliver, "derived from the retry budget")
 	require.Eventually(t, func() bool { return p.Worker.Healthy() == nil }, 10*time.Second, 20*time.Millisecond)
 

@@ -27,7 +27,7 @@ const (
 	AdvisoriesMaxMsgsDefault  = 100_000
 	AdvisoriesMaxBytesDefault = 64 << 20 // 64 MiB
 	BodiesMaxBytesDefault     = 1 << 30  // 1 GiB
-	AckWaitDefault            = 30 * time.Second
+	AckWaitDefault            = 6 * time.Second
 	MaxDeliverDefault         = 100
 	MaxAckPendingDefault      = 20000
 	PublishWindowDefault      = 4096
@@ -135,7 +135,9 @@ type Config struct {
 	BodiesMaxBytes int64 `yaml:"bodies_max_bytes"`
 	// DuplicateWindow is the Nats-Msg-Id dedup window of both streams.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
-	// AckWait is the per-delivery redelivery timer of the model consumers.
+	// AckWait is the per-delivery redelivery timer of the model consumers;
+	// default 6s. With the lease TTL it bounds how long the requests of a
+	// killed worker wait before another worker runs them.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliver is a large safety bound on deliveries per message; retries
 	// (delayed naks) count too. Exhausted messages go to ConsumeOptions.OnPoison.

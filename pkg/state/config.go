@@ -13,7 +13,7 @@ import (
 // Config defaults.
 const (
 	PrefixDefault      = lifecycle.PrefixDefault
-	LeaseTTLDefault    = 30 * time.Second
+	LeaseTTLDefault    = 6 * time.Second
 	RetentionDefault   = 7 * 24 * time.Hour
 	MaxReclaimsDefault = 5
 )
@@ -24,7 +24,9 @@ type Config struct {
 	// Prefix starts every key; default "salvo". It follows
 	// lifecycle.CheckPrefix (so it cannot break the batch hash tag).
 	Prefix string `yaml:"-"`
-	// LeaseTTL is how long a claim or refresh holds a request; default 30s.
+	// LeaseTTL is how long a claim or refresh holds a request; default 6s.
+	// A killed worker's requests are reclaimable this long after its last
+	// refresh, so it bounds crash recovery together with AckWait.
 	LeaseTTL time.Duration `yaml:"ttl"`
 	// Retention is how long terminal request records and finalized batches
 	// are kept, and how long past its expires_at a batch's keys (and a

@@ -14,9 +14,9 @@ import (
 // Engine defaults.
 const (
 	ConcurrencyDefault       = 64
-	HeartbeatIntervalDefault = 10 * time.Second
+	HeartbeatIntervalDefault = 2 * time.Second
 	ShutdownGraceDefault     = 30 * time.Second
-	GlobalSlotTTLDefault     = 30 * time.Second
+	GlobalSlotTTLDefault     = 6 * time.Second
 	GlobalSlotPollDefault    = 200 * time.Millisecond
 	MarkFlushIntervalDefault = 20 * time.Millisecond
 	OpTimeoutDefault         = 10 * time.Second
@@ -78,7 +78,9 @@ type Config struct {
 	// ShutdownGrace: how long in-flight calls may run after a stop before
 	// they are aborted and handed back.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
-	// GlobalSlotTTL is the lifetime of a fleet-wide slot between refreshes.
+	// GlobalSlotTTL is the lifetime of a fleet-wide slot between refreshes;
+	// default the larger of 6s and three heartbeats, so a killed worker's
+	// slots free up about when its leases expire.
 	GlobalSlotTTL time.Duration `yaml:"-"`
 	// GlobalSlotPoll is how often a request waiting for a fleet-wide slot
 	// asks again.

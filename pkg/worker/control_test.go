@@ -265,3 +265,32 @@ func TestSupersedeAbortsTheLosersCall(t *testing.T) {
 	require.NotContains(t, results, loser.ID, "the loser publishes no result of its own")
 	require.Equal(t, 1, e.mock.CallsFor(loser.ID))
 }
+
+// A Redis stall longer than the lease and AckWait while calls are in flight
+// runs no call twice: the in-progress heartbeats go on while the lease
+// refresh waits for Redis, so JetStream never hands the deliveries to the
+// idle peer, and the first refresh after the stall extends the leases
+// (nobody claimed them). Were the in-progress messages to wait for the
+// refresh, the peer would get the redelivered messages and its claims,
+// answered after the stall, would take the expired leases over.
+func TestRedisStallWithCallsInFlightRunsEachOnce(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 7 * time.Second, Max: 7 * time.Second},
+	}}})
+	reqs := e.newBatch(t, "b-stall-run", "gpt-4o", 8, time.Hour)
+	e.startWorker(t, workerOpts{})
+	e.publish(t, reqs)
+	waitFor(t, 30*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+	e.startWorker(t, workerOpts{}) // idle: it would take any redelivered message
+
+	// 4 s: twice the lease (2 s) and AckWait (2 s).
+	require.NoError(t, <-e.redis.Stall(4*time.Second))
+
+	results := e.waitResults(t, "b-stall-run", len(reqs), time.Minute)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, "%s: %+v", r.ID, results[r.ID].Error)
+		require.Equal(t, 1, e.mock.CallsFor(r.ID), r.ID)
+	}
+	require.Equal(t, lifecycle.Counts{Total: 8, Completed: 8}, e.batch(t, "b-stall-run").Counts)
+}

@@ -2,18 +2,31 @@ package worker
 
 import (
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// heartbeat keeps every in-flight delivery alive: a JetStream in-progress so
-// AckWait does not redeliver it, and one pipelined lease refresh in Redis for
-// all held requests. A request whose lease was lost while its call runs is
-// aborted with ErrLeaseLost: its handler then writes nothing. A refresh
-// that races the end of the call (the handler's own write ended the
-// request) is not a lost lease and is neither logged nor acted on.
+// heartbeat keeps every in-flight delivery alive, every HeartbeatInterval:
+// a JetStream in-progress so AckWait does not redeliver it, and one
+// pipelined lease refresh in Redis for all held requests. A request whose
+// lease was lost while its call runs is aborted with ErrLeaseLost: its
+// handler then writes nothing. A refresh that races the end of the call
+// (the handler's own write ended the request) is not a lost lease and is
+// neither logged nor acted on.
+//
+// The two run in separate loops so that a Redis stall (a refresh blocked
+// for up to OpTimeout, longer than the short default AckWait) never holds
+// back the in-progress messages: JetStream keeps the delivery here instead
+// of redelivering it to a peer, whose claim would find the lease expired
+// once Redis answers again and run the call a second time. A lease that
+// expired during the stall is simply extended by the next refresh, since
+// only a claim of a redelivered message takes an expired lease over.
 func (w *Worker) heartbeat() {
+	var leases sync.WaitGroup
+	leases.Go(w.refreshLoop)
+	defer leases.Wait()
 	t := time.NewTicker(w.config().HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -21,12 +34,45 @@ func (w *Worker) heartbeat() {
 		case <-w.bg.Done():
 			return
 		case <-t.C:
-			w.beat()
+			w.keepDeliveries()
 		}
 	}
 }
 
-func (w *Worker) beat() {
+// refreshLoop refreshes the leases and fleet-wide slots every
+// HeartbeatInterval; ticks that pass while a refresh waits for Redis are
+// dropped, so a stall costs one refresh, not a backlog.
+func (w *Worker) refreshLoop() {
+	t := time.NewTicker(w.config().HeartbeatInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.bg.Done():
+			return
+		case <-t.C:
+			w.refreshLeases()
+		}
+	}
+}
+
+// keepDeliveries sends a JetStream in-progress for every in-flight delivery.
+func (w *Worker) keepDeliveries() {
+	tasks := w.tasks.all()
+	if len(tasks) == 0 {
+		return
+	}
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	for _, t := range tasks {
+		if err := t.d.InProgress(ctx); err != nil {
+			w.log.Warn().Err(err).Str("request_id", t.req.ID).Msg("in-progress heartbeat failed")
+		}
+	}
+}
+
+// refreshLeases extends, in one pipeline, the lease of every held request,
+// then the fleet-wide slots of this worker.
+func (w *Worker) refreshLeases() {
 	tasks := w.tasks.all()
 	if len(tasks) == 0 {
 		return
@@ -39,9 +85,6 @@ func (w *Worker) beat() {
 		slots     = map[string][]string{}
 	)
 	for _, t := range tasks {
-		if err := t.d.InProgress(ctx); err != nil {
-			w.log.Warn().Err(err).Str("request_id", t.req.ID).Msg("in-progress heartbeat failed")
-		}
 		held, slot := t.snapshot()
 		if held != nil {
 			helds = append(helds, *held)

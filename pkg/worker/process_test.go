@@ -23,7 +23,7 @@ var (
 	buildErr  error
 )
 
-func workerBinary(t *testing.T) string {
+func workerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binDir, buildErr = os.MkdirTemp("", "salvo-worker-bin-")
@@ -57,6 +57,9 @@ type childOpts struct {
 	ackWait    time.Duration
 	leaseTTL   time.Duration
 	concurrent int
+	// defaults leaves streams.ack_wait, lease.ttl and heartbeat_interval
+	// out of the file, so the worker runs at the shipped defaults.
+	defaults bool
 }
 
 // childConfig is the YAML config of a child worker.
@@ -73,16 +76,16 @@ func (e *env) childConfig(o childOpts) string {
 	if o.concurrent == 0 {
 		o.concurrent = 16
 	}
+	timings := fmt.Sprintf("streams:\n  ack_wait: %s\nlease:\n  ttl: %s\n  max_reclaims: 2\nheartbeat_interval: %s\n",
+		o.ackWait, o.leaseTTL, testHeartbeat)
+	if o.defaults {
+		timings = ""
+	}
 	return fmt.Sprintf(`nats_url: %s
 redis_url: %s
 prefix: %s
 http_addr: 127.0.0.1:0
 log_level: info
-streams:
-  ack_wait: %s
-lease:
-  ttl: %s
-  max_reclaims: 2
 upstream:
   default:
     base_url: %s
@@ -92,13 +95,12 @@ retry:
   max_backoff: 500ms
 concurrency:
   default: %d
-heartbeat_interval: %s
 shutdown_grace: %s
-`, e.nats.URL(), e.redis.URL(), e.prefix, o.ackWait, o.leaseTTL, e.mock.URL(), o.concurrent, testHeartbeat, o.grace)
+%s`, e.nats.URL(), e.redis.URL(), e.prefix, e.mock.URL(), o.concurrent, o.grace, timings)
 }
 
 // startChild runs cmd/worker against the env with a YAML config file.
-func (e *env) startChild(t *testing.T, o childOpts) *child {
+func (e *env) startChild(t testing.TB, o childOpts) *child {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "worker.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(e.childConfig(o)), 0o600))
@@ -131,12 +133,12 @@ func (c *child) kill() {
 	}
 }
 
-func (c *child) signal(t *testing.T, sig os.Signal) {
+func (c *child) signal(t testing.TB, sig os.Signal) {
 	t.Helper()
 	require.NoError(t, c.cmd.Process.Signal(sig))
 }
 
-func (c *child) wait(t *testing.T, timeout time.Duration) error {
+func (c *child) wait(t testing.TB, timeout time.Duration) error {
 	t.Helper()
 	select {
 	case <-c.done:
