@@ -7,9 +7,10 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-// aborted records a call that a cause cut short. Control events are hints:
-// Redis holds the truth, so a cancel or supersede is recorded only when the
-// store already says so; otherwise the request is handed back and runs again.
+// aborted records a call that a cause cut short. A control cause was
+// confirmed by Redis before the call was cut (control.go); the record is
+// still read again before anything is written, because it is the record,
+// not the event, that decides what is recorded.
 func (x *execution) aborted(cause error) {
 	x.log = x.log.With().AnErr("cause", cause).Logger()
 	switch {
@@ -30,7 +31,10 @@ func (x *execution) aborted(cause error) {
 	}
 }
 
-// abortedByControl checks a control event against Redis before recording it.
+// abortedByControl records a call cut by a confirmed control event as the
+// record says. onControl aborted the call only after Redis backed the event,
+// so the default branch is a race (the record moved in between, or the batch
+// read failed): the request is handed back rather than ended on a guess.
 func (x *execution) abortedByControl(cause error) {
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
@@ -53,7 +57,7 @@ func (x *execution) abortedByControl(cause error) {
 		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
 		x.end(lifecycle.StateCanceled, f, nil, true)
 	default:
-		x.log.Warn().Str("state", string(rec.State)).Msg("control event not backed by redis; handing the request back")
+		x.log.Warn().Str("state", string(rec.State)).Msg("record does not say cancelled or superseded after a confirmed control event; handing the request back")
 		x.release()
 	}
 }
@@ -66,5 +70,5 @@ func (x *execution) batchCancelled(ctx context.Context) bool {
 		x.log.Warn().Err(err).Msg("reading the batch failed")
 		return false
 	}
-	return b.Status == lifecycle.BatchCancelling || b.Status == lifecycle.BatchCancelled || !b.CancellingAt.IsZero()
+	return batchCancelled(b)
 }

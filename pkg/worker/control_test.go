@@ -2,7 +2,9 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -42,6 +44,7 @@ func TestCancelRequestAbortsItsCall(t *testing.T) {
 	_, err := e.store.CancelRequest(bg(t), victim.Ref())
 	require.NoError(t, err)
 	require.NoError(t, e.q.PublishCancel(bg(t), victim.BatchID, victim.ID))
+	waitFor(t, 3*time.Second, "the victim's call aborted", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
 
 	results := e.waitResults(t, "b-cancel-one", 3, 20*time.Second)
 	res := results[victim.ID]
@@ -71,6 +74,7 @@ func TestCancelBatchAbortsInFlightCalls(t *testing.T) {
 	_, err := e.store.CancelBatch(bg(t), "b-cancel-all")
 	require.NoError(t, err)
 	require.NoError(t, e.q.PublishCancel(bg(t), "b-cancel-all", ""))
+	waitFor(t, 3*time.Second, "every call aborted once redis backs the event", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
 
 	results := e.waitResults(t, "b-cancel-all", len(reqs), 20*time.Second)
 	for _, r := range reqs {
@@ -82,29 +86,122 @@ func TestCancelBatchAbortsInFlightCalls(t *testing.T) {
 	waitFor(t, 5*time.Second, "aborted calls to end", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
 }
 
-// Control events are hints: a cancel or supersede that Redis does not back
-// aborts the call, but the request is handed back and completes.
-func TestUnbackedControlEventsDoNotEndRequests(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpts{})
-	reqs := e.newBatch(t, "b-spoof", "gpt-4o", 3, time.Hour)
+// readCountingStore counts the worker's reads of batches and request
+// records.
+type readCountingStore struct {
+	worker.Store
+	reads atomic.Int64
+}
+
+func (s *readCountingStore) Batch(ctx context.Context, id string) (lifecycle.Batch, error) {
+	s.reads.Add(1)
+	return s.Store.Batch(ctx, id)
+}
+
+func (s *readCountingStore) Request(ctx context.Context, ref lifecycle.Ref) (lifecycle.Record, error) {
+	s.reads.Add(1)
+	return s.Store.Request(ctx, ref)
+}
+
+// forge publishes a control event straight on <p>.ctl.<tail>, as any NATS
+// client allowed to publish there could, with no Redis write behind it.
+func (e *env) forge(t *testing.T, tail string, ev lifecycle.ControlEvent) {
+	t.Helper()
+	nc := e.nats.Connect()
+	data, err := json.Marshal(ev)
+	require.NoError(t, err)
+	require.NoError(t, nc.Publish(e.prefix+".ctl."+tail, data))
+	require.NoError(t, nc.Flush())
+}
+
+// forgedEventsCost starts a worker, forges events (the number forge
+// publishes) while every call of reqs is in flight, and checks that each
+// event cost one Redis read and aborted nothing: every call runs to its
+// end, once, and every request has one completed result.
+func forgedEventsCost(t *testing.T, e *env, batchID string, reqs []*lifecycle.Request, events int, forge func()) {
+	t.Helper()
 	for _, r := range reqs {
 		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: 1500 * time.Millisecond}})
 	}
-	e.startWorker(t, workerOpts{})
+	store := &readCountingStore{Store: e.store}
+	logs := &syncBuffer{}
+	e.startWorker(t, workerOpts{store: store, logOut: logs})
+	e.publish(t, reqs)
+	waitFor(t, 20*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
+	require.Equal(t, lifecycle.BatchInProgress, e.batch(t, batchID).Status, "redis says the batch is live")
+
+	before := store.reads.Load()
+	forge()
+	refused := func() int { return strings.Count(logs.String(), "control event not backed by redis; aborting nothing") }
+	waitFor(t, 5*time.Second, "the forged events checked (or a call aborted)", func() bool {
+		return refused() >= events || e.mock.Concurrent("gpt-4o") < len(reqs)
+	})
+	require.Equal(t, len(reqs), e.mock.Concurrent("gpt-4o"), "no call was aborted")
+	// The calls last 1.5 s, so nothing else has read Redis yet.
+	require.Equal(t, int64(events), store.reads.Load()-before, "one redis read per forged event")
+
+	results := e.waitResults(t, batchID, len(reqs), 30*time.Second)
+	for _, r := range reqs {
+		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, r.ID)
+		require.Equal(t, 1, e.mock.CallsFor(r.ID), "%s: the call was not aborted and re-run", r.ID)
+	}
+	require.Equal(t, lifecycle.Counts{Total: int64(len(reqs)), Completed: int64(len(reqs))}, e.batch(t, batchID).Counts)
+	require.Equal(t, events, refused(), "one warning per forged event")
+}
+
+// A batch cancel published by hand on the control subject, with no cancel
+// in Redis, costs one Redis read however many of the batch's calls are in
+// flight, and aborts none of them.
+func TestForgedBatchCancelAbortsNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-forged", "gpt-4o", 6, time.Hour)
+	forgedEventsCost(t, e, "b-forged", reqs, 1, func() {
+		e.forge(t, "cancel."+lifecycle.MustEncodeToken("b-forged"),
+			lifecycle.ControlEvent{Kind: lifecycle.ControlCancel, BatchID: "b-forged", At: time.Now().UTC()})
+	})
+}
+
+// A request cancel and a supersede published by hand, with nothing in
+// Redis behind them, cost one Redis read each and abort nothing.
+func TestForgedRequestCancelAndSupersedeAbortNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-forged-one", "gpt-4o", 3, time.Hour)
+	forgedEventsCost(t, e, "b-forged-one", reqs, 2, func() {
+		e.forge(t, "cancel."+lifecycle.MustEncodeToken("b-forged-one")+"."+lifecycle.MustEncodeToken(reqs[0].ID),
+			lifecycle.ControlEvent{Kind: lifecycle.ControlCancel, BatchID: "b-forged-one", RequestID: reqs[0].ID, At: time.Now().UTC()})
+		e.forge(t, "supersede."+lifecycle.MustEncodeToken(reqs[1].ID),
+			lifecycle.ControlEvent{Kind: lifecycle.ControlSupersede, RequestID: reqs[1].ID, By: "forger", At: time.Now().UTC()})
+	})
+}
+
+// Events naming nothing this worker holds cost no Redis read at all.
+func TestControlEventsForOtherWorkCostNoRead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	reqs := e.newBatch(t, "b-mine", "gpt-4o", 2, time.Hour)
+	for _, r := range reqs {
+		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: 1500 * time.Millisecond}})
+	}
+	store := &readCountingStore{Store: e.store}
+	e.startWorker(t, workerOpts{store: store})
 	e.publish(t, reqs)
 	waitFor(t, 20*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })
 
-	require.NoError(t, e.q.PublishCancel(bg(t), "b-spoof", reqs[0].ID))
-	require.NoError(t, e.q.PublishCancel(bg(t), "b-spoof", ""))
-	require.NoError(t, e.q.PublishSupersede(bg(t), reqs[2].ID, "someone"))
-
-	results := e.waitResults(t, "b-spoof", len(reqs), 30*time.Second)
+	before := store.reads.Load()
+	require.NoError(t, e.q.PublishCancel(bg(t), "b-elsewhere", ""))
+	require.NoError(t, e.q.PublishCancel(bg(t), "b-mine", "not-here"))
+	require.NoError(t, e.q.PublishSupersede(bg(t), "not-here", "forger"))
+	// A sentinel event after them, naming a call we hold: once it is
+	// checked, the three before it were handled (one callback, in order).
+	require.NoError(t, e.q.PublishSupersede(bg(t), reqs[0].ID, "forger"))
+	waitFor(t, 5*time.Second, "the sentinel read", func() bool { return store.reads.Load()-before >= 1 })
+	require.Equal(t, int64(1), store.reads.Load()-before, "only the sentinel was read")
+	e.waitResults(t, "b-mine", len(reqs), 30*time.Second)
 	for _, r := range reqs {
-		require.Equal(t, lifecycle.StateCompleted, results[r.ID].State, r.ID)
-		require.Equal(t, 2, e.mock.CallsFor(r.ID), "aborted once by the event, then run to the end")
+		require.Equal(t, 1, e.mock.CallsFor(r.ID))
 	}
-	require.Equal(t, lifecycle.Counts{Total: 3, Completed: 3}, e.batch(t, "b-spoof").Counts)
 }
 
 // A message JetStream gives up on (MaxDeliver exhausted) is failed through

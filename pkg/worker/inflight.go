@@ -14,11 +14,14 @@ import (
 var (
 	// ErrShutdown: the worker is stopping; the request goes back to pending.
 	ErrShutdown = errors.New("worker: shutting down")
-	// ErrBatchCanceled: a control event says the request's batch was cancelled.
+	// ErrBatchCanceled: a control event, confirmed by Redis, says the
+	// request's batch was cancelled.
 	ErrBatchCanceled = errors.New("worker: batch cancelled")
-	// ErrRequestCanceled: a control event says the request was cancelled.
+	// ErrRequestCanceled: a control event, confirmed by Redis, says the
+	// request was cancelled.
 	ErrRequestCanceled = errors.New("worker: request cancelled")
-	// ErrSuperseded: a control event says a racing copy of the request won.
+	// ErrSuperseded: a control event, confirmed by Redis, says a racing copy
+	// of the request won.
 	ErrSuperseded = errors.New("worker: request superseded")
 	// ErrLeaseLost: the Redis lease moved to another worker; write nothing.
 	ErrLeaseLost = errors.New("worker: lease lost")
@@ -122,6 +125,18 @@ func (f *inflight) len() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return len(f.tasks)
+}
+
+// any reports whether a task matches.
+func (f *inflight) any(match func(*task) bool) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for t := range f.tasks {
+		if match(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // cancel cancels the tasks that match with cause and returns how many.

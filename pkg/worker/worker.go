@@ -50,6 +50,11 @@ type Worker struct {
 	consumer            transport.Consumer
 	stopControl         func() error
 	loops               sync.WaitGroup
+
+	// controlChecks bounds the Redis reads that control events have
+	// running at once (control.go); checking waits for them at stop.
+	controlChecks chan struct{}
+	checking      sync.WaitGroup
 }
 
 // Deps are the worker's collaborators.
@@ -91,6 +96,8 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 		rand:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		slots: make(map[string]*transport.Slots),
 		tasks: newInflight(),
+
+		controlChecks: make(chan struct{}, controlChecksMax),
 	}
 	w.bg, w.stopBg = context.WithCancel(context.Background())
 	w.calls, w.abortCalls = context.WithCancelCause(w.bg)
@@ -187,9 +194,10 @@ func (w *Worker) start(ctx context.Context) error {
 		OnPoison: w.onPoison,
 	})
 	if err != nil {
-		w.stopBg()
-		w.loops.Wait()
 		_ = stop()
+		w.stopBg()
+		w.checking.Wait()
+		w.loops.Wait()
 		return fmt.Errorf("worker: consume: %w", err)
 	}
 	w.consumer = consumer
@@ -217,7 +225,8 @@ func (w *Worker) InFlight() int { return w.tasks.len() }
 //     handlers release the lease (request back to pending, no attempt spent)
 //     and nak without delay, so another pod takes them at once.
 //  4. Wait for every handler to return (bounded by ctx).
-//  5. Stop the control subscription, the heartbeat and the publish marks
+//  5. Stop the control subscription (and wait for the control events being
+//     checked against Redis), the heartbeat and the publish marks
 //     (flushing what is left).
 //
 // The caller closes the NATS and Redis clients afterwards.
@@ -253,32 +262,11 @@ func (w *Worker) stop(ctx context.Context) error {
 		}
 	}
 	w.stopBg()
+	w.checking.Wait()
 	w.loops.Wait()
 	w.log.Info().Msg("worker stopped")
 	if err != nil {
 		return fmt.Errorf("worker: stop: %w", err)
 	}
 	return nil
-}
-
-// onControl aborts in-flight calls named by a control event. Redis already
-// holds the truth; the event only makes the abort fast.
-func (w *Worker) onControl(ev lifecycle.ControlEvent) {
-	var n int
-	switch ev.Kind {
-	case lifecycle.ControlCancel:
-		if ev.RequestID != "" {
-			n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrRequestCanceled)
-		} else {
-			n = w.tasks.cancel(func(t *task) bool { return t.req.BatchID == ev.BatchID }, ErrBatchCanceled)
-		}
-	case lifecycle.ControlSupersede:
-		n = w.tasks.cancel(func(t *task) bool { return t.req.ID == ev.RequestID }, ErrSuperseded)
-	default:
-		w.log.Warn().Str("kind", string(ev.Kind)).Msg("unknown control event")
-		return
-	}
-	if n > 0 {
-		w.log.Info().Str("kind", string(ev.Kind)).Str("batch_id", ev.BatchID).Str("request_id", ev.RequestID).Int("aborted", n).Msg("control event aborted in-flight calls")
-	}
 }

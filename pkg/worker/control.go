@@ -1,0 +1,157 @@
+package worker
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// controlChecksMax bounds the control events being checked against Redis at
+// once. An event that finds every check busy is skipped (and logged): the
+// calls it names run to their end, where Redis decides what is written, so
+// a skipped event costs money, never correctness, and a flood of events
+// costs at most this many concurrent Redis reads.
+const controlChecksMax = 8
+
+// Control events are hints, and anyone allowed to publish on <p>.ctl.> can
+// send one: a worker aborts a call only after Redis confirms the cancel or
+// supersede. Per event, the worker
+//
+//  1. finds the in-flight tasks the event names (in memory; none → done,
+//     no Redis read);
+//  2. reads Redis once, off the NATS callback goroutine: the batch for a
+//     batch cancel (however many tasks match), the request's record for a
+//     request cancel or a supersede;
+//  3. cancels the matching tasks with the event's cause only if Redis backs
+//     the event; otherwise it logs the event at warn and aborts nothing.
+//
+// The aborted handler still reads the record before writing (abort.go):
+// the record, not the event, decides what is recorded.
+
+// controlCheck is one control event turned into what to read and what to
+// abort.
+type controlCheck struct {
+	ev    lifecycle.ControlEvent
+	cause error
+	// ref is the request the event names; for a batch cancel only
+	// ref.BatchID is set.
+	ref   lifecycle.Ref
+	batch bool
+}
+
+// matches reports whether t is one of the event's tasks.
+func (c controlCheck) matches(t *task) bool {
+	if c.batch {
+		return t.req.BatchID == c.ref.BatchID
+	}
+	return t.req.ID == c.ref.ID && t.req.BatchID == c.ref.BatchID
+}
+
+// onControl is the control subscription's callback. It runs on the NATS
+// callback goroutine, so it only looks at memory; the Redis read runs on a
+// goroutine of its own.
+func (w *Worker) onControl(ev lifecycle.ControlEvent) {
+	c := controlCheck{ev: ev}
+	switch {
+	case ev.Kind == lifecycle.ControlCancel && ev.RequestID != "":
+		c.cause, c.ref = ErrRequestCanceled, lifecycle.Ref{ID: ev.RequestID, BatchID: ev.BatchID}
+	case ev.Kind == lifecycle.ControlCancel && ev.BatchID != "":
+		c.cause, c.ref, c.batch = ErrBatchCanceled, lifecycle.Ref{BatchID: ev.BatchID}, true
+	case ev.Kind == lifecycle.ControlSupersede && ev.RequestID != "":
+		// A supersede names the request id only: the batch is the one of
+		// the task we hold (the first, should ids repeat across batches).
+		c.cause = ErrSuperseded
+		for _, t := range w.tasks.all() {
+			if t.req.ID == ev.RequestID {
+				c.ref = t.req.Ref()
+				break
+			}
+		}
+		if c.ref.ID == "" {
+			return
+		}
+	default:
+		w.controlLogger(ev).Warn().Msg("control event of unknown kind or without ids skipped")
+		return
+	}
+	if !w.tasks.any(c.matches) {
+		return // nothing in flight here: no read, nothing to abort
+	}
+	select {
+	case w.controlChecks <- struct{}{}:
+	default:
+		w.controlLogger(ev).Warn().Int("checks_running", controlChecksMax).
+			Msg("too many control events being checked; event skipped, its calls run to their end")
+		return
+	}
+	w.checking.Add(1)
+	go func() {
+		defer w.checking.Done()
+		defer func() { <-w.controlChecks }()
+		w.checkControl(c)
+	}()
+}
+
+// checkControl reads Redis once and aborts the event's tasks if Redis backs
+// the event.
+func (w *Worker) checkControl(c controlCheck) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	backed, seen, err := w.backed(ctx, c)
+	if err != nil {
+		w.controlLogger(c.ev).Warn().Err(err).Msg("cannot check the control event against redis; aborting nothing")
+		return
+	}
+	if !backed {
+		w.controlLogger(c.ev).Warn().Str("redis_says", seen).
+			Msg("control event not backed by redis; aborting nothing")
+		return
+	}
+	// Tasks that arrived since the event are matched too: Redis says they
+	// are over.
+	if n := w.tasks.cancel(c.matches, c.cause); n > 0 {
+		w.controlLogger(c.ev).Info().Int("aborted", n).Msg("control event backed by redis aborted in-flight calls")
+	}
+}
+
+// backed is the one Redis read of a control event: whether Redis says what
+// the event says, and what it says instead (for the log).
+func (w *Worker) backed(ctx context.Context, c controlCheck) (bool, string, error) {
+	if c.batch {
+		b, err := w.store.Batch(ctx, c.ref.BatchID)
+		if errors.Is(err, lifecycle.ErrNotFound) {
+			return false, "batch not found", nil
+		}
+		if err != nil {
+			return false, "", err
+		}
+		return batchCancelled(b), string(b.Status), nil
+	}
+	rec, err := w.store.Request(ctx, c.ref)
+	if errors.Is(err, lifecycle.ErrNotFound) {
+		return false, "request not found", nil
+	}
+	if err != nil {
+		return false, "", err
+	}
+	want := lifecycle.StateCanceled
+	if errors.Is(c.cause, ErrSuperseded) {
+		want = lifecycle.StateSuperseded
+	}
+	return rec.State == want, string(rec.State), nil
+}
+
+// batchCancelled reports whether b is being or was cancelled.
+func batchCancelled(b lifecycle.Batch) bool {
+	return b.Status == lifecycle.BatchCancelling || b.Status == lifecycle.BatchCancelled || !b.CancellingAt.IsZero()
+}
+
+// controlLogger names the event in every line logged about it.
+func (w *Worker) controlLogger(ev lifecycle.ControlEvent) *zerolog.Logger {
+	l := w.log.With().Str("kind", string(ev.Kind)).Str("batch_id", ev.BatchID).
+		Str("request_id", ev.RequestID).Str("by", ev.By).Logger()
+	return &l
+}
