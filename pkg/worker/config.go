@@ -85,8 +85,9 @@ type Config struct {
 	// GlobalSlotPoll is how often a request waiting for a fleet-wide slot
 	// asks again.
 	GlobalSlotPoll time.Duration `yaml:"-"`
-	// MarkFlushInterval groups "result published" marks into one pipeline;
-	// a result's ack waits for the pipeline that carries its mark.
+	// MarkFlushInterval is the marker's backstop tick: marks are flushed as
+	// soon as they are queued (a group commit), and a result's ack waits for
+	// the pipeline that carries its mark.
 	MarkFlushInterval time.Duration `yaml:"-"`
 	// OpTimeout bounds each Redis or NATS call the worker makes.
 	OpTimeout time.Duration `yaml:"-"`

@@ -17,8 +17,11 @@ const markBatchMax = 512
 // errMarkerStopped: the worker stopped before the mark went out.
 var errMarkerStopped = errors.New("worker: publish marks stopped")
 
-// marker groups "result published" marks from concurrent handlers into one
-// Redis pipeline per interval. The mark is what tells a later delivery of
+// marker groups "result published" marks from concurrent handlers into
+// shared Redis pipelines, as a group commit: a flush starts as soon as a
+// mark is queued, and the marks queued while it is in flight go together
+// in the next one, so under load one pipeline carries many marks and a
+// lone mark waits for no timer. The mark is what tells a later delivery of
 // the same request (a redelivery, a duplicate published after the stream's
 // duplicate window) that its result went out, so it must be durable before
 // the message is acked: a handler publishes, adds the mark, waits for the
@@ -53,13 +56,10 @@ func (m *marker) add(ref lifecycle.Ref) <-chan error {
 	done := make(chan error, 1)
 	m.mu.Lock()
 	m.pending = append(m.pending, pendingMark{ref: ref, done: done})
-	full := len(m.pending) >= markBatchMax
 	m.mu.Unlock()
-	if full {
-		select {
-		case m.kick <- struct{}{}:
-		default:
-		}
+	select {
+	case m.kick <- struct{}{}: // wakes run, or is taken after its flush in flight
+	default: // a wake-up is already queued: this mark rides with it
 	}
 	return done
 }
