@@ -225,6 +225,7 @@ func TestMaxDeliveriesFailsThroughTheEngine(t *testing.T) {
 	require.Equal(t, lifecycle.StateFailed, e.record(t, reqs[0]).State)
 	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, e.batch(t, "b-poison-adv").Counts)
 	require.Equal(t, 2, e.mock.CallsFor(reqs[0].ID), "one call per delivery, none after the last")
+	require.Equal(t, e.mock.CallsFor(reqs[0].ID), res.Attempts, "the poison result counts the calls made")
 }
 
 // A malformed message inside a batch is failed in Redis as well as in the

@@ -29,7 +29,7 @@ const (
 	chaosLeaseTTL    = 2 * time.Second
 	chaosHeartbeat   = 500 * time.Millisecond
 	chaosMaxReclaims = 5 // above the two kills, so no request fails for being reclaimed
-	// chaosDupWindow exceeds AckWait as the defaults do (2 min, 30 s): the
+	// chaosDupWindow exceeds AckWait as the defaults do (2 min, 6 s; the config refuses less than twice): the
 	// redelivery of a request whose worker died between publishing its
 	// result and marking it published lands inside the window, where the
 	// stream drops the republished result. Only the repeats published after

@@ -48,7 +48,7 @@ func (w *Worker) onPoison(ctx context.Context, p transport.Poison) error {
 	switch p.Kind {
 	case transport.PoisonMaxDeliveries:
 		f := lifecycle.NewFailure(lifecycle.CodeMaxDeliveries, 0, "the message was delivered %d times without finishing", p.Deliveries)
-		res := w.buildResult(req, lifecycle.StateFailed, 0, w.clock().UTC(), f, nil)
+		res := w.buildResult(req, lifecycle.StateFailed, w.attemptsSoFar(ctx, req, log), w.clock().UTC(), f, nil)
 		return w.endPoison(ctx, req, f, res, false, log)
 	case transport.PoisonUnrouted:
 		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q on any worker", req.Model)
@@ -136,4 +136,19 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 	}
 	log.Warn().Str("code", string(f.Code)).Msg("poison request message: request failed and its result published")
 	return nil
+}
+
+// attemptsSoFar reads the upstream calls already counted for a request that
+// JetStream stopped redelivering, for its result's attempts (the record
+// keeps the count; the failure written now adds none). A record that cannot
+// be read counts 0, and the log says so.
+func (w *Worker) attemptsSoFar(ctx context.Context, req *lifecycle.Request, log zerolog.Logger) int {
+	rec, err := w.store.Request(ctx, req.Ref())
+	if err != nil {
+		if !errors.Is(err, lifecycle.ErrNotFound) {
+			log.Warn().Err(err).Msg("reading the attempts of a poison request failed; its result says 0")
+		}
+		return 0
+	}
+	return rec.Attempt
 }
