@@ -13,6 +13,7 @@ import (
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/pkg/httpclient"
@@ -29,7 +30,7 @@ type deployment struct {
 
 func newDeployment(t *testing.T) *deployment {
 	t.Helper()
-	return &deployment{nats: testnats.New(t), redis: testredis.New(t), mock: mockupstream.NewTest(t, mockupstream.Options{})}
+	return &deployment{nats: testnats.New(t), redis: testredis.New(t), mock: testupstream.New(t, mockupstream.Options{})}
 }
 
 // settings point at the deployment, with short timers so Stop is quick.

@@ -89,25 +89,6 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// TB is the part of testing.TB that NewTest uses; declaring it here keeps
-// the testing package out of the binaries that link this package.
-type TB interface {
-	Helper()
-	Cleanup(func())
-	Fatalf(format string, args ...any)
-}
-
-// NewTest starts a server for a test and closes it when the test ends.
-func NewTest(t TB, opts Options) *Server {
-	t.Helper()
-	s, err := New(opts)
-	if err != nil {
-		t.Fatalf("mockupstream: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return s
-}
-
 // URL is the server's base URL, e.g. http://127.0.0.1:41234.
 func (s *Server) URL() string { return s.url }
 

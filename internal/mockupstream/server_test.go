@@ -42,7 +42,7 @@ func client(t *testing.T) *http.Client {
 
 func TestCompletionBodiesEchoRequestAndModel(t *testing.T) {
 	t.Parallel()
-	s := NewTest(t, Options{Clock: func() time.Time { return time.Unix(42, 0) }})
+	s := newTest(t, Options{Clock: func() time.Time { return time.Unix(42, 0) }})
 	c := client(t)
 	for path, object := range map[string]string{
 		PathChatCompletions: "chat.completion", PathCompletions: "text_completion", PathEmbeddings: "list",
@@ -70,7 +70,7 @@ func TestCompletionBodiesEchoRequestAndModel(t *testing.T) {
 
 func TestSequenceAndRetryAfter(t *testing.T) {
 	t.Parallel()
-	s := NewTest(t, Options{Script: Script{Sequence: []int{429, 503}}})
+	s := newTest(t, Options{Script: Script{Sequence: []int{429, 503}}})
 	s.SetSequence("special", 499, StatusReset, 200)
 	c := client(t)
 	body := `{"model":"m"}`
@@ -99,7 +99,7 @@ func TestSequenceAndRetryAfter(t *testing.T) {
 func TestFailureMixIsSeededAndProportional(t *testing.T) {
 	t.Parallel()
 	counts := func() map[int]int {
-		s := NewTest(t, Options{Seed: 9, Script: Script{Failures: &FailureMix{RateLimited: 0.2, ServerError: 0.1, Unavailable: 0.1}}})
+		s := newTest(t, Options{Seed: 9, Script: Script{Failures: &FailureMix{RateLimited: 0.2, ServerError: 0.1, Unavailable: 0.1}}})
 		c := client(t)
 		out := map[int]int{}
 		for i := range 200 {
@@ -117,7 +117,7 @@ func TestFailureMixIsSeededAndProportional(t *testing.T) {
 
 func TestStreamAndConcurrencyCounters(t *testing.T) {
 	t.Parallel()
-	s := NewTest(t, Options{Models: map[string]Script{"slow": {Latency: &Latency{Min: 200 * time.Millisecond}}}})
+	s := newTest(t, Options{Models: map[string]Script{"slow": {Latency: &Latency{Min: 200 * time.Millisecond}}}})
 	c := client(t)
 	var wg sync.WaitGroup
 	for i := range 4 {
@@ -165,4 +165,16 @@ func TestCloseEndsStalledCalls(t *testing.T) {
 	}
 	require.Error(t, <-done)
 	s.Close() // twice is fine
+}
+
+// newTest starts a server for t and closes it when t ends (the package's
+// own tests cannot use internal/testupstream, which imports this package).
+func newTest(t *testing.T, opts Options) *Server {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("mockupstream: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return s
 }

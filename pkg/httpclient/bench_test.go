@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -42,7 +43,7 @@ func BenchmarkDo(b *testing.B) {
 }
 
 func benchDo(b *testing.B, kind string, handlers int) {
-	mock := mockupstream.NewTest(b, mockupstream.Options{})
+	mock := testupstream.New(b, mockupstream.Options{})
 	reqs := benchRequests(b.N, kind == "salvo-sse")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(b.N)*5*time.Millisecond)
 	defer cancel()

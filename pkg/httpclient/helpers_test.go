@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
@@ -51,7 +52,7 @@ func setup(t *testing.T, mopts mockupstream.Options, mod func(*Config), opts ...
 	if mopts.Clock == nil {
 		mopts.Clock = func() time.Time { return time.Unix(1_700_000_000, 0) }
 	}
-	mock := mockupstream.NewTest(t, mopts)
+	mock := testupstream.New(t, mopts)
 	cfg := Config{
 		Routes:           map[string]Route{testModel: {BaseURL: mock.URL(), APIKey: "sk-route-secret-0001"}},
 		TransportBackoff: time.Millisecond,

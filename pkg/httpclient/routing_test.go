@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
@@ -266,7 +267,7 @@ func TestSetConfigKeepsInFlightCalls(t *testing.T) {
 	t.Parallel()
 	var arrived atomic.Bool
 	c, a := setup(t, mockupstream.Options{OnRequest: func(*http.Request, string, string) { arrived.Store(true) }}, nil)
-	other := mockupstream.NewTest(t, mockupstream.Options{Record: true})
+	other := testupstream.New(t, mockupstream.Options{Record: true})
 
 	slow := chatRequest("r-inflight", nil)
 	a.mock.Script(slow.ID, mockupstream.Script{Stall: &mockupstream.Stall{BeforeHeaders: 300 * time.Millisecond}})

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
@@ -111,7 +112,7 @@ func benchPipeline(b *testing.B, handlers int) {
 }
 
 func benchHTTP(b *testing.B, handlers int) {
-	mock := mockupstream.NewTest(b, mockupstream.Options{})
+	mock := testupstream.New(b, mockupstream.Options{})
 	up := newUpstream(b, mock)
 	reqs := benchRequests("b-http", b.N)
 	m := startMeter(b, nil)

@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -31,7 +31,7 @@ func newChaosEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, redis: testredis.New(t), nats: testnats.New(t)}
 	e.prefix = e.redis.Prefix
-	e.mock = mockupstream.NewTest(t, chaosUpstream)
+	e.mock = testupstream.New(t, chaosUpstream)
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
 	var err error

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/pkg/httpclient"
@@ -65,7 +66,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	}
 	e := &env{t: t, redis: testredis.New(t), nats: testnats.New(t), dedup: o.dedup}
 	e.prefix = e.redis.Prefix
-	e.mock = mockupstream.NewTest(t, o.mock)
+	e.mock = testupstream.New(t, o.mock)
 	var err error
 	// As cmd/worker does: per-call context deadlines bound Redis calls.
 	rdb := redis.NewClient(&redis.Options{Addr: e.redis.Addr, ContextTimeoutEnabled: true})

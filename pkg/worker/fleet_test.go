@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -22,7 +23,7 @@ func TestEachWorkerServesOnlyTheModelsItRoutes(t *testing.T) {
 	const perModel = 40
 	e := newEnv(t, envOpts{})
 	upA := e.mock // serves only worker A
-	upB := mockupstream.NewTest(t, mockupstream.Options{})
+	upB := testupstream.New(t, mockupstream.Options{})
 	hcA := httpclient.Config{Routes: map[string]httpclient.Route{"m-a": {BaseURL: upA.URL()}}}
 	hcB := httpclient.Config{Routes: map[string]httpclient.Route{"m-b": {BaseURL: upB.URL()}}}
 	e.startWorker(t, workerOpts{http: &hcA})
