@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -77,30 +74,10 @@ shutdown_grace: 1s
 		e.mock.URL(), chaosConcurrency, chaosHeartbeat)
 }
 
-// startChaosChild runs cmd/worker with chaosConfig, as startChild does
-// with childConfig.
+// startChaosChild runs cmd/worker with chaosConfig.
 func (e *env) startChaosChild(t *testing.T) *child {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "worker.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(e.chaosConfig()), 0o600))
-
-	c := &child{config: path, logs: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(workerBinary(t), "-config", path)
-	c.cmd.Stdout = c.logs
-	c.cmd.Stderr = c.logs
-	c.cmd.Env = append(os.Environ(), "SALVO_CONFIG=")
-	require.NoError(t, c.cmd.Start())
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	t.Cleanup(func() {
-		c.kill()
-		if t.Failed() {
-			t.Logf("worker %d logs:\n%s", c.cmd.Process.Pid, tail(c.logs.String(), 4000))
-		}
-	})
-	return c
+	return runChild(t, e.chaosConfig())
 }
 
 // resultMessages reads every message stored on the batch's result subject,

@@ -25,24 +25,15 @@ import (
 // only a claim of a redelivered message takes an expired lease over.
 func (w *Worker) heartbeat() {
 	var leases sync.WaitGroup
-	leases.Go(w.refreshLoop)
+	leases.Go(func() { w.everyHeartbeat(w.refreshLeases) })
 	defer leases.Wait()
-	t := time.NewTicker(w.config().HeartbeatInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.bg.Done():
-			return
-		case <-t.C:
-			w.keepDeliveries()
-		}
-	}
+	w.everyHeartbeat(w.keepDeliveries)
 }
 
-// refreshLoop refreshes the leases and fleet-wide slots every
-// HeartbeatInterval; ticks that pass while a refresh waits for Redis are
-// dropped, so a stall costs one refresh, not a backlog.
-func (w *Worker) refreshLoop() {
+// everyHeartbeat runs beat every HeartbeatInterval until the worker stops.
+// Ticks that pass while beat runs are dropped, so a Redis stall costs the
+// lease refresh one beat, not a backlog.
+func (w *Worker) everyHeartbeat(beat func()) {
 	t := time.NewTicker(w.config().HeartbeatInterval)
 	defer t.Stop()
 	for {
@@ -50,7 +41,7 @@ func (w *Worker) refreshLoop() {
 		case <-w.bg.Done():
 			return
 		case <-t.C:
-			w.refreshLeases()
+			beat()
 		}
 	}
 }

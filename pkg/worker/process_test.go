@@ -102,8 +102,15 @@ shutdown_grace: %s
 // startChild runs cmd/worker against the env with a YAML config file.
 func (e *env) startChild(t testing.TB, o childOpts) *child {
 	t.Helper()
+	return runChild(t, e.childConfig(o))
+}
+
+// runChild runs cmd/worker with config as its YAML file; the process is
+// killed when t ends, and its logs are shown if t failed.
+func runChild(t testing.TB, config string) *child {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "worker.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(e.childConfig(o)), 0o600))
+	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 
 	c := &child{config: path, logs: &syncBuffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(workerBinary(t), "-config", path)
