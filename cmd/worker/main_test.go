@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,22 +16,14 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/salvo-run/salvo/internal/testbin"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 )
 
-var (
-	binDir    string
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	testbin.Remove()
 	if code != 0 {
 		os.Exit(code)
 	}
@@ -44,33 +35,13 @@ type noopM struct{}
 
 func (noopM) Run() int { return 0 }
 
-// workerBinary builds this command once per test run.
-func workerBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "salvo-worker-cmd-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "worker")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, "go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = errors.Join(err, errors.New(string(out)))
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
-
 // runBinary runs the worker with args and env (and nothing of the test's
 // own SALVO_* environment) and returns its exit code and output.
 func runBinary(t *testing.T, env []string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, workerBinary(t), args...)
+	cmd := exec.CommandContext(ctx, testbin.Worker(t), args...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "SALVO_") {
 			cmd.Env = append(cmd.Env, kv)

@@ -12,9 +12,9 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
-	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"

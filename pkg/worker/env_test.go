@@ -15,9 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
-	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
+	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"

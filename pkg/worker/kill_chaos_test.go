@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testbin"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/state"
 )
@@ -57,7 +58,7 @@ func TestKilledWorkersAndLateDuplicatesStillGiveOneResultPerRequest(t *testing.T
 	}
 	// Not parallel: it runs three worker processes at full load.
 	start := time.Now()
-	workerBinary(t) // built before the clock of any wait starts
+	testbin.Worker(t) // built before the clock of any wait starts
 	e := newChaosEnv(t)
 	reqs := e.newBatch(t, chaosBatch, chaosModel, chaosRequests, time.Hour)
 

@@ -5,13 +5,13 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/salvo-run/salvo/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		_ = os.RemoveAll(binDir)
-	}
+	testbin.Remove()
 	if code != 0 {
 		os.Exit(code)
 	}

@@ -1,47 +1,18 @@
 package worker_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-)
 
-// The child-process tests run the real cmd/worker binary, built once per
-// test run into binDir.
-var (
-	binDir    string
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/salvo-run/salvo/internal/testbin"
 )
-
-func workerBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		binDir, buildErr = os.MkdirTemp("", "salvo-worker-bin-")
-		if buildErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "worker")
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", binPath, "github.com/salvo-run/salvo/cmd/worker")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/worker: %w\n%s", err, out)
-		}
-	})
-	require.NoError(t, buildErr)
-	return binPath
-}
 
 // child is a worker process.
 type child struct {
@@ -113,7 +84,7 @@ func runChild(t testing.TB, config string) *child {
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 
 	c := &child{config: path, logs: &syncBuffer{}, done: make(chan struct{})}
-	c.cmd = exec.Command(workerBinary(t), "-config", path)
+	c.cmd = exec.Command(testbin.Worker(t), "-config", path)
 	c.cmd.Stdout = c.logs
 	c.cmd.Stderr = c.logs
 	c.cmd.Env = append(os.Environ(), "SALVO_CONFIG=")
