@@ -30,6 +30,7 @@ const (
 	chaosLeaseTTL    = 2 * time.Second
 	chaosHeartbeat   = 500 * time.Millisecond
 	chaosMaxReclaims = 5 // above the two kills, so no request fails for being reclaimed
+	chaosKills       = 2
 	// chaosDupWindow exceeds AckWait as the defaults do (2 min, 6 s; the config refuses less than twice): the
 	// redelivery of a request whose worker died between publishing its
 	// result and marking it published lands inside the window, where the
@@ -51,7 +52,9 @@ var chaosUpstream = mockupstream.Options{Seed: 10, Script: mockupstream.Script{
 // is published again. Still: exactly one result per request id on RESULTS,
 // counted from the stream itself (a repeat the stream's dedup no longer
 // catches counts); batch counters equal to a recount of the records; and
-// each result's attempts equal to the upstream calls made for its id.
+// each result's attempts equal to the upstream calls made for its id, but
+// for the documented gap: a worker killed between the claim that counts an
+// attempt and the call itself counts a call the upstream never saw.
 func TestKilledWorkersAndLateDuplicatesStillGiveOneResultPerRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("child processes")
@@ -71,7 +74,9 @@ func TestKilledWorkersAndLateDuplicatesStillGiveOneResultPerRequest(t *testing.T
 
 	// Two kills, at a quarter and at a little over half of the results, each
 	// with calls in flight; the killed worker is replaced at once.
-	for i, share := range []float64{0.25, 0.55} {
+	shares := []float64{0.25, 0.55}
+	require.Len(t, shares, chaosKills)
+	for i, share := range shares {
 		want := uint64(share * chaosRequests)
 		waitFor(t, 40*time.Second, fmt.Sprintf("%d results before kill %d", want, i+1), func() bool {
 			return e.resultCount(t, chaosBatch) >= want
@@ -212,11 +217,17 @@ func checkCountersEqualRecount(t *testing.T, e *env, reqs []*lifecycle.Request) 
 }
 
 // checkAttemptsEqualCalls: every result message's attempts equals the
-// number of upstream calls the mock saw for its id.
+// number of upstream calls the mock saw for its id — never fewer (a call
+// not counted, what crashes and shutdowns used to do). More only by the
+// documented gap: the claim counts the attempt before the call goes out, so
+// a kill in between counts one call that never happened. That costs an id
+// at most one per kill, and a kill can hit at most the requests its worker
+// held (chaosConcurrency).
 func checkAttemptsEqualCalls(t *testing.T, e *env, results map[string][]lifecycle.Result) {
 	t.Helper()
 	under := map[string]string{}
 	over := map[string]string{}
+	beyondGap := map[string]string{}
 	for id, rs := range results {
 		calls := e.mock.CallsFor(id)
 		for _, r := range rs {
@@ -224,6 +235,8 @@ func checkAttemptsEqualCalls(t *testing.T, e *env, results map[string][]lifecycl
 			switch {
 			case r.Attempts < calls:
 				under[id] = pair
+			case r.Attempts > calls+chaosKills:
+				beyondGap[id] = pair
 			case r.Attempts > calls:
 				over[id] = pair
 			}
@@ -233,9 +246,16 @@ func checkAttemptsEqualCalls(t *testing.T, e *env, results map[string][]lifecycl
 		t.Errorf("%d ids have a result whose attempts are fewer than the upstream calls for the id: %s",
 			len(under), sample(under))
 	}
+	if len(beyondGap) > 0 {
+		t.Errorf("%d ids have a result whose attempts exceed the upstream calls by more than the kills: %s",
+			len(beyondGap), sample(beyondGap))
+	}
+	if len(over) > chaosKills*chaosConcurrency {
+		t.Errorf("%d ids have a result whose attempts exceed the upstream calls, more than the %d the kills could have cut between claim and call: %s",
+			len(over), chaosKills*chaosConcurrency, sample(over))
+	}
 	if len(over) > 0 {
-		t.Errorf("%d ids have a result whose attempts are more than the upstream calls for the id: %s",
-			len(over), sample(over))
+		t.Logf("%d ids counted an attempt whose call a kill cut before it went out (the documented gap): %s", len(over), sample(over))
 	}
 }
 
