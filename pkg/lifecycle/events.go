@@ -29,10 +29,11 @@ type ControlEvent struct {
 }
 
 // BatchEvent is a batch lifecycle event, stored in the RESULTS stream on
-// <p>.evt.batch.<batch>. Type is the batch's terminal status: each batch
-// gets one event, when it finishes.
+// <p>.evt.batch.<batch>. Each batch gets two: created, when it is created,
+// and its terminal status, when it finishes. Redis keeps an outbox per
+// event, so each is published once (see docs/PROTOCOL.md).
 type BatchEvent struct {
-	Type  BatchStatus `json:"type"`
-	Batch Batch       `json:"batch"`
-	At    time.Time   `json:"at"`
+	Type  BatchEventType `json:"type"`
+	Batch Batch          `json:"batch"`
+	At    time.Time      `json:"at"`
 }

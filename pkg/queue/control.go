@@ -143,8 +143,8 @@ func (c *Client) decodeControl(m *nats.Msg) (ControlEvent, error) {
 // PublishBatchEvent stores ev on <p>.evt.batch.<batch> in the RESULTS
 // stream, deduplicated by batch id and type inside the duplicate window.
 func (c *Client) PublishBatchEvent(ctx context.Context, ev BatchEvent) error {
-	if !ev.Type.Terminal() {
-		return fmt.Errorf("%w: batch event type %q is not a terminal batch status", ErrInvalidRequest, ev.Type)
+	if !ev.Type.Valid() {
+		return fmt.Errorf("%w: batch event type %q is not created or a terminal batch status", ErrInvalidRequest, ev.Type)
 	}
 	if ev.Batch.ID == "" {
 		return fmt.Errorf("%w: batch event without a batch id", ErrInvalidRequest)

@@ -73,10 +73,10 @@ func TestPurgeBatchRemovesOnlyItsQueuedMessages(t *testing.T) {
 func TestBatchEventsAreStoredAndDeduplicated(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ev := queue.BatchEvent{Type: lifecycle.BatchFailed, Batch: lifecycle.Batch{ID: "batch-9", Status: lifecycle.BatchFailed}}
+	ev := queue.BatchEvent{Type: lifecycle.EventFailed, Batch: lifecycle.Batch{ID: "batch-9", Status: lifecycle.BatchFailed}}
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
-	ev.Type, ev.Batch.Status = lifecycle.BatchCompleted, lifecycle.BatchCompleted
+	ev.Type, ev.Batch.Status = lifecycle.EventCompleted, lifecycle.BatchCompleted
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
 	for _, bad := range []lifecycle.BatchStatus{"bogus", lifecycle.BatchInProgress} {
 		require.ErrorIs(t, b.c.PublishBatchEvent(ctx(t), queue.BatchEvent{Type: bad, Batch: ev.Batch}), queue.ErrInvalidRequest, bad)

@@ -16,10 +16,11 @@ import (
 var (
 	// ErrNotFound: the batch or request has no record.
 	ErrNotFound = lifecycle.ErrNotFound
-	// ErrBatchConflict: a batch with the same id but different contents exists.
-	ErrBatchConflict = errors.New("state: batch exists with different contents")
-	// ErrInvalidBatch: CreateBatch was given an unusable batch.
-	ErrInvalidBatch = errors.New("state: invalid batch")
+	// ErrBatchConflict: a batch with the same id but different contents
+	// exists (see lifecycle.ConflictError).
+	ErrBatchConflict = lifecycle.ErrBatchConflict
+	// ErrInvalidBatch: CreateBatch or SealBatch was given an unusable batch.
+	ErrInvalidBatch = lifecycle.ErrInvalidBatch
 	// ErrLeaseLost: the record's state, owner or token no longer match the
 	// caller's lease. The caller writes nothing more for this request.
 	ErrLeaseLost = lifecycle.ErrLeaseLost

@@ -133,7 +133,7 @@ const batchEventTries = 5
 // so a NATS outage longer than the retries loses the event; the batch's
 // status in Redis stays the truth.
 func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
-	ev := lifecycle.BatchEvent{Type: b.Status, Batch: *b, At: w.clock().UTC()}
+	ev := lifecycle.BatchEvent{Type: lifecycle.BatchEventType(b.Status), Batch: *b, At: w.clock().UTC()}
 	// Waits of 400 ms doubling between the tries; none after the last.
 	pauses := retryBackOff(w.bg, 4*redisPause)
 	var err error
