@@ -78,7 +78,7 @@ func TestBatchEventsAreStoredAndDeduplicated(t *testing.T) {
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
 	ev.Type, ev.Batch.Status = lifecycle.EventCompleted, lifecycle.BatchCompleted
 	require.NoError(t, b.c.PublishBatchEvent(ctx(t), ev))
-	for _, bad := range []lifecycle.BatchStatus{"bogus", lifecycle.BatchInProgress} {
+	for _, bad := range []lifecycle.BatchEventType{"bogus", lifecycle.BatchEventType(lifecycle.BatchInProgress)} {
 		require.ErrorIs(t, b.c.PublishBatchEvent(ctx(t), queue.BatchEvent{Type: bad, Batch: ev.Batch}), queue.ErrInvalidRequest, bad)
 	}
 	s, err := b.js.Stream(ctx(t), "SALVO_RESULTS")
