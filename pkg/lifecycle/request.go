@@ -301,3 +301,16 @@ func DecodeRequest(data []byte) (*Request, error) {
 	}
 	return &r, nil
 }
+
+// ValidateID checks a batch or request id given outside a request message
+// (the batch API): what Validate requires of id and batch_id. The error is
+// a *FieldError naming field.
+func ValidateID(field, v string) error {
+	if err := validateID(field, v, MaxIDLength); err != nil {
+		return err
+	}
+	if ReservedID(v) {
+		return fieldErr(field, "%q: ids starting with %q are reserved for malformed messages", v, MalformedIDPrefix)
+	}
+	return nil
+}
