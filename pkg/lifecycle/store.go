@@ -70,6 +70,9 @@ type ClaimArgs struct {
 	// Delivery is the JetStream delivery count of this message (recorded,
 	// informational).
 	Delivery uint64
+	// Seq is the message's REQUESTS stream sequence (recorded: the sweep
+	// checks whether the message of a stranded request still exists).
+	Seq uint64
 	// Start claims straight into processing in the same script (what the
 	// worker does). Without it the request stays claimed: its holder can
 	// still end it (Fail, Cancel, Expire) or give it back (Release), but
@@ -110,7 +113,10 @@ type Ended struct {
 	// or it is not one of its batch's requests (failed, malformed message;
 	// no counter moves).
 	JustEnded bool
-	// Finalized is non-nil iff this call finalized the batch.
+	// Finalized is the batch, as this call left it, when this call ended
+	// its last request: finalizing (cancelling) while results are still
+	// out, or already final (Status.Terminal()) when they were all
+	// published; nil otherwise.
 	Finalized *Batch
 }
 
@@ -142,6 +148,7 @@ type Transition struct {
 	// Applied is false when the write was dropped because the request was
 	// already terminal (first terminal result wins).
 	Applied bool
-	// Finalized is the batch when this call finalized it, else nil.
+	// Finalized is the batch, as this call left it, when this call ended
+	// its last request (see Ended.Finalized); nil otherwise.
 	Finalized *Batch
 }

@@ -21,6 +21,9 @@ var (
 	ErrNotYet = errors.New("state: retry not due yet")
 	// ErrUnavailable: Redis is unreachable or did not answer in time.
 	ErrUnavailable = errors.New("state: redis unavailable")
+	// ErrNoBatch: a claimed request names a batch that has no record (not
+	// created yet, or gone by retention). Nothing was written.
+	ErrNoBatch = errors.New("state: the request's batch does not exist")
 )
 
 // LeaseHeldError reports a claim refused because another lease is live.

@@ -34,6 +34,9 @@ type Processing struct {
 type Held struct {
 	Ref   Ref
 	Lease Lease
+	// Deadline is when the request must be over: the earlier of its own
+	// expires_at and its batch's (zero when it has neither).
+	Deadline time.Time
 	// Attempt counts the upstream attempts started, this holder's included
 	// when the claim started it (State processing): 1 on the first call.
 	Attempt int

@@ -22,7 +22,7 @@ func TestCreateBatchIdempotentAndConflict(t *testing.T) {
 		Metadata:  map[string]string{"team": "a", "job": "x"},
 		CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: 3,
 	}
-	first, err := b.store.CreateBatch(ctx, nb)
+	first, _, err := b.store.CreateBatch(ctx, nb)
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.BatchValidating, first.Status)
 	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 3}, first.Counts)
@@ -30,15 +30,15 @@ func TestCreateBatchIdempotentAndConflict(t *testing.T) {
 	require.Equal(t, base, first.CreatedAt)
 
 	b.claim(t, request("r1", "b1"), "w1")
-	again, err := b.store.CreateBatch(ctx, nb)
+	again, _, err := b.store.CreateBatch(ctx, nb)
 	require.NoError(t, err, "same contents: idempotent")
 	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 2, InProgress: 1}, again.Counts, "and never resets counters")
 
 	nb.Total = 4
-	_, err = b.store.CreateBatch(ctx, nb)
+	_, _, err = b.store.CreateBatch(ctx, nb)
 	require.ErrorIs(t, err, state.ErrBatchConflict)
 
-	_, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
+	_, _, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
 	require.ErrorIs(t, err, state.ErrInvalidBatch)
 }
 
@@ -258,10 +258,10 @@ func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {
 			ID: id, CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
 			Metadata: order[0], CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: 2,
 		}
-		_, err := b.store.CreateBatch(ctx, nb)
+		_, _, err := b.store.CreateBatch(ctx, nb)
 		require.NoError(t, err)
 		nb.Metadata = order[1]
-		again, err := b.store.CreateBatch(ctx, nb)
+		again, _, err := b.store.CreateBatch(ctx, nb)
 		require.NoError(t, err, "nil and empty metadata are the same contents")
 		require.Empty(t, again.Metadata)
 		require.Equal(t, lifecycle.Counts{Total: 2, Pending: 2}, again.Counts)
@@ -273,7 +273,7 @@ func TestIDsWithBracesOrSpacesAreRefused(t *testing.T) {
 	b := setup(t)
 	ctx := ctxT(t)
 	for _, id := range []string{"a{b", "a}b", "a b", "a\tb", ""} {
-		_, err := b.store.CreateBatch(ctx, state.NewBatch{
+		_, _, err := b.store.CreateBatch(ctx, state.NewBatch{
 			ID: id, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 1,
 		})
 		require.ErrorIs(t, err, state.ErrInvalidBatch, "%q", id)

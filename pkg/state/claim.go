@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -34,7 +35,9 @@ var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
 // refuses every other claim, the same owner's included (a redelivered copy
 // must not run twice). Errors:
 // *LeaseHeldError when another lease is live, *NotYetError when a retry is
-// not due, ErrUnavailable.
+// not due, lifecycle.ErrNoBatch when the request names a batch that has no
+// record and the request has none either (nothing is written),
+// ErrUnavailable.
 func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 	if a.Request == nil || a.Request.ID == "" || a.Owner == "" {
 		return Claim{}, ErrInvalidClaim
@@ -48,18 +51,21 @@ func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 	rep, err := s.run(ctx, scriptClaim, s.keys.requestKeys(ref),
 		s.nowMS(), a.Owner, s.cfg.LeaseTTL.Milliseconds(), a.Delivery, start,
 		s.cfg.MaxReclaims, s.retentionMS(), req.ID, req.BatchID, req.Model, req.CustomID,
-		toMS(req.ExpiresAt))
+		toMS(req.ExpiresAt), a.Seq)
 	if err != nil {
 		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, err)
 	}
 	switch rep.code() {
 	case "held":
 		return Claim{Held: &lifecycle.Held{
-			Ref:     ref,
-			State:   lifecycle.State(rep.str(1)),
-			Lease:   lifecycle.Lease{Owner: a.Owner, Token: rep.int(2), Expires: msTime(rep.int(4))},
-			Attempt: int(rep.int(3)),
+			Ref:      ref,
+			State:    lifecycle.State(rep.str(1)),
+			Lease:    lifecycle.Lease{Owner: a.Owner, Token: rep.int(2), Expires: msTime(rep.int(4))},
+			Attempt:  int(rep.int(3)),
+			Deadline: earliest(req.ExpiresAt, msTime(rep.int(5))),
 		}}, nil
+	case "no_batch":
+		return Claim{}, fmt.Errorf("state: claim %s: batch %s: %w", req.ID, req.BatchID, lifecycle.ErrNoBatch)
 	case "ended":
 		status := int(rep.int(4))
 		e := &Ended{
@@ -85,4 +91,15 @@ func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, &NotYetError{NotBefore: msTime(rep.int(1))})
 	}
 	return Claim{}, fmt.Errorf("state: claim %s: unexpected script reply %q", req.ID, rep.code())
+}
+
+// earliest is the earlier of two times, a zero time meaning none.
+func earliest(a, b time.Time) time.Time {
+	switch {
+	case a.IsZero():
+		return b
+	case b.IsZero() || a.Before(b):
+		return a
+	}
+	return b
 }

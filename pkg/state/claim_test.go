@@ -337,7 +337,7 @@ func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	_, err := b.store.CreateBatch(ctx, state.NewBatch{
+	_, _, err := b.store.CreateBatch(ctx, state.NewBatch{
 		ID: "b1", CompletionWindow: "1h", Endpoint: "/v1/chat/completions",
 		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 2,
 	})
@@ -363,7 +363,7 @@ func TestCancelledWinsOverBatchExpiry(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	_, err := b.store.CreateBatch(ctx, state.NewBatch{
+	_, _, err := b.store.CreateBatch(ctx, state.NewBatch{
 		ID: "b1", CompletionWindow: "1h", Endpoint: "/v1/chat/completions",
 		CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 2,
 	})

@@ -85,7 +85,7 @@ func ctxT(t testing.TB) context.Context {
 // createBatch records a batch of total requests expiring in 24h.
 func (b *bundle) createBatch(t testing.TB, id string, total int64) lifecycle.Batch {
 	t.Helper()
-	bt, err := b.store.CreateBatch(ctxT(t), state.NewBatch{
+	bt, _, err := b.store.CreateBatch(ctxT(t), state.NewBatch{
 		ID: id, CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
 		CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: total,
 	})
@@ -122,3 +122,6 @@ func (b *bundle) counts(t testing.TB, id string) lifecycle.Counts {
 func failure(code lifecycle.FailureCode, status int) *lifecycle.Failure {
 	return lifecycle.NewFailure(code, status, "upstream said %d", status)
 }
+
+// errOf drops a call's value and keeps its error.
+func errOf[T any](_ T, err error) error { return err }

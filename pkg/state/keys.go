@@ -59,3 +59,14 @@ func (k keys) leases(id string) string {
 func (k keys) modelSlots(model string) string {
 	return k.prefix + ":{slots:" + model + "}:holders"
 }
+
+// batchesCreated indexes every batch by creation time (ZSET id → created_at
+// ms) for the batch list. Not in any batch's slot.
+func (k keys) batchesCreated() string { return k.prefix + ":batches:created" }
+
+// batchesLive indexes the batches the sweep still watches (ZSET id →
+// expires_at ms): until they are final and their events are out.
+func (k keys) batchesLive() string { return k.prefix + ":batches:live" }
+
+// sweepLock is the lock of the sweep's leader.
+func (k keys) sweepLock() string { return k.prefix + ":sweep:lock" }

@@ -47,22 +47,41 @@ func (s *Store) Refresh(ctx context.Context, hs []lifecycle.Held) []error {
 }
 
 // MarkPublished records that the requests' results are published: the
-// outbox is dropped and published set, in one pipeline. Records already
-// gone (retention) are skipped. The first error is returned.
-func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) error {
+// outbox is dropped, published set and the result counted in its batch,
+// in one pipeline. Records already gone (retention) are skipped. It
+// returns the batches that turned final because these were the last
+// results they waited for (their final event is due), and the first error.
+func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]lifecycle.Batch, error) {
 	if len(refs) == 0 {
-		return nil
+		return nil, nil
 	}
+	now, retention := s.nowMS(), s.retentionMS()
 	calls := make([]scriptCall, len(refs))
 	for i, ref := range refs {
-		calls[i] = scriptCall{script: scriptMarkPublished, keys: []string{s.keys.request(ref)}}
-	}
-	for i, cmd := range runPipelined(ctx, s.client, calls) {
-		if err := cmd.Err(); err != nil {
-			return fmt.Errorf("state: mark published %s: %w", refs[i].ID, interpret(err))
+		calls[i] = scriptCall{
+			script: scriptMarkPublished,
+			keys:   []string{s.keys.request(ref), s.keys.batchOf(ref)},
+			args:   []any{now, retention},
 		}
 	}
-	return nil
+	var final []lifecycle.Batch
+	var first error
+	for i, cmd := range runPipelined(ctx, s.client, calls) {
+		v, err := cmd.Result()
+		if err == nil {
+			var rep reply
+			if rep, err = asReply(v); err == nil {
+				if m := rep.hash(1); m != nil {
+					final = append(final, decodeBatch(m))
+				}
+				continue
+			}
+		}
+		if first == nil {
+			first = fmt.Errorf("state: mark published %s: %w", refs[i].ID, interpret(err))
+		}
+	}
+	return final, first
 }
 
 // LeaseEntry is one in-flight request of a batch's lease index.

@@ -24,7 +24,7 @@ func TestRecordEndedMatchesWhatAClaimReports(t *testing.T) {
 
 	for _, published := range []bool{false, true} {
 		if published {
-			require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()}))
+			require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
 		}
 		c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w2", Start: true})
 		require.NoError(t, err)

@@ -33,6 +33,18 @@ var (
 	luaCancelBatch string
 	//go:embed lua/create_batch.lua
 	luaCreateBatch string
+	//go:embed lua/seal_batch.lua
+	luaSealBatch string
+	//go:embed lua/expire_batch.lua
+	luaExpireBatch string
+	//go:embed lua/finish_batch.lua
+	luaFinishBatch string
+	//go:embed lua/end_stranded.lua
+	luaEndStranded string
+	//go:embed lua/batch_event.lua
+	luaBatchEvent string
+	//go:embed lua/lock.lua
+	luaLock string
 	//go:embed lua/slot_acquire.lua
 	luaSlotAcquire string
 	//go:embed lua/slot_refresh.lua
@@ -47,12 +59,18 @@ var (
 	scriptFinish        = withLib(luaFinish)
 	scriptRequeue       = withLib(luaRequeue)
 	scriptRefresh       = withLib(luaRefresh)
-	scriptMarkPublished = redis.NewScript(luaMarkPublished)
+	scriptMarkPublished = withLib(luaMarkPublished)
 	scriptForceFail     = withLib(luaForceFail)
 	scriptCancelRequest = withLib(luaCancelRequest)
 	scriptSupersede     = withLib(luaSupersede)
 	scriptCancelBatch   = withLib(luaCancelBatch)
 	scriptCreateBatch   = withLib(luaCreateBatch)
+	scriptSealBatch     = withLib(luaSealBatch)
+	scriptExpireBatch   = withLib(luaExpireBatch)
+	scriptFinishBatch   = withLib(luaFinishBatch)
+	scriptEndStranded   = withLib(luaEndStranded)
+	scriptBatchEvent    = withLib(luaBatchEvent)
+	scriptLock          = redis.NewScript(luaLock)
 	scriptSlotAcquire   = redis.NewScript(luaSlotAcquire)
 	scriptSlotRefresh   = redis.NewScript(luaSlotRefresh)
 )

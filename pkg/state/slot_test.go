@@ -119,7 +119,7 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 		if valid {
 			b.createBatch(t, batch, 7)
 		} else {
-			_, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 7})
+			_, _, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 7})
 			require.ErrorIs(t, err, state.ErrInvalidBatch)
 		}
 		for i, id := range []string{"r1", "r{2}", "r}3", "r4", "r5", "r6", "r7"} {
@@ -130,7 +130,7 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 				require.NoError(t, b.store.Refresh(ctx, []lifecycle.Held{p.Held()})[0])
 				_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("x")})
 				require.NoError(t, err)
-				require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()}))
+				require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
 			case 1:
 				p := b.claim(t, req, "w")
 				_, err := b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})

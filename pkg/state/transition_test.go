@@ -39,7 +39,7 @@ func TestLateCompletedAfterFailedIsDropped(t *testing.T) {
 	require.Equal(t, 1, c.Ended.Attempts)
 	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 1, Failed: 1}, b.counts(t, "b1"))
 
-	require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()}))
+	require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
 	c, err = b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w3", Start: true})
 	require.NoError(t, err)
 	require.True(t, c.Ended.Published)
@@ -186,7 +186,7 @@ func TestLateResultAfterPublishedCancelIsDropped(t *testing.T) {
 
 	_, err := b.store.CancelRequest(ctx, req.Ref())
 	require.NoError(t, err)
-	require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()}), "the cancel's result went out")
+	require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})), "the cancel's result went out")
 	want := lifecycle.Counts{Total: 2, Pending: 1, Canceled: 1}
 	require.Equal(t, want, b.counts(t, "b1"))
 

@@ -108,7 +108,7 @@ func TestEveryKeyExpiresAfterItsDeadlinePlusRetention(t *testing.T) {
 	_, err = b.store.Complete(ctx, p2, state.Outcome{Status: 200, Result: []byte(`{"id":"r2"}`)})
 	require.NoError(t, err)
 	w.check("complete", map[string]time.Duration{w.key("b1", "req:r2"): retention})
-	require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{p2.Ref}))
+	require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{p2.Ref})))
 	w.check("mark published", map[string]time.Duration{w.key("b1", "req:r2"): retention})
 
 	_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: "r3", BatchID: "b1"})

@@ -38,7 +38,7 @@ func TestErrUnavailableWhenRedisIsDown(t *testing.T) {
 	_, err = b.store.Request(ctx, p.Ref)
 	require.ErrorIs(t, err, state.ErrUnavailable)
 	require.ErrorIs(t, b.store.Refresh(ctx, []lifecycle.Held{p.Held()})[0], state.ErrUnavailable)
-	require.ErrorIs(t, b.store.MarkPublished(ctx, []lifecycle.Ref{p.Ref}), state.ErrUnavailable)
+	require.ErrorIs(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{p.Ref})), state.ErrUnavailable)
 	_, err = b.store.AcquireModelSlot(ctx, "m", "h", 1, time.Second)
 	require.ErrorIs(t, err, state.ErrUnavailable)
 }
@@ -72,7 +72,7 @@ func TestScriptsReloadAfterRestart(t *testing.T) {
 	p = b.claim(t, request("r1", "b1"), "w")
 	require.NoError(t, b.redis.Client.ScriptFlush(ctx).Err())
 	require.NoError(t, b.store.Refresh(ctx, []lifecycle.Held{p.Held()})[0], "pipelined EVALSHA reloads after NOSCRIPT")
-	require.NoError(t, b.store.MarkPublished(ctx, []lifecycle.Ref{p.Ref}))
+	require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{p.Ref})))
 }
 
 func TestModelSlots(t *testing.T) {

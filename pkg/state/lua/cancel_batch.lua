@@ -1,5 +1,6 @@
--- cancel_batch.lua: mark a batch cancelling and count every request not yet
--- claimed as canceled at once (canceled += pending, pending = 0).
+-- cancel_batch.lua: mark a batch cancelling, seal it at the requests it
+-- has seen when it was open, and count every request not yet claimed as
+-- canceled at once (canceled += pending, pending = 0).
 -- KEYS[1] -> batch hash     <p>:{<batch>}:batch
 -- KEYS[2] -> lease index    <p>:{<batch>}:leases
 -- ARGV[1] -> now, unix ms
@@ -16,7 +17,7 @@ if b.cancelled or b.final then
 end
 local pending = tonumber(redis.call('HGET', KEYS[1], 'pending') or '0')
 redis.call('HINCRBY', KEYS[1], 'canceled', pending)
-redis.call('HSET', KEYS[1], 'pending', 0, 'cancelled', 1, 'status', 'cancelling', 'cancelling_at', now)
-b.cancelled = true
+redis.call('HSET', KEYS[1], 'pending', 0, 'cancelled', 1, 'sealed', 1, 'status', 'cancelling', 'cancelling_at', now)
+b.cancelled, b.sealed = true, true
 local fin = batch_finalize(KEYS[1], KEYS[2], b, now, ARGV[2])
 return append_all({'ok', 1}, fin)

@@ -17,11 +17,11 @@ if state == 'canceled' or HARD[state] then
 end
 local b = batch_load(KEYS[2])
 if not cur then
-  local refusal = unseen_refusal(KEYS[2], b)
+  local refusal = unseen_refusal(b)
   if refusal then
     return refusal
   end
-  record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
+  record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now, batch_admit(KEYS[2], b))
 end
 -- soft: owner and token stay, so the holder's real result can replace it
 record_end(KEYS[1], 'canceled', 'request_cancelled', 'the request was cancelled', now, ARGV[4])

@@ -17,13 +17,19 @@
 -- ARGV[10] -> model
 -- ARGV[11] -> custom id
 -- ARGV[12] -> request expires_at, unix ms (0: none)
+-- ARGV[13] -> JetStream stream sequence of the message (recorded: the sweep
+--             checks whether the message still exists)
 -- Returns one of:
---   {'held', state, token, attempt, lease_until} (a claim into processing
---     starts an attempt and counts it: attempt includes it)
+--   {'held', state, token, attempt, lease_until, batch_expires_at} (a claim
+--     into processing starts an attempt and counts it: attempt includes it;
+--     batch_expires_at is 0 without a batch record)
+--   {'no_batch'} (a request naming a batch that has no record, and no
+--     record of its own: nothing is written)
 --   {'ended', state, err_code, err_msg, status, attempt, published, outbox, just_ended, batch...}
 --     (batch...: flat HGETALL of the batch when this call finalized it).
---     A request without a record whose batch has pending = 0 is not one of
---     the batch's: it ends failed (malformed_message) without counters.
+--     A request without a record that its sealed batch cannot count (every
+--     one of its requests was seen) is not one of the batch's: it ends
+--     failed (malformed_message) without counters.
 --   {'lease_held', owner, lease_until}
 --   {'not_yet', not_before}
 local now = tonumber(ARGV[1])
@@ -36,6 +42,9 @@ local exists = r[1] ~= false
 local state = r[1] or 'pending'
 local attempt = tonumber(r[6] or '0')
 local b = batch_load(KEYS[2])
+if not exists and ARGV[9] ~= '' and b == nil then
+  return {'no_batch'}
+end
 
 local function ended(st, code, msg, status, published, outbox, just, fin)
   return append_all({'ended', st, code or '', msg or '', tonumber(status or '0'), attempt,
@@ -52,13 +61,20 @@ if inflight and lease_until > now then
   return {'lease_held', r[2] or '', lease_until}
 end
 
--- end_now makes the terminal move this claim decided on. uncounted leaves
--- the batch alone (a request that is not one of the batch's).
-local function end_now(to, code, msg, extra, uncounted)
+-- a request seen for the first time is counted by its batch here (every
+-- path below writes its record)
+local counted = exists
+if not exists then
+  counted = batch_admit(KEYS[2], b)
+end
+
+-- end_now makes the terminal move this claim decided on. A request its
+-- batch does not count leaves the counters alone.
+local function end_now(to, code, msg, extra)
   if not exists then
-    record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
+    record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now, counted)
   end
-  local fields = {'delivery', ARGV[4]}
+  local fields = {'delivery', ARGV[4], 'seq', ARGV[13]}
   if extra ~= nil then
     fields = append_all(fields, extra)
   end
@@ -66,20 +82,20 @@ local function end_now(to, code, msg, extra, uncounted)
   -- still replace a soft canceled with its real result.
   record_end(KEYS[1], to, code, msg, now, ARGV[7], {fields = fields})
   local fin = nil
-  if not uncounted then
+  if counted then
     fin = batch_end(KEYS[2], KEYS[3], b, id, state, to, now, ARGV[7])
   end
   return ended(to, code, msg, r[10], '0', '', true, fin)
 end
 
-if b ~= nil and b.cancelled then
-  return end_now('canceled', 'batch_cancelled', 'the batch was cancelled', nil)
-end
-
-if not exists and b ~= nil and batch_pending(KEYS[2]) <= 0 then
+if not exists and b ~= nil and not counted then
   -- every request of the batch is accounted for: this one is not one of them
   return end_now('failed', 'malformed_message', 'request ' .. id .. ' is not part of batch ' .. ARGV[9] ..
-    ' (its ' .. b.total .. ' requests are all accounted for)', nil, true)
+    ' (its ' .. b.total .. ' requests are all accounted for)', nil)
+end
+
+if b ~= nil and b.cancelled then
+  return end_now('canceled', 'batch_cancelled', 'the batch was cancelled', nil)
 end
 
 local expires_at = tonumber(r[7] or ARGV[12])
@@ -113,10 +129,10 @@ if ARGV[5] == '1' then
 end
 local until_ms = now + tonumber(ARGV[3])
 if not exists then
-  record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now)
+  record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now, counted)
 end
 redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
-  'updated_at', now, 'delivery', ARGV[4], 'reclaims', reclaims)
+  'updated_at', now, 'delivery', ARGV[4], 'seq', ARGV[13], 'reclaims', reclaims)
 if to == 'processing' then
   -- the attempt counts from its start, so a call cut by a crash or a
   -- shutdown is counted too; a holder that gives the request back without
@@ -135,7 +151,14 @@ if b ~= nil then
   batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
   redis.call('ZADD', KEYS[3], until_ms, id)
   redis.call('HSETNX', KEYS[2], 'started_at', now)
+  if redis.call('HGET', KEYS[2], 'status') == 'validating' then
+    redis.call('HSET', KEYS[2], 'status', 'in_progress')
+  end
   redis.call('PEXPIRE', KEYS[3], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl) -- the same instant CreateBatch set; covers older batches
 end
-return {'held', to, token, attempt, until_ms}
+local batch_expires = 0
+if b ~= nil then
+  batch_expires = b.expires_at
+end
+return {'held', to, token, attempt, until_ms, batch_expires}

@@ -1,7 +1,7 @@
 -- force_fail.lua: fail a request that is not hard-terminal regardless of
 -- any lease (poison message), bumping the fence so every holder's later
--- write is rejected. A request without a record whose batch (not
--- cancelled) has pending = 0 is not one of the batch's: its failure is
+-- write is rejected. A request without a record that its sealed batch
+-- cannot count (batch_admit) is not one of the batch's: its failure is
 -- recorded without touching the counters.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
@@ -26,11 +26,12 @@ if HARD[state] then
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
-if not cur and b ~= nil and not b.cancelled and batch_pending(KEYS[2]) <= 0 then
-  b = nil -- not one of the batch's requests: no counter to move
-end
 if not cur then
-  record_init(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now)
+  local counted = batch_admit(KEYS[2], b)
+  if not counted then
+    b = nil -- not one of the batch's requests: no counter to move
+  end
+  record_init(KEYS[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], now, counted)
 end
 record_end(KEYS[1], 'failed', ARGV[8], ARGV[9], now, ARGV[12], {
   status = ARGV[7], routed_model = ARGV[10], outbox = ARGV[11], fence = true,

@@ -1,14 +1,17 @@
 -- lib.lua: helpers prepended to every script that moves a request or a batch
--- (withLib in scripts.go; not to mark_published and the slot scripts). Not a
--- script on its own: no KEYS, no ARGV, no return.
+-- (withLib in scripts.go; not to the slot scripts). Not a script on its own:
+-- no KEYS, no ARGV, no return.
 --
 -- Request hash fields: id batch model custom_id expires_at state attempt
--- owner fence lease_until not_before reclaims delivery created_at claimed_at
--- started_at finished_at updated_at routed_model status err_code err_msg
--- published outbox superseded_by.
--- Batch hash fields: id spec completion_window endpoint metadata created_at
--- expires_at total pending in_progress completed failed canceled superseded
--- expired status cancelled cancelling_at started_at finalized_at expiring.
+-- owner fence lease_until not_before reclaims delivery seq created_at
+-- claimed_at started_at finished_at updated_at routed_model status err_code
+-- err_msg published outbox superseded_by counted pub_counted.
+-- Batch hash fields: id completion_window endpoint metadata total_given
+-- created_at expires_at total seen sealed pending in_progress completed
+-- failed canceled superseded expired published status outcome cancelled
+-- cancelling_at started_at finalizing_at finalized_at <outcome>_at
+-- results_missing expiring evt_created evt_created_at evt_final
+-- evt_final_at.
 
 local HARD = {completed = true, failed = true, superseded = true, expired = true}
 
@@ -18,16 +21,20 @@ end
 
 -- batch_load returns the batch's counting view, or nil when it has no record.
 local function batch_load(bkey)
-  local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalized_at', 'expiring', 'expires_at')
+  local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalizing_at', 'expiring', 'expires_at',
+    'sealed', 'seen')
   if not v[1] then
     return nil
   end
   return {
     total = tonumber(v[1]),
     cancelled = v[2] == '1',
+    -- every request has ended (finalizing, or final since)
     final = (v[3] or '') ~= '',
     expiring = v[4] == '1',
     expires_at = tonumber(v[5] or '0') or 0,
+    sealed = v[6] ~= '0',
+    seen = tonumber(v[7] or '0') or 0,
   }
 end
 
@@ -47,17 +54,16 @@ local function live_ttl(deadline, now, retention)
   return math.max(1, ttl)
 end
 
--- batch_pending reads the batch's pending counter.
-local function batch_pending(bkey)
-  return tonumber(redis.call('HGET', bkey, 'pending') or '0')
-end
-
 -- bucket_of names the counter a request in state is counted in. A pending
--- request of a cancelled batch is already counted canceled (CancelBatch).
+-- request of a cancelled batch is already counted canceled (CancelBatch),
+-- one of an expiring batch expired (ExpireBatch).
 local function bucket_of(state, b)
   if state == 'pending' then
     if b ~= nil and b.cancelled then
       return 'canceled'
+    end
+    if b ~= nil and b.expiring then
+      return 'expired'
     end
     return 'pending'
   end
@@ -76,14 +82,40 @@ local function batch_move(bkey, b, from, to)
   redis.call('HINCRBY', bkey, to, 1)
 end
 
--- batch_finalize finalizes the batch when every request is terminal and it
--- is not final yet. Returns the batch hash (flat HGETALL) when this call
--- finalized it, else nil. Exactly one script call can see the transition.
--- Status: cancelled if cancelled; expired if marked expiring, or if a
--- request ended expired and the batch is past its expires_at; completed if
--- one completed; cancelled if all were canceled; else failed.
+-- batch_final turns a batch whose requests have all ended final once
+-- every expected result is published (published >= total - superseded; a
+-- superseded request's result is its winner's), or at once when force (the
+-- sweep, after the finalizing grace: results of requests whose messages
+-- were lost never come). Sets the outcome's status and time, the missing
+-- results, the final event's outbox, and the retention TTL. Returns the
+-- batch hash (flat HGETALL) when this call turned it final, else nil;
+-- exactly one call can.
+local function batch_final(bkey, now, retention, force)
+  local v = redis.call('HMGET', bkey, 'outcome', 'finalized_at', 'published', 'total', 'superseded')
+  if (v[1] or '') == '' or (v[2] or '') ~= '' then
+    return nil
+  end
+  local expected = tonumber(v[4] or '0') - tonumber(v[5] or '0')
+  local published = tonumber(v[3] or '0')
+  if published < expected and not force then
+    return nil
+  end
+  redis.call('HSET', bkey, 'status', v[1], 'finalized_at', now, v[1] .. '_at', now,
+    'results_missing', math.max(0, expected - published), 'evt_final', 'pending', 'evt_final_at', now)
+  redis.call('PEXPIRE', bkey, retention)
+  return redis.call('HGETALL', bkey)
+end
+
+-- batch_finalize marks a sealed batch whose requests have all ended:
+-- status finalizing (cancelling stays cancelling), the outcome it will
+-- turn to, finalizing_at; then batch_final turns it final if its results
+-- are all out already. Returns the batch hash when this call marked it,
+-- else nil; exactly one call can. Outcome: cancelled if cancelled; expired
+-- if marked expiring, or if a request ended expired and the batch is past
+-- its expires_at; completed if one completed; cancelled if all were
+-- canceled; else failed.
 local function batch_finalize(bkey, lkey, b, now, retention)
-  if b == nil or b.final then
+  if b == nil or b.final or not b.sealed then
     return nil
   end
   local c = redis.call('HMGET', bkey, 'completed', 'failed', 'canceled', 'superseded', 'expired')
@@ -94,23 +126,50 @@ local function batch_finalize(bkey, lkey, b, now, retention)
   if terminal < b.total then
     return nil
   end
-  local status
+  local outcome
   if b.cancelled then
-    status = 'cancelled'
+    outcome = 'cancelled'
   elseif b.expiring or (tonumber(c[5] or '0') >= 1 and b.expires_at > 0 and now >= b.expires_at) then
-    status = 'expired'
+    outcome = 'expired'
   elseif tonumber(c[1] or '0') >= 1 then
-    status = 'completed'
+    outcome = 'completed'
   elseif tonumber(c[3] or '0') >= b.total then
-    status = 'cancelled'
+    outcome = 'cancelled'
   else
-    status = 'failed'
+    outcome = 'failed'
   end
-  redis.call('HSET', bkey, 'status', status, 'finalized_at', now)
-  redis.call('PEXPIRE', bkey, retention)
+  local status = 'finalizing'
+  if b.cancelled then
+    status = 'cancelling'
+  end
+  redis.call('HSET', bkey, 'status', status, 'outcome', outcome, 'finalizing_at', now)
   redis.call('DEL', lkey)
   b.final = true
+  batch_final(bkey, now, retention, false)
   return redis.call('HGETALL', bkey)
+end
+
+-- batch_admit counts a request the batch sees for the first time (the
+-- caller creates its record): seen + 1, and for an open batch total + 1
+-- and one more in the counter a pending request is kept in. Returns false
+-- when the batch is sealed and every one of its requests was seen already:
+-- the request is not one of the batch's and no counter may move for it.
+local function batch_admit(bkey, b)
+  if b == nil then
+    return false
+  end
+  if b.sealed then
+    if b.seen >= b.total then
+      return false
+    end
+  else
+    redis.call('HINCRBY', bkey, 'total', 1)
+    redis.call('HINCRBY', bkey, bucket_of('pending', b), 1)
+    b.total = b.total + 1
+  end
+  redis.call('HINCRBY', bkey, 'seen', 1)
+  b.seen = b.seen + 1
+  return true
 end
 
 -- append_all appends the items of src to dst.
@@ -124,9 +183,10 @@ local function append_all(dst, src)
 end
 
 -- record_init writes the identity fields of a record created lazily.
-local function record_init(rkey, id, batch, model, custom_id, expires_at, now)
+-- counted says whether the batch counts it (batch_admit).
+local function record_init(rkey, id, batch, model, custom_id, expires_at, now, counted)
   redis.call('HSET', rkey, 'id', id, 'batch', batch, 'model', model, 'custom_id', custom_id,
-    'expires_at', expires_at, 'attempt', 0, 'published', 0, 'created_at', now)
+    'expires_at', expires_at, 'attempt', 0, 'published', 0, 'created_at', now, 'counted', counted and 1 or 0)
 end
 
 -- record_end writes a request's terminal move: state to, the failure
@@ -180,17 +240,13 @@ local function record_end(rkey, to, code, msg, now, retention, opts)
 end
 
 -- unseen_refusal answers a control-plane move (cancel, supersede) on a
--- request that has no record yet, or returns nil to go on. A cancelled
--- batch already counted it canceled (its claim will end it); a batch whose
--- pending counter is 0 has no such request.
-local function unseen_refusal(bkey, b)
+-- request that has no record yet, or returns nil to go on. A sealed batch
+-- that has seen all of its requests has no such request.
+local function unseen_refusal(b)
   if b == nil then
     return nil
   end
-  if b.cancelled then
-    return {'ok', 'canceled', 'pending', 0}
-  end
-  if batch_pending(bkey) <= 0 then
+  if b.sealed and b.seen >= b.total then
     return {'not_found'}
   end
   return nil

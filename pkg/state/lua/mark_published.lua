@@ -1,10 +1,24 @@
 -- mark_published.lua: the request's result is published: drop the outbox,
--- set published. A missing record (expired by retention) is left alone.
+-- set published, and count the result in its batch the first time (a
+-- request its batch counts; a soft cancel replaced by a real result is
+-- counted once). The batch turns final when that was the last result it
+-- waited for (batch_final). A missing record (expired by retention) is
+-- left alone.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
--- Returns: 1 when the record exists, else 0
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  return 0
+-- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- ARGV[1] -> now, unix ms
+-- ARGV[2] -> retention, ms
+-- Returns: {'ok', batch...} (batch...: flat HGETALL when this call turned
+-- the batch final) | {'gone'}
+local r = redis.call('HMGET', KEYS[1], 'state', 'counted', 'pub_counted')
+if not r[1] then
+  return {'gone'}
 end
 redis.call('HDEL', KEYS[1], 'outbox')
 redis.call('HSET', KEYS[1], 'published', 1)
-return 1
+if r[2] ~= '1' or r[3] == '1' or redis.call('EXISTS', KEYS[2]) == 0 then
+  return {'ok'}
+end
+redis.call('HSET', KEYS[1], 'pub_counted', 1)
+redis.call('HINCRBY', KEYS[2], 'published', 1)
+return append_all({'ok'}, batch_final(KEYS[2], tonumber(ARGV[1]), ARGV[2], false))

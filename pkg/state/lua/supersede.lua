@@ -23,11 +23,11 @@ if state ~= 'pending' and state ~= 'claimed' and state ~= 'processing' and state
 end
 local b = batch_load(KEYS[2])
 if not cur then
-  local refusal = unseen_refusal(KEYS[2], b)
+  local refusal = unseen_refusal(b)
   if refusal then
     return refusal
   end
-  record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now)
+  record_init(KEYS[1], ARGV[2], ARGV[3], '', '', 0, now, batch_admit(KEYS[2], b))
 end
 -- keep_result: a failed original keeps the result line and published flag
 -- its failure stored
