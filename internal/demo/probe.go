@@ -25,7 +25,7 @@ func probeStore(ctx context.Context, store *state.Store, batchID string) error {
 		return fmt.Errorf("%w: %s: %w", ErrRedisUnsuitable, step, err)
 	}
 	now := time.Now()
-	if _, err := store.CreateBatch(ctx, state.NewBatch{
+	if _, _, err := store.CreateBatch(ctx, state.NewBatch{
 		ID: batchID, CompletionWindow: "1h", CreatedAt: now, ExpiresAt: now.Add(time.Hour), Total: 2,
 	}); err != nil {
 		return fail("create batch", err)
@@ -83,11 +83,15 @@ func probeStore(ctx context.Context, store *state.Store, batchID string) error {
 	if err != nil {
 		return fail("fail", err)
 	}
-	if t.Finalized == nil || t.Finalized.Status != lifecycle.BatchCompleted {
-		return fail("finalize", fmt.Errorf("the last terminal move did not finalize the batch as completed (%+v)", t.Finalized))
+	if t.Finalized == nil || t.Finalized.Status != lifecycle.BatchFinalizing {
+		return fail("finalize", fmt.Errorf("the last terminal move did not leave the batch finalizing (%+v)", t.Finalized))
 	}
-	if err := store.MarkPublished(ctx, []lifecycle.Ref{a.Ref(), b.Ref()}); err != nil {
+	final, err := store.MarkPublished(ctx, []lifecycle.Ref{a.Ref(), b.Ref()})
+	if err != nil {
 		return fail("mark published", err)
+	}
+	if len(final) != 1 || final[0].Status != lifecycle.BatchCompleted {
+		return fail("finalize", fmt.Errorf("marking the last result did not turn the batch completed (%+v)", final))
 	}
 	got, err := store.Batch(ctx, batchID)
 	if err != nil {

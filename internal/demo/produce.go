@@ -59,7 +59,7 @@ func (r *runner) produce(ctx context.Context, q *queue.Client, store *state.Stor
 	// API over NATS micro (batch create / status / cancel served by the
 	// workers) is a later issue; the producer will then need NATS only.
 	now := time.Now()
-	b, err := store.CreateBatch(ctx, state.NewBatch{
+	b, _, err := store.CreateBatch(ctx, state.NewBatch{
 		ID:               sum.BatchID,
 		CompletionWindow: completionWindow,
 		Endpoint:         p.Requests[0].Request.URL,

@@ -37,12 +37,19 @@ const (
 	CodeMalformedMessage FailureCode = "malformed_message"
 	// CodeMaxDeliveries: the message was delivered too many times (poison).
 	CodeMaxDeliveries FailureCode = "max_deliveries_exceeded"
+	// CodeBatchNotFound: the request names a batch that was not created
+	// (within batches.unknown_hold of its publication).
+	CodeBatchNotFound FailureCode = "batch_not_found"
+	// CodeMessageLost: the request's message left the stream (purged by
+	// hand, dropped by a stream limit) while no worker held it.
+	CodeMessageLost FailureCode = "message_lost"
 )
 
 // FailureCodes lists every code.
 var FailureCodes = []FailureCode{
 	CodeRetriableStatus, CodeNonRetriableStatus, CodeNetworkError, CodeTimeout,
 	CodeTaskTerminated, CodeRequestBuild, CodeBatchCanceled, CodeBatchExpired,
+	CodeBatchNotFound, CodeMessageLost,
 	CodeUnroutedModel, CodeRequestCanceled, CodeSuperseded, CodeMalformedMessage,
 	CodeMaxDeliveries,
 }

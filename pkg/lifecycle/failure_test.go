@@ -25,6 +25,8 @@ func TestFailureCodeRetriable(t *testing.T) {
 		lifecycle.CodeSuperseded:         false,
 		lifecycle.CodeMalformedMessage:   false,
 		lifecycle.CodeMaxDeliveries:      false,
+		lifecycle.CodeBatchNotFound:      false,
+		lifecycle.CodeMessageLost:        false,
 	}
 	require.Len(t, lifecycle.FailureCodes, len(want), "every code is listed and tested")
 	seen := map[lifecycle.FailureCode]bool{}

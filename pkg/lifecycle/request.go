@@ -55,7 +55,7 @@ type Request struct {
 	Method        string            `json:"method"`
 	URL           string            `json:"url"`
 	Body          json.RawMessage   `json:"body,omitempty"`
-	ExpiresAt     time.Time         `json:"expires_at"`
+	ExpiresAt     time.Time         `json:"expires_at,omitzero"`
 	ResultSubject string            `json:"result_subject,omitempty"`
 	Metadata      map[string]string `json:"metadata,omitempty"`
 }
@@ -133,8 +133,8 @@ func (r *Request) Validate() error {
 			return err
 		}
 	}
-	if r.ExpiresAt.IsZero() {
-		return fieldErr("expires_at", "is required (RFC 3339)")
+	if r.ExpiresAt.IsZero() && r.BatchID == "" {
+		return fieldErr("expires_at", "is required (RFC 3339) for a request without a batch_id")
 	}
 	if r.ResultSubject != "" {
 		if err := validateSubject("result_subject", r.ResultSubject); err != nil {

@@ -35,6 +35,7 @@ var requestAccepts = []struct {
 }{
 	{"full", func(*lifecycle.Request) {}},
 	{"batchless", func(r *lifecycle.Request) { r.BatchID = "" }},
+	{"in a batch without expires_at", func(r *lifecycle.Request) { r.ExpiresAt = time.Time{} }},
 	{"no body", func(r *lifecycle.Request) { r.Body = nil; r.Method = "GET"; r.URL = "/v1/models" }},
 	{"body with spaces", func(r *lifecycle.Request) { r.Body = json.RawMessage(" {} ") }},
 	{"no custom id", func(r *lifecycle.Request) { r.CustomID = "" }},
@@ -99,7 +100,7 @@ var requestRejects = []struct {
 	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`null`) }},
 	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`{"a":`) }},
 	{"body", func(r *lifecycle.Request) { r.Body = json.RawMessage(`   `) }},
-	{"expires_at", func(r *lifecycle.Request) { r.ExpiresAt = time.Time{} }},
+	{"expires_at", func(r *lifecycle.Request) { r.ExpiresAt = time.Time{}; r.BatchID = "" }},
 	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.results.*" }},
 	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app.>" }},
 	{"result_subject", func(r *lifecycle.Request) { r.ResultSubject = "app..results" }},

@@ -152,3 +152,12 @@ type Transition struct {
 	// its last request (see Ended.Finalized); nil otherwise.
 	Finalized *Batch
 }
+
+// Stranded is an in-flight request of a batch whose lease has ended, as
+// the sweep finds it, with the REQUESTS stream sequence of the message its
+// last claim came from (0 when the claim recorded none).
+type Stranded struct {
+	Ref          Ref
+	LeaseExpires time.Time
+	Seq          uint64
+}

@@ -45,6 +45,9 @@ type Client struct {
 
 	subjMu     sync.Mutex
 	subjStream map[string]subjectRoute // result subject → captured by a stream?
+
+	reqStreamMu sync.Mutex
+	reqStream   jetstream.Stream // REQUESTS, looked up at first use (requestStream)
 }
 
 type subjectRoute struct {

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/transport"
 )
 
 // Control event kinds. Defined in pkg/lifecycle so the engine needs no
@@ -171,17 +173,22 @@ func (c *Client) BatchEventSubject(batchID string) string {
 	return c.subj.batchEvent(batchID)
 }
 
-// PurgeBatch removes every queued request message of the batch from the
-// REQUESTS stream (all models: <p>.req.*.<batch>) and returns how many were
+// PurgeBatch removes the queued request messages of the batch (all
+// models: <p>.req.*.<batch>) whose stream sequence is below before (every
+// one when before is 0) from the REQUESTS stream and returns how many were
 // removed. Messages being handled right now are removed too; their late
-// acks are harmless. Redis must already say "canceled" (truth first). No
-// production caller yet: the control plane's batch cancel (planned,
-// docs/ARCHITECTURE.md) calls it after PublishCancel.
-func (c *Client) PurgeBatch(ctx context.Context, batchID string) (uint64, error) {
+// acks are harmless. Redis must already say the batch is over (truth
+// first): the worker's EndQueued publishes the result of every message it
+// purges first.
+func (c *Client) PurgeBatch(ctx context.Context, batchID string, before uint64) (uint64, error) {
 	if batchID == "" {
 		return 0, fmt.Errorf("%w: purge needs a batch id", ErrInvalidRequest)
 	}
-	body, err := json.Marshal(map[string]string{"filter": c.subj.batchRequests(batchID)})
+	req := map[string]any{"filter": c.subj.batchRequests(batchID)}
+	if before > 0 {
+		req["seq"] = before // the server purges below it
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return 0, err
 	}
@@ -209,4 +216,84 @@ func (c *Client) PurgeBatch(ctx context.Context, batchID string) (uint64, error)
 		return 0, fmt.Errorf("queue: purge batch %s: %s", batchID, desc)
 	}
 	return resp.Purged, nil
+}
+
+// Queued is one queued request message found by ScanBatch: its stream
+// sequence and the request, or Err when the message is not a valid request.
+type Queued = transport.Queued
+
+// ScanBatch calls fn for each request message of the batch still in the
+// REQUESTS stream, in stream order, reading them one by one without a
+// consumer (the stream's get API); fn returns false to stop. It returns the
+// last sequence it read (0 when there was none).
+func (c *Client) ScanBatch(ctx context.Context, batchID string, fn func(Queued) bool) (uint64, error) {
+	if batchID == "" {
+		return 0, fmt.Errorf("%w: scan needs a batch id", ErrInvalidRequest)
+	}
+	s, err := c.requestStream(ctx)
+	if err != nil {
+		return 0, err
+	}
+	filter := c.subj.batchRequests(batchID)
+	var last uint64
+	for seq := uint64(1); ; seq = last + 1 {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(filter))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return last, nil
+		}
+		if err != nil {
+			return last, fmt.Errorf("queue: scan batch %s after %d: %w", batchID, last, err)
+		}
+		last = m.Sequence
+		q := Queued{Seq: m.Sequence, Subject: m.Subject}
+		q.Request, q.Err = c.decodeRequest(m.Subject, m.Data)
+		if !fn(q) {
+			return last, nil
+		}
+	}
+}
+
+// MessageExists reports whether the REQUESTS stream still holds the
+// message at seq.
+func (c *Client) MessageExists(ctx context.Context, seq uint64) (bool, error) {
+	s, err := c.requestStream(ctx)
+	if err != nil {
+		return false, err
+	}
+	_, err = s.GetMsg(ctx, seq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("queue: look up message %d: %w", seq, err)
+	}
+	return true, nil
+}
+
+// requestStream looks up the REQUESTS stream once and keeps it.
+func (c *Client) requestStream(ctx context.Context) (jetstream.Stream, error) {
+	c.reqStreamMu.Lock()
+	defer c.reqStreamMu.Unlock()
+	if c.reqStream != nil {
+		return c.reqStream, nil
+	}
+	s, err := c.js.Stream(ctx, c.names.requests)
+	if err != nil {
+		return nil, fmt.Errorf("queue: look up stream %s: %w", c.names.requests, err)
+	}
+	c.reqStream = s
+	return s, nil
+}
+
+// DeleteRequest removes the message at seq from the REQUESTS stream; a
+// message already gone is not an error.
+func (c *Client) DeleteRequest(ctx context.Context, seq uint64) error {
+	s, err := c.requestStream(ctx)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return fmt.Errorf("queue: delete message %d: %w", seq, err)
+	}
+	return nil
 }

@@ -64,7 +64,7 @@ func TestPurgeBatchRemovesOnlyItsQueuedMessages(t *testing.T) {
 	publishN(t, b.c, "a2", "model/b", "batch-a", 2)
 	publishN(t, b.c, "b", "model-a", "batch-b", 4)
 	publishN(t, b.c, "n", "model-a", "", 1)
-	n, err := b.c.PurgeBatch(ctx(t), "batch-a")
+	n, err := b.c.PurgeBatch(ctx(t), "batch-a", 0)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), n)
 	require.Equal(t, uint64(5), streamMsgs(t, b.js, "SALVO_REQUESTS"))

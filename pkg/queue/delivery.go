@@ -34,9 +34,13 @@ func (d *Delivery) Request() *lifecycle.Request { return d.req }
 // the first delivery). Retries done with Nak count too.
 func (d *Delivery) NumDelivered() uint64 { return d.meta.NumDelivered }
 
-// StreamSeq is the message's sequence in the REQUESTS stream. No
-// production caller: tests locate messages with it.
+// StreamSeq is the message's sequence in the REQUESTS stream: recorded with
+// the claim, so the sweep can tell whether a stranded request's message
+// still exists.
 func (d *Delivery) StreamSeq() uint64 { return d.meta.Sequence.Stream }
+
+// Stored is when the stream stored the message (its first publication).
+func (d *Delivery) Stored() time.Time { return d.meta.Timestamp }
 
 // Subject is the subject the request was published on. No production
 // caller: tests check routing with it.

@@ -261,4 +261,3 @@ func decodeBatch(m map[string]string) lifecycle.Batch {
 	}
 	return b
 }
-

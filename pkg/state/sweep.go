@@ -56,7 +56,8 @@ func (s *Store) BatchEventsOut(ctx context.Context, id string) (bool, error) {
 
 // EndStranded ends an in-flight request whose lease ended at or before
 // leaseBefore and that nobody will bring back (its message is gone, or its
-// batch is past its deadline): state to (expired or failed) with f, the
+// batch is past its deadline or cancelled): state to (expired, failed or
+// canceled) with f, the
 // fence moved so a holder coming back writes nothing. Applied is false when
 // the record moved on meanwhile (ended, or a live lease again); a record
 // gone by retention fails with ErrNotFound and leaves the lease index.
@@ -64,7 +65,7 @@ func (s *Store) EndStranded(ctx context.Context, ref lifecycle.Ref, leaseBefore 
 	if err := checkRef(ref); err != nil {
 		return Transition{}, fmt.Errorf("state: end stranded: %w", err)
 	}
-	if (to != lifecycle.StateExpired && to != lifecycle.StateFailed) || f == nil {
+	if (to != lifecycle.StateExpired && to != lifecycle.StateFailed && to != lifecycle.StateCanceled) || f == nil {
 		return Transition{}, fmt.Errorf("state: end stranded %s: %w", ref.ID, ErrInvalidOutcome)
 	}
 	rep, err := s.run(ctx, scriptEndStranded, s.keys.requestKeys(ref),
@@ -75,15 +76,9 @@ func (s *Store) EndStranded(ctx context.Context, ref lifecycle.Ref, leaseBefore 
 	return s.transitionOf("end stranded", ref, rep)
 }
 
-// StrandedEntry is one in-flight request of a batch whose lease has ended,
-// with the stream sequence of the message its last claim came from.
-type StrandedEntry struct {
-	Ref          lifecycle.Ref
-	LeaseExpires time.Time
-	// Seq is the REQUESTS stream sequence of the message (0 when the
-	// claim did not record one).
-	Seq uint64
-}
+// StrandedEntry is an in-flight request whose lease has ended. Defined in
+// pkg/lifecycle so the engine needs no Redis client.
+type StrandedEntry = lifecycle.Stranded
 
 // Stranded lists up to limit in-flight requests of a batch whose lease
 // ended at or before before, oldest first (ExpiredLeases), with the stream

@@ -16,6 +16,10 @@ type Delivery interface {
 	// NumDelivered counts deliveries of this message, this one included (1
 	// on the first delivery).
 	NumDelivered() uint64
+	// StreamSeq is the message's sequence in its stream.
+	StreamSeq() uint64
+	// Stored is when the stream stored the message.
+	Stored() time.Time
 	// TraceParent is the W3C traceparent header, "" when absent.
 	TraceParent() string
 	// InProgress tells the transport the message is still being worked on.
@@ -71,4 +75,14 @@ type Consumer interface {
 	// Healthy returns nil when the consumer is fetching normally, else an
 	// error saying what is stale. Readiness probes use it.
 	Healthy() error
+}
+
+// Queued is a request message read from the stream without delivering it
+// (a scan of a batch's queued messages): its stream sequence and subject,
+// and the decoded request, or Err when the message is not a valid request.
+type Queued struct {
+	Seq     uint64
+	Subject string
+	Request *lifecycle.Request
+	Err     error
 }

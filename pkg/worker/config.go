@@ -20,7 +20,73 @@ const (
 	GlobalSlotPollDefault    = 200 * time.Millisecond
 	MarkFlushIntervalDefault = 20 * time.Millisecond
 	OpTimeoutDefault         = 10 * time.Second
+
+	UnknownHoldDefault   = 30 * time.Second
+	SweepIntervalDefault = time.Second
+	StrandedAfterDefault = time.Minute
+	FinalizeGraceDefault = 30 * time.Second
+	EventRetryDefault    = 10 * time.Second
 )
+
+// Batches tunes the engine's batch-level work: the hold of requests whose
+// batch does not exist yet, and the sweep that expires batches, ends
+// requests nobody will bring back, and publishes events left unpublished.
+type Batches struct {
+	// UnknownHold is how long a request naming a batch that does not exist
+	// is held (redelivered) before it ends failed batch_not_found,
+	// counted from the message's publication.
+	UnknownHold time.Duration `yaml:"unknown_hold"`
+	// SweepInterval is how often the sweep's leader sweeps the live
+	// batches. Every worker competes for the leader's Redis lock.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// StrandedAfter is how long after its lease ended an in-flight request
+	// whose message is gone is ended failed message_lost (before its
+	// batch's deadline; after it, at once).
+	StrandedAfter time.Duration `yaml:"stranded_after"`
+	// FinalizeGrace is how long a batch whose requests have all ended
+	// waits for missing results (of messages lost before any worker read
+	// them) before it turns final with results_missing.
+	FinalizeGrace time.Duration `yaml:"finalize_grace"`
+	// EventRetry is how long a batch event may stay unpublished before the
+	// sweep publishes it.
+	EventRetry time.Duration `yaml:"event_retry"`
+}
+
+// WithDefaults fills unset fields.
+func (b Batches) WithDefaults() Batches {
+	for _, f := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{
+		{&b.UnknownHold, UnknownHoldDefault}, {&b.SweepInterval, SweepIntervalDefault},
+		{&b.StrandedAfter, StrandedAfterDefault}, {&b.FinalizeGrace, FinalizeGraceDefault},
+		{&b.EventRetry, EventRetryDefault},
+	} {
+		if *f.v == 0 {
+			*f.v = f.def
+		}
+	}
+	return b
+}
+
+// Validate reports the first bad field as a *lifecycle.ConfigError named
+// by its key under "batches".
+func (b Batches) Validate() error {
+	for _, f := range []struct {
+		key string
+		v   time.Duration
+		min time.Duration
+	}{
+		{"batches.unknown_hold", b.UnknownHold, 0}, {"batches.sweep_interval", b.SweepInterval, 10 * time.Millisecond},
+		{"batches.stranded_after", b.StrandedAfter, 0}, {"batches.finalize_grace", b.FinalizeGrace, 0},
+		{"batches.event_retry", b.EventRetry, 100 * time.Millisecond},
+	} {
+		if f.v < f.min || f.v < 0 {
+			return lifecycle.ConfigErrorf(f.key, "%s must be at least %s", f.v, f.min)
+		}
+	}
+	return nil
+}
 
 // Concurrency bounds in-flight calls per model.
 type Concurrency struct {
@@ -91,6 +157,8 @@ type Config struct {
 	MarkFlushInterval time.Duration `yaml:"-"`
 	// OpTimeout bounds each Redis or NATS call the worker makes.
 	OpTimeout time.Duration `yaml:"-"`
+	// Batches tunes the unknown-batch hold and the sweep.
+	Batches Batches `yaml:"batches"`
 }
 
 // WithDefaults fills unset fields.
@@ -121,6 +189,7 @@ func (c Config) WithDefaults() Config {
 	if c.OpTimeout == 0 {
 		c.OpTimeout = OpTimeoutDefault
 	}
+	c.Batches = c.Batches.WithDefaults()
 	return c
 }
 
@@ -131,6 +200,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Concurrency.Validate(); err != nil {
+		return err
+	}
+	if err := c.Batches.Validate(); err != nil {
 		return err
 	}
 	switch {

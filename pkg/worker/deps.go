@@ -25,11 +25,25 @@ type Store interface {
 	Retry(ctx context.Context, p lifecycle.Processing, f *lifecycle.Failure, notBefore time.Time) (lifecycle.Transition, error)
 	Release(ctx context.Context, h lifecycle.Held, called bool) (lifecycle.Transition, error)
 	Refresh(ctx context.Context, hs []lifecycle.Held) []error
-	MarkPublished(ctx context.Context, refs []lifecycle.Ref) error
+	MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]lifecycle.Batch, error)
 	ForceFail(ctx context.Context, req *lifecycle.Request, o lifecycle.Outcome) (lifecycle.Transition, error)
 	AcquireModelSlot(ctx context.Context, model, holder string, limit int, ttl time.Duration) (bool, error)
 	ReleaseModelSlot(ctx context.Context, model, holder string) error
 	RefreshModelSlots(ctx context.Context, model string, holders []string, ttl time.Duration) error
+
+	// The batch's event outbox.
+	ClaimBatchEvent(ctx context.Context, id string, t lifecycle.BatchEventType, stale time.Duration) (*lifecycle.Batch, error)
+	BatchEventDone(ctx context.Context, id string, t lifecycle.BatchEventType) error
+
+	// The sweep's reads and moves (sweep.go).
+	HoldSweepLock(ctx context.Context, holder string, ttl time.Duration) (bool, error)
+	LiveBatches(ctx context.Context, limit int64) ([]string, error)
+	DropLive(ctx context.Context, id string) error
+	BatchEventsOut(ctx context.Context, id string) (bool, error)
+	ExpireBatch(ctx context.Context, id string) (lifecycle.Transition, error)
+	FinishBatch(ctx context.Context, id string) (*lifecycle.Batch, error)
+	Stranded(ctx context.Context, batchID string, before time.Time, limit int64) ([]lifecycle.Stranded, error)
+	EndStranded(ctx context.Context, ref lifecycle.Ref, leaseBefore time.Time, to lifecycle.State, f *lifecycle.Failure) (lifecycle.Transition, error)
 }
 
 // Queue is what the worker needs of the JetStream transport (satisfied by
@@ -40,6 +54,12 @@ type Queue interface {
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
 	PublishBatchEvent(ctx context.Context, ev lifecycle.BatchEvent) error
 	SubscribeControl(fn func(lifecycle.ControlEvent)) (stop func() error, err error)
+
+	// Reading and removing a batch's queued messages (EndQueued, the sweep).
+	ScanBatch(ctx context.Context, batchID string, fn func(transport.Queued) bool) (uint64, error)
+	PurgeBatch(ctx context.Context, batchID string, before uint64) (uint64, error)
+	MessageExists(ctx context.Context, seq uint64) (bool, error)
+	DeleteRequest(ctx context.Context, seq uint64) error
 }
 
 // Upstream is what the worker needs of the HTTP executor (satisfied by
@@ -48,6 +68,10 @@ type Upstream interface {
 	Do(ctx context.Context, req *lifecycle.Request, call httpclient.Call) *httpclient.Response
 	Routed(model string) bool
 }
+
+// Queued is a request message read from the stream by a scan (satisfied
+// by transport.Queued); the contract is pkg/transport's.
+type Queued = transport.Queued
 
 // Delivery is one delivered message (satisfied by *queue.Delivery); the
 // contract is pkg/transport's.

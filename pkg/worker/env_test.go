@@ -177,7 +177,7 @@ func (e *env) newBatch(t testing.TB, id, model string, n int, window time.Durati
 	expires := now.Add(window)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_, err := e.store.CreateBatch(ctx, state.NewBatch{
+	_, _, err := e.store.CreateBatch(ctx, state.NewBatch{
 		ID: id, CompletionWindow: window.String(), Endpoint: "/v1/chat/completions",
 		CreatedAt: now, ExpiresAt: expires, Total: int64(n),
 	})

@@ -25,14 +25,14 @@ type slowMarkStore struct {
 	failing bool
 }
 
-func (s *slowMarkStore) MarkPublished(ctx context.Context, refs []lifecycle.Ref) error {
+func (s *slowMarkStore) MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]lifecycle.Batch, error) {
 	if s.failing {
-		return fmt.Errorf("mark published: %w", state.ErrUnavailable)
+		return nil, fmt.Errorf("mark published: %w", state.ErrUnavailable)
 	}
 	select {
 	case <-time.After(s.delay):
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	return s.Store.MarkPublished(ctx, refs)
 }
@@ -52,6 +52,8 @@ type checkedDelivery struct {
 
 func (d *checkedDelivery) Request() *lifecycle.Request        { return d.req }
 func (d *checkedDelivery) NumDelivered() uint64               { return 1 }
+func (d *checkedDelivery) StreamSeq() uint64                  { return 0 }
+func (d *checkedDelivery) Stored() time.Time                  { return time.Now() }
 func (d *checkedDelivery) TraceParent() string                { return "" }
 func (d *checkedDelivery) InProgress(context.Context) error   { return nil }
 func (d *checkedDelivery) Term(context.Context, string) error { return errors.New("unexpected term") }

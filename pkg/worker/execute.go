@@ -99,7 +99,7 @@ func (w *Worker) Handle(d Delivery) {
 // outage does not burn JetStream deliveries; it gives up when ctx ends.
 func (x *execution) claim() (lifecycle.Claim, error) {
 	w := x.w
-	args := lifecycle.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Start: true}
+	args := lifecycle.ClaimArgs{Request: x.req, Owner: w.ID(), Delivery: x.d.NumDelivered(), Seq: x.d.StreamSeq(), Start: true}
 	pauses := retryBackOff(x.ctx, redisPause)
 	for n := 0; ; n++ {
 		opCtx, cancel := w.opCtx()
@@ -132,6 +132,9 @@ func (x *execution) claimRefused(err error) {
 	case errors.As(err, &notYet):
 		delay = notYet.NotBefore.Sub(now)
 		x.log.Debug().Dur("delay", delay).Msg("retry not due yet")
+	case errors.Is(err, lifecycle.ErrNoBatch):
+		x.noBatch()
+		return
 	default:
 		delay = storeDownDelay
 		x.log.Error().Err(err).Msg("claim failed; redelivering later")
@@ -154,14 +157,18 @@ func (x *execution) run() {
 	// A retry never starts at or after expires_at − stop_before_deadline: a
 	// nak'd message can come back later than its delay, so check again here.
 	// (proc.Attempt counts this attempt: above 1, an earlier one started.)
-	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, req.ExpiresAt) {
+	deadline := x.held.Deadline
+	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, deadline) {
 		f := x.lastFailure()
 		f.Message += " (no retry: the deadline is too close)"
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
 
-	callCtx, cancelDeadline := context.WithDeadlineCause(x.ctx, req.ExpiresAt, errDeadline)
+	callCtx, cancelDeadline := x.ctx, context.CancelFunc(func() {})
+	if !deadline.IsZero() {
+		callCtx, cancelDeadline = context.WithDeadlineCause(x.ctx, deadline, errDeadline)
+	}
 	defer cancelDeadline()
 	if cause := context.Cause(callCtx); cause != nil {
 		// Cut before the call went out (shutdown, a control event): hand
@@ -190,7 +197,7 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 	}
 	f := resp.Failure
 	dec, err := policy.Decide(lifecycle.RetryInput{
-		Attempt: x.proc.Attempt - 1, Failure: f, Now: x.w.clock(), ExpiresAt: x.req.ExpiresAt, RetryAfter: resp.RetryAfter,
+		Attempt: x.proc.Attempt - 1, Failure: f, Now: x.w.clock(), ExpiresAt: x.held.Deadline, RetryAfter: resp.RetryAfter,
 	}, x.w.jitter)
 	if err != nil || !dec.Retry {
 		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {

@@ -33,6 +33,8 @@ type marker struct {
 	interval time.Duration
 	timeout  time.Duration
 	log      zerolog.Logger
+	// onFinal gets each batch that turned final with a mark.
+	onFinal func(lifecycle.Batch)
 
 	mu      sync.Mutex
 	pending []pendingMark
@@ -46,8 +48,11 @@ type pendingMark struct {
 	done chan error
 }
 
-func newMarker(store Store, interval, timeout time.Duration, log zerolog.Logger) *marker {
-	return &marker{store: store, interval: interval, timeout: timeout, log: log, kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+func newMarker(store Store, interval, timeout time.Duration, log zerolog.Logger, onFinal func(lifecycle.Batch)) *marker {
+	return &marker{
+		store: store, interval: interval, timeout: timeout, log: log, onFinal: onFinal,
+		kick: make(chan struct{}, 1), stopped: make(chan struct{}),
+	}
 }
 
 // add queues the mark of ref; the returned channel receives nil once the
@@ -113,8 +118,11 @@ func (m *marker) flush(parent context.Context) {
 			refs[i] = p.ref
 		}
 		ctx, cancel := context.WithTimeout(parent, m.timeout)
-		err := m.store.MarkPublished(ctx, refs)
+		final, err := m.store.MarkPublished(ctx, refs)
 		cancel()
+		for _, b := range final {
+			m.onFinal(b)
+		}
 		if err != nil {
 			m.log.Warn().Err(err).Int("refs", n).Msg("marking results published failed; their messages are redelivered and republished (deduplicated)")
 		}

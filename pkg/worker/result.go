@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -122,33 +120,4 @@ func endedFailure(s lifecycle.State, f *lifecycle.Failure) *lifecycle.Failure {
 	default:
 		return lifecycle.NewFailure(lifecycle.CodeTaskTerminated, 0, "the request ended in state %s", s)
 	}
-}
-
-// batchEventTries bounds the attempts to publish a batch event.
-const batchEventTries = 5
-
-// batchFinalized publishes the batch's final event; only the call that
-// finalized the batch gets here, so the event goes out once (deduplicated
-// by the stream if a retry repeats it). The store reports finalization once,
-// so a NATS outage longer than the retries loses the event; the batch's
-// status in Redis stays the truth.
-func (w *Worker) batchFinalized(b *lifecycle.Batch, log zerolog.Logger) {
-	ev := lifecycle.BatchEvent{Type: lifecycle.BatchEventType(b.Status), Batch: *b, At: w.clock().UTC()}
-	// Waits of 400 ms doubling between the tries; none after the last.
-	pauses := retryBackOff(w.bg, 4*redisPause)
-	var err error
-	for n := range batchEventTries {
-		ctx, cancel := w.opCtx()
-		err = w.queue.PublishBatchEvent(ctx, ev)
-		cancel()
-		if err == nil || n == batchEventTries-1 || !pause(pauses) {
-			break
-		}
-	}
-	if err != nil {
-		log.Error().Err(err).Str("status", string(b.Status)).Msg("publishing the batch event failed")
-		return
-	}
-	log.Info().Str("status", string(b.Status)).Int64("total", b.Counts.Total).
-		Int64("completed", b.Counts.Completed).Int64("failed", b.Counts.Failed).Msg("batch finalized")
 }

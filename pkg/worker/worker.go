@@ -53,6 +53,9 @@ type Worker struct {
 
 	// controlChecks bounds the Redis reads that control events have
 	// running at once (control.go); checking waits for them at stop.
+	// events tracks the goroutines publishing final batch events (onFinal).
+	events sync.WaitGroup
+
 	controlChecks chan struct{}
 	checking      sync.WaitGroup
 }
@@ -101,7 +104,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	}
 	w.bg, w.stopBg = context.WithCancel(context.Background())
 	w.calls, w.abortCalls = context.WithCancelCause(w.bg)
-	w.marks = newMarker(w.store, cfg.MarkFlushInterval, cfg.OpTimeout, w.log)
+	w.marks = newMarker(w.store, cfg.MarkFlushInterval, cfg.OpTimeout, w.log, w.onFinal)
 	return w, nil
 }
 
@@ -182,9 +185,10 @@ func (w *Worker) start(ctx context.Context) error {
 		return fmt.Errorf("worker: subscribe control: %w", err)
 	}
 	w.stopControl = stop
-	w.loops.Add(2)
+	w.loops.Add(3)
 	go func() { defer w.loops.Done(); w.heartbeat() }()
 	go func() { defer w.loops.Done(); w.marks.run(w.bg) }()
+	go func() { defer w.loops.Done(); w.sweepLoop() }()
 	// The fetch loops live until Stop, not as long as ctx (which bounds the
 	// start only): they run under bg.
 	consumer, err := w.queue.Consume(w.bg, transport.ConsumeOptions{
@@ -264,6 +268,7 @@ func (w *Worker) stop(ctx context.Context) error {
 	w.stopBg()
 	w.checking.Wait()
 	w.loops.Wait()
+	w.events.Wait()
 	w.log.Info().Msg("worker stopped")
 	if err != nil {
 		return fmt.Errorf("worker: stop: %w", err)

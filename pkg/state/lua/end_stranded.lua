@@ -8,7 +8,7 @@
 -- ARGV[1] -> now, unix ms
 -- ARGV[2] -> request id
 -- ARGV[3] -> lease_before, unix ms
--- ARGV[4] -> target state: expired | failed
+-- ARGV[4] -> target state: expired | failed | canceled
 -- ARGV[5] -> failure code
 -- ARGV[6] -> failure message
 -- ARGV[7] -> retention, ms

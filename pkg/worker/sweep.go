@@ -1,0 +1,246 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// The sweep makes every batch end, whatever happens to its messages. Every
+// worker runs the loop; the one holding the Redis lock sweeps (a leader
+// that dies is replaced when its lock expires, three intervals later). Per
+// live batch (created and not yet final with its events out), each pass:
+//
+//   - publishes a created or final event left unpublished for
+//     batches.event_retry (the creator or finalizer died, or NATS was down);
+//   - at expires_at expires the batch (pending requests counted expired at
+//     once), then ends its queued requests (EndQueued) and its in-flight
+//     requests nobody holds any more; a cancelled batch gets the same;
+//   - before expires_at ends in-flight requests whose lease ended more than
+//     batches.stranded_after ago and whose message is gone (purged by hand,
+//     dropped by a stream limit): failed message_lost;
+//   - turns final a batch whose requests have all ended but whose results
+//     have not all come within batches.finalize_grace (their messages were
+//     lost before any worker read them; results_missing says how many).
+
+// sweepBatchesMax bounds the batches one pass looks at; the rest wait for
+// the next pass (soonest expires_at first).
+const sweepBatchesMax = 1000
+
+// strandedMax bounds the stranded requests one pass ends per batch.
+const strandedMax = 500
+
+// sweepLoop runs the sweep every batches.sweep_interval while this worker
+// holds the sweep's lock, until the worker stops.
+func (w *Worker) sweepLoop() {
+	interval := w.config().Batches.SweepInterval
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	s := &sweeper{w: w, draining: make(map[string]bool)}
+	defer s.wait()
+	leader := false
+	for {
+		select {
+		case <-w.bg.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(w.bg, max(interval, w.config().OpTimeout))
+		held, err := w.store.HoldSweepLock(ctx, w.ID(), 3*interval)
+		if err != nil {
+			w.log.Warn().Err(err).Msg("sweep lock unavailable")
+		}
+		if held != leader {
+			leader = held
+			w.log.Info().Bool("leader", held).Msg("sweep leadership changed")
+		}
+		if held {
+			s.pass(ctx)
+		}
+		cancel()
+	}
+}
+
+// sweeper is the state of one worker's sweep: the EndQueued runs under way
+// (one per batch at a time, off the sweep's pass).
+type sweeper struct {
+	w        *Worker
+	mu       sync.Mutex
+	draining map[string]bool
+	wg       sync.WaitGroup
+}
+
+func (s *sweeper) wait() { s.wg.Wait() }
+
+// pass sweeps the live batches once.
+func (s *sweeper) pass(ctx context.Context) {
+	ids, err := s.w.store.LiveBatches(ctx, sweepBatchesMax)
+	if err != nil {
+		s.w.log.Warn().Err(err).Msg("sweep: listing live batches failed")
+		return
+	}
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.batch(ctx, id); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			s.w.log.Warn().Err(err).Str("batch_id", id).Msg("sweep: batch left for the next pass")
+		}
+	}
+}
+
+// batch sweeps one live batch.
+func (s *sweeper) batch(ctx context.Context, id string) error {
+	w := s.w
+	cfg := w.config().Batches
+	log := w.log.With().Str("batch_id", id).Str("by", "sweep").Logger()
+	b, err := w.store.Batch(ctx, id)
+	if errors.Is(err, lifecycle.ErrNotFound) {
+		return w.store.DropLive(ctx, id) // gone by retention
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := w.publishEvent(ctx, id, lifecycle.EventCreated, cfg.EventRetry); err != nil {
+		log.Warn().Err(err).Msg("sweep: publishing the created event failed")
+	}
+	if b.Status.Terminal() {
+		if _, err := w.publishEvent(ctx, id, lifecycle.BatchEventType(b.Status), cfg.EventRetry); err != nil {
+			return err
+		}
+		out, err := w.store.BatchEventsOut(ctx, id)
+		if err != nil || !out {
+			return err
+		}
+		return w.store.DropLive(ctx, id)
+	}
+	now := w.clock()
+	cancelled := !b.CancellingAt.IsZero()
+	expired := !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt)
+	if expired && !cancelled {
+		tr, err := w.store.ExpireBatch(ctx, id)
+		if err != nil {
+			return err
+		}
+		if tr.Applied {
+			log.Info().Msg("batch expired")
+		}
+		if tr.Finalized != nil {
+			w.batchFinalized(tr.Finalized, log)
+		}
+	}
+	if expired || cancelled {
+		s.drain(id)
+	}
+	if err := s.stranded(ctx, b, now, expired || cancelled, log); err != nil {
+		return err
+	}
+	if !b.FinalizingAt.IsZero() && now.Sub(b.FinalizingAt) >= cfg.FinalizeGrace {
+		final, err := w.store.FinishBatch(ctx, id)
+		if err != nil {
+			return err
+		}
+		if final != nil {
+			log.Warn().Int64("results_missing", final.ResultsMissing).
+				Msg("batch finalized without the results of requests whose messages were lost")
+			w.batchFinal(*final, log)
+		}
+	}
+	return nil
+}
+
+// drain runs EndQueued for a batch that is over, unless one is running.
+func (s *sweeper) drain(id string) {
+	s.mu.Lock()
+	if s.draining[id] {
+		s.mu.Unlock()
+		return
+	}
+	s.draining[id] = true
+	s.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() {
+			s.mu.Lock()
+			delete(s.draining, id)
+			s.mu.Unlock()
+		}()
+		_ = s.w.EndQueued(s.w.bg, id) // logs its own trouble; the next pass retries
+	}()
+}
+
+// stranded ends the batch's in-flight requests that nobody will bring
+// back: when the batch is over, every one whose lease has ended; before,
+// those whose lease ended stranded_after ago and whose message is gone.
+func (s *sweeper) stranded(ctx context.Context, b lifecycle.Batch, now time.Time, over bool, log zerolog.Logger) error {
+	w := s.w
+	before := now
+	if !over {
+		before = now.Add(-w.config().Batches.StrandedAfter)
+	}
+	entries, err := w.store.Stranded(ctx, b.ID, before, strandedMax)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		to, f := lifecycle.StateFailed, lifecycle.NewFailure(lifecycle.CodeMessageLost, 0,
+			"the request's message left the stream while no worker held it (lease ended %s)", e.LeaseExpires.UTC().Format(time.RFC3339))
+		switch {
+		case !b.CancellingAt.IsZero():
+			to, f = lifecycle.StateCanceled, lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
+		case over:
+			to, f = lifecycle.StateExpired, lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the batch expired before the request could finish")
+		default:
+			exists, err := w.queue.MessageExists(ctx, e.Seq)
+			if err != nil {
+				return err
+			}
+			if exists || e.Seq == 0 {
+				continue // its redelivery will reclaim it
+			}
+		}
+		if err := s.endStranded(ctx, e, before, to, f, log); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// endStranded ends one stranded request and publishes its result, built
+// from its record.
+func (s *sweeper) endStranded(ctx context.Context, e lifecycle.Stranded, before time.Time, to lifecycle.State, f *lifecycle.Failure, log zerolog.Logger) error {
+	w := s.w
+	tr, err := w.store.EndStranded(ctx, e.Ref, before, to, f)
+	if errors.Is(err, lifecycle.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if tr.Finalized != nil {
+		defer w.batchFinalized(tr.Finalized, log)
+	}
+	if !tr.Applied {
+		return nil
+	}
+	rec, err := w.store.Request(ctx, e.Ref)
+	if err != nil {
+		return err
+	}
+	req := &lifecycle.Request{V: lifecycle.WireVersion, ID: e.Ref.ID, BatchID: e.Ref.BatchID, CustomID: rec.CustomID, Model: rec.Model}
+	res, data := w.resultFromEnded(req, rec.Ended())
+	if err := w.queue.PublishEncodedResult(ctx, res, data, ""); err != nil {
+		return err
+	}
+	if err := w.marks.mark(ctx, e.Ref); err != nil {
+		return err
+	}
+	log.Info().Str("request_id", e.Ref.ID).Str("state", string(to)).Msg("stranded request ended")
+	return nil
+}
