@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
@@ -25,6 +26,10 @@ var (
 	_ worker.Queue    = (*queue.Client)(nil)
 	_ worker.Upstream = (*httpclient.Client)(nil)
 	_ worker.Delivery = (*queue.Delivery)(nil)
+
+	_ api.Store  = (*state.Store)(nil)
+	_ api.Events = (*queue.Client)(nil)
+	_ api.Engine = (*worker.Worker)(nil)
 )
 
 // redisPingTimeout bounds the first PING of the Redis client.
@@ -38,6 +43,9 @@ type Options struct {
 	Getenv func(string) string
 	// Name names the NATS connection; default "salvo-worker".
 	Name string
+	// Version is the version the batch API service announces; default
+	// "dev".
+	Version string
 }
 
 // Process is a running worker: its clients, the packages built on them and
@@ -51,6 +59,8 @@ type Process struct {
 	Queue    *queue.Client
 	Upstream *httpclient.Client
 	Worker   *worker.Worker
+	// API is the batch API (a NATS micro service) this process serves.
+	API *api.Service
 
 	getenv   func(string) string
 	closers  []func() // run last-in first-out by Stop
@@ -139,6 +149,15 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 	if err := p.Worker.Start(ctx); err != nil {
 		return nil, err
 	}
+	p.API, err = api.New(api.Deps{Store: p.Store, Events: p.Queue, Engine: p.Worker, Logger: &log},
+		api.Config{Prefix: r.Queue.Prefix, Version: o.Version})
+	if err != nil {
+		return nil, err
+	}
+	if err := p.API.Start(p.NATS); err != nil {
+		_ = p.Worker.Stop(ctx)
+		return nil, fmt.Errorf("batch api: %w", err)
+	}
 	ok = true
 	return p, nil
 }
@@ -168,7 +187,12 @@ func (s Settings) redisClient() redis.UniversalClient {
 // and NATS. Safe to call twice.
 func (p *Process) Stop(ctx context.Context) error {
 	p.stopOnce.Do(func() {
-		p.stopErr = p.Worker.Stop(ctx)
+		// The API first: a cancel it is finishing still has the worker.
+		var apiErr error
+		if p.API != nil {
+			apiErr = p.API.Stop()
+		}
+		p.stopErr = errors.Join(p.Worker.Stop(ctx), apiErr)
 		p.closeAll()
 	})
 	return p.stopErr
