@@ -47,7 +47,7 @@ func strictDecode(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return decodeError(err)
+		return decodeError(err, v)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return invalid("body", "data after the JSON object")
@@ -55,8 +55,8 @@ func strictDecode(data []byte, v any) error {
 	return nil
 }
 
-// decodeError names the field of an encoding/json error.
-func decodeError(err error) error {
+// decodeError names the field of an encoding/json error decoding into v.
+func decodeError(err error, v any) error {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
 	switch {
@@ -66,7 +66,11 @@ func decodeError(err error) error {
 		if typ.Field == "" {
 			return &Error{Code: CodeInvalidArgument, Message: "body: must be a JSON object, not " + typ.Value, Err: err}
 		}
-		return &Error{Code: CodeInvalidArgument, Message: typ.Field + ": must be " + kindWords(typ.Type) + ", not " + typ.Value, Err: err}
+		what := "must be " + kindWords(typ.Type)
+		if f, ok := structField(v, typ.Field); ok && f.Kind() == reflect.Map && typ.Type.Kind() != reflect.Map {
+			what = "values must be strings" // a map's value: Field names the map
+		}
+		return &Error{Code: CodeInvalidArgument, Message: typ.Field + ": " + what + ", not " + typ.Value, Err: err}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &Error{Code: CodeInvalidArgument, Message: "body: JSON ends early", Err: err}
 	}
@@ -91,6 +95,22 @@ func kindWords(t reflect.Type) string {
 		return "an object of strings"
 	}
 	return "a " + t.Kind().String()
+}
+
+// structField is the type of the field of the struct v points to whose
+// JSON name is name.
+func structField(v any, name string) (reflect.Type, bool) {
+	t := reflect.TypeOf(v)
+	if t.Kind() != reflect.Pointer || t.Elem().Kind() != reflect.Struct {
+		return nil, false
+	}
+	t = t.Elem()
+	for i := range t.NumField() {
+		if n, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ","); n == name {
+			return t.Field(i).Type, true
+		}
+	}
+	return nil, false
 }
 
 var fieldCache sync.Map // reflect.Type → map[string]bool
