@@ -12,7 +12,9 @@ local b = batch_load(KEYS[1])
 if b == nil then
   return {'not_found'}
 end
-if b.cancelled or b.final then
+-- an expiring batch counts its queued requests expired already; it ends
+-- expired (as ExpireBatch leaves a cancelled batch alone)
+if b.cancelled or b.final or b.expiring then
   return {'ok', 0}
 end
 local pending = tonumber(redis.call('HGET', KEYS[1], 'pending') or '0')

@@ -16,6 +16,9 @@ if state == 'canceled' or HARD[state] then
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
+if cur and redis.call('HGET', KEYS[1], 'counted') == '0' then
+  b = nil -- not one of the batch's requests: no counter to move
+end
 if not cur then
   local refusal = unseen_refusal(b)
   if refusal then

@@ -26,6 +26,9 @@ if HARD[state] then
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
+if cur and redis.call('HGET', KEYS[1], 'counted') == '0' then
+  b = nil -- not one of the batch's requests: no counter to move
+end
 if not cur then
   local counted = batch_admit(KEYS[2], b)
   if not counted then

@@ -16,7 +16,8 @@ if not r[1] then
 end
 redis.call('HDEL', KEYS[1], 'outbox')
 redis.call('HSET', KEYS[1], 'published', 1)
-if r[2] ~= '1' or r[3] == '1' or redis.call('EXISTS', KEYS[2]) == 0 then
+-- a superseded request's result is its winner's: the batch expects none
+if r[1] == 'superseded' or r[2] ~= '1' or r[3] == '1' or redis.call('EXISTS', KEYS[2]) == 0 then
   return {'ok'}
 end
 redis.call('HSET', KEYS[1], 'pub_counted', 1)

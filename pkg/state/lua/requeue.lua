@@ -59,6 +59,13 @@ if b ~= nil and b.cancelled then
   local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[10], state, 'canceled', now, ARGV[9])
   return append_all({'ok', 'canceled', state, 1}, fin)
 end
+if b ~= nil and b.expiring then
+  -- the batch counts its queued requests expired: the request ends so
+  record_end(KEYS[1], 'expired', 'batch_expired', 'the batch expired before the request could finish', now,
+    ARGV[9], {attempt = attempt})
+  local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[10], state, 'expired', now, ARGV[9])
+  return append_all({'ok', 'expired', state, 1}, fin)
+end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'owner', '', 'lease_until', 0,
   'not_before', ARGV[5], 'updated_at', now)
 if b ~= nil then

@@ -22,6 +22,16 @@ if state ~= 'pending' and state ~= 'claimed' and state ~= 'processing' and state
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
+local rc = redis.call('HMGET', KEYS[1], 'counted', 'pub_counted')
+if cur and rc[1] == '0' then
+  b = nil -- not one of the batch's requests: no counter to move
+end
+if b ~= nil and rc[2] == '1' then
+  -- the batch expects no result of a superseded request: take back the
+  -- one its failure published
+  redis.call('HINCRBY', KEYS[2], 'published', -1)
+  redis.call('HSET', KEYS[1], 'pub_counted', 0)
+end
 if not cur then
   local refusal = unseen_refusal(b)
   if refusal then
