@@ -401,3 +401,65 @@ func TestCancelledWinsOverBatchExpiry(t *testing.T) {
 	require.Len(t, final, 1)
 	require.Equal(t, lifecycle.BatchCancelled, final[0].Status)
 }
+
+// A request naming a batch that has no record, with no record of its own,
+// is refused with lifecycle.ErrNoBatch and nothing is written; once the
+// batch exists the same request runs. A request that has a record goes on
+// even when its batch record is gone (uncounted).
+func TestClaimInAnUnknownBatchIsRefusedUntilTheBatchExists(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	req := request("r1", "later")
+	_, err := b.claimOf(t, req, "w")
+	require.ErrorIs(t, err, lifecycle.ErrNoBatch)
+	require.NotErrorIs(t, err, state.ErrNotFound, "the caller holds the message; it does not drop it")
+	keys, err := b.redis.Keys(ctx)
+	require.NoError(t, err)
+	require.Empty(t, keys)
+
+	b.createBatch(t, "later", 1)
+	p := b.claim(t, req, "w")
+	require.Equal(t, lifecycle.Counts{Total: 1, InProgress: 1}, b.counts(t, "later"))
+
+	require.NoError(t, b.redis.Client.Del(ctx, b.cfg.Prefix+":{later}:batch").Err())
+	b.clock.Advance(time.Minute)
+	c, err := b.claimOf(t, req, "w2")
+	require.NoError(t, err, "the request has a record")
+	require.NotNil(t, c.Held)
+	require.Equal(t, c.Held.Deadline, req.ExpiresAt, "no batch deadline any more")
+	p2, _ := c.Held.Processing(b.clock.Now())
+	tr, err := b.store.Complete(ctx, p2, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	_, err = b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+}
+
+// Held.Deadline is the earlier of the request's expires_at and its
+// batch's (either alone when the other is unset).
+func TestHeldDeadlineIsTheEarlierOfTheRequestsAndItsBatchs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 4) // expires at base+24h
+	for _, tc := range []struct {
+		id      string
+		batch   string
+		expires time.Time
+		want    time.Time
+	}{
+		{"own-earlier", "b1", base.Add(time.Hour), base.Add(time.Hour)},
+		{"batch-earlier", "b1", base.Add(48 * time.Hour), base.Add(24 * time.Hour)},
+		{"own-unset", "b1", time.Time{}, base.Add(24 * time.Hour)},
+		{"solo", "", base.Add(2 * time.Hour), base.Add(2 * time.Hour)},
+		{"solo-unset", "", time.Time{}, time.Time{}},
+	} {
+		req := request(tc.id, tc.batch)
+		req.ExpiresAt = tc.expires
+		c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w", Start: true})
+		require.NoError(t, err, tc.id)
+		require.NotNil(t, c.Held, tc.id)
+		require.Equal(t, tc.want, c.Held.Deadline, tc.id)
+	}
+}
