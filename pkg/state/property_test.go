@@ -254,8 +254,9 @@ func mustInt(t *testing.T, s string) int64 {
 // counts) and published (the counted records whose result was counted,
 // but for superseded ones: the batch expects no result of its own for a
 // superseded request, its winner's stands for it).
-// The requests the batch counts but has not seen yet are pending (or
-// canceled in a cancelled batch). Records the batch does not count
+// The requests the batch counts but has not seen yet are pending (canceled
+// in a cancelled batch, expired in an expiring one), as are the pending
+// records. Records the batch does not count
 // (strays) are in no counter. It returns the batch's counts.
 func requireRecount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycle.Counts {
 	t.Helper()
@@ -263,10 +264,14 @@ func requireRecount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycl
 	id := reqs[0].BatchID
 	bt := b.batch(t, id)
 	cancelled := !bt.CancellingAt.IsZero()
+	expiring := b.batchField(t, id, "expiring") == "1"
 	c := lifecycle.Counts{Total: bt.Counts.Total}
 	pendingLike := func() *int64 {
-		if cancelled {
+		switch {
+		case cancelled:
 			return &c.Canceled
+		case expiring:
+			return &c.Expired
 		}
 		return &c.Pending
 	}
