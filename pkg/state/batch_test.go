@@ -22,24 +22,32 @@ func TestCreateBatchIdempotentAndConflict(t *testing.T) {
 		Metadata:  map[string]string{"team": "a", "job": "x"},
 		CreatedAt: base, ExpiresAt: base.Add(24 * time.Hour), Total: 3,
 	}
-	first, _, err := b.store.CreateBatch(ctx, nb)
+	first, created, err := b.store.CreateBatch(ctx, nb)
 	require.NoError(t, err)
+	require.True(t, created)
 	require.Equal(t, lifecycle.BatchValidating, first.Status)
+	require.True(t, first.Sealed, "a total at creation seals the batch")
 	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 3}, first.Counts)
 	require.Equal(t, nb.Metadata, first.Metadata)
 	require.Equal(t, base, first.CreatedAt)
 
 	b.claim(t, request("r1", "b1"), "w1")
-	again, _, err := b.store.CreateBatch(ctx, nb)
+	again, created, err := b.store.CreateBatch(ctx, nb)
 	require.NoError(t, err, "same contents: idempotent")
+	require.False(t, created)
 	require.Equal(t, lifecycle.Counts{Total: 3, Pending: 2, InProgress: 1}, again.Counts, "and never resets counters")
 
 	nb.Total = 4
 	_, _, err = b.store.CreateBatch(ctx, nb)
 	require.ErrorIs(t, err, state.ErrBatchConflict)
+	var conflict *lifecycle.ConflictError
+	require.ErrorAs(t, err, &conflict)
+	require.Equal(t, "total", conflict.Field)
 
-	_, _, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, ExpiresAt: base.Add(time.Hour)})
-	require.ErrorIs(t, err, state.ErrInvalidBatch)
+	_, _, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: -1})
+	require.ErrorIs(t, err, state.ErrInvalidBatch, "a negative total (0 is an open batch)")
+	_, _, err = b.store.CreateBatch(ctx, state.NewBatch{ID: "b2", CreatedAt: base, Total: 1})
+	require.ErrorIs(t, err, state.ErrInvalidBatch, "no expires_at")
 }
 
 func TestBatchStatusProgression(t *testing.T) {
@@ -53,22 +61,38 @@ func TestBatchStatusProgression(t *testing.T) {
 		return bt.Status
 	}
 	require.Equal(t, lifecycle.BatchValidating, status())
+	var done []lifecycle.Ref
 	for i := range 20 {
 		p := b.claim(t, request(string(rune('a'+i)), "b1"), "w")
 		switch i {
 		case 0:
 			require.Equal(t, lifecycle.BatchInProgress, status())
 		case 19:
-			require.Equal(t, lifecycle.BatchFinalizing, status(), "19 of 20 terminal is ≥ 95 %")
+			require.Equal(t, lifecycle.BatchInProgress, status(), "19 of 20 ended: a request is still running")
 		}
-		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
+		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("line")})
 		require.NoError(t, err)
 		require.Equal(t, i == 19, tr.Finalized != nil)
+		done = append(done, p.Ref)
 	}
-	bt, err := b.store.Batch(ctx, "b1")
-	require.NoError(t, err)
+	bt := b.batch(t, "b1")
+	require.Equal(t, lifecycle.BatchFinalizing, bt.Status, "every request ended; no result is out yet")
+	require.Equal(t, base, bt.FinalizingAt)
+	require.True(t, bt.FinalizedAt.IsZero())
+
+	b.clock.Advance(time.Minute)
+	require.Empty(t, b.publish(t, done[:19]...), "one result is still out")
+	require.Equal(t, lifecycle.BatchFinalizing, status())
+	final := b.publish(t, done[19])
+	require.Len(t, final, 1, "the last result turns the batch final")
+	bt = b.batch(t, "b1")
+	require.Equal(t, final[0], bt)
 	require.Equal(t, lifecycle.BatchCompleted, bt.Status)
 	require.Equal(t, b.clock.Now(), bt.FinalizedAt)
+	require.Equal(t, b.clock.Now(), bt.CompletedAt)
+	require.Equal(t, base, bt.FinalizingAt)
+	require.Equal(t, int64(20), bt.ResultsPublished)
+	require.Zero(t, bt.ResultsMissing)
 }
 
 func TestCancelBatchAccounting(t *testing.T) {
@@ -120,12 +144,24 @@ func TestCancelBatchAccounting(t *testing.T) {
 	require.Nil(t, tr.Finalized)
 	require.Equal(t, lifecycle.Counts{Total: 10, InProgress: 1, Completed: 1, Canceled: 8}, b.counts(t, "b1"))
 
-	// The last holder's result finalizes the batch as cancelled.
+	// The last holder's result ends the last request: the batch stays
+	// cancelling until the results are out.
 	tr, err = b.store.Complete(ctx, p3, state.Outcome{Status: 200})
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchCancelling, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 10, Completed: 2, Canceled: 8}, tr.Finalized.Counts)
+	require.Equal(t, base, tr.Finalized.FinalizingAt)
+
+	// Six requests have records and results; the four never seen have
+	// none until their messages are read. The sweep forces the end.
+	require.Empty(t, b.publish(t, refs("b1", "r1", "r2", "r3", "r4", "r5", "r6")...))
+	fin, err := b.store.FinishBatch(ctx, "b1")
+	require.NoError(t, err)
+	require.NotNil(t, fin)
+	require.Equal(t, lifecycle.BatchCancelled, fin.Status)
+	require.Equal(t, int64(6), fin.ResultsPublished)
+	require.Equal(t, int64(4), fin.ResultsMissing)
 
 	_, err = b.store.CancelBatch(ctx, "nope")
 	require.ErrorIs(t, err, state.ErrNotFound)
@@ -138,8 +174,22 @@ func TestCancelBatchWithNothingInFlightFinalizes(t *testing.T) {
 	tr, err := b.store.CancelBatch(ctxT(t), "b1")
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchCancelling, tr.Finalized.Status, "every request ended; their results are not out")
 	require.Equal(t, lifecycle.Counts{Total: 5, Canceled: 5}, tr.Finalized.Counts)
+
+	// The queued messages are read and each gets its canceled result.
+	ids := []string{"r1", "r2", "r3", "r4", "r5"}
+	for _, id := range ids {
+		e := b.ended(t, request(id, "b1"), "w")
+		require.Equal(t, lifecycle.StateCanceled, e.State)
+		require.True(t, e.JustEnded)
+		require.Nil(t, e.Finalized, "the cancel ended the batch's last request already")
+	}
+	require.Equal(t, lifecycle.Counts{Total: 5, Canceled: 5}, b.counts(t, "b1"))
+	final := b.publish(t, refs("b1", ids...)...)
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchCancelled, final[0].Status)
+	require.Equal(t, base, final[0].CancelledAt)
 }
 
 func TestExactlyOneFinalizer(t *testing.T) {
@@ -178,10 +228,27 @@ func TestExactlyOneFinalizer(t *testing.T) {
 		close(start)
 		wg.Wait()
 		require.Equal(t, int32(1), finalizers.Load(), "round %d", round)
-		bt, err := b.store.Batch(ctx, id)
-		require.NoError(t, err)
-		require.Equal(t, lifecycle.BatchCompleted, bt.Status)
+		bt := b.batch(t, id)
+		require.Equal(t, lifecycle.BatchFinalizing, bt.Status)
 		require.Equal(t, int64(n), bt.Counts.Completed+bt.Counts.Failed)
+
+		// The results go out concurrently: exactly one mark turns it final.
+		var finals atomic.Int32
+		start = make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				fin, err := b.store.MarkPublished(ctx, []lifecycle.Ref{held[i].Ref})
+				if err != nil {
+					t.Errorf("mark published %d: %v", i, err)
+				}
+				finals.Add(int32(len(fin)))
+			})
+		}
+		close(start)
+		wg.Wait()
+		require.Equal(t, int32(1), finals.Load(), "round %d", round)
+		require.Equal(t, lifecycle.BatchCompleted, b.batch(t, id).Status)
 	}
 }
 
@@ -214,8 +281,12 @@ func TestRetentionTTL(t *testing.T) {
 
 	_, err = b.store.ForceFail(ctx, request("r2", "b1"), state.Outcome{Failure: failure(lifecycle.CodeTimeout, 0)})
 	require.NoError(t, err)
+	require.Equal(t, lifecycle.BatchFinalizing, b.batch(t, "b1").Status)
+	require.Greater(t, pttl(batchKey), live-time.Minute, "a finalizing batch keeps its keys until its results are out")
+
+	require.Len(t, b.publish(t, refs("b1", "r1", "r2")...), 1)
 	d = pttl(batchKey)
-	require.Greater(t, d, 59*time.Minute, "a finished batch expires after retention")
+	require.Greater(t, d, 59*time.Minute, "a final batch expires after retention")
 	require.LessOrEqual(t, d, time.Hour)
 }
 
@@ -235,17 +306,25 @@ func TestCancelledBatchClaimOfDeadLeaseThenLateResultWins(t *testing.T) {
 	require.Equal(t, lifecycle.StateCanceled, c.Ended.State)
 	require.True(t, c.Ended.JustEnded)
 	require.NotNil(t, c.Ended.Finalized)
+	require.Equal(t, lifecycle.BatchCancelling, c.Ended.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Canceled: 2}, c.Ended.Finalized.Counts)
 
 	// w1's call finished anyway: its real result replaces the soft cancel.
 	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
 	require.NoError(t, err)
 	require.True(t, tr.Applied)
-	require.Nil(t, tr.Finalized, "the batch finalized once already")
-	bt, err := b.store.Batch(ctx, "b1")
-	require.NoError(t, err)
-	require.Equal(t, lifecycle.BatchCancelled, bt.Status)
+	require.Nil(t, tr.Finalized, "the batch's last request ended once already")
+	bt := b.batch(t, "b1")
+	require.Equal(t, lifecycle.BatchCancelling, bt.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Canceled: 1}, bt.Counts)
+
+	// r2's queued message gets its canceled result; with both out the
+	// batch is cancelled.
+	require.Equal(t, lifecycle.StateCanceled, b.ended(t, request("r2", "b1"), "w2").State)
+	final := b.publish(t, refs("b1", "r1", "r2")...)
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchCancelled, final[0].Status)
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Canceled: 1}, final[0].Counts)
 }
 
 func TestCreateBatchNilAndEmptyMetadataAreEquivalent(t *testing.T) {

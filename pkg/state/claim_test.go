@@ -106,8 +106,11 @@ func TestClaim64GoroutinesOneWinnerThenOneReclaimer(t *testing.T) {
 	require.True(t, tr.Applied)
 	require.Equal(t, lifecycle.StateCompleted, tr.State)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCompleted, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 1, Completed: 1}, b.counts(t, "b1"))
+	final := b.publish(t, req.Ref())
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchCompleted, final[0].Status)
 }
 
 func TestExpiredLeaseHolderMayWriteUntilReclaimed(t *testing.T) {
@@ -196,14 +199,18 @@ func TestClaimPastExpiresAtEndsExpired(t *testing.T) {
 	require.Equal(t, lifecycle.StateExpired, c.Ended.State)
 	require.True(t, c.Ended.JustEnded)
 	require.Equal(t, lifecycle.CodeBatchExpired, c.Ended.Failure.Code)
-	require.NotNil(t, c.Ended.Finalized, "the last request's claim finalizes the batch")
-	require.Equal(t, lifecycle.BatchFailed, c.Ended.Finalized.Status)
+	require.NotNil(t, c.Ended.Finalized, "the last request's claim ends the batch's last request")
+	require.Equal(t, lifecycle.BatchFinalizing, c.Ended.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 1, Expired: 1}, c.Ended.Finalized.Counts)
 
 	again, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w2", Start: true})
 	require.NoError(t, err)
 	require.False(t, again.Ended.JustEnded)
 	require.Nil(t, again.Ended.Finalized)
+
+	final := b.publish(t, req.Ref())
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchFailed, final[0].Status, "the request expired, the batch is not past its expires_at")
 }
 
 func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
@@ -226,26 +233,29 @@ func TestReclaimBeyondMaxReclaimsFails(t *testing.T) {
 	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, b.counts(t, "b1"))
 }
 
-func TestBatchlessAndUnknownBatchRunWithoutCounters(t *testing.T) {
+func TestBatchlessRunsWithoutCountersAndAnUnknownBatchIsRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	for _, req := range []*lifecycle.Request{request("solo", ""), request("r1", "no-such-batch")} {
-		p := b.claim(t, req, "w1")
-		tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("line")})
-		require.NoError(t, err)
-		require.True(t, tr.Applied)
-		require.Nil(t, tr.Finalized)
-		rec, err := b.store.Request(ctx, req.Ref())
-		require.NoError(t, err)
-		require.Equal(t, lifecycle.StateCompleted, rec.State)
-		require.Equal(t, []byte("line"), rec.Outbox)
-	}
-	_, err := b.store.Batch(ctx, "no-such-batch")
+	solo := request("solo", "")
+	p := b.claim(t, solo, "w1")
+	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("line")})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Nil(t, tr.Finalized)
+	rec, err := b.store.Request(ctx, solo.Ref())
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateCompleted, rec.State)
+	require.Equal(t, []byte("line"), rec.Outbox)
+	require.Empty(t, b.publish(t, solo.Ref()))
+
+	_, err = b.claimOf(t, request("r1", "no-such-batch"), "w1")
+	require.ErrorIs(t, err, lifecycle.ErrNoBatch)
+	_, err = b.store.Batch(ctx, "no-such-batch")
 	require.ErrorIs(t, err, state.ErrNotFound)
 	keys, err := b.redis.Keys(ctx)
 	require.NoError(t, err)
-	require.Len(t, keys, 2, "only the two request records: %v", keys)
+	require.Len(t, keys, 1, "only the batchless record; the refused claim wrote nothing: %v", keys)
 }
 
 func TestClaimInvalidArgs(t *testing.T) {
@@ -302,6 +312,7 @@ func TestRequestBeyondBatchTotalIsRefusedUncounted(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.StateFailed, rec.State)
 	require.Equal(t, lifecycle.CodeMalformedMessage, rec.Failure.Code)
+	require.Equal(t, "0", b.field(t, extra.Ref(), "counted"), "the batch does not count it")
 	ttl, err := b.redis.Client.PTTL(ctx, b.redis.Prefix+":{b1}:req:r3").Result()
 	require.NoError(t, err)
 	require.Positive(t, ttl, "the record gets the usual retention")
@@ -355,8 +366,12 @@ func TestClaimPastBatchExpiresAtEndsExpiredAndBatchExpires(t *testing.T) {
 	require.True(t, c.Ended.JustEnded)
 	require.Equal(t, lifecycle.CodeBatchExpired, c.Ended.Failure.Code)
 	require.NotNil(t, c.Ended.Finalized)
-	require.Equal(t, lifecycle.BatchExpired, c.Ended.Finalized.Status, "a request expired and the batch is past expires_at")
+	require.Equal(t, lifecycle.BatchFinalizing, c.Ended.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Expired: 1}, c.Ended.Finalized.Counts)
+	final := b.publish(t, refs("b1", "r1", "r2")...)
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchExpired, final[0].Status, "a request expired and the batch is past expires_at")
+	require.Equal(t, b.clock.Now(), final[0].ExpiredAt)
 }
 
 func TestCancelledWinsOverBatchExpiry(t *testing.T) {
@@ -375,6 +390,76 @@ func TestCancelledWinsOverBatchExpiry(t *testing.T) {
 	tr, err := b.store.Expire(ctx, p.Held(), state.Outcome{})
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchCancelling, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Canceled: 1, Expired: 1}, tr.Finalized.Counts)
+
+	// r2, counted canceled at the cancel, ends canceled (not expired) when
+	// its message is read.
+	e := b.ended(t, request("r2", "b1"), "w")
+	require.Equal(t, lifecycle.StateCanceled, e.State)
+	final := b.publish(t, refs("b1", "r1", "r2")...)
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchCancelled, final[0].Status)
+}
+
+// A request naming a batch that has no record, with no record of its own,
+// is refused with lifecycle.ErrNoBatch and nothing is written; once the
+// batch exists the same request runs. A request that has a record goes on
+// even when its batch record is gone (uncounted).
+func TestClaimInAnUnknownBatchIsRefusedUntilTheBatchExists(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	req := request("r1", "later")
+	_, err := b.claimOf(t, req, "w")
+	require.ErrorIs(t, err, lifecycle.ErrNoBatch)
+	require.NotErrorIs(t, err, state.ErrNotFound, "the caller holds the message; it does not drop it")
+	keys, err := b.redis.Keys(ctx)
+	require.NoError(t, err)
+	require.Empty(t, keys)
+
+	b.createBatch(t, "later", 1)
+	p := b.claim(t, req, "w")
+	require.Equal(t, lifecycle.Counts{Total: 1, InProgress: 1}, b.counts(t, "later"))
+
+	require.NoError(t, b.redis.Client.Del(ctx, b.cfg.Prefix+":{later}:batch").Err())
+	b.clock.Advance(time.Minute)
+	c, err := b.claimOf(t, req, "w2")
+	require.NoError(t, err, "the request has a record")
+	require.NotNil(t, c.Held)
+	require.Equal(t, c.Held.Deadline, req.ExpiresAt, "no batch deadline any more")
+	p2, _ := c.Held.Processing(b.clock.Now())
+	tr, err := b.store.Complete(ctx, p2, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	_, err = b.store.Complete(ctx, p, state.Outcome{Status: 200})
+	require.NoError(t, err)
+}
+
+// Held.Deadline is the earlier of the request's expires_at and its
+// batch's (either alone when the other is unset).
+func TestHeldDeadlineIsTheEarlierOfTheRequestsAndItsBatchs(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 4) // expires at base+24h
+	for _, tc := range []struct {
+		id      string
+		batch   string
+		expires time.Time
+		want    time.Time
+	}{
+		{"own-earlier", "b1", base.Add(time.Hour), base.Add(time.Hour)},
+		{"batch-earlier", "b1", base.Add(48 * time.Hour), base.Add(24 * time.Hour)},
+		{"own-unset", "b1", time.Time{}, base.Add(24 * time.Hour)},
+		{"solo", "", base.Add(2 * time.Hour), base.Add(2 * time.Hour)},
+		{"solo-unset", "", time.Time{}, time.Time{}},
+	} {
+		req := request(tc.id, tc.batch)
+		req.ExpiresAt = tc.expires
+		c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w", Start: true})
+		require.NoError(t, err, tc.id)
+		require.NotNil(t, c.Held, tc.id)
+		require.Equal(t, tc.want, c.Held.Deadline, tc.id)
+	}
 }

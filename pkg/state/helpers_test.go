@@ -2,12 +2,14 @@ package state_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/testredis"
@@ -125,3 +127,78 @@ func failure(code lifecycle.FailureCode, status int) *lifecycle.Failure {
 
 // errOf drops a call's value and keeps its error.
 func errOf[T any](_ T, err error) error { return err }
+
+// createOpen records an open batch (Total 0) expiring in 24h.
+func (b *bundle) createOpen(t testing.TB, id string) lifecycle.Batch {
+	t.Helper()
+	return b.createBatch(t, id, 0)
+}
+
+// batch reads a batch and requires it to exist.
+func (b *bundle) batch(t testing.TB, id string) lifecycle.Batch {
+	t.Helper()
+	bt, err := b.store.Batch(ctxT(t), id)
+	require.NoError(t, err)
+	return bt
+}
+
+// publish marks the results of refs published, one call each, and returns
+// the batches that turned final, in call order.
+func (b *bundle) publish(t testing.TB, refs ...lifecycle.Ref) []lifecycle.Batch {
+	t.Helper()
+	var final []lifecycle.Batch
+	for _, ref := range refs {
+		f, err := b.store.MarkPublished(ctxT(t), []lifecycle.Ref{ref})
+		require.NoError(t, err)
+		final = append(final, f...)
+	}
+	return final
+}
+
+// refs names requests of batch.
+func refs(batch string, ids ...string) []lifecycle.Ref {
+	out := make([]lifecycle.Ref, len(ids))
+	for i, id := range ids {
+		out[i] = lifecycle.Ref{ID: id, BatchID: batch}
+	}
+	return out
+}
+
+// field reads one raw field of a request's record (fields no Record
+// exposes, such as counted and pub_counted).
+func (b *bundle) field(t testing.TB, ref lifecycle.Ref, name string) string {
+	t.Helper()
+	v, err := b.redis.Client.HGet(ctxT(t), b.cfg.Prefix+":{"+ref.BatchID+"}:req:"+ref.ID, name).Result()
+	if errors.Is(err, redis.Nil) {
+		return ""
+	}
+	require.NoError(t, err)
+	return v
+}
+
+// batchField reads one raw field of a batch hash (fields no Batch exposes,
+// such as seen, outcome and the event outboxes).
+func (b *bundle) batchField(t testing.TB, id, name string) string {
+	t.Helper()
+	v, err := b.redis.Client.HGet(ctxT(t), b.cfg.Prefix+":{"+id+"}:batch", name).Result()
+	if errors.Is(err, redis.Nil) {
+		return ""
+	}
+	require.NoError(t, err)
+	return v
+}
+
+// claimOf claims req for owner into processing and returns the raw answer.
+func (b *bundle) claimOf(t testing.TB, req *lifecycle.Request, owner string) (lifecycle.Claim, error) {
+	t.Helper()
+	return b.store.Claim(ctxT(t), state.ClaimArgs{Request: req, Owner: owner, Delivery: 1, Start: true})
+}
+
+// ended claims req and requires the claim to end it.
+func (b *bundle) ended(t testing.TB, req *lifecycle.Request, owner string) *lifecycle.Ended {
+	t.Helper()
+	c, err := b.claimOf(t, req, owner)
+	require.NoError(t, err)
+	require.NotNil(t, c.Ended, "claim held: %+v", c.Held)
+	return c.Ended
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -18,11 +19,27 @@ import (
 // TestCountersEqualRecountUnderRandomConcurrentWorkload runs thousands of
 // random transitions from concurrent workers (claims, completions,
 // failures, retries, releases, cancels, expiries, refreshes, abandoned
-// leases, control-plane cancels, poison fails and one batch cancel) while
-// the clock moves, then checks that the batch counters equal a recount of
-// the request records, and that exactly one call finalized the batch.
+// leases, control-plane cancels, supersedes, poison fails, published
+// results and one batch cancel) on a sealed batch while the clock moves,
+// then checks that the batch counters (seen and published included) equal
+// a recount of the request records, that exactly one call ended the
+// batch's last request, and that exactly one call turned it final once
+// every result was out.
 func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	t.Parallel()
+	runWorkload(t, false)
+}
+
+// The same workload on an open batch: requests are counted as they first
+// arrive, racing each other, and one worker seals the batch midway (at 900
+// when it has seen no more, else at 1000), so the requests a seal at 900
+// leaves out end as strays no counter sees.
+func TestCountersEqualRecountUnderRandomConcurrentWorkloadOnAnOpenBatch(t *testing.T) {
+	t.Parallel()
+	runWorkload(t, true)
+}
+
+func runWorkload(t *testing.T, open bool) {
 	b := setup(t, func(c *state.Config) { c.MaxReclaims = 3 })
 	ctx := ctxT(t)
 	const (
@@ -30,7 +47,11 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 		workers  = 16
 		opsEach  = 300
 	)
-	b.createBatch(t, "pb", requests)
+	if open {
+		b.createOpen(t, "pb")
+	} else {
+		b.createBatch(t, "pb", requests)
+	}
 	reqs := make([]*lifecycle.Request, requests)
 	seed := rand.New(rand.NewPCG(1, 2))
 	for i := range reqs {
@@ -39,16 +60,24 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	}
 
 	var (
-		finalizers  atomic.Int32
+		lastEnders  atomic.Int32 // calls that ended the batch's last request
+		finalizers  atomic.Int32 // calls that turned the batch final
 		transitions atomic.Int64
 		cancelOnce  sync.Once
+		sealOnce    sync.Once
 		cancelled   atomic.Bool
 		wg          sync.WaitGroup
 	)
 	note := func(fin *lifecycle.Batch) {
 		if fin != nil {
-			finalizers.Add(1)
+			lastEnders.Add(1)
+			if fin.Status.Terminal() {
+				finalizers.Add(1)
+			}
 		}
+	}
+	noteFinal := func(final []lifecycle.Batch) {
+		finalizers.Add(int32(len(final)))
 	}
 	// allowed: errors a racing workload legitimately meets.
 	allowed := func(err error) bool {
@@ -73,6 +102,17 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 						note(tr.Finalized)
 					})
 				}
+				if open && w == 1 && op == opsEach/4 {
+					sealOnce.Do(func() {
+						_, err := b.store.SealBatch(ctx, "pb", 900)
+						if errors.Is(err, state.ErrInvalidBatch) { // seen more than 900
+							_, err = b.store.SealBatch(ctx, "pb", requests)
+						}
+						if err != nil && !errors.Is(err, state.ErrBatchConflict) { // the cancel sealed it
+							t.Errorf("seal batch: %v", err)
+						}
+					})
+				}
 				switch rnd.IntN(20) {
 				case 0:
 					tr, err := b.store.CancelRequest(ctx, req.Ref())
@@ -89,6 +129,28 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 					}
 					note(tr.Finalized)
 					transitions.Add(1)
+					continue
+				case 2:
+					tr, err := b.store.Supersede(ctx, req.Ref(), "copy-"+req.ID)
+					if !allowed(err) {
+						t.Errorf("supersede: %v", err)
+					}
+					note(tr.Finalized)
+					transitions.Add(1)
+					continue
+				case 3, 4:
+					// publish the result of an ended request, as the worker does
+					rec, err := b.store.Request(ctx, req.Ref())
+					if !allowed(err) {
+						t.Errorf("read request: %v", err)
+					}
+					if err == nil && rec.State.Terminal() {
+						final, err := b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})
+						if err != nil {
+							t.Errorf("mark published: %v", err)
+						}
+						noteFinal(final)
+					}
 					continue
 				}
 				c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: owner, Delivery: uint64(op), Start: rnd.IntN(6) > 0})
@@ -139,8 +201,15 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	wg.Wait()
 	require.False(t, t.Failed())
 	t.Logf("%d transitions attempted; counts before drain %+v", transitions.Load(), b.counts(t, "pb"))
-	require.Equal(t, recount(t, b, reqs), b.counts(t, "pb"), "counters equal a recount after the workload")
+	requireRecount(t, b, reqs)
 	requireLeaseIndexMatches(t, b, reqs)
+	bt := b.batch(t, "pb")
+	require.True(t, bt.Sealed, "sealed at creation, by the seal or by the cancel")
+	if open {
+		require.Contains(t, []int64{900, requests, mustInt(t, b.batchField(t, "pb", "seen"))}, bt.Counts.Total)
+	} else {
+		require.Equal(t, int64(requests), bt.Counts.Total)
+	}
 
 	// Drain: past every deadline, each remaining request ends on claim.
 	b.clock.Advance(24 * time.Hour)
@@ -150,13 +219,22 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 		require.NotNil(t, c.Ended)
 		note(c.Ended.Finalized)
 	}
-	counts := b.counts(t, "pb")
-	require.Equal(t, recount(t, b, reqs), counts)
-	require.Equal(t, int64(requests), counts.Terminal())
-	require.Equal(t, int32(1), finalizers.Load(), "exactly one call finalized the batch")
+	counts := requireRecount(t, b, reqs)
+	require.Equal(t, counts.Total, counts.Terminal())
+	require.Equal(t, int32(1), lastEnders.Load(), "exactly one call ended the batch's last request")
 	requireLeaseIndexMatches(t, b, reqs)
-	bt, err := b.store.Batch(ctx, "pb")
-	require.NoError(t, err)
+
+	// Every result goes out: exactly one call turned the batch final.
+	for _, req := range reqs {
+		final, err := b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})
+		require.NoError(t, err)
+		noteFinal(final)
+	}
+	require.Equal(t, int32(1), finalizers.Load(), "exactly one call turned the batch final")
+	requireRecount(t, b, reqs)
+	bt = b.batch(t, "pb")
+	require.Equal(t, bt.Counts.Total-bt.Counts.Superseded, bt.ResultsPublished)
+	require.Zero(t, bt.ResultsMissing)
 	if cancelled.Load() {
 		require.Equal(t, lifecycle.BatchCancelled, bt.Status)
 	} else {
@@ -164,30 +242,56 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	}
 }
 
-// recount derives the counters from the records alone.
-func recount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycle.Counts {
+func mustInt(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 10, 64)
+	require.NoError(t, err)
+	return n
+}
+
+// requireRecount derives the counters from the records alone and requires
+// the batch's to equal them: each bucket, seen (the records the batch
+// counts) and published (the counted records whose result was counted,
+// but for superseded ones: the batch expects no result of its own for a
+// superseded request, its winner's stands for it).
+// The requests the batch counts but has not seen yet are pending (canceled
+// in a cancelled batch, expired in an expiring one), as are the pending
+// records. Records the batch does not count
+// (strays) are in no counter. It returns the batch's counts.
+func requireRecount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycle.Counts {
 	t.Helper()
 	ctx := ctxT(t)
-	bt, err := b.store.Batch(ctx, reqs[0].BatchID)
-	require.NoError(t, err)
+	id := reqs[0].BatchID
+	bt := b.batch(t, id)
 	cancelled := !bt.CancellingAt.IsZero()
-	c := lifecycle.Counts{Total: int64(len(reqs))}
-	for _, req := range reqs {
-		st := lifecycle.StatePending
-		rec, err := b.store.Request(ctx, req.Ref())
+	expiring := b.batchField(t, id, "expiring") == "1"
+	c := lifecycle.Counts{Total: bt.Counts.Total}
+	pendingLike := func() *int64 {
 		switch {
-		case err == nil:
-			st = rec.State
-		case !errors.Is(err, state.ErrNotFound):
-			require.NoError(t, err)
+		case cancelled:
+			return &c.Canceled
+		case expiring:
+			return &c.Expired
 		}
-		switch st {
+		return &c.Pending
+	}
+	var seen, published int64
+	for _, req := range reqs {
+		v, err := b.redis.Client.HMGet(ctx, b.cfg.Prefix+":{"+id+"}:req:"+req.ID, "state", "counted", "pub_counted").Result()
+		require.NoError(t, err)
+		if v[0] == nil {
+			continue // not seen yet
+		}
+		if v[1] != "1" {
+			continue // a stray: not one of the batch's requests
+		}
+		seen++
+		if v[2] == "1" && v[0] != string(lifecycle.StateSuperseded) {
+			published++
+		}
+		switch lifecycle.State(v[0].(string)) {
 		case lifecycle.StatePending:
-			if cancelled {
-				c.Canceled++
-			} else {
-				c.Pending++
-			}
+			*pendingLike()++
 		case lifecycle.StateClaimed, lifecycle.StateProcessing:
 			c.InProgress++
 		case lifecycle.StateCompleted:
@@ -202,7 +306,14 @@ func recount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycle.Count
 			c.Expired++
 		}
 	}
-	return c
+	*pendingLike() += bt.Counts.Total - seen
+	require.Equal(t, c, bt.Counts, "counters equal a recount of the records")
+	require.Equal(t, strconv.FormatInt(seen, 10), b.batchField(t, id, "seen"), "seen equals the records the batch counts")
+	require.Equal(t, published, bt.ResultsPublished, "published equals the counted records whose result was counted")
+	if !bt.Sealed {
+		require.Equal(t, seen, bt.Counts.Total, "an open batch's total is what it has seen")
+	}
+	return bt.Counts
 }
 
 // requireLeaseIndexMatches checks that the batch's lease index holds exactly

@@ -112,72 +112,91 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 	hook := &scriptCalls{scripts: map[string]bool{}}
 	b.redis.Client.AddHook(hook)
 
-	for _, batch := range []string{"plain", "br}ace", "{open", "x{y}z"} {
-		// Batch ids with braces are refused where batches are created and
-		// cancelled; the request scripts still meet them (no batch record).
-		valid := batch == "plain"
-		if valid {
-			b.createBatch(t, batch, 7)
-		} else {
-			_, _, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 7})
-			require.ErrorIs(t, err, state.ErrInvalidBatch)
-		}
-		for i, id := range []string{"r1", "r{2}", "r}3", "r4", "r5", "r6", "r7"} {
-			req := request(id, batch)
-			switch i {
-			case 0:
-				p := b.claim(t, req, "w")
-				require.NoError(t, b.store.Refresh(ctx, []lifecycle.Held{p.Held()})[0])
-				_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("x")})
-				require.NoError(t, err)
-				require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
-			case 1:
-				p := b.claim(t, req, "w")
-				_, err := b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})
-				require.NoError(t, err)
-				p = b.claim(t, req, "w")
-				_, err = b.store.Release(ctx, p.Held(), true)
-				require.NoError(t, err)
-				p = b.claim(t, req, "w")
-				_, err = b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})
-				require.NoError(t, err)
-			case 2:
-				p := b.claim(t, req, "w")
-				_, err := b.store.Cancel(ctx, p.Held(), state.Outcome{})
-				require.NoError(t, err)
-			case 3:
-				p := b.claim(t, req, "w")
-				_, err := b.store.Expire(ctx, p.Held(), state.Outcome{})
-				require.NoError(t, err)
-			case 4:
-				_, err := b.store.ForceFail(ctx, req, state.Outcome{Failure: failure(lifecycle.CodeMalformedMessage, 0)})
-				require.NoError(t, err)
-			case 5:
-				_, err := b.store.CancelRequest(ctx, req.Ref())
-				if valid {
-					require.NoError(t, err)
-				} else {
-					require.ErrorIs(t, err, state.ErrInvalidID)
-				}
-			case 6:
-				_ = b.claim(t, req, "w")
-				_, err := b.store.Supersede(ctx, req.Ref(), "copy-"+req.ID)
-				if valid {
-					require.NoError(t, err)
-				} else {
-					require.ErrorIs(t, err, state.ErrInvalidID)
-				}
-			}
-		}
-		_, err := b.store.CancelBatch(ctx, batch)
-		if valid {
+	ids := []string{"r1", "r{2}", "r}3", "r4", "r5", "r6", "r7"}
+	b.createBatch(t, "plain", int64(len(ids)))
+	for i, id := range ids {
+		req := request(id, "plain")
+		req.ExpiresAt = time.Time{} // the batch's deadline applies
+		switch i {
+		case 0:
+			p := b.claim(t, req, "w")
+			require.NoError(t, b.store.Refresh(ctx, []lifecycle.Held{p.Held()})[0])
+			_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("x")})
 			require.NoError(t, err)
-		} else {
-			require.ErrorIs(t, err, state.ErrInvalidID)
+			require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
+		case 1:
+			p := b.claim(t, req, "w")
+			_, err := b.store.Retry(ctx, p, failure(lifecycle.CodeRetriableStatus, 500), time.Time{})
+			require.NoError(t, err)
+			p = b.claim(t, req, "w")
+			_, err = b.store.Release(ctx, p.Held(), true)
+			require.NoError(t, err)
+			p = b.claim(t, req, "w")
+			_, err = b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400)})
+			require.NoError(t, err)
+		case 2:
+			p := b.claim(t, req, "w")
+			_, err := b.store.Cancel(ctx, p.Held(), state.Outcome{})
+			require.NoError(t, err)
+		case 3:
+			p := b.claim(t, req, "w")
+			_, err := b.store.Expire(ctx, p.Held(), state.Outcome{})
+			require.NoError(t, err)
+		case 4:
+			_, err := b.store.ForceFail(ctx, req, state.Outcome{Failure: failure(lifecycle.CodeMalformedMessage, 0)})
+			require.NoError(t, err)
+		case 5:
+			_, err := b.store.CancelRequest(ctx, req.Ref())
+			require.NoError(t, err)
+		case 6:
+			p := b.claim(t, req, "w")
+			tr, err := b.store.EndStranded(ctx, req.Ref(), p.Lease.Expires, lifecycle.StateExpired,
+				failure(lifecycle.CodeBatchExpired, 0))
+			require.NoError(t, err)
+			require.True(t, tr.Applied)
 		}
 	}
+	_, err := b.store.Supersede(ctx, lifecycle.Ref{ID: "r4", BatchID: "plain"}, "copy")
+	require.NoError(t, err)
+	_, err = b.store.CancelBatch(ctx, "plain")
+	require.NoError(t, err)
+	_, err = b.store.FinishBatch(ctx, "plain")
+	require.NoError(t, err)
+	_, err = b.store.ClaimBatchEvent(ctx, "plain", lifecycle.EventCreated, 0)
+	require.NoError(t, err)
+	require.NoError(t, b.store.BatchEventDone(ctx, "plain", lifecycle.EventCreated))
+
+	b.createOpen(t, "open")
+	_, err = b.store.SealBatch(ctx, "open", 1)
+	require.NoError(t, err)
+	b.clock.Advance(25 * time.Hour)
+	_, err = b.store.ExpireBatch(ctx, "open")
+	require.NoError(t, err)
+
+	// Batch ids with braces are refused where batches are created, so a
+	// request naming one never finds its batch; the request scripts still
+	// meet them.
+	for _, batch := range []string{"br}ace", "{open", "x{y}z"} {
+		_, _, err := b.store.CreateBatch(ctx, state.NewBatch{ID: batch, CreatedAt: base, ExpiresAt: base.Add(time.Hour), Total: 7})
+		require.ErrorIs(t, err, state.ErrInvalidBatch)
+		for _, id := range []string{"r1", "r{2}"} {
+			req := request(id, batch)
+			_, err := b.claimOf(t, req, "w")
+			require.ErrorIs(t, err, lifecycle.ErrNoBatch)
+			_, err = b.store.ForceFail(ctx, req, state.Outcome{Failure: failure(lifecycle.CodeMalformedMessage, 0)})
+			require.NoError(t, err)
+			require.Equal(t, lifecycle.StateFailed, b.ended(t, req, "w").State)
+			require.NoError(t, errOf(b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})))
+		}
+		_, err = b.store.CancelBatch(ctx, batch)
+		require.ErrorIs(t, err, state.ErrInvalidID)
+		_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: "r1", BatchID: batch})
+		require.ErrorIs(t, err, state.ErrInvalidID)
+	}
 	for _, id := range []string{"solo", "so}lo", "{solo"} {
-		p := b.claim(t, request(id, ""), "w")
+		req := request(id, "")
+		req.ExpiresAt = time.Time{}
+		p := b.claim(t, req, "w")
 		_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200})
 		require.NoError(t, err)
 	}
@@ -186,10 +205,13 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, b.store.RefreshModelSlots(ctx, model, []string{"h"}, time.Minute))
 	}
+	held, err := b.store.HoldSweepLock(ctx, "h", time.Minute)
+	require.NoError(t, err)
+	require.True(t, held)
 
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
-	require.Len(t, hook.scripts, 12, "every script of the store was exercised")
+	require.Len(t, hook.scripts, 18, "every script of the store was exercised")
 	for _, keys := range hook.calls {
 		require.NotEmpty(t, keys)
 		for _, k := range keys[1:] {

@@ -72,8 +72,9 @@ func TestSupersedeFollowsTheTable(t *testing.T) {
 	require.ErrorIs(t, err, state.ErrInvalidOutcome)
 }
 
-// Superseding the last open request finalizes its batch, and only that call
-// is told.
+// Superseding the last open request ends its batch's last request, and only
+// that call is told; the superseded request needs no result of its own (its
+// winner's stands for it).
 func TestSupersedeOfTheLastRequestFinalizesTheBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -87,11 +88,16 @@ func TestSupersedeOfTheLastRequestFinalizesTheBatch(t *testing.T) {
 	tr, err = b.store.Supersede(ctx, loser.Ref, "copy-b")
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCompleted, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Superseded: 1}, b.counts(t, "b2"))
 
 	tr, err = b.store.Supersede(ctx, loser.Ref, "copy-b")
 	require.NoError(t, err)
 	require.False(t, tr.Applied)
 	require.Nil(t, tr.Finalized, "finalized once")
+
+	final := b.publish(t, p.Ref)
+	require.Len(t, final, 1, "a's result is the only one the batch waits for")
+	require.Equal(t, lifecycle.BatchCompleted, final[0].Status)
+	require.Zero(t, final[0].ResultsMissing)
 }

@@ -98,7 +98,7 @@ func TestCancelRequestNeverClaimed(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, tr.Applied)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchCancelled, tr.Finalized.Status, "every request was canceled")
+	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status, "the batch was not cancelled; its request was")
 
 	c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "w1", Start: true})
 	require.NoError(t, err)
@@ -109,6 +109,10 @@ func TestCancelRequestNeverClaimed(t *testing.T) {
 	// Nothing is left to count: an unknown id is not found.
 	_, err = b.store.CancelRequest(ctx, lifecycle.Ref{ID: "ghost", BatchID: "b1"})
 	require.ErrorIs(t, err, state.ErrNotFound)
+
+	final := b.publish(t, req.Ref())
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchCancelled, final[0].Status, "every request was canceled")
 }
 
 func TestAttemptsCountFromTheStartAndReleaseWithoutACallTakesItBack(t *testing.T) {
@@ -172,8 +176,11 @@ func TestForceFailFencesTheHolder(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, lifecycle.StatePending, tr.Previous)
 	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchFailed, tr.Finalized.Status)
+	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, Failed: 2}, tr.Finalized.Counts)
+	final := b.publish(t, refs("b1", "r1", "r2")...)
+	require.Len(t, final, 1)
+	require.Equal(t, lifecycle.BatchFailed, final[0].Status)
 }
 
 func TestLateResultAfterPublishedCancelIsDropped(t *testing.T) {

@@ -36,9 +36,18 @@ func (w *ttlWalk) live(deadline time.Time) time.Duration {
 	return deadline.Add(w.retention).Sub(w.b.clock.Now())
 }
 
+// indexes are the store's two keys that hold many batches (the list and
+// the sweep index) and so have no TTL of their own: their members leave
+// them instead (ListBatches drops the ids whose batch is gone, DropLive
+// the batches the sweep is done with).
+func (w *ttlWalk) indexes() map[string]bool {
+	p := w.b.redis.Prefix
+	return map[string]bool{p + ":batches:created": true, p + ":batches:live": true}
+}
+
 // check scans every key under the prefix (so a key nobody thought of is
-// caught too): each has a TTL in (0, ceiling], and each key in want has
-// the TTL given there, within ttlTolerance.
+// caught too): each but the indexes has a TTL in (0, ceiling], and each
+// key in want has the TTL given there, within ttlTolerance.
 func (w *ttlWalk) check(step string, want map[string]time.Duration) {
 	w.t.Helper()
 	ctx := ctxT(w.t)
@@ -48,6 +57,9 @@ func (w *ttlWalk) check(step string, want map[string]time.Duration) {
 	for iter.Next(ctx) {
 		k := iter.Val()
 		seen[k] = true
+		if w.indexes()[k] {
+			continue
+		}
 		ttl, err := c.PTTL(ctx, k).Result()
 		require.NoError(w.t, err)
 		require.Positive(w.t, ttl, "%s: key %s has no TTL (%v)", step, k, ttl)
@@ -130,8 +142,12 @@ func TestEveryKeyExpiresAfterItsDeadlinePlusRetention(t *testing.T) {
 
 	ghost := request("g1", "ghost") // a batch id with no batch record
 	ghost.ExpiresAt = base.Add(5 * time.Hour)
-	b.claim(t, ghost, "w1")
-	w.check("claim in a batch without a record", map[string]time.Duration{w.key("ghost", "req:g1"): w.live(ghost.ExpiresAt)})
+	_, err = b.claimOf(t, ghost, "w1")
+	require.ErrorIs(t, err, lifecycle.ErrNoBatch)
+	n, err := b.redis.Client.Exists(ctx, w.key("ghost", "req:g1"), w.key("ghost", "batch"), w.key("ghost", "leases")).Result()
+	require.NoError(t, err)
+	require.Zero(t, n, "a claim in a batch without a record writes nothing")
+	w.check("claim in a batch without a record", nil)
 
 	ok, err := b.store.AcquireModelSlot(ctx, "gpt-4o", "w1", 2, 30*time.Second)
 	require.NoError(t, err)
@@ -139,14 +155,28 @@ func TestEveryKeyExpiresAfterItsDeadlinePlusRetention(t *testing.T) {
 	w.check("acquire a model slot", map[string]time.Duration{w.key("slots:gpt-4o", "holders"): 30 * time.Second})
 
 	// r1 (pending again) and r6 (never seen) are counted canceled at once:
-	// the batch finalizes and keeps retention from now
+	// every request has ended, but the batch keeps its keys while results
+	// are still out
 	tr, err := b.store.CancelBatch(ctx, "b1")
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
 	w.check("cancel the batch", map[string]time.Duration{
-		w.key("b1", "batch"):  retention,
+		w.key("b1", "batch"):  w.live(batchExp),
 		w.key("b1", "req:r1"): w.live(batchExp),
 	})
+
+	// r1's and r6's messages are read and end canceled; once every result
+	// is out the batch is final and keeps retention from then
+	for _, id := range []string{"r1", "r6"} {
+		require.Equal(t, lifecycle.StateCanceled, b.ended(t, request(id, "b1"), "w1").State)
+	}
+	w.check("end the queued requests", map[string]time.Duration{
+		w.key("b1", "req:r1"): retention,
+		w.key("b1", "req:r6"): retention,
+	})
+	final := b.publish(t, refs("b1", "r1", "r3", "r4", "r6")...)
+	require.Len(t, final, 1)
+	w.check("publish the last results", map[string]time.Duration{w.key("b1", "batch"): retention})
 }
 
 // A claim long after its batch's expires_at plus retention ends the
