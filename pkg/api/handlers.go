@@ -46,6 +46,13 @@ func (s *Service) batchSeal(c *call) (any, error) {
 	if err != nil {
 		return nil, translate(err, batchNotFound(p.ID))
 	}
+	if b.Status.Terminal() {
+		// The seal ended the batch (every request it saw had ended and
+		// its result was out): its final event is due now.
+		if err := s.engine.PublishBatchEvent(c.ctx, b.ID, lifecycle.BatchEventType(b.Status)); err != nil {
+			c.log.Warn().Err(err).Msg("publishing the final event failed; the sweep publishes it")
+		}
+	}
 	return NewBatchObject(b), nil
 }
 

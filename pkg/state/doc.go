@@ -18,11 +18,16 @@
 //
 // # Lazy records
 //
-// A batch is created with its Total and pending = Total. A request's record
-// is created by its first Claim (or by CancelRequest, Supersede or ForceFail). Until then
-// the request is counted in pending. Requests naming a batch that has no
-// record (never created, or expired by retention) and batchless requests are
-// processed without batch counters and without the lease index.
+// A batch is created sealed, with its Total and pending = Total, or open
+// (Total 0): an open batch counts each request when it first sees it (total
+// and seen + 1) until SealBatch fixes the total; it cannot finish before.
+// A request's record is created by its first Claim (or by CancelRequest,
+// Supersede or ForceFail); until then it is counted in pending. A Claim of
+// a request naming a batch that has no record (not created yet, or gone by
+// retention) writes nothing and fails with lifecycle.ErrNoBatch (the
+// worker holds the message a while, then ends it batch_not_found);
+// batchless requests run without batch counters and without the lease
+// index.
 //
 // # Counters
 //
@@ -34,15 +39,12 @@
 // change, and a Retry or Release of an in-flight request of a cancelled
 // batch ends it canceled instead of re-queueing it.
 //
-// A batch must be created (CreateBatch, with its Total) before any of its
-// requests is published: the counters assume the requests published for a
-// batch number exactly its Total. Requests beyond Total are refused without
-// touching the counters: once pending is 0 every request of the batch is
-// accounted for, so a request id with no record is not one of the batch's —
-// Claim ends it failed with lifecycle.CodeMalformedMessage (JustEnded),
-// ForceFail records its failure uncounted and CancelRequest reports
-// ErrNotFound. Submission (the producer and the batch-create endpoint) is
-// where the count is enforced first.
+// A sealed batch counts exactly Total requests: once it has seen Total
+// distinct ids (seen), a request id with no record is not one of the
+// batch's — Claim ends it failed with lifecycle.CodeMalformedMessage
+// (JustEnded), ForceFail records its failure uncounted (counted=0 on the
+// record, so no later move touches the counters for it) and CancelRequest
+// reports ErrNotFound.
 //
 // # Leases
 //
@@ -71,26 +73,42 @@
 //
 // # Finalization
 //
-// When the terminal counters reach Total the batch finalizes, exactly once,
-// inside the script that made the last move: status cancelled if the batch
-// was cancelled (cancelled wins), else expired if the batch was marked
-// expiring (the hook field "expiring", set by a later issue) or if at least
-// one request ended expired and the batch is past its expires_at (OpenAI
-// semantics), else completed if at least one request completed, else
-// cancelled if every request was canceled one by one, else failed.
+// Two steps. When the terminal counters of a sealed batch reach Total, the
+// script that made the last move marks it finalizing (a cancelled batch
+// stays cancelling) with its outcome: cancelled if the batch was cancelled
+// (cancelled wins), else expired if ExpireBatch marked it expiring or if a
+// request ended expired past the batch's expires_at, else completed if a
+// request completed, else cancelled if every request was canceled one by
+// one, else failed. It turns final — status the outcome, <status>_at and
+// finalized_at set, its final event due in the outbox — in the
+// MarkPublished that counts the last expected result (published >= total −
+// superseded; each counted request's result counts once), or in
+// FinishBatch (the sweep, after the finalizing grace: results_missing
+// says how many never came). Each step is seen by exactly one call:
+// Transition.Finalized / Ended.Finalized for the first, MarkPublished's
+// returned batches or FinishBatch for the second.
 //
 // # Expiry
 //
 // A claim at or after the request's own expires_at or its batch's
 // expires_at ends the request expired (Ended.JustEnded) instead of taking
-// it. That call alone returns the batch in
-// Transition.Finalized or Ended.Finalized.
+// it. ExpireBatch (the sweep, at the batch's expires_at) seals the batch,
+// marks it expiring and counts every pending request expired at once, as
+// CancelBatch does for canceled; EndStranded ends in-flight requests whose
+// lease is gone and whose message will not bring them back.
 //
 // # Batch status
 //
-// Final statuses and cancelling are stored; the others are derived on read:
-// validating until the first claim, finalizing once at least 95 % of the
-// requests are terminal, in_progress otherwise.
+// Stored: validating from creation, in_progress from the first claim,
+// finalizing or cancelling, then the final status.
+//
+// # Events and indexes
+//
+// A batch's created and final events each have an outbox field in its
+// hash (ClaimBatchEvent, BatchEventDone). <p>:batches:created indexes the
+// batches by creation time for ListBatches; <p>:batches:live holds the
+// ones the sweep watches (LiveBatches, DropLive); <p>:sweep:lock elects the
+// sweep's leader (HoldSweepLock).
 //
 // # Retention
 //
