@@ -55,9 +55,9 @@ func (r *runner) produce(ctx context.Context, q *queue.Client, store *state.Stor
 	}
 	r.onClose(stop)
 
-	// The batch is created in Redis through pkg/state directly: the batch
-	// API over NATS micro (batch create / status / cancel served by the
-	// workers) is a later issue; the producer will then need NATS only.
+	// The batch is created in Redis through pkg/state directly; the
+	// producer CLI (a later issue) creates it through the batch API over
+	// NATS instead, and the demo will follow it.
 	now := time.Now()
 	b, _, err := store.CreateBatch(ctx, state.NewBatch{
 		ID:               sum.BatchID,

@@ -34,9 +34,8 @@ type BatchEvent = lifecycle.BatchEvent
 // PublishCancel announces the cancel of a whole batch (requestID "") on
 // <p>.ctl.cancel.<batch>, or of one request on <p>.ctl.cancel.<batch>.<request>
 // (<batch> is "_" for a batchless request). Core NATS: every connected
-// worker gets it. No production caller yet: the control plane's cancel
-// command (planned, docs/ARCHITECTURE.md) calls it once Redis says
-// canceled.
+// worker gets it. The batch API's batch.cancel and request.cancel call it
+// once Redis says canceled.
 func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) error {
 	if batchID == "" && requestID == "" {
 		return fmt.Errorf("%w: cancel needs a batch id or a request id", ErrInvalidRequest)
@@ -48,9 +47,9 @@ func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) e
 // <p>.ctl.supersede.<request>. The event body carries kind, request_id, by
 // and at; batch_id is absent (omitted): the publisher knows only the two
 // request ids, and a supersede is matched by request id alone, so a
-// receiver must not expect a batch id in it. No production caller yet: the
-// control plane's supersede command (planned, docs/ARCHITECTURE.md) calls
-// it once Redis says superseded.
+// receiver must not expect a batch id in it. No production caller yet:
+// escalation's racing pairs (a later issue) call it once Redis says
+// superseded.
 func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) error {
 	if requestID == "" {
 		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
