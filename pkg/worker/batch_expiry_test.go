@@ -133,3 +133,70 @@ func (e *env) storedOnRequests(t testing.TB, subj string) uint64 {
 	require.NoError(t, err)
 	return info.State.Subjects[subj]
 }
+
+// A worker killed with calls in flight, and the batch's messages purged by
+// hand before any worker came back: the requests it held are in progress
+// in Redis with no lease and no message, and the rest were never read.
+// The sweep ends the held ones failed message_lost before the deadline
+// (with their results); at the deadline the batch ends expired, the
+// never-read ones counted expired and reported as results_missing.
+func TestBatchPurgedByHandWithCallsCutByAKillStillEnds(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("child processes")
+	}
+	const (
+		id   = "b-purged-kill"
+		n    = 20
+		held = 16 // the worker's concurrency
+	)
+	testbin.Worker(t)
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: time.Hour},
+	}}})
+	w := e.startChild(t, childOpts{concurrent: held, extra: sweepFast})
+	a := e.apiClient()
+	a.waitServed(t)
+	events := e.countEvents(t, id)
+
+	a.create(t, id, n, "12s")
+	reqs := batchRequests(id, "gpt-4o", n, time.Time{})
+	e.publish(t, reqs)
+	waitFor(t, 10*time.Second, "the worker's calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == held })
+	w.signal(t, syscall.SIGKILL)
+	_ = w.wait(t, 10*time.Second)
+
+	subj, err := e.q.RequestSubject("gpt-4o", id)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := e.js.Stream(ctx, e.q.RequestsStream())
+	require.NoError(t, err)
+	require.NoError(t, s.Purge(ctx, jetstream.WithPurgeSubject(subj)))
+	require.Zero(t, e.storedOnRequests(t, subj))
+
+	e.startChild(t, childOpts{concurrent: held, extra: sweepFast})
+	a.waitServed(t)
+	waitFor(t, 8*time.Second, "the held requests ended message_lost before the deadline", func() bool {
+		b := a.get(t, id)
+		require.Equal(t, string(lifecycle.BatchInProgress), b.Status)
+		return b.Salvo.Counts.Failed == held
+	})
+
+	b := a.waitFinal(t, id, 30*time.Second)
+	require.Equal(t, string(lifecycle.BatchExpired), b.Status)
+	requireCountsAddUp(t, b, n)
+	require.Equal(t, int64(held), b.Salvo.Counts.Failed, "%+v", b.Salvo.Counts)
+	require.Equal(t, int64(n-held), b.Salvo.Counts.Expired, "%+v", b.Salvo.Counts)
+	require.Equal(t, int64(held), b.Salvo.ResultsPublished)
+	require.Equal(t, int64(n-held), b.Salvo.ResultsMissing)
+	results := e.resultMessages(t, id)
+	require.Len(t, results, held, "a result line for each held request, none for the never-read ones")
+	for rid, rs := range results {
+		require.Len(t, rs, 1, rid)
+		require.Equal(t, lifecycle.StateFailed, rs[0].State, rid)
+		require.NotNil(t, rs[0].Error, rid)
+		require.Equal(t, lifecycle.CodeMessageLost, rs[0].Error.Code, rid)
+	}
+	events.requireOnce(t, id, lifecycle.EventExpired, 2*time.Second)
+}
