@@ -89,6 +89,14 @@ bench-recovery: ## SIGKILL a worker and measure p50/p99/max until its requests r
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkRecovery$$' -benchtime $(BENCH_RECOVERY_ROUNDS)x -timeout 10m .
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkHeartbeatCost$$' -benchtime 1x -timeout 5m .
 
+# Cancel latency: three cmd/worker processes with ~450 calls in flight; one
+# op is one cancelled batch (see docs/BENCHMARKS.md). About 10 s per round.
+BENCH_CANCEL_ROUNDS ?= 10
+
+.PHONY: bench-cancel
+bench-cancel: ## Cancel a running batch over the API and measure p50/p99/max until no call of it is in flight.
+	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkCancel$$' -benchtime $(BENCH_CANCEL_ROUNDS)x -timeout 10m .
+
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
 	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl

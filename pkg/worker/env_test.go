@@ -182,6 +182,12 @@ func (e *env) newBatch(t testing.TB, id, model string, n int, window time.Durati
 		CreatedAt: now, ExpiresAt: expires, Total: int64(n),
 	})
 	require.NoError(t, err)
+	return batchRequests(id, model, n, expires)
+}
+
+// batchRequests are n requests of batch id for model, named
+// <id>-r00000…, expiring at expires (zero: the batch's deadline applies).
+func batchRequests(id, model string, n int, expires time.Time) []*lifecycle.Request {
 	reqs := make([]*lifecycle.Request, n)
 	for i := range reqs {
 		reqs[i] = &lifecycle.Request{

@@ -31,6 +31,8 @@ type childOpts struct {
 	// defaults leaves streams.ack_wait, lease.ttl and heartbeat_interval
 	// out of the file, so the worker runs at the shipped defaults.
 	defaults bool
+	// extra is appended to the file (a batches: section, say).
+	extra string
 }
 
 // childConfig is the YAML config of a child worker.
@@ -67,7 +69,7 @@ retry:
 concurrency:
   default: %d
 shutdown_grace: %s
-%s`, e.nats.URL(), e.redis.URL(), e.prefix, e.mock.URL(), o.concurrent, o.grace, timings)
+%s%s`, e.nats.URL(), e.redis.URL(), e.prefix, e.mock.URL(), o.concurrent, o.grace, timings, o.extra)
 }
 
 // startChild runs cmd/worker against the env with a YAML config file.
