@@ -114,6 +114,35 @@ func TestOnlyWorkersPublishControlResultsAndEvents(t *testing.T) {
 		require.Equal(t, "event", string(m.Data))
 	})
 
+	t.Run("client calls the batch API", func(t *testing.T) {
+		// A plain responder stands in for the workers' micro service: the
+		// permission is about the subject, not about who answers.
+		api, err := worker.Subscribe("salvo.api.>", func(m *nats.Msg) {
+			_ = m.Respond([]byte(`{"subject":"` + m.Subject + `"}`))
+		})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = api.Unsubscribe() })
+		require.NoError(t, worker.Flush())
+		reply, err := client.Request("salvo.api.batch.get", []byte(`{"id":"b1"}`), 5*time.Second)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"subject":"salvo.api.batch.get"}`, string(reply.Data))
+		select {
+		case err := <-clientErrs:
+			t.Fatalf("the batch API request raised %v", err)
+		default:
+		}
+		// The API is open to clients; the control subjects still are not.
+		require.NoError(t, client.Publish("salvo.ctl.cancel.b1", []byte("forged")))
+		require.NoError(t, client.Flush())
+		select {
+		case err := <-clientErrs:
+			require.ErrorIs(t, err, nats.ErrPermissionViolation)
+			require.Contains(t, err.Error(), "salvo.ctl.cancel.b1")
+		case <-time.After(5 * time.Second):
+			t.Fatal("no permission violation for a client publish on salvo.ctl.cancel.b1")
+		}
+	})
+
 	t.Run("client cannot listen to control events", func(t *testing.T) {
 		ctl, err := client.SubscribeSync("salvo.ctl.>")
 		require.NoError(t, err)
