@@ -188,3 +188,16 @@ func matches(b lifecycle.Batch, q lifecycle.BatchQuery) bool {
 	}
 	return true
 }
+
+// TrimBatchIndex drops from the list index the batches created before any
+// batch still kept could have been: every batch key is gone by its
+// created_at plus the longest completion window plus retention. It
+// returns how many entries it dropped.
+func (s *Store) TrimBatchIndex(ctx context.Context) (int64, error) {
+	cutoff := s.nowMS() - (lifecycle.MaxCompletionWindow + s.cfg.Retention).Milliseconds()
+	n, err := s.client.ZRemRangeByScore(ctx, s.keys.batchesCreated(), "-inf", "("+strconv.FormatInt(cutoff, 10)).Result()
+	if err != nil {
+		return 0, opErr("trim batch index", "", err)
+	}
+	return n, nil
+}

@@ -392,3 +392,23 @@ func TestSupersedeOfAStrayLeavesTheCountersAlone(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, want, b.counts(t, "b1"), "the stray was never counted failed")
 }
+
+// TestTrimBatchIndexDropsOnlyBatchesPastEveryRetention: the list index
+// keeps a batch as long as its key could exist (created_at + the longest
+// window + retention) and drops it after.
+func TestTrimBatchIndexDropsOnlyBatchesPastEveryRetention(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "old", 1)
+	n, err := b.store.TrimBatchIndex(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "a fresh batch stays listed")
+	b.clock.Advance(lifecycle.MaxCompletionWindow + b.store.Config().Retention + time.Millisecond)
+	n, err = b.store.TrimBatchIndex(ctx)
+	require.NoError(t, err)
+	require.EqualValues(t, 1, n)
+	page, err := b.store.ListBatches(ctx, lifecycle.BatchQuery{})
+	require.NoError(t, err)
+	require.Empty(t, page.Batches)
+}

@@ -77,8 +77,12 @@ type sweeper struct {
 
 func (s *sweeper) wait() { s.wg.Wait() }
 
-// pass sweeps the live batches once.
+// pass sweeps the live batches once, and trims the list index of batches
+// gone by retention.
 func (s *sweeper) pass(ctx context.Context) {
+	if _, err := s.w.store.TrimBatchIndex(ctx); err != nil {
+		s.w.log.Warn().Err(err).Msg("sweep: trimming the batch index failed")
+	}
 	ids, err := s.w.store.LiveBatches(ctx, sweepBatchesMax)
 	if err != nil {
 		s.w.log.Warn().Err(err).Msg("sweep: listing live batches failed")
