@@ -10,6 +10,7 @@ const (
 	CodeDuplicateCustomID = "duplicate_custom_id"
 	CodeLineTooLong       = "line_too_long"
 	CodeTooManyRequests   = "too_many_requests"
+	CodeMixedEndpoints    = "mixed_endpoints"
 )
 
 // LineError is one bad input line. Its message names the line and the

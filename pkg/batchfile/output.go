@@ -65,7 +65,7 @@ func WriteOutput(out, errs io.Writer, p Parsed, results map[string]*lifecycle.Re
 	entries := make([]entry, 0, len(p.Requests)+len(p.Errors))
 	for _, l := range p.Requests {
 		res := results[l.Request.ID]
-		v, ok := requestLine(l, res)
+		v, ok := ResultLine(l, res)
 		entries = append(entries, entry{line: l.Number, out: ok, v: v})
 	}
 	for _, le := range p.Errors {
@@ -100,9 +100,10 @@ func WriteOutput(out, errs io.Writer, p Parsed, results map[string]*lifecycle.Re
 	return w, nil
 }
 
-// requestLine is the output line of one request and whether it belongs in
+// ResultLine is the output line of one request (res nil: its result is
+// missing) and whether it belongs in
 // the output file (completed) rather than the error file.
-func requestLine(l Line, res *lifecycle.Result) (OutputLine, bool) {
+func ResultLine(l Line, res *lifecycle.Result) (OutputLine, bool) {
 	v := OutputLine{ID: l.Request.ID, CustomID: l.Request.CustomID}
 	if res == nil {
 		v.Error = &OutputError{Code: CodeMissingResult, Message: "no result was received for this request"}

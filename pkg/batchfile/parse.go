@@ -45,6 +45,8 @@ type ParseOptions struct {
 	MaxLineBytes int
 	// MaxRequests bounds the good requests; lines beyond it are line errors.
 	MaxRequests int
+	// MaxBytes bounds the whole file (0: no bound).
+	MaxBytes int64
 }
 
 // WithDefaults returns o with every unset field at its default.
@@ -104,9 +106,9 @@ func RequestID(batchID string, line int) string {
 	return batchID + "-" + strconv.Itoa(line)
 }
 
-// Parse reads an OpenAI batch input file. The returned error is an I/O
-// error or invalid options only; bad lines are in Parsed.Errors and never
-// stop the good ones.
+// Parse reads an OpenAI batch input file into memory. The returned error
+// is an I/O error or invalid options only; bad lines are in Parsed.Errors
+// and never stop the good ones. Large files should use Scan instead.
 func Parse(r io.Reader, o ParseOptions) (Parsed, error) {
 	o = o.WithDefaults()
 	if err := o.Validate(); err != nil {
@@ -114,45 +116,116 @@ func Parse(r io.Reader, o ParseOptions) (Parsed, error) {
 	}
 	window, _ := lifecycle.ParseCompletionWindow(o.CompletionWindow) // checked by Validate
 	p := Parsed{ExpiresAt: o.CreatedAt.Add(window)}
+	st, err := scan(r, o, p.ExpiresAt, func(l Line) error {
+		p.Requests = append(p.Requests, l)
+		return nil
+	}, func(e *LineError) { p.Errors = append(p.Errors, e) })
+	p.Lines = st.Lines
+	return p, err
+}
+
+// ScanOptions bound a streamed read of an input file (Scan).
+type ScanOptions struct {
+	// BatchID is the batch the requests join; request ids derive from it
+	// (RequestID) and are the same on every read of the same file.
+	BatchID string
+	// MaxLineBytes bounds one line (default MaxLineBytesDefault).
+	MaxLineBytes int
+	// MaxRequests bounds the good requests (default MaxRequestsDefault);
+	// lines beyond it are line errors.
+	MaxRequests int
+	// MaxBytes bounds the whole file (0: no bound); a longer file stops
+	// the scan with ErrFileTooLarge.
+	MaxBytes int64
+}
+
+// ErrFileTooLarge: the input file is larger than ScanOptions.MaxBytes.
+var ErrFileTooLarge = errors.New("batchfile: file too large")
+
+// Stats is what Scan read.
+type Stats struct {
+	// Lines is the number of lines read, blank ones included.
+	Lines int
+	// Requests is the number of good lines.
+	Requests int
+	// Errors is the number of bad lines.
+	Errors int
+	// Bytes is the size read.
+	Bytes int64
+	// Endpoint is the url of the good lines (one per file).
+	Endpoint string
+}
+
+// Scan reads an OpenAI batch input file line by line, holding one line at
+// a time (and the custom_ids seen, to refuse duplicates): good requests go
+// to fn in input order, bad lines to bad. The requests carry no expires_at:
+// the batch's applies. Every good line must name the same url (one
+// endpoint per file, as OpenAI requires). An error from fn stops the scan
+// and is returned; so is an I/O error or ErrFileTooLarge.
+func Scan(r io.Reader, o ScanOptions, fn func(Line) error, bad func(*LineError)) (Stats, error) {
+	po := ParseOptions{BatchID: o.BatchID, CreatedAt: time.Unix(0, 0), MaxLineBytes: o.MaxLineBytes, MaxRequests: o.MaxRequests, MaxBytes: o.MaxBytes}.WithDefaults()
+	if err := po.Validate(); err != nil {
+		return Stats{}, err
+	}
+	return scan(r, po, time.Time{}, fn, bad)
+}
+
+func scan(r io.Reader, o ParseOptions, expiresAt time.Time, fn func(Line) error, bad func(*LineError)) (Stats, error) {
+	var st Stats
 	seen := map[string]int{} // custom_id → line
+	endpointLine := 0
 	br := bufio.NewReaderSize(r, readBufferSize)
 	var buf []byte
 	for {
 		line, tooLong, err := readLine(br, o.MaxLineBytes, buf[:0])
 		if errors.Is(err, io.EOF) {
-			return p, nil
+			return st, nil
 		}
 		if err != nil {
-			return p, fmt.Errorf("batchfile: read line %d: %w", p.Lines+1, err)
+			return st, fmt.Errorf("batchfile: read line %d: %w", st.Lines+1, err)
 		}
 		buf = line
-		p.Lines++
-		n := p.Lines
+		st.Lines++
+		st.Bytes += int64(len(line)) + 1
+		if o.MaxBytes > 0 && st.Bytes > o.MaxBytes+1 {
+			return st, fmt.Errorf("%w: more than %d bytes at line %d", ErrFileTooLarge, o.MaxBytes, st.Lines)
+		}
+		n := st.Lines
 		if tooLong {
-			p.Errors = append(p.Errors, &LineError{Line: n, Code: CodeLineTooLong,
-				Reason: fmt.Sprintf("longer than %d bytes", o.MaxLineBytes)})
+			st.Errors++
+			bad(&LineError{Line: n, Code: CodeLineTooLong, Reason: fmt.Sprintf("longer than %d bytes", o.MaxLineBytes)})
 			continue
 		}
 		line = bytes.TrimSpace(line)
 		if len(line) == 0 {
 			continue
 		}
-		req, lerr := decodeLine(line, n, o.BatchID, p.ExpiresAt)
+		req, lerr := decodeLine(line, n, o.BatchID, expiresAt)
 		if lerr == nil {
 			if first, dup := seen[req.CustomID]; dup {
 				lerr = &LineError{Line: n, Code: CodeDuplicateCustomID, Field: "custom_id", CustomID: req.CustomID,
 					Reason: fmt.Sprintf("%q duplicates line %d", req.CustomID, first)}
-			} else if len(p.Requests) >= o.MaxRequests {
+			} else if st.Endpoint != "" && req.URL != st.Endpoint {
+				lerr = &LineError{Line: n, Code: CodeMixedEndpoints, Field: "url", CustomID: req.CustomID,
+					Reason: fmt.Sprintf("%q differs from %q on line %d: one endpoint per file", req.URL, st.Endpoint, endpointLine)}
+			} else if st.Requests >= o.MaxRequests {
 				lerr = &LineError{Line: n, Code: CodeTooManyRequests, CustomID: req.CustomID,
 					Reason: fmt.Sprintf("the batch already has the maximum of %d requests", o.MaxRequests)}
 			}
 		}
 		if lerr != nil {
-			p.Errors = append(p.Errors, lerr)
+			st.Errors++
+			bad(lerr)
 			continue
 		}
 		seen[req.CustomID] = n
-		p.Requests = append(p.Requests, Line{Number: n, Request: req})
+		if st.Endpoint == "" {
+			st.Endpoint, endpointLine = req.URL, n
+		}
+		st.Requests++
+		if err := fn(Line{Number: n, Request: req}); err != nil {
+			return st, err
+		}
 	}
 }
 

@@ -1,0 +1,226 @@
+package producer_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+
+	"github.com/salvo-run/salvo/internal/config"
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/producer"
+	"github.com/salvo-run/salvo/internal/testnats"
+	"github.com/salvo-run/salvo/internal/testredis"
+	"github.com/salvo-run/salvo/internal/testupstream"
+	"github.com/salvo-run/salvo/pkg/batchfile"
+	"github.com/salvo-run/salvo/pkg/client"
+	"github.com/salvo-run/salvo/pkg/httpclient"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// stack is one worker process in-process, on its own NATS and Redis.
+type stack struct {
+	nats   *testnats.Server
+	prefix string
+	nc     *nats.Conn
+}
+
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ns, rd := testnats.New(t), testredis.New(t)
+	mock := testupstream.New(t, mockupstream.Options{})
+	set := config.Default()
+	set.NATSURL, set.RedisURL, set.Prefix = ns.URL(), rd.URL(), rd.Prefix
+	set.Streams.DiscoveryInterval = 100 * time.Millisecond
+	set.Worker.ShutdownGrace = time.Second
+	set.Upstream.Default = &httpclient.Route{BaseURL: mock.URL(), APIKeyEnv: "K"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = p.Stop(context.Background()) })
+	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect()}
+}
+
+// writeFile writes n request lines; bad lists line numbers (1-based) to
+// break, each in a different way.
+func writeFile(t *testing.T, n int, bad ...int) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "batch.jsonl")
+	f, err := os.Create(path)
+	require.NoError(t, err)
+	w := bufio.NewWriter(f)
+	broken := map[int]string{}
+	breakers := []string{
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"messages":[]}}`,               // no model
+		`{"custom_id":"row-%d","method":"GET","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}`,    // GET
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}`,    // truncated JSON
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}`,          // other endpoint
+	}
+	for i, line := range bad {
+		broken[line] = breakers[i%len(breakers)]
+	}
+	for i := 1; i <= n; i++ {
+		format := `{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[{"role":"user","content":"q"}]}}`
+		if b, ok := broken[i]; ok {
+			format = b
+		}
+		fmt.Fprintf(w, format+"\n", i)
+	}
+	require.NoError(t, w.Flush())
+	require.NoError(t, f.Close())
+	return path
+}
+
+func (s *stack) requestsStored(t *testing.T) uint64 {
+	t.Helper()
+	js, err := jetstream.New(s.nc)
+	require.NoError(t, err)
+	st, err := js.Stream(context.Background(), "SALVO_REQUESTS")
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return 0
+	}
+	require.NoError(t, err)
+	info, err := st.Info(context.Background())
+	require.NoError(t, err)
+	return info.State.LastSeq // every message ever stored (acked ones leave a work queue)
+}
+
+// TestSubmitRefusesAFileWithBadLinesThenRunsItFixed: a 10,000-line file
+// with 3 bad lines is refused naming the 3 lines, with nothing created or
+// published; the fixed file runs to completion and its output file has
+// 10,000 lines in input order.
+func TestSubmitRefusesAFileWithBadLinesThenRunsItFixed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	const n = 10_000
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	bad := writeFile(t, n, 17, 4242, 9999)
+	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: bad, BatchID: "b-10k", Prefix: s.prefix})
+	var inv *producer.InvalidFileError
+	require.ErrorAs(t, err, &inv)
+	lines := []int{}
+	for _, le := range inv.Errors {
+		lines = append(lines, le.Line)
+	}
+	require.Equal(t, []int{17, 4242, 9999}, lines)
+	require.Equal(t, "body.model", inv.Errors[0].Field)
+	require.Equal(t, "method", inv.Errors[1].Field)
+	require.Contains(t, err.Error(), "line 4242")
+	_, err = client.New(s.nc, s.prefix).Batch(ctx, "b-10k")
+	require.True(t, client.IsCode(err, "not_found"), "no batch was created: %v", err)
+
+	good := writeFile(t, n)
+	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: good, BatchID: "b-10k", Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, n, res.Requests)
+	require.Equal(t, n, res.Published)
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, "b-10k")
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, 90*time.Second, 100*time.Millisecond)
+
+	dir := t.TempDir()
+	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")
+	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-10k", Output: out, Errors: errs, Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, n, w.Output)
+	require.Zero(t, w.Errors)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	got, err := batchfile.ReadOutput(f)
+	require.NoError(t, err)
+	require.Len(t, got, n)
+	for i, l := range got {
+		require.Equal(t, fmt.Sprintf("row-%d", i+1), l.CustomID, "output line %d", i+1)
+		require.Equal(t, 200, l.Response.StatusCode)
+	}
+}
+
+// TestSkipInvalidSubmitsTheGoodLinesAndReportsTheRest: the bad lines go to
+// the error file at their line, keeping their custom_id.
+func TestSkipInvalidSubmitsTheGoodLinesAndReportsTheRest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := writeFile(t, 50, 3, 20, 40, 41)
+	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-skip", SkipInvalid: true, Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, 46, res.Requests)
+	require.Len(t, res.Rejected, 4)
+	require.EqualValues(t, 46, res.Batch.RequestCounts.Total)
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, "b-skip")
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, time.Minute, 50*time.Millisecond)
+	dir := t.TempDir()
+	errs := filepath.Join(dir, "errors.jsonl")
+	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-skip", Output: filepath.Join(dir, "out.jsonl"), Errors: errs, Input: path, Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, 46, w.Output)
+	require.Equal(t, 4, w.Errors)
+	f, err := os.Open(errs)
+	require.NoError(t, err)
+	defer f.Close()
+	lines, err := batchfile.ReadOutput(f)
+	require.NoError(t, err)
+	for i, want := range []int{3, 20, 40, 41} {
+		require.Equal(t, want, lines[i].Error.Line)
+		if want == 40 {
+			require.Empty(t, lines[i].CustomID, "truncated JSON has no readable custom_id")
+			continue
+		}
+		require.Equal(t, fmt.Sprintf("row-%d", want), lines[i].CustomID)
+	}
+	require.Equal(t, "url", lines[3].Error.Param, "line 41 names another endpoint")
+}
+
+// TestSubmitAgainPublishesNothingNew: the same batch id and file submitted
+// twice reuse the batch; once it has finished nothing is published.
+func TestSubmitAgainPublishesNothingNew(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := writeFile(t, 20)
+	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
+	require.NoError(t, err)
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, "b-again")
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, time.Minute, 50*time.Millisecond)
+	stored := s.requestsStored(t)
+	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Zero(t, res.Published)
+	require.Equal(t, string(lifecycle.BatchCompleted), res.Batch.Status)
+	require.Equal(t, stored, s.requestsStored(t), "nothing new in REQUESTS")
+
+	_, err = producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", CompletionWindow: "1h", Prefix: s.prefix})
+	require.True(t, client.IsCode(err, "conflict"), "another window is another batch: %v", err)
+	require.Contains(t, err.Error(), "completion_window")
+}
