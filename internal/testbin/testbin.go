@@ -1,6 +1,6 @@
-// Package testbin builds the worker binary once per test process for the
-// tests that run it as a child process (cmd/worker's, pkg/worker's crash,
-// recovery and chaos tests). It is test scaffolding: production code never
+// Package testbin builds the worker and producer binaries once per test
+// process for the tests that run them as child processes (cmd/worker's,
+// pkg/worker's crash, recovery and chaos tests, the producer's kill test). It is test scaffolding: production code never
 // imports it (depguard).
 package testbin
 
@@ -15,33 +15,48 @@ import (
 	"time"
 )
 
+// binary is one command built once per test process.
+type binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	once    sync.Once
+	dirOnce sync.Once
 	dir     string
-	workerP string
-	err     error
+	dirErr  error
+
+	worker, producer binary
 )
 
 // Worker returns the path of cmd/worker built for this test process,
 // building it on first use; a failed build fails t.
-func Worker(t testing.TB) string {
+func Worker(t testing.TB) string { return build(t, &worker, "worker") }
+
+// Producer returns the path of cmd/producer built for this test process,
+// building it on first use; a failed build fails t.
+func Producer(t testing.TB) string { return build(t, &producer, "producer") }
+
+func build(t testing.TB, b *binary, name string) string {
 	t.Helper()
-	once.Do(func() {
-		if dir, err = os.MkdirTemp("", "salvo-worker-bin-"); err != nil {
-			return
-		}
-		workerP = filepath.Join(dir, "worker")
+	dirOnce.Do(func() { dir, dirErr = os.MkdirTemp("", "salvo-bin-") })
+	if dirErr != nil {
+		t.Fatalf("testbin: %v", dirErr)
+	}
+	b.once.Do(func() {
+		b.path = filepath.Join(dir, name)
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		out, berr := exec.CommandContext(ctx, "go", "build", "-o", workerP, "github.com/salvo-run/salvo/cmd/worker").CombinedOutput()
-		if berr != nil {
-			err = fmt.Errorf("go build cmd/worker: %w\n%s", berr, out)
+		out, err := exec.CommandContext(ctx, "go", "build", "-o", b.path, "github.com/salvo-run/salvo/cmd/"+name).CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build cmd/%s: %w\n%s", name, err, out)
 		}
 	})
-	if err != nil {
-		t.Fatalf("testbin: %v", err)
+	if b.err != nil {
+		t.Fatalf("testbin: %v", b.err)
 	}
-	return workerP
+	return b.path
 }
 
 // Remove deletes what Worker built; call it from TestMain after m.Run.
