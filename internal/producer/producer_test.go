@@ -39,7 +39,11 @@ type stack struct {
 func newStack(t *testing.T) *stack {
 	t.Helper()
 	ns, rd := testnats.New(t), testredis.New(t)
-	mock := testupstream.New(t, mockupstream.Options{})
+	// "big-model" answers with a body larger than a NATS message: its
+	// result is stored by reference in the object store.
+	mock := testupstream.New(t, mockupstream.Options{Models: map[string]mockupstream.Script{
+		"big-model": {ReplyWords: 300_000},
+	}})
 	set := config.Default()
 	set.NATSURL, set.RedisURL, set.Prefix = ns.URL(), rd.URL(), rd.Prefix
 	set.Streams.DiscoveryInterval = 100 * time.Millisecond
@@ -223,4 +227,38 @@ func TestSubmitAgainPublishesNothingNew(t *testing.T) {
 	_, err = producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", CompletionWindow: "1h", Prefix: s.prefix})
 	require.True(t, client.IsCode(err, "conflict"), "another window is another batch: %v", err)
 	require.Contains(t, err.Error(), "completion_window")
+}
+
+// TestResultsResolveBodiesStoredInTheObjectStore: a response too large for
+// one NATS message is stored by reference; the output file carries the
+// whole body.
+func TestResultsResolveBodiesStoredInTheObjectStore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s := newStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	path := filepath.Join(t.TempDir(), "big.jsonl")
+	require.NoError(t, os.WriteFile(path, []byte(
+		`{"custom_id":"small","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o-mini","messages":[]}}`+"\n"+
+			`{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"big-model","messages":[]}}`+"\n"), 0o600))
+	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-ref", Prefix: s.prefix})
+	require.NoError(t, err)
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, "b-ref")
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, time.Minute, 50*time.Millisecond)
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-ref", Output: out, Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, 2, w.Output)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	lines, err := batchfile.ReadOutput(f)
+	require.NoError(t, err)
+	require.Equal(t, "big", lines[1].CustomID)
+	require.Greater(t, len(lines[1].Response.Body), int(s.nc.MaxPayload()), "the whole body, fetched from the object store")
 }
