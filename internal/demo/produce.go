@@ -6,7 +6,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/batchfile"
+	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
@@ -47,7 +49,7 @@ func (c *collector) snapshot() map[string]*lifecycle.Result {
 // produce is the producer's part: subscribe to the batch's results, create
 // the batch, publish its requests, and watch until the batch is final and
 // every result is in.
-func (r *runner) produce(ctx context.Context, q *queue.Client, store *state.Store, p batchfile.Parsed, sum *Summary) (map[string]*lifecycle.Result, error) {
+func (r *runner) produce(ctx context.Context, q *queue.Client, c *client.Client, store *state.Store, p batchfile.Parsed, sum *Summary) (map[string]*lifecycle.Result, error) {
 	col := newCollector()
 	stop, err := q.SubscribeResults(ctx, sum.BatchID, col.add)
 	if err != nil {
@@ -55,21 +57,17 @@ func (r *runner) produce(ctx context.Context, q *queue.Client, store *state.Stor
 	}
 	r.onClose(stop)
 
-	// The batch is created in Redis through pkg/state directly; the
-	// producer CLI (a later issue) creates it through the batch API over
-	// NATS instead, and the demo will follow it.
-	now := time.Now()
-	b, _, err := store.CreateBatch(ctx, state.NewBatch{
+	// The batch is created through the batch API over NATS, as any client
+	// would; its counters are watched in Redis below.
+	b, err := c.CreateBatch(ctx, api.CreateParams{
 		ID:               sum.BatchID,
 		CompletionWindow: completionWindow,
 		Endpoint:         p.Requests[0].Request.URL,
 		Metadata:         map[string]string{"source": r.o.Input},
-		CreatedAt:        now,
-		ExpiresAt:        p.ExpiresAt,
 		Total:            int64(len(p.Requests)),
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("demo: batch.create: %w", err)
 	}
 	pub := q.NewPublisher()
 	for _, l := range p.Requests {
@@ -81,7 +79,7 @@ func (r *runner) produce(ctx context.Context, q *queue.Client, store *state.Stor
 		return nil, fmt.Errorf("demo: publish: %w", err)
 	}
 	r.printf("  batch     %s: %d requests published (window %s, expires %s)\n",
-		b.ID, b.Counts.Total, b.CompletionWindow, b.ExpiresAt.Format(time.RFC3339))
+		b.ID, b.RequestCounts.Total, b.CompletionWindow, time.Unix(*b.ExpiresAt, 0).UTC().Format(time.RFC3339))
 	r.printf("progress\n")
 
 	if err := r.watch(ctx, store, col, sum); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/config"
+	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/httpclient"
@@ -142,11 +143,11 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 
-	prod, err := r.producerQueue(ctx, srv.ClientURL(), settings)
+	prod, api, err := r.producerQueue(ctx, srv.ClientURL(), settings)
 	if err != nil {
 		return sum, err
 	}
-	res, err := r.produce(ctx, prod, store, parsed, &sum)
+	res, err := r.produce(ctx, prod, api, store, parsed, &sum)
 	if err != nil {
 		return sum, err
 	}
@@ -208,18 +209,18 @@ func (r *runner) startWorker(ctx context.Context, settings config.Settings) erro
 }
 
 // producerQueue is the producer's own connection and queue client.
-func (r *runner) producerQueue(ctx context.Context, url string, settings config.Settings) (*queue.Client, error) {
+func (r *runner) producerQueue(ctx context.Context, url string, settings config.Settings) (*queue.Client, *client.Client, error) {
 	nc, err := nats.Connect(url, nats.Name("salvo-demo-producer"))
 	if err != nil {
-		return nil, fmt.Errorf("demo: producer: nats connect: %w", err)
+		return nil, nil, fmt.Errorf("demo: producer: nats connect: %w", err)
 	}
 	r.onClose(nc.Close)
 	q, err := queue.New(nc, settings.QueueConfig(), *r.o.Logger)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := q.Provision(ctx); err != nil {
-		return nil, fmt.Errorf("demo: producer: provision streams: %w", err)
+		return nil, nil, fmt.Errorf("demo: producer: provision streams: %w", err)
 	}
-	return q, nil
+	return q, client.New(nc, settings.Prefix), nil
 }
