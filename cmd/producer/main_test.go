@@ -2,40 +2,57 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
+	"context"
+	"io"
+	"sync"
 	"testing"
+	"time"
 
-	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
 
+// No ignores: the CLI, the embedded servers and the in-process worker
+// leave no goroutine behind.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestValidateReportsBadLinesByNumber(t *testing.T) {
-	var out bytes.Buffer
-	code, err := run([]string{"validate", "../../examples/batch.jsonl"}, &out)
-	require.NoError(t, err)
-	require.Equal(t, 1, code, "the example holds one deliberately bad line")
-	require.Contains(t, out.String(), "line 14: body.model: is required")
-	require.Contains(t, out.String(), "24 request(s) valid, 1 line(s) rejected")
+// syncBuffer is a bytes.Buffer that a command writes while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-func TestValidateCleanFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "ok.jsonl")
-	line := `{"custom_id":"a","method":"POST","url":"/v1/chat/completions","body":{"model":"gpt-4o","messages":[]}}` + "\n"
-	require.NoError(t, os.WriteFile(p, []byte(line), 0o600))
-	var out bytes.Buffer
-	code, err := run([]string{"validate", "-window", "1h", p}, &out)
-	require.NoError(t, err)
-	require.Equal(t, 0, code)
-	require.Contains(t, out.String(), "1 request(s) valid, 0 line(s) rejected")
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
 }
 
-func TestUsageErrors(t *testing.T) {
-	for _, args := range [][]string{nil, {"submit"}, {"validate"}, {"validate", "-window", "0h", "x"}} {
-		code, err := run(args, &bytes.Buffer{})
-		require.Error(t, err, "%v", args)
-		require.Equal(t, 2, code, "%v", args)
-	}
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// result is one run of the CLI.
+type result struct {
+	code     int
+	out, err string
+	took     time.Duration
+}
+
+// cli runs the command line args with env as the whole environment.
+func cli(t *testing.T, env map[string]string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var out, errOut syncBuffer
+	start := time.Now()
+	code := run(ctx, args, testIO(&out, &errOut, env))
+	r := result{code: code, out: out.String(), err: errOut.String(), took: time.Since(start)}
+	t.Logf("producer %q → %d\nstdout:\n%s\nstderr:\n%s", args, r.code, r.out, r.err)
+	return r
+}
+
+func testIO(out, errOut io.Writer, env map[string]string) stdio {
+	return stdio{out: out, err: errOut, getenv: func(k string) string { return env[k] }}
 }
