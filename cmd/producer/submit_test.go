@@ -12,14 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// skipPlaceholder skips while internal/producer is only its contract.
-func skipPlaceholder(t *testing.T, r result) {
-	t.Helper()
-	if strings.Contains(r.err, "not built") {
-		t.Skip("internal/producer is the contract placeholder")
-	}
-}
-
 // writeInput writes n request lines, the lines in bad (1-based) without
 // body.model.
 func writeInput(t *testing.T, n int, bad ...int) string {
@@ -50,7 +42,6 @@ func TestSubmitRefusesBadLinesThenWaitsAndWritesResults(t *testing.T) {
 	in := writeInput(t, 40, 3, 17)
 
 	r := cli(t, d.env(), "submit", "--batch-id", "sub-1", in)
-	skipPlaceholder(t, r)
 	require.Equal(t, exitFailed, r.code)
 	require.Contains(t, r.err, "line 3: body.model: is required")
 	require.Contains(t, r.err, "line 17: body.model: is required")

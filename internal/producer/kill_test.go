@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"os/exec"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -72,7 +73,7 @@ func TestProducerKilledMidPublishThenRerunAfterTheDuplicateWindow(t *testing.T) 
 	// First run: killed once some, not all, requests are in the stream.
 	first := submit()
 	require.NoError(t, first.Start())
-	stream, err := js.Stream(ctx, "SALVO_REQUESTS") // the worker provisioned it
+	stream, err := js.Stream(ctx, strings.ToUpper(rd.Prefix)+"_REQUESTS") // the worker provisioned it
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
 		info, err := stream.Info(ctx)
@@ -97,7 +98,7 @@ func TestProducerKilledMidPublishThenRerunAfterTheDuplicateWindow(t *testing.T) 
 	}, 2*time.Minute, 100*time.Millisecond)
 
 	// One result line per request, counted on the stream itself.
-	cons, err := js.OrderedConsumer(ctx, "SALVO_RESULTS", jetstream.OrderedConsumerConfig{
+	cons, err := js.OrderedConsumer(ctx, strings.ToUpper(rd.Prefix)+"_RESULTS", jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{rd.Prefix + ".res.b-kill"},
 	})
 	require.NoError(t, err)

@@ -3,10 +3,10 @@ package producer_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,10 +91,7 @@ func (s *stack) requestsStored(t *testing.T) uint64 {
 	t.Helper()
 	js, err := jetstream.New(s.nc)
 	require.NoError(t, err)
-	st, err := js.Stream(context.Background(), "SALVO_REQUESTS")
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		return 0
-	}
+	st, err := js.Stream(context.Background(), strings.ToUpper(s.prefix)+"_REQUESTS")
 	require.NoError(t, err)
 	info, err := st.Info(context.Background())
 	require.NoError(t, err)
@@ -218,6 +215,7 @@ func TestSubmitAgainPublishesNothingNew(t *testing.T) {
 		return err == nil && b.Status == string(lifecycle.BatchCompleted)
 	}, time.Minute, 50*time.Millisecond)
 	stored := s.requestsStored(t)
+	require.EqualValues(t, 20, stored)
 	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
 	require.NoError(t, err)
 	require.Zero(t, res.Published)
