@@ -97,6 +97,13 @@ BENCH_CANCEL_ROUNDS ?= 10
 bench-cancel: ## Cancel a running batch over the API and measure p50/p99/max until no call of it is in flight.
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkCancel$$' -benchtime $(BENCH_CANCEL_ROUNDS)x -timeout 10m .
 
+# Producer memory: peak RSS of `producer submit` and `producer results`
+# (each its own process) on a generated 100,000-line, ~200 MB input, with
+# an in-process worker and mock upstream. A few minutes.
+.PHONY: bench-producer
+bench-producer: ## Peak RSS of producer submit and results on a 100,000-line, ~200 MB file.
+	SALVO_BENCH_PRODUCER=1 $(GO) test -run '^TestProducerPeakRSS$$' -v -count=1 -timeout 30m ./internal/producer/ | grep -E 'input|peak RSS|ok|FAIL'
+
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
 	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl

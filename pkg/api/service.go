@@ -137,6 +137,13 @@ func (s *Service) Start(nc *nats.Conn) error {
 			return fmt.Errorf("api: add endpoint %s: %w", ep.name, err)
 		}
 	}
+	// The endpoints answer once the server has their subscriptions: a
+	// request sent right after Start must not find no responders.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		s.cancel(ErrStopped)
+		return fmt.Errorf("api: register endpoints: %w", err)
+	}
 	s.svc = svc
 	s.started = true
 	s.log.Info().Str("group", Group(s.cfg.Prefix)).Str("version", s.cfg.Version).Msg("batch API started")
