@@ -102,7 +102,7 @@ bench-cancel: ## Cancel a running batch over the API and measure p50/p99/max unt
 # an in-process worker and mock upstream. A few minutes.
 .PHONY: bench-producer
 bench-producer: ## Peak RSS of producer submit and results on a 100,000-line, ~200 MB file.
-	SALVO_BENCH_PRODUCER=1 $(GO) test -run '^TestProducerPeakRSS$$' -v -count=1 -timeout 30m ./internal/producer/ | grep -E 'input|peak RSS|ok|FAIL'
+	SALVO_BENCH_PRODUCER=1 $(GO) test -run '^TestProducerPeakRSS$$' -v -count=1 -timeout 30m ./internal/producer/ | grep -E 'input|producer (status|submit|results):|ok|FAIL'
 
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.

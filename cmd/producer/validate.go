@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -74,17 +73,22 @@ func (a *app) validate(path, window string, limits fileLimits) error {
 	if st, err := f.Stat(); err == nil && st.Size() > limits.maxBytes {
 		return fmt.Errorf("%s: %d bytes, over --max-bytes %d", path, st.Size(), limits.maxBytes)
 	}
-	parsed, err := batchfile.Parse(f, batchfile.ParseOptions{
-		BatchID: "validate", CreatedAt: time.Now().UTC(), CompletionWindow: window, MaxRequests: limits.maxRequests,
-	})
+	// Streamed, as submit reads it: one line at a time, the bad ones kept.
+	var bad []*batchfile.LineError
+	st, err := batchfile.Scan(f, batchfile.ScanOptions{BatchID: "validate", MaxRequests: limits.maxRequests, MaxBytes: limits.maxBytes},
+		func(batchfile.Line) error { return nil }, func(le *batchfile.LineError) { bad = append(bad, le) })
 	if errors.Is(err, batchfile.ErrInvalidOptions) {
 		return usagef("%w", err)
 	}
 	if err != nil {
 		return err
 	}
+	parsed := struct {
+		Lines, Requests int
+		Errors          []*batchfile.LineError
+	}{st.Lines, st.Requests, bad}
 	if a.jsonOut {
-		v := validation{Path: path, Lines: parsed.Lines, Valid: len(parsed.Requests), Rejected: []rejectedLine{}}
+		v := validation{Path: path, Lines: parsed.Lines, Valid: parsed.Requests, Rejected: []rejectedLine{}}
 		for _, le := range parsed.Errors {
 			v.Rejected = append(v.Rejected, rejectedLine{Line: le.Line, Code: le.Code, Field: le.Field, Reason: le.Reason, CustomID: le.CustomID})
 		}
@@ -95,7 +99,7 @@ func (a *app) validate(path, window string, limits fileLimits) error {
 		for _, le := range parsed.Errors {
 			fmt.Fprintf(a.io.out, "%s: %s\n", path, le.Error())
 		}
-		fmt.Fprintf(a.io.out, "%s: %d request(s) valid, %d line(s) rejected\n", path, len(parsed.Requests), len(parsed.Errors))
+		fmt.Fprintf(a.io.out, "%s: %d request(s) valid, %d line(s) rejected\n", path, parsed.Requests, len(parsed.Errors))
 	}
 	if len(parsed.Errors) > 0 {
 		return &exitError{code: exitFailed}
