@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/config"
@@ -106,4 +108,17 @@ func (d *deployment) waitStatus(t *testing.T, id string, status lifecycle.BatchS
 		return err == nil && b.Status == string(status)
 	}, 60*time.Second, 20*time.Millisecond, "batch %s never %s: %+v", id, status, b)
 	return b
+}
+
+// requestsStored counts every request message the REQUESTS stream ever
+// stored (acked ones leave a work queue; the last sequence stays).
+func (d *deployment) requestsStored(t *testing.T) uint64 {
+	t.Helper()
+	js, err := jetstream.New(d.nats.Connect())
+	require.NoError(t, err)
+	s, err := js.Stream(context.Background(), strings.ToUpper(d.prefix)+"_REQUESTS")
+	require.NoError(t, err)
+	info, err := s.Info(context.Background())
+	require.NoError(t, err)
+	return info.State.LastSeq
 }

@@ -78,3 +78,42 @@ func countFileLines(t *testing.T, path string) int {
 	}
 	return n
 }
+
+// TestSubmitTenThousandLines: a 10,000-line file with 3 bad lines is
+// refused naming the 3 lines, with nothing published; fixed, `submit
+// --wait --output` runs it to completion and the output file has 10,000
+// lines whose custom_ids follow the input order.
+func TestSubmitTenThousandLines(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	t.Parallel()
+	const n = 10_000
+	d := newDeployment(t)
+
+	r := cli(t, d.env(), "submit", "--batch-id", "big-1", writeInput(t, n, 10, 5000, 9999))
+	require.Equal(t, exitFailed, r.code)
+	for _, line := range []int{10, 5000, 9999} {
+		require.Contains(t, r.err, fmt.Sprintf("line %d: body.model: is required", line))
+	}
+	require.Equal(t, 3, strings.Count(r.err, "body.model: is required"), "exactly the 3 bad lines")
+	require.Zero(t, d.requestsStored(t), "nothing published")
+
+	out := filepath.Join(t.TempDir(), "out.jsonl")
+	r = cli(t, d.env(), "submit", "--batch-id", "big-1", "--wait", "--interval", "100ms", "--output", out, writeInput(t, n))
+	require.Equal(t, exitOK, r.code, r.err)
+	require.EqualValues(t, n, d.requestsStored(t))
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	i := 0
+	for s := bufio.NewScanner(f); s.Scan(); {
+		i++
+		var l struct {
+			CustomID string `json:"custom_id"`
+		}
+		require.NoError(t, json.Unmarshal(s.Bytes(), &l))
+		require.Equal(t, fmt.Sprintf("row-%d", i), l.CustomID, "output line %d", i)
+	}
+	require.Equal(t, n, i)
+}
