@@ -121,8 +121,9 @@ func pollStatus(pid int, stop <-chan struct{}) string {
 				for _, k := range []string{"VmHWM", "VmRSS", "RssAnon", "RssFile"} {
 					if v, ok := strings.CutPrefix(line, k+":"); ok {
 						var kb int
-						fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-						peak[k] = max(peak[k], kb)
+						if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &kb); err == nil {
+							peak[k] = max(peak[k], kb)
+						}
 					}
 				}
 			}
