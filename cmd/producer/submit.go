@@ -124,7 +124,7 @@ func (a *app) submit(cmd *cobra.Command, path string, sf submitFlags) error {
 	if err != nil {
 		return err
 	}
-	w := &watcher{c: c, id: b.ID, w: a.io.err, terminal: isTerminal(a.io.err),
+	w := &watcher{c: c, id: b.ID, w: a.io.err, terminal: isTerminal(a.io.err), stats: a.resultStats(b.ID),
 		interval: sf.interval, callTimeout: a.conn.timeout}
 	if b, err = w.run(ctx); err != nil {
 		return err

@@ -102,6 +102,7 @@ func TestSubmitTenThousandLines(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	r = cli(t, d.env(), "submit", "--batch-id", "big-1", "--wait", "--interval", "100ms", "--output", out, writeInput(t, n))
 	require.Equal(t, exitOK, r.code, r.err)
+	require.Contains(t, r.err, "upstream: 0 retries", "the summary reads the results' retries")
 	require.EqualValues(t, n, d.requestsStored(t))
 	f, err := os.Open(out)
 	require.NoError(t, err)

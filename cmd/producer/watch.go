@@ -11,6 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -32,8 +33,9 @@ func (a *app) watchCmd() *cobra.Command {
 		Short: "Follow a batch until it ends, with a live progress bar",
 		Long: `watch polls the batch (batch.get) every --interval until its status is
 final, then prints a summary: the final status, the counts by state, the
-wall time, the throughput in requests per second, and the results
-published or missing.
+wall time, the throughput in requests per second, the results published or
+missing, and — read from the results — the upstream retries and the p50 and
+p99 latency of the requests' last attempts.
 
 On a terminal it draws a progress bar of the requests that ended
 (completed, failed, canceled, expired or superseded) out of the batch's
@@ -62,7 +64,7 @@ the progress goes to stderr and stdout gets the final batch object.`,
 			if a.jsonOut {
 				progress = a.io.err
 			}
-			w := &watcher{c: c, id: args[0], w: progress, terminal: isTerminal(progress),
+			w := &watcher{c: c, id: args[0], w: progress, terminal: isTerminal(progress), stats: a.resultStats(args[0]),
 				interval: interval, callTimeout: a.conn.timeout}
 			b, err := w.run(cmd.Context())
 			if err != nil {
@@ -97,6 +99,10 @@ type watcher struct {
 	terminal    bool
 	interval    time.Duration
 	callTimeout time.Duration
+
+	// stats, when set, reads the results' retries and latency for the
+	// summary.
+	stats func(ctx context.Context) (producer.Stats, error)
 
 	start    time.Time
 	first    api.BatchObject
@@ -263,6 +269,35 @@ func (w *watcher) summary(b api.BatchObject) {
 	fmt.Fprintf(w.w, "batch %s %s in %s: %d request(s), %s; %s req/s\n",
 		b.ID, b.Status, wall.Round(100*time.Millisecond), c.Total, endedCounts(c), rate)
 	fmt.Fprintf(w.w, "results: %d published, %d missing\n", b.Salvo.ResultsPublished, b.Salvo.ResultsMissing)
+	if w.stats == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), statsTimeout)
+	defer cancel()
+	st, err := w.stats(ctx)
+	switch {
+	case err != nil:
+		fmt.Fprintf(w.w, "upstream: no retry or latency figures (%v)\n", err)
+	case st.Timed == 0:
+		fmt.Fprintf(w.w, "upstream: %d retries; no upstream call timed\n", st.Retries)
+	default:
+		fmt.Fprintf(w.w, "upstream: %d retries; latency of the last attempt p50 %s, p99 %s (%d calls)\n",
+			st.Retries, st.P50.Round(time.Millisecond), st.P99.Round(time.Millisecond), st.Timed)
+	}
+}
+
+// statsTimeout bounds reading a batch's results for the summary.
+const statsTimeout = 30 * time.Second
+
+// resultStats reads the retries and latency of a batch's results.
+func (a *app) resultStats(id string) func(ctx context.Context) (producer.Stats, error) {
+	return func(ctx context.Context) (producer.Stats, error) {
+		nc, err := a.connect()
+		if err != nil {
+			return producer.Stats{}, err
+		}
+		return producer.ResultStats(ctx, nc, a.conn.prefix, id)
+	}
 }
 
 // stateCounts lists the non-zero counters by state, ended ones first.
