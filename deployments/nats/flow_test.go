@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"errors"
 	"net/url"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testbin"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/httpclient"
@@ -133,9 +136,25 @@ func TestClientWithNATSCredentialsOnlyRunsABatch(t *testing.T) {
 	for id, c := range seen {
 		require.Equal(t, 1, c, "result lines of %s", id)
 	}
-	info, err := js.Stream(ctx, "SALVO_RESULTS")
-	require.NoError(t, err)
-	_ = info
+	// The producer CLI with the same credentials: --user/--password as
+	// the nats CLI takes them; a wrong password is "unreachable" (exit 3).
+	producer := func(args ...string) (string, int) {
+		cmd := exec.CommandContext(ctx, testbin.Producer(t), append(args, "--server", s.ClientURL())...)
+		cmd.Env = append(os.Environ(), "NATS_URL=", "NATS_USER=", "NATS_PASSWORD=")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			return string(out), exit.ExitCode()
+		}
+		require.NoError(t, err, "%s", out)
+		return string(out), 0
+	}
+	out, code := producer("status", "flow-1", "--user", "salvo-client", "--password", clientPassword)
+	require.Equal(t, 0, code, out)
+	require.Contains(t, out, "completed")
+	out, code = producer("status", "flow-1", "--user", "salvo-client", "--password", "wrong")
+	require.Equal(t, 3, code, out)
+	require.NotContains(t, out, "wrong", "the password is never printed")
 	select {
 	case err := <-clientErrs:
 		t.Fatalf("the client hit a permission error: %v", err)

@@ -4,6 +4,7 @@ package natsconfig_test
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 
@@ -11,9 +12,23 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/salvo-run/salvo/internal/testbin"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove() // the producer binary the child-process tests ran
+	if code != 0 {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(noopM{})
+}
+
+// noopM lets goleak check after the real run.
+type noopM struct{}
+
+func (noopM) Run() int { return 0 }
 
 const (
 	workerPassword = "worker-secret"

@@ -18,6 +18,7 @@ import (
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/internal/producer"
+	"github.com/salvo-run/salvo/internal/testbin"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
@@ -27,7 +28,19 @@ import (
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	testbin.Remove() // the producer binary the child-process tests ran
+	if code != 0 {
+		os.Exit(code)
+	}
+	goleak.VerifyTestMain(noopM{})
+}
+
+// noopM lets goleak check after the real run.
+type noopM struct{}
+
+func (noopM) Run() int { return 0 }
 
 // stack is one worker process in-process, on its own NATS and Redis.
 type stack struct {
@@ -67,10 +80,10 @@ func writeFile(t *testing.T, n int, bad ...int) string {
 	w := bufio.NewWriter(f)
 	broken := map[int]string{}
 	breakers := []string{
-		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"messages":[]}}`,               // no model
-		`{"custom_id":"row-%d","method":"GET","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}`,    // GET
-		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}`,    // truncated JSON
-		`{"custom_id":"row-%d","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}`,          // other endpoint
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"messages":[]}}`,            // no model
+		`{"custom_id":"row-%d","method":"GET","url":"/v1/chat/completions","body":{"model":"m","messages":[]}}`, // GET
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/chat/completions","body":{"model":"m","messages":[]}`, // truncated JSON
+		`{"custom_id":"row-%d","method":"POST","url":"/v1/embeddings","body":{"model":"m","input":"x"}}`,        // other endpoint
 	}
 	for i, line := range bad {
 		broken[line] = breakers[i%len(breakers)]
