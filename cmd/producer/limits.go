@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/spf13/pflag"
 
-	"github.com/salvo-run/salvo/pkg/batchfile"
+	"github.com/salvo-run/salvo/internal/producer"
 )
 
 // The input file limits submit and validate enforce by default: OpenAI's
@@ -14,8 +14,8 @@ import (
 const (
 	// completionWindowDefault is the batch API's default window.
 	completionWindowDefault       = "24h"
-	maxRequestsDefault            = batchfile.MaxRequestsDefault
-	maxBytesDefault         int64 = 200 << 20
+	maxRequestsDefault            = producer.MaxRequestsDefault
+	maxBytesDefault         int64 = producer.MaxBytesDefault
 )
 
 // fileLimits are the --max-requests and --max-bytes flags.
@@ -35,6 +35,8 @@ func (l *fileLimits) check() error {
 	switch {
 	case l.maxRequests < 1:
 		return usagef("--max-requests %d must be at least 1", l.maxRequests)
+	case l.maxRequests > producer.MaxRequestsCeiling:
+		return usagef("--max-requests %d is above salvo's ceiling of %d", l.maxRequests, producer.MaxRequestsCeiling)
 	case l.maxBytes < 1:
 		return usagef("--max-bytes %d must be at least 1", l.maxBytes)
 	}

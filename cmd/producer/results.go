@@ -11,15 +11,17 @@ import (
 
 func (a *app) resultsCmd() *cobra.Command {
 	var output, errorsPath, input string
+	var limits fileLimits
 	cmd := &cobra.Command{
 		Use:   "results BATCH",
 		Short: "Write a batch's OpenAI output and error files",
 		Long: `results writes the batch's results as OpenAI's two files: the output file
 (one line per completed request: id, custom_id, response) and the error
 file (every request that did not complete, with its id). Lines follow the
-input file's order when --input names the file that was submitted (its
-rejected lines then appear in the error file with their custom_id);
-results are streamed, never held in memory whole.
+input file's order; when --input names the file that was submitted, its
+rejected lines appear in the error file too, at their line and with their
+custom_id (give the --max-requests and --max-bytes the submit used).
+Results are streamed, never held in memory whole.
 
 Without --output and --errors the files are BATCH.output.jsonl and
 BATCH.errors.jsonl in the current directory. Run it once the batch has
@@ -29,6 +31,9 @@ ended (producer watch BATCH).`,
 		Args: exactArgs("BATCH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
+			if err := limits.check(); err != nil {
+				return err
+			}
 			if output == "" {
 				output = id + ".output.jsonl"
 			}
@@ -41,6 +46,7 @@ ended (producer watch BATCH).`,
 			}
 			n, err := producer.WriteResults(cmd.Context(), nc, producer.ResultsOptions{
 				BatchID: id, Output: output, Errors: errorsPath, Input: input, Prefix: a.conn.prefix,
+				MaxRequests: limits.maxRequests, MaxBytes: limits.maxBytes,
 			})
 			if err != nil {
 				return err
@@ -55,7 +61,8 @@ ended (producer watch BATCH).`,
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "", "output file (default BATCH.output.jsonl)")
 	f.StringVar(&errorsPath, "errors", "", "error file (default BATCH.errors.jsonl)")
-	f.StringVar(&input, "input", "", "the submitted input file: orders the lines and reports its rejected lines")
+	f.StringVar(&input, "input", "", "the submitted input file: its rejected lines go to the error file")
+	limits.register(f)
 	return cmd
 }
 

@@ -132,6 +132,7 @@ func (a *app) submit(cmd *cobra.Command, path string, sf submitFlags) error {
 	if sf.output != "" || sf.errors != "" {
 		n, err := producer.WriteResults(ctx, nc, producer.ResultsOptions{
 			BatchID: b.ID, Output: sf.output, Errors: sf.errors, Input: path, Prefix: a.conn.prefix,
+			MaxRequests: sf.limits.maxRequests, MaxBytes: sf.limits.maxBytes,
 		})
 		if err != nil {
 			return fmt.Errorf("results of %s: %w", b.ID, err)

@@ -114,8 +114,9 @@ type watcher struct {
 
 // run polls until the batch is final and returns it, after the summary.
 // When ctx ends first it returns the last batch seen and errInterrupted;
-// an error of the first poll (unknown batch, no service) ends it at once,
-// a later one is shown and polling goes on.
+// an error of the first poll (unknown batch, no service) ends it at once;
+// later, an API refusal ends it, while a passing error (unavailable, a
+// timeout, NATS reconnecting) is shown and polling goes on.
 func (w *watcher) run(ctx context.Context) (api.BatchObject, error) {
 	b, err := w.poll(ctx)
 	if err != nil {
@@ -141,7 +142,9 @@ func (w *watcher) run(ctx context.Context) (api.BatchObject, error) {
 		next, err := w.poll(ctx)
 		var apiErr *client.Error
 		switch {
-		case errors.As(err, &apiErr):
+		case errors.As(err, &apiErr) && apiErr.Code != api.CodeUnavailable:
+			// The API refused (the batch is gone, say): nothing to wait
+			// for. Unavailable (a worker stopping, Redis slow) is passing.
 			w.endBar()
 			return b, err
 		case err != nil && ctx.Err() == nil:

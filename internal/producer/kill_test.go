@@ -83,14 +83,22 @@ func TestProducerKilledMidPublishThenRerunAfterTheDuplicateWindow(t *testing.T) 
 	_ = first.Wait()
 	info, err := stream.Info(ctx)
 	require.NoError(t, err)
-	require.Less(t, info.State.LastSeq, uint64(n), "the kill came after the last publish; the test proves nothing")
-	t.Logf("killed after %d of %d publishes", info.State.LastSeq, n)
+	killedAt := info.State.LastSeq
+	require.Less(t, killedAt, uint64(n), "the kill came after the last publish; the test proves nothing")
+	t.Logf("killed after %d of %d publishes", killedAt, n)
 
 	// The duplicate window passes: from now on only Redis knows what ran.
 	<-time.After(2 * set.Streams.DuplicateWindow)
+	info, err = stream.Info(ctx) // the first run's last publishes landed after the kill
+	require.NoError(t, err)
+	before := info.State.LastSeq
 
 	out, err := submit().CombinedOutput()
 	require.NoError(t, err, "%s", out)
+	info, err = stream.Info(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before+n, info.State.LastSeq,
+		"past the window the stream stored every message again, the first run's included: only Redis stood between them and a second run")
 	c := client.New(nc, rd.Prefix)
 	require.Eventually(t, func() bool {
 		b, err := c.Batch(ctx, "b-kill")

@@ -2,12 +2,14 @@ package producer
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -54,17 +56,20 @@ type Written struct {
 
 // spot is where one input line's output line sits in the spool.
 type spot struct {
-	off int64
-	n   int32
-	out bool // the output file, else the error file
+	line int
+	off  int64
+	n    int32
+	out  bool // the output file, else the error file
 }
 
 // WriteResults writes the batch's results as the OpenAI output and error
 // files, ordered by input line, in bounded memory: each result is encoded
 // once into a temporary spool file as it is read from the stream (bodies
-// stored by reference in the object store are fetched on the way), and an
-// index by input line (16 bytes per line) says where its line sits; the
-// files are then written in line order from the spool.
+// stored by reference in the object store are fetched on the way), with a
+// 32-byte index entry per line written (its input line and where it sits);
+// the entries are sorted by line and the files written from the spool in
+// that order. Memory grows with the lines written, never with the line
+// numbers the ids claim.
 func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written, error) {
 	var w Written
 	c := client.New(nc, o.Prefix)
@@ -97,10 +102,7 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 		if _, err := sw.Write(data); err != nil {
 			return err
 		}
-		for len(index) <= line {
-			index = append(index, spot{n: -1})
-		}
-		index[line] = spot{off: off, n: int32(len(data)), out: out}
+		index = append(index, spot{line: line, off: off, n: int32(len(data)), out: out})
 		off += int64(len(data))
 		return nil
 	}
@@ -146,6 +148,9 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 	if err := sw.Flush(); err != nil {
 		return w, err
 	}
+	// Stable: a rejected input line and a result cannot share a line, but
+	// should a stray result claim a rejected line's number, both are kept.
+	slices.SortStableFunc(index, func(a, b spot) int { return cmp.Compare(a.line, b.line) })
 	w.Missing = max(0, b.RequestCounts.Total-found)
 	return w, writeInOrder(spool, index, o, &w)
 }
@@ -177,8 +182,8 @@ func writeInOrder(spool io.ReaderAt, index []spot, o ResultsOptions, w *Written)
 	buf := make([]byte, 0, 64<<10)
 	var werr error
 	for _, s := range index {
-		if s.n < 0 || werr != nil {
-			continue
+		if werr != nil {
+			break
 		}
 		if cap(buf) < int(s.n) {
 			buf = make([]byte, s.n)
@@ -209,12 +214,13 @@ func writeInOrder(spool io.ReaderAt, index []spot, o ResultsOptions, w *Written)
 }
 
 // lineOf reads the input line number from a request id the producer made
-// (batchfile.RequestID: "<batch>-<line>").
+// (batchfile.RequestID: "<batch>-<line>", the number in its canonical
+// form, so "b-07" is not line 7).
 func lineOf(id, prefix string) (int, bool) {
 	rest, ok := strings.CutPrefix(id, prefix)
 	if !ok {
 		return 0, false
 	}
 	n, err := strconv.Atoi(rest)
-	return n, err == nil && n > 0
+	return n, err == nil && n > 0 && strconv.Itoa(n) == rest
 }

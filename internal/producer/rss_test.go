@@ -66,7 +66,7 @@ func TestProducerPeakRSS(t *testing.T) {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 
-	run := func(args ...string) (peak string, wall time.Duration) {
+	run := func(args ...string) (peak peakRSS, wall time.Duration) {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, testbin.Producer(t), append(args, "--server", ns.URL(), "--prefix", rd.Prefix)...)
 		var outBuf strings.Builder
@@ -74,7 +74,7 @@ func TestProducerPeakRSS(t *testing.T) {
 		start := time.Now()
 		require.NoError(t, cmd.Start())
 		stop := make(chan struct{})
-		polled := make(chan string)
+		polled := make(chan peakRSS)
 		go func() { polled <- pollStatus(cmd.Process.Pid, stop) }()
 		err := cmd.Wait()
 		close(stop)
@@ -93,7 +93,8 @@ func TestProducerPeakRSS(t *testing.T) {
 		b, err := c.Batch(ctx, "b-big")
 		return err == nil && b.Status == string(lifecycle.BatchCompleted)
 	}, 15*time.Minute, time.Second)
-	resultsRSS, resultsWall := run("results", "b-big", "--output", filepath.Join(dir, "out.jsonl"), "--errors", filepath.Join(dir, "err.jsonl"))
+	resultsRSS, resultsWall := run("results", "b-big", "--output", filepath.Join(dir, "out.jsonl"), "--errors", filepath.Join(dir, "err.jsonl"),
+		"--input", path, "--max-requests", "100000", "--max-bytes", "250000000")
 	outSt, err := os.Stat(filepath.Join(dir, "out.jsonl"))
 	require.NoError(t, err)
 	t.Logf("input %d lines, %.1f MB; output %.1f MB", n, float64(st.Size())/1e6, float64(outSt.Size())/1e6)
@@ -102,6 +103,17 @@ func TestProducerPeakRSS(t *testing.T) {
 	t.Logf("producer status:  %s (the floor: one API call)", floorRSS)
 	t.Logf("producer submit:  %s; %s", submitRSS, submitWall.Round(time.Millisecond))
 	t.Logf("producer results: %s; %s", resultsRSS, resultsWall.Round(time.Millisecond))
+	// The bound: a 200 MB / 100,000-line file under 100 MiB.
+	require.Less(t, submitRSS.hwmKiB, 100*1024, "producer submit's peak RSS")
+	require.Less(t, resultsRSS.hwmKiB, 100*1024, "producer results' peak RSS")
+}
+
+// peakRSS is what pollStatus saw of a process, in KiB.
+type peakRSS struct{ hwmKiB, anonKiB, fileKiB int }
+
+func (p peakRSS) String() string {
+	return fmt.Sprintf("peak RSS (VmHWM) %.1f MiB; sampled peaks RssAnon %.1f MiB, RssFile %.1f MiB",
+		float64(p.hwmKiB)/1024, float64(p.anonKiB)/1024, float64(p.fileKiB)/1024)
 }
 
 // pollStatus samples /proc/<pid>/status every 2 ms until stop and returns
@@ -110,7 +122,7 @@ func TestProducerPeakRSS(t *testing.T) {
 // ru_maxrss is no use here: Linux carries the parent's high-water mark
 // across fork and exec, so it reports the test process (which embeds the
 // nats-server holding the 200 MB batch), not the producer.
-func pollStatus(pid int, stop <-chan struct{}) string {
+func pollStatus(pid int, stop <-chan struct{}) peakRSS {
 	path := fmt.Sprintf("/proc/%d/status", pid)
 	peak := map[string]int{}
 	tk := time.NewTicker(2 * time.Millisecond)
@@ -130,8 +142,7 @@ func pollStatus(pid int, stop <-chan struct{}) string {
 		}
 		select {
 		case <-stop:
-			return fmt.Sprintf("peak RSS (VmHWM) %.1f MiB; sampled peaks RssAnon %.1f MiB, RssFile %.1f MiB",
-				float64(peak["VmHWM"])/1024, float64(peak["RssAnon"])/1024, float64(peak["RssFile"])/1024)
+			return peakRSS{hwmKiB: peak["VmHWM"], anonKiB: peak["RssAnon"], fileKiB: peak["RssFile"]}
 		case <-tk.C:
 		}
 	}

@@ -26,8 +26,14 @@ func (s *Service) batchCancel(c *call) (any, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.CancelBatch(c.ctx, p.ID); err != nil {
+	tr, err := s.store.CancelBatch(c.ctx, p.ID)
+	if err != nil {
 		return nil, translate(err, batchNotFound(p.ID))
+	}
+	if tr.Finalized != nil && tr.Finalized.Status.Terminal() {
+		// The cancel ended the batch outright (nothing left without a
+		// result): its final event is this call's to publish.
+		s.publishEvent(c, p.ID, lifecycle.BatchEventType(tr.Finalized.Status))
 	}
 	b, err := s.store.Batch(c.ctx, p.ID)
 	if err != nil {

@@ -19,7 +19,8 @@ type Store interface {
 	// batch with the same id and contents exists; the bool reports that
 	// it was created now.
 	CreateBatch(ctx context.Context, b lifecycle.NewBatch) (lifecycle.Batch, bool, error)
-	SealBatch(ctx context.Context, id string, total int64) (lifecycle.Batch, error)
+	// SealBatch reports finalized when this seal turned the batch final.
+	SealBatch(ctx context.Context, id string, total int64) (lifecycle.Batch, bool, error)
 	Batch(ctx context.Context, id string) (lifecycle.Batch, error)
 	ListBatches(ctx context.Context, q lifecycle.BatchQuery) (lifecycle.BatchPage, error)
 	CancelBatch(ctx context.Context, id string) (lifecycle.Transition, error)
@@ -37,8 +38,10 @@ type Events interface {
 // Engine is what the API needs of the request engine (satisfied by
 // *worker.Worker).
 type Engine interface {
-	// PublishBatchEvent publishes the event through the batch's event
-	// outbox in Redis (published once; the sweep retries a failed one).
+	// PublishBatchEvent publishes an event the caller's own move made due
+	// (the created event of a batch it created, the final event of a batch
+	// its seal or cancel ended) and records it published in the batch's
+	// outbox; the sweep publishes what stays unpublished.
 	PublishBatchEvent(ctx context.Context, batchID string, t lifecycle.BatchEventType) error
 	// EndQueued ends the queued requests of a cancelled or expired batch:
 	// each gets its result, then their messages are purged.

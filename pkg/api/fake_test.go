@@ -112,26 +112,26 @@ func (f *fakeBackend) CreateBatch(_ context.Context, nb lifecycle.NewBatch) (lif
 	return b, true, nil
 }
 
-func (f *fakeBackend) SealBatch(_ context.Context, id string, total int64) (lifecycle.Batch, error) {
+func (f *fakeBackend) SealBatch(_ context.Context, id string, total int64) (lifecycle.Batch, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if err := f.record("SealBatch", id, " ", total); err != nil {
-		return lifecycle.Batch{}, err
+		return lifecycle.Batch{}, false, err
 	}
 	b, ok := f.batches[id]
 	switch {
 	case !ok:
-		return b, fmt.Errorf("state: seal %s: %w", id, lifecycle.ErrNotFound)
+		return b, false, fmt.Errorf("state: seal %s: %w", id, lifecycle.ErrNotFound)
 	case b.Sealed && b.Counts.Total != total:
-		return b, &lifecycle.ConflictError{BatchID: id, Field: "total",
+		return b, false, &lifecycle.ConflictError{BatchID: id, Field: "total",
 			Stored: strconv.FormatInt(b.Counts.Total, 10), Given: strconv.FormatInt(total, 10)}
 	case total < b.Counts.Total:
-		return b, fmt.Errorf("%w: %w", lifecycle.ErrInvalidBatch, &lifecycle.FieldError{
+		return b, false, fmt.Errorf("%w: %w", lifecycle.ErrInvalidBatch, &lifecycle.FieldError{
 			Field: "total", Reason: fmt.Sprintf("%d is fewer than the %d requests seen", total, b.Counts.Total)})
 	}
 	b.Sealed, b.Counts.Total = true, total
 	f.batches[id] = b
-	return b, nil
+	return b, false, nil
 }
 
 func (f *fakeBackend) Batch(_ context.Context, id string) (lifecycle.Batch, error) {

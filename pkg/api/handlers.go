@@ -27,9 +27,7 @@ func (s *Service) batchCreate(c *call) (any, error) {
 	if created {
 		// The outbox in Redis keeps the event until it is out: a failure
 		// here is retried by the sweep, so the create still succeeds.
-		if err := s.engine.PublishBatchEvent(c.ctx, b.ID, lifecycle.EventCreated); err != nil {
-			c.log.Warn().Err(err).Str("batch", b.ID).Msg("created event not published; the sweep retries it")
-		}
+		s.publishEvent(c, b.ID, lifecycle.EventCreated)
 	}
 	return NewBatchObject(b), nil
 }
@@ -42,16 +40,15 @@ func (s *Service) batchSeal(c *call) (any, error) {
 	if err := p.validate(); err != nil {
 		return nil, err
 	}
-	b, err := s.store.SealBatch(c.ctx, p.ID, p.Total)
+	b, finalized, err := s.store.SealBatch(c.ctx, p.ID, p.Total)
 	if err != nil {
 		return nil, translate(err, batchNotFound(p.ID))
 	}
-	if b.Status.Terminal() {
-		// The seal ended the batch (every request it saw had ended and
-		// its result was out): its final event is due now.
-		if err := s.engine.PublishBatchEvent(c.ctx, b.ID, lifecycle.BatchEventType(b.Status)); err != nil {
-			c.log.Warn().Err(err).Msg("publishing the final event failed; the sweep publishes it")
-		}
+	if finalized {
+		// This seal ended the batch (every request it saw had ended and
+		// its result was out): its final event is this call's to publish.
+		// A repeated seal of a final batch publishes nothing.
+		s.publishEvent(c, b.ID, lifecycle.BatchEventType(b.Status))
 	}
 	return NewBatchObject(b), nil
 }
@@ -148,4 +145,14 @@ func requestNotFound(ref lifecycle.Ref) string {
 		return fmt.Sprintf("id: request %q not found (without batch_id only batchless requests are found)", ref.ID)
 	}
 	return fmt.Sprintf("id: request %q not found in batch %q", ref.ID, ref.BatchID)
+}
+
+// publishEvent publishes a batch event this call's move made due (the
+// store set its outbox in the same move); a failure is logged and left to
+// the sweep, which publishes what stays unpublished for batches.event_retry.
+func (s *Service) publishEvent(c *call, batchID string, t lifecycle.BatchEventType) {
+	if err := s.engine.PublishBatchEvent(c.ctx, batchID, t); err != nil {
+		c.log.Warn().Err(err).Str("batch", batchID).Str("event", string(t)).
+			Msg("batch event not published; the sweep publishes it")
+	}
 }

@@ -42,6 +42,8 @@ type Record struct {
 	Published bool
 	// Outbox is the result line stored by the terminal move, until published.
 	Outbox []byte
+	// ResultSubject is the request's own result_subject ("" for none).
+	ResultSubject string
 }
 
 // Ended is the record as the view a claim returns for an ended request:

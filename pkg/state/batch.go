@@ -77,32 +77,35 @@ func (s *Store) CreateBatch(ctx context.Context, b NewBatch) (lifecycle.Batch, b
 
 // SealBatch fixes the total of an open batch: the requests not seen yet
 // count as pending, and the batch can finish once they have all ended.
-// Sealing a sealed batch with its total returns it unchanged; another total
-// fails with a *lifecycle.ConflictError (field total), a total below the
-// requests already seen with ErrInvalidBatch, an unknown batch with
-// ErrNotFound.
-func (s *Store) SealBatch(ctx context.Context, id string, total int64) (lifecycle.Batch, error) {
+// finalized reports that this seal turned the batch final (every request
+// it saw had ended with its result out): its final event is then the
+// caller's to publish. Sealing a sealed batch with its total returns it
+// unchanged; another total fails with a *lifecycle.ConflictError (field
+// total), a total below the requests already seen with ErrInvalidBatch, an
+// unknown batch with ErrNotFound.
+func (s *Store) SealBatch(ctx context.Context, id string, total int64) (b lifecycle.Batch, finalized bool, err error) {
 	if err := checkID("batch id", id); err != nil {
-		return lifecycle.Batch{}, fmt.Errorf("state: seal batch: %w", err)
+		return lifecycle.Batch{}, false, fmt.Errorf("state: seal batch: %w", err)
 	}
 	if total < 1 {
-		return lifecycle.Batch{}, fmt.Errorf("state: seal batch %s: %w: total %d must be at least 1", id, ErrInvalidBatch, total)
+		return lifecycle.Batch{}, false, fmt.Errorf("state: seal batch %s: %w: total %d must be at least 1", id, ErrInvalidBatch, total)
 	}
 	rep, err := s.run(ctx, scriptSealBatch, []string{s.keys.batch(id), s.keys.leases(id)},
 		total, s.nowMS(), s.retentionMS())
 	if err != nil {
-		return lifecycle.Batch{}, fmt.Errorf("state: seal batch %s: %w", id, err)
+		return lifecycle.Batch{}, false, fmt.Errorf("state: seal batch %s: %w", id, err)
 	}
 	switch rep.code() {
 	case "not_found":
-		return lifecycle.Batch{}, fmt.Errorf("state: seal batch %s: %w", id, ErrNotFound)
+		return lifecycle.Batch{}, false, fmt.Errorf("state: seal batch %s: %w", id, ErrNotFound)
 	case "conflict":
-		return lifecycle.Batch{}, &lifecycle.ConflictError{BatchID: id, Field: "total", Stored: rep.str(1), Given: fmt.Sprint(total)}
+		return lifecycle.Batch{}, false, &lifecycle.ConflictError{BatchID: id, Field: "total", Stored: rep.str(1), Given: fmt.Sprint(total)}
 	case "too_few":
-		return lifecycle.Batch{}, fmt.Errorf("state: seal batch %s: %w: total %d is less than the %s requests already received",
+		return lifecycle.Batch{}, false, fmt.Errorf("state: seal batch %s: %w: total %d is less than the %s requests already received",
 			id, ErrInvalidBatch, total, rep.str(1))
 	}
-	return decodeBatch(rep.hash(2)), nil
+	b = decodeBatch(rep.hash(2))
+	return b, rep.int(1) == 1 && b.Status.Terminal(), nil
 }
 
 // Batch reads a batch; ErrNotFound when it has no record.

@@ -51,7 +51,7 @@ func (s *Store) Claim(ctx context.Context, a ClaimArgs) (Claim, error) {
 	rep, err := s.run(ctx, scriptClaim, s.keys.requestKeys(ref),
 		s.nowMS(), a.Owner, s.cfg.LeaseTTL.Milliseconds(), a.Delivery, start,
 		s.cfg.MaxReclaims, s.retentionMS(), req.ID, req.BatchID, req.Model, req.CustomID,
-		toMS(req.ExpiresAt), a.Seq)
+		toMS(req.ExpiresAt), a.Seq, req.ResultSubject)
 	if err != nil {
 		return Claim{}, fmt.Errorf("state: claim %s: %w", req.ID, err)
 	}

@@ -60,8 +60,8 @@ func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]life
 	for i, ref := range refs {
 		calls[i] = scriptCall{
 			script: scriptMarkPublished,
-			keys:   []string{s.keys.request(ref), s.keys.batchOf(ref)},
-			args:   []any{now, retention},
+			keys:   s.keys.requestKeys(ref),
+			args:   []any{now, retention, ref.ID},
 		}
 	}
 	var final []lifecycle.Batch

@@ -66,7 +66,7 @@ func TestOpenBatchIsCreatedEmptyAndARetriedCreateSurvivesTheSeal(t *testing.T) {
 	require.Equal(t, lifecycle.BatchValidating, bt.Status)
 	require.Equal(t, lifecycle.Counts{}, bt.Counts)
 
-	_, err := b.store.SealBatch(ctx, "ob", 3)
+	_, _, err := b.store.SealBatch(ctx, "ob", 3)
 	require.NoError(t, err)
 	again, created, err := b.store.CreateBatch(ctx, state.NewBatch{
 		ID: "ob", CompletionWindow: "24h", Endpoint: "/v1/chat/completions",
@@ -121,8 +121,12 @@ func TestOpenBatchCountsEachRequestWhenFirstSeenAndWaitsForItsSeal(t *testing.T)
 
 	// The seal at what it saw ends it; every result is out already.
 	b.clock.Advance(time.Minute)
-	bt, err = b.store.SealBatch(ctx, "ob", 4)
+	bt, finalized, err := b.store.SealBatch(ctx, "ob", 4)
 	require.NoError(t, err)
+	require.True(t, finalized, "this seal turned the batch final")
+	_, finalized, err = b.store.SealBatch(ctx, "ob", 4)
+	require.NoError(t, err)
+	require.False(t, finalized, "a repeated seal of a final batch has no final event to publish")
 	require.True(t, bt.Sealed)
 	require.Equal(t, lifecycle.BatchCompleted, bt.Status)
 	require.Equal(t, b.clock.Now(), bt.FinalizingAt)
@@ -141,20 +145,20 @@ func TestSealBatch(t *testing.T) {
 	b.claim(t, request("r1", "ob"), "w")
 	b.claim(t, request("r2", "ob"), "w")
 
-	_, err := b.store.SealBatch(ctx, "ob", 1)
+	_, _, err := b.store.SealBatch(ctx, "ob", 1)
 	require.ErrorIs(t, err, lifecycle.ErrInvalidBatch, "fewer than the two seen")
 	require.False(t, b.batch(t, "ob").Sealed)
 
-	bt, err := b.store.SealBatch(ctx, "ob", 5)
+	bt, _, err := b.store.SealBatch(ctx, "ob", 5)
 	require.NoError(t, err)
 	require.True(t, bt.Sealed)
 	require.Equal(t, lifecycle.Counts{Total: 5, Pending: 3, InProgress: 2}, bt.Counts)
 
-	again, err := b.store.SealBatch(ctx, "ob", 5)
+	again, _, err := b.store.SealBatch(ctx, "ob", 5)
 	require.NoError(t, err)
 	require.Equal(t, bt, again, "the same total again changes nothing")
 
-	_, err = b.store.SealBatch(ctx, "ob", 6)
+	_, _, err = b.store.SealBatch(ctx, "ob", 6)
 	var conflict *lifecycle.ConflictError
 	require.ErrorAs(t, err, &conflict)
 	require.ErrorIs(t, err, lifecycle.ErrBatchConflict)
@@ -164,16 +168,16 @@ func TestSealBatch(t *testing.T) {
 
 	// A batch sealed at creation takes a seal of its own total only.
 	b.createBatch(t, "sb", 2)
-	_, err = b.store.SealBatch(ctx, "sb", 2)
+	_, _, err = b.store.SealBatch(ctx, "sb", 2)
 	require.NoError(t, err)
-	_, err = b.store.SealBatch(ctx, "sb", 3)
+	_, _, err = b.store.SealBatch(ctx, "sb", 3)
 	require.ErrorIs(t, err, lifecycle.ErrBatchConflict)
 
-	_, err = b.store.SealBatch(ctx, "nope", 1)
+	_, _, err = b.store.SealBatch(ctx, "nope", 1)
 	require.ErrorIs(t, err, lifecycle.ErrNotFound)
-	_, err = b.store.SealBatch(ctx, "ob", 0)
+	_, _, err = b.store.SealBatch(ctx, "ob", 0)
 	require.ErrorIs(t, err, lifecycle.ErrInvalidBatch)
-	_, err = b.store.SealBatch(ctx, "a{b", 1)
+	_, _, err = b.store.SealBatch(ctx, "a{b", 1)
 	require.ErrorIs(t, err, state.ErrInvalidID)
 	require.Equal(t, lifecycle.Counts{Total: 5, Pending: 3, InProgress: 2}, b.counts(t, "ob"))
 }
@@ -186,7 +190,7 @@ func TestSealedOpenBatchRefusesRequestsBeyondItsTotal(t *testing.T) {
 	ctx := ctxT(t)
 	b.createOpen(t, "ob")
 	b.claim(t, request("r1", "ob"), "w")
-	_, err := b.store.SealBatch(ctx, "ob", 2)
+	_, _, err := b.store.SealBatch(ctx, "ob", 2)
 	require.NoError(t, err)
 	b.claim(t, request("r2", "ob"), "w")
 	want := lifecycle.Counts{Total: 2, InProgress: 2}
@@ -278,7 +282,7 @@ func TestSealRacingWithNewRequestsCountsExactlyTheTotal(t *testing.T) {
 			)
 			wg.Go(func() {
 				<-start
-				_, sealErr = b.store.SealBatch(ctx, "ob", total)
+				_, _, sealErr = b.store.SealBatch(ctx, "ob", total)
 			})
 			for i := range racing {
 				wg.Go(func() {
@@ -335,7 +339,7 @@ func TestCancelOpenBatchSealsItAtWhatItSaw(t *testing.T) {
 	require.True(t, bt.Sealed)
 	require.Equal(t, lifecycle.BatchCancelling, bt.Status)
 	require.Equal(t, lifecycle.Counts{Total: 2, InProgress: 1, Completed: 1}, bt.Counts)
-	_, err = b.store.SealBatch(ctx, "ob", 3)
+	_, _, err = b.store.SealBatch(ctx, "ob", 3)
 	require.ErrorIs(t, err, lifecycle.ErrBatchConflict)
 
 	e := b.ended(t, request("r3", "ob"), "w")

@@ -104,9 +104,9 @@ func runWorkload(t *testing.T, open bool) {
 				}
 				if open && w == 1 && op == opsEach/4 {
 					sealOnce.Do(func() {
-						_, err := b.store.SealBatch(ctx, "pb", 900)
+						_, _, err := b.store.SealBatch(ctx, "pb", 900)
 						if errors.Is(err, state.ErrInvalidBatch) { // seen more than 900
-							_, err = b.store.SealBatch(ctx, "pb", requests)
+							_, _, err = b.store.SealBatch(ctx, "pb", requests)
 						}
 						if err != nil && !errors.Is(err, state.ErrBatchConflict) { // the cancel sealed it
 							t.Errorf("seal batch: %v", err)

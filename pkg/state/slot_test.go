@@ -167,7 +167,7 @@ func TestEveryScriptCallHashesToOneSlot(t *testing.T) {
 	require.NoError(t, b.store.BatchEventDone(ctx, "plain", lifecycle.EventCreated))
 
 	b.createOpen(t, "open")
-	_, err = b.store.SealBatch(ctx, "open", 1)
+	_, _, err = b.store.SealBatch(ctx, "open", 1)
 	require.NoError(t, err)
 	b.clock.Advance(25 * time.Hour)
 	_, err = b.store.ExpireBatch(ctx, "open")

@@ -26,9 +26,9 @@ func (s *Store) HoldSweepLock(ctx context.Context, holder string, ttl time.Durat
 }
 
 // LiveBatches lists up to limit ids of the batches the sweep watches,
-// soonest expires_at first.
-func (s *Store) LiveBatches(ctx context.Context, limit int64) ([]string, error) {
-	ids, err := s.client.ZRange(ctx, s.keys.batchesLive(), 0, limit-1).Result()
+// soonest expires_at first, from the offset-th on.
+func (s *Store) LiveBatches(ctx context.Context, offset, limit int64) ([]string, error) {
+	ids, err := s.client.ZRange(ctx, s.keys.batchesLive(), offset, offset+limit-1).Result()
 	if err != nil {
 		return nil, opErr("live batches", "", err)
 	}

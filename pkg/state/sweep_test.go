@@ -187,6 +187,20 @@ func TestStrandedAndEndStranded(t *testing.T) {
 	require.NotNil(t, tr.Finalized, "the last in-flight request ended")
 	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status)
 	require.Equal(t, lifecycle.Counts{Total: 3, Failed: 2, Expired: 1}, tr.Finalized.Counts)
+	// Ended by the sweep, each waits in the lease index (score 0) until its
+	// result is marked published, so a failed publish is tried again.
+	got, err = b.store.Stranded(ctx, "b1", b.clock.Now(), 10)
+	require.NoError(t, err)
+	require.Len(t, got, 3, "results due")
+	for _, e := range got {
+		require.True(t, e.LeaseExpires.IsZero(), "score 0: result due")
+	}
+	b.publish(t, h1.Ref, h2.Ref)
+	got, err = b.store.Stranded(ctx, "b1", b.clock.Now(), 10)
+	require.NoError(t, err)
+	require.Len(t, got, 1, "the marked ones left the index")
+	require.Equal(t, h3.Ref.ID, got[0].Ref.ID)
+	b.publish(t, h3.Ref)
 	got, err = b.store.Stranded(ctx, "b1", b.clock.Now(), 10)
 	require.NoError(t, err)
 	require.Empty(t, got, "out of the lease index")
@@ -306,15 +320,15 @@ func TestLiveBatches(t *testing.T) {
 		})
 		require.NoError(t, err)
 	}
-	ids, err := b.store.LiveBatches(ctx, 10)
+	ids, err := b.store.LiveBatches(ctx, 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{"soon", "mid", "late"}, ids)
-	ids, err = b.store.LiveBatches(ctx, 2)
+	ids, err = b.store.LiveBatches(ctx, 0, 2)
 	require.NoError(t, err)
 	require.Equal(t, []string{"soon", "mid"}, ids)
 	require.NoError(t, b.store.DropLive(ctx, "mid"))
 	require.NoError(t, b.store.DropLive(ctx, "mid"), "dropping twice is fine")
-	ids, err = b.store.LiveBatches(ctx, 10)
+	ids, err = b.store.LiveBatches(ctx, 0, 10)
 	require.NoError(t, err)
 	require.Equal(t, []string{"soon", "late"}, ids)
 }

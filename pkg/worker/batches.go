@@ -86,9 +86,12 @@ func (w *Worker) batchFinal(b lifecycle.Batch, log zerolog.Logger) {
 	var err error
 	for n := range batchEventTries {
 		ctx, cancel := w.opCtx()
-		_, err = w.publishEvent(ctx, b.ID, t, 0)
+		var published bool
+		published, err = w.publishOwn(ctx, b, t)
 		cancel()
-		if err == nil || n == batchEventTries-1 || !pause(pauses) {
+		// Once published, never again: a failed record leaves the event
+		// to the sweep, whose copy the stream drops inside its window.
+		if err == nil || published || n == batchEventTries-1 || !pause(pauses) {
 			break
 		}
 	}
@@ -97,32 +100,48 @@ func (w *Worker) batchFinal(b lifecycle.Batch, log zerolog.Logger) {
 	}
 }
 
-// PublishBatchEvent publishes a batch event from its outbox at once: the
-// batch API's created event. A failure leaves it to the sweep.
+// PublishBatchEvent publishes an event the caller's own move made due: the
+// batch API's created event of a batch it created, or the final event of a
+// batch its seal or cancel ended. A failure leaves it to the sweep.
 func (w *Worker) PublishBatchEvent(ctx context.Context, batchID string, t lifecycle.BatchEventType) error {
-	_, err := w.publishEvent(ctx, batchID, t, 0)
+	b, err := w.store.Batch(ctx, batchID)
+	if err != nil {
+		return fmt.Errorf("worker: batch event %s %s: %w", batchID, t, err)
+	}
+	if t != lifecycle.EventCreated && lifecycle.BatchEventType(b.Status) != t {
+		return fmt.Errorf("worker: batch event %s %s: the batch is %s", batchID, t, b.Status)
+	}
+	_, err = w.publishOwn(ctx, b, t)
 	return err
 }
 
-// publishEvent takes the event from the batch's outbox when it is due
-// (unpublished, and set or last taken at least stale ago), publishes it and
-// records it published. It reports whether it published. A publisher that
-// dies between the publish and the record leaves the event to be published
-// again after stale: inside the stream's duplicate window the stream keeps
-// one (Nats-Msg-Id <batch>:<type>).
+// publishOwn publishes an event whose outbox the publisher's own move set
+// (so no one else takes it before batches.event_retry) and records it
+// published; it reports whether the event went out.
+func (w *Worker) publishOwn(ctx context.Context, b lifecycle.Batch, t lifecycle.BatchEventType) (bool, error) {
+	ev := lifecycle.BatchEvent{Type: t, Batch: b, At: w.clock().UTC()}
+	if err := w.queue.PublishBatchEvent(ctx, ev); err != nil {
+		return false, err
+	}
+	if err := w.store.BatchEventDone(ctx, b.ID, t); err != nil {
+		return true, fmt.Errorf("worker: record batch event %s %s published: %w", b.ID, t, err)
+	}
+	return true, nil
+}
+
+// publishEvent is the sweep's: it takes the event from the batch's outbox
+// when it is still unpublished batches.event_retry (stale) after it was
+// set or last taken, publishes it and records it published. It reports
+// whether it published. A publisher that dies between the publish and the
+// record leaves the event to be published again after stale: inside the
+// stream's duplicate window the stream keeps one (Nats-Msg-Id
+// <batch>:<type>).
 func (w *Worker) publishEvent(ctx context.Context, batchID string, t lifecycle.BatchEventType, stale time.Duration) (bool, error) {
 	b, err := w.store.ClaimBatchEvent(ctx, batchID, t, stale)
 	if err != nil || b == nil {
 		return false, err
 	}
-	ev := lifecycle.BatchEvent{Type: t, Batch: *b, At: w.clock().UTC()}
-	if err := w.queue.PublishBatchEvent(ctx, ev); err != nil {
-		return false, err
-	}
-	if err := w.store.BatchEventDone(ctx, batchID, t); err != nil {
-		return true, fmt.Errorf("worker: record batch event %s %s published: %w", batchID, t, err)
-	}
-	return true, nil
+	return w.publishOwn(ctx, *b, t)
 }
 
 // endQueuedWorkers bounds the queued requests EndQueued ends at once.

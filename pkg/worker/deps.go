@@ -37,7 +37,7 @@ type Store interface {
 
 	// The sweep's reads and moves (sweep.go).
 	HoldSweepLock(ctx context.Context, holder string, ttl time.Duration) (bool, error)
-	LiveBatches(ctx context.Context, limit int64) ([]string, error)
+	LiveBatches(ctx context.Context, offset, limit int64) ([]string, error)
 	TrimBatchIndex(ctx context.Context) (int64, error)
 	DropLive(ctx context.Context, id string) error
 	BatchEventsOut(ctx context.Context, id string) (bool, error)

@@ -28,8 +28,8 @@ import (
 //     have not all come within batches.finalize_grace (their messages were
 //     lost before any worker read them; results_missing says how many).
 
-// sweepBatchesMax bounds the batches one pass looks at; the rest wait for
-// the next pass (soonest expires_at first).
+// sweepBatchesMax bounds the batches one pass looks at; the pass after
+// goes on from where it stopped.
 const sweepBatchesMax = 1000
 
 // strandedMax bounds the stranded requests one pass ends per batch.
@@ -41,7 +41,7 @@ func (w *Worker) sweepLoop() {
 	interval := w.config().Batches.SweepInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	s := &sweeper{w: w, draining: make(map[string]bool)}
+	s := &sweeper{w: w, draining: make(map[string]bool), lockTTL: sweepLockIntervals * interval}
 	defer s.wait()
 	leader := false
 	for {
@@ -50,20 +50,40 @@ func (w *Worker) sweepLoop() {
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(w.bg, max(interval, w.config().OpTimeout))
-		held, err := w.store.HoldSweepLock(ctx, w.ID(), 3*interval)
-		if err != nil {
-			w.log.Warn().Err(err).Msg("sweep lock unavailable")
-		}
+		held := s.hold()
 		if held != leader {
 			leader = held
 			w.log.Info().Bool("leader", held).Msg("sweep leadership changed")
 		}
 		if held {
+			// A pass ends well inside the lock's lifetime, and renews the
+			// lock as it goes, so two leaders never sweep at once; what it
+			// does not reach, the next pass does (the cursor moves on).
+			ctx, cancel := context.WithTimeout(w.bg, s.lockTTL-interval)
 			s.pass(ctx)
+			cancel()
 		}
-		cancel()
 	}
+}
+
+// sweepLockIntervals is the sweep lock's lifetime in sweep intervals: a
+// dead leader is replaced that long after its last renewal.
+const sweepLockIntervals = 3
+
+// hold takes or renews the sweep's lock; it reports whether this worker
+// holds it.
+func (s *sweeper) hold() bool {
+	w := s.w
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	held, err := w.store.HoldSweepLock(ctx, w.ID(), s.lockTTL)
+	if err != nil {
+		w.log.Warn().Err(err).Msg("sweep lock unavailable")
+	}
+	if held {
+		s.renewed = w.clock()
+	}
+	return held
 }
 
 // sweeper is the state of one worker's sweep: the EndQueued runs under way
@@ -73,6 +93,12 @@ type sweeper struct {
 	mu       sync.Mutex
 	draining map[string]bool
 	wg       sync.WaitGroup
+
+	lockTTL time.Duration
+	renewed time.Time // when the lock was last taken or renewed
+	// cursor is where the next pass starts in the live index, so that
+	// every batch is reached however many there are.
+	cursor int64
 }
 
 func (s *sweeper) wait() { s.wg.Wait() }
@@ -83,17 +109,26 @@ func (s *sweeper) pass(ctx context.Context) {
 	if _, err := s.w.store.TrimBatchIndex(ctx); err != nil {
 		s.w.log.Warn().Err(err).Msg("sweep: trimming the batch index failed")
 	}
-	ids, err := s.w.store.LiveBatches(ctx, sweepBatchesMax)
+	ids, err := s.w.store.LiveBatches(ctx, s.cursor, sweepBatchesMax)
 	if err != nil {
 		s.w.log.Warn().Err(err).Msg("sweep: listing live batches failed")
 		return
+	}
+	if len(ids) < sweepBatchesMax {
+		s.cursor = 0 // the end of the index: the next pass starts over
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
 			return
 		}
+		if s.w.clock().Sub(s.renewed) > s.lockTTL/sweepLockIntervals && !s.hold() {
+			return // the lock went to another worker
+		}
 		if err := s.batch(ctx, id); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.w.log.Warn().Err(err).Str("batch_id", id).Msg("sweep: batch left for the next pass")
+		}
+		if len(ids) == sweepBatchesMax {
+			s.cursor++
 		}
 	}
 }
@@ -193,6 +228,15 @@ func (s *sweeper) stranded(ctx context.Context, b lifecycle.Batch, now time.Time
 		return err
 	}
 	for _, e := range entries {
+		rec, err := w.store.Request(ctx, e.Ref)
+		if err == nil && rec.State.Terminal() {
+			// Ended by an earlier pass whose publish or mark failed: its
+			// result is still due.
+			if err := s.publishEnded(ctx, e.Ref, rec, log); err != nil {
+				return err
+			}
+			continue
+		}
 		to, f := lifecycle.StateFailed, lifecycle.NewFailure(lifecycle.CodeMessageLost, 0,
 			"the request's message left the stream while no worker held it (lease ended %s)", e.LeaseExpires.UTC().Format(time.RFC3339))
 		switch {
@@ -237,14 +281,24 @@ func (s *sweeper) endStranded(ctx context.Context, e lifecycle.Stranded, before 
 	if err != nil {
 		return err
 	}
-	req := &lifecycle.Request{V: lifecycle.WireVersion, ID: e.Ref.ID, BatchID: e.Ref.BatchID, CustomID: rec.CustomID, Model: rec.Model}
-	res, data := w.resultFromEnded(req, rec.Ended())
-	if err := w.queue.PublishEncodedResult(ctx, res, data, ""); err != nil {
-		return err
-	}
-	if err := w.marks.mark(ctx, e.Ref); err != nil {
-		return err
-	}
 	log.Info().Str("request_id", e.Ref.ID).Str("state", string(to)).Msg("stranded request ended")
-	return nil
+	return s.publishEnded(ctx, e.Ref, rec, log)
+}
+
+// publishEnded publishes the result of a request the sweep ended, built
+// from its record, to where the request asked, and marks it published
+// (which takes it out of the lease index). Until then the next pass tries
+// again.
+func (s *sweeper) publishEnded(ctx context.Context, ref lifecycle.Ref, rec lifecycle.Record, log zerolog.Logger) error {
+	w := s.w
+	if !rec.Published {
+		req := &lifecycle.Request{V: lifecycle.WireVersion, ID: ref.ID, BatchID: ref.BatchID,
+			CustomID: rec.CustomID, Model: rec.Model, ResultSubject: rec.ResultSubject}
+		res, data := w.resultFromEnded(req, rec.Ended())
+		if err := w.queue.PublishEncodedResult(ctx, res, data, rec.ResultSubject); err != nil {
+			log.Warn().Err(err).Str("request_id", ref.ID).Msg("sweep: result of an ended request not published; next pass")
+			return err
+		}
+	}
+	return w.marks.mark(ctx, ref)
 }

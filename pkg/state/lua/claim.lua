@@ -19,6 +19,8 @@
 -- ARGV[12] -> request expires_at, unix ms (0: none)
 -- ARGV[13] -> JetStream stream sequence of the message (recorded: the sweep
 --             checks whether the message still exists)
+-- ARGV[14] -> the request's result_subject ('' for none; recorded, so the
+--             sweep publishes a result it makes where the client wants it)
 -- Returns one of:
 --   {'held', state, token, attempt, lease_until, batch_expires_at} (a claim
 --     into processing starts an attempt and counts it: attempt includes it;
@@ -73,6 +75,9 @@ end
 local function end_now(to, code, msg, extra)
   if not exists then
     record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now, counted)
+    if ARGV[14] ~= '' then
+      redis.call('HSET', KEYS[1], 'result_subject', ARGV[14])
+    end
   end
   local fields = {'delivery', ARGV[4], 'seq', ARGV[13]}
   if extra ~= nil then
@@ -130,6 +135,9 @@ end
 local until_ms = now + tonumber(ARGV[3])
 if not exists then
   record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now, counted)
+  if ARGV[14] ~= '' then
+    redis.call('HSET', KEYS[1], 'result_subject', ARGV[14])
+  end
 end
 redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
   'updated_at', now, 'delivery', ARGV[4], 'seq', ARGV[13], 'reclaims', reclaims)

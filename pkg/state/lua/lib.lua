@@ -5,7 +5,7 @@
 -- Request hash fields: id batch model custom_id expires_at state attempt
 -- owner fence lease_until not_before reclaims delivery seq created_at
 -- claimed_at started_at finished_at updated_at routed_model status err_code
--- err_msg published outbox superseded_by counted pub_counted.
+-- err_msg published outbox superseded_by counted pub_counted result_subject.
 -- Batch hash fields: id completion_window endpoint metadata total_given
 -- created_at expires_at total seen sealed pending in_progress completed
 -- failed canceled superseded expired published status outcome cancelled
@@ -142,8 +142,9 @@ local function batch_finalize(bkey, lkey, b, now, retention)
   if b.cancelled then
     status = 'cancelling'
   end
+  -- the lease index stays: it may still hold requests the sweep ended whose
+  -- result is not out yet (end_stranded.lua); it expires with the batch
   redis.call('HSET', bkey, 'status', status, 'outcome', outcome, 'finalizing_at', now)
-  redis.call('DEL', lkey)
   b.final = true
   batch_final(bkey, now, retention, false)
   return redis.call('HGETALL', bkey)

@@ -6,8 +6,11 @@
 -- left alone.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
+-- KEYS[3] -> lease index    <p>:{<tag>}:leases (a request the sweep
+--            ended waits there for this mark)
 -- ARGV[1] -> now, unix ms
 -- ARGV[2] -> retention, ms
+-- ARGV[3] -> request id
 -- Returns: {'ok', batch...} (batch...: flat HGETALL when this call turned
 -- the batch final) | {'gone'}
 local r = redis.call('HMGET', KEYS[1], 'state', 'counted', 'pub_counted')
@@ -16,6 +19,7 @@ if not r[1] then
 end
 redis.call('HDEL', KEYS[1], 'outbox')
 redis.call('HSET', KEYS[1], 'published', 1)
+redis.call('ZREM', KEYS[3], ARGV[3])
 -- a superseded request's result is its winner's: the batch expects none
 if r[1] == 'superseded' or r[2] ~= '1' or r[3] == '1' or redis.call('EXISTS', KEYS[2]) == 0 then
   return {'ok'}
