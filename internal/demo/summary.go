@@ -25,7 +25,7 @@ type Summary struct {
 	Lines      int
 	LineErrors int
 	Requests   int
-	// Results is the number of results received.
+	// Results is the number of results published, as the store counts them.
 	Results int
 	// Retries counts attempts beyond the first across the results (calls
 	// re-queued after a 429 or 500).
