@@ -48,7 +48,7 @@ func (c *connFlags) register(fs *pflag.FlagSet) {
 	fs.StringVarP(&c.server, "server", "s", serverDefault, "NATS server URLs, comma-separated (env NATS_URL)")
 	fs.StringVar(&c.creds, "creds", "", "NATS user credentials file (env NATS_CREDS)")
 	fs.StringVar(&c.nkey, "nkey", "", "NATS nkey seed file (env NATS_NKEY)")
-	fs.StringVar(&c.user, "user", "", "NATS user name or token (env NATS_USER)")
+	fs.StringVar(&c.user, "user", "", "NATS user name, or a token when no --password is given (env NATS_USER)")
 	fs.StringVar(&c.password, "password", "", "NATS password (env NATS_PASSWORD)")
 	fs.StringVar(&c.tlsCert, "tlscert", "", "TLS client certificate file (env NATS_CERT)")
 	fs.StringVar(&c.tlsKey, "tlskey", "", "TLS client private key file (env NATS_KEY)")
@@ -108,7 +108,11 @@ func (c *connFlags) connect() (*nats.Conn, error) {
 		}
 		opts = append(opts, opt)
 	}
-	if c.user != "" {
+	switch {
+	case c.user != "" && c.password == "":
+		// A user without a password is a token, as with the nats CLI.
+		opts = append(opts, nats.Token(c.user))
+	case c.user != "":
 		opts = append(opts, nats.UserInfo(c.user, c.password))
 	}
 	if c.tlsCert != "" {

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/config"
@@ -19,6 +19,7 @@ import (
 	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
 )
 
 // deployment is one isolated salvo: an embedded nats-server, a Redis, a
@@ -114,11 +115,14 @@ func (d *deployment) waitStatus(t *testing.T, id string, status lifecycle.BatchS
 // stored (acked ones leave a work queue; the last sequence stays).
 func (d *deployment) requestsStored(t *testing.T) uint64 {
 	t.Helper()
-	js, err := jetstream.New(d.nats.Connect())
+	nc := d.nats.Connect()
+	q, err := queue.New(nc, queue.Config{Prefix: d.prefix}, zerolog.Nop())
 	require.NoError(t, err)
-	s, err := js.Stream(context.Background(), strings.ToUpper(d.prefix)+"_REQUESTS")
+	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	info, err := s.Info(context.Background())
+	st, err := js.Stream(context.Background(), q.RequestsStream())
+	require.NoError(t, err)
+	info, err := st.Info(context.Background())
 	require.NoError(t, err)
 	return info.State.LastSeq
 }

@@ -18,9 +18,9 @@
 //
 // The flags and environment variables are the nats CLI's: -s/--server
 // (NATS_URL, default nats://127.0.0.1:4222), --creds (NATS_CREDS), --nkey
-// (NATS_NKEY), --user and --password (NATS_USER, NATS_PASSWORD), --tlscert,
-// --tlskey and --tlsca (NATS_CERT, NATS_KEY, NATS_CA). A flag wins over its
-// variable. --prefix (SALVO_PREFIX, default salvo) names the deployment.
+// (NATS_NKEY), --user and --password (NATS_USER, NATS_PASSWORD; a --user
+// without a password is sent as a token), --tlscert, --tlskey and --tlsca
+// (NATS_CERT, NATS_KEY, NATS_CA). A flag wins over its variable. --prefix (SALVO_PREFIX, default salvo) names the deployment.
 // The connection is tried once, within --connect-timeout (default 2s):
 // an unreachable server is an error at once, never a wait.
 //

@@ -46,7 +46,7 @@ func setup(t *testing.T, mode demo.RedisMode) *bundle {
 	return b
 }
 
-// goodLines parses the example the way the demo does and returns the
+// goodLines parses the example with pkg/batchfile and returns the
 // custom ids of its good lines, in order, and its line errors.
 func goodLines(t *testing.T) ([]string, []*batchfile.LineError) {
 	t.Helper()
@@ -167,7 +167,9 @@ func TestRunRefusesInputWithoutGoodLines(t *testing.T) {
 	out := b.out.String()
 	require.Contains(t, out, "rejected line 1: method: is required")
 	require.Contains(t, out, "rejected line 3: invalid JSON")
-	require.NotContains(t, out, "nats ", "nothing is started for an input without requests")
+	require.NotContains(t, out, "  batch ", "no batch is created for an input without requests")
+	_, statErr := os.Stat(b.opts.Output)
+	require.True(t, os.IsNotExist(statErr), "no output file for an input without requests")
 }
 
 func TestOptionsValidate(t *testing.T) {

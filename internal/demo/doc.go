@@ -9,10 +9,13 @@
 // on it, starts the mock OpenAI-compatible upstream with latency and a
 // failure mix (429 with Retry-After, 500, connection resets), starts one
 // worker (pkg/worker over pkg/queue, pkg/state and pkg/httpclient), and
-// then acts as the producer: it parses the input batch with pkg/batchfile,
-// creates the batch, publishes the requests, prints the counters as they
-// change, waits for the batch to finalize and for every result, writes the
-// output and error files and prints a summary.
+// then acts as the producer, with the code behind cmd/producer
+// (internal/producer): it submits the input batch as `producer submit
+// --skip-invalid` does (every line validated, the bad ones reported, the
+// batch created through the batch API, the good lines published), prints
+// the counters as they change until the batch is final (which it turns
+// once every result is published), writes the output and error files as
+// `producer results` does and prints a summary.
 //
 // It is wiring of the real packages, not a second implementation.
 package demo

@@ -14,11 +14,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/config"
-	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/internal/mockupstream"
-	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/httpclient"
-	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
 )
 
@@ -53,7 +50,7 @@ func (r *runner) printf(format string, args ...any) { _, _ = fmt.Fprintf(r.out, 
 // Options.Out). It is bounded by Options.Timeout and by ctx.
 //
 // Shutdown order (the reverse of the start, run on every return): stop
-// the results subscription → close the producer's NATS connection → stop the
+// close the producer's NATS connection → stop the
 // worker process (stop fetching, drain in-flight calls, hand the rest back;
 // then its upstream client, Redis client and NATS connection) → close the
 // mock upstream → stop Redis (close the client; kill the spawned
@@ -81,12 +78,6 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	sum := Summary{BatchID: "batch-" + stamp, Output: r.o.Output, Errors: r.o.Errors}
 
 	r.printf("salvo demo\n")
-	parsed, err := r.parse(sum.BatchID)
-	if err != nil {
-		return sum, err
-	}
-	sum.Lines, sum.LineErrors, sum.Requests = parsed.Lines, len(parsed.Errors), len(parsed.Requests)
-
 	tmp, err := os.MkdirTemp("", "salvo-demo-*")
 	if err != nil {
 		return sum, fmt.Errorf("demo: temp dir: %w", err)
@@ -143,42 +134,23 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		return sum, err
 	}
 
-	prod, api, err := r.producerQueue(ctx, srv.ClientURL(), settings)
+	nc, err := r.producerConn(srv.ClientURL())
 	if err != nil {
 		return sum, err
 	}
-	res, err := r.produce(ctx, prod, api, store, parsed, &sum)
-	if err != nil {
+	if err := r.submit(ctx, nc, settings.Prefix, &sum); err != nil {
+		return sum, err
+	}
+	if err := r.watch(ctx, store, &sum); err != nil {
 		return sum, err
 	}
 	sum.UpstreamCalls = mock.Calls()
-	if err := r.writeFiles(ctx, prod, parsed, res, &sum); err != nil {
+	if err := r.writeFiles(ctx, nc, settings.Prefix, &sum); err != nil {
 		return sum, err
 	}
 	sum.Elapsed = time.Since(r.start)
 	sum.Write(r.out)
 	return sum, nil
-}
-
-// parse reads the input file.
-func (r *runner) parse(batchID string) (batchfile.Parsed, error) {
-	f, err := os.Open(r.o.Input)
-	if err != nil {
-		return batchfile.Parsed{}, fmt.Errorf("demo: input: %w", err)
-	}
-	defer f.Close()
-	parsed, err := batchfile.Parse(f, batchfile.ParseOptions{BatchID: batchID, CompletionWindow: completionWindow})
-	if err != nil {
-		return parsed, fmt.Errorf("demo: input %s: %w", r.o.Input, err)
-	}
-	r.printf("  input     %s: %d lines, %d requests, %d bad line(s)\n", r.o.Input, parsed.Lines, len(parsed.Requests), len(parsed.Errors))
-	for _, e := range parsed.Errors {
-		r.printf("            rejected %s\n", e)
-	}
-	if len(parsed.Requests) == 0 {
-		return parsed, fmt.Errorf("demo: input %s has no valid request", r.o.Input)
-	}
-	return parsed, nil
 }
 
 // startWorker starts one in-process worker on its own connections, as a
@@ -208,19 +180,12 @@ func (r *runner) startWorker(ctx context.Context, settings config.Settings) erro
 	return nil
 }
 
-// producerQueue is the producer's own connection and queue client.
-func (r *runner) producerQueue(ctx context.Context, url string, settings config.Settings) (*queue.Client, *client.Client, error) {
+// producerConn is the producer's own NATS connection.
+func (r *runner) producerConn(url string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url, nats.Name("salvo-demo-producer"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("demo: producer: nats connect: %w", err)
+		return nil, fmt.Errorf("demo: producer: nats connect: %w", err)
 	}
 	r.onClose(nc.Close)
-	q, err := queue.New(nc, settings.QueueConfig(), *r.o.Logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := q.Provision(ctx); err != nil {
-		return nil, nil, fmt.Errorf("demo: producer: provision streams: %w", err)
-	}
-	return q, client.New(nc, settings.Prefix), nil
+	return nc, nil
 }

@@ -8,9 +8,10 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/salvo-run/salvo/pkg/batchfile"
+	"github.com/nats-io/nats.go"
+
+	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
 )
 
 // Summary is what a run did.
@@ -24,7 +25,7 @@ type Summary struct {
 	Lines      int
 	LineErrors int
 	Requests   int
-	// Results is the number of results received.
+	// Results is the number of results published, as the store counts them.
 	Results int
 	// Retries counts attempts beyond the first across the results (calls
 	// re-queued after a 429 or 500).
@@ -57,40 +58,32 @@ func (s Summary) Write(w io.Writer) {
 	p("  redis     %s\n", s.Redis)
 }
 
-// writeFiles resolves result bodies kept in the object store and writes the
-// output and error files.
-func (r *runner) writeFiles(ctx context.Context, q *queue.Client, p batchfile.Parsed, results map[string]*lifecycle.Result, sum *Summary) error {
-	for _, res := range results {
-		if err := q.ResolveBody(ctx, res); err != nil {
-			return err
-		}
-		sum.Retries += max(res.Attempts-1, 0)
-	}
+// writeFiles writes the output and error files as `producer results`
+// does (internal/producer): the batch's results in input order, the
+// input's bad lines in the error file at their line; and reads the
+// results' retries for the summary.
+func (r *runner) writeFiles(ctx context.Context, nc *nats.Conn, prefix string, sum *Summary) error {
 	for _, path := range []string{r.o.Output, r.o.Errors} {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}
 	}
-	out, err := os.Create(r.o.Output)
+	w, err := producer.WriteResults(ctx, nc, producer.ResultsOptions{
+		BatchID: sum.BatchID,
+		Output:  r.o.Output,
+		Errors:  r.o.Errors,
+		Input:   r.o.Input,
+		Prefix:  prefix,
+		Logger:  r.o.Logger,
+	})
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: results: %w", err)
 	}
-	defer out.Close()
-	errs, err := os.Create(r.o.Errors)
+	sum.OutputLines, sum.ErrorLines = w.Output, w.Errors
+	st, err := producer.ResultStats(ctx, nc, prefix, sum.BatchID)
 	if err != nil {
-		return fmt.Errorf("demo: %w", err)
+		return fmt.Errorf("demo: results: %w", err)
 	}
-	defer errs.Close()
-	n, err := batchfile.WriteOutput(out, errs, p, results)
-	if err != nil {
-		return err
-	}
-	sum.OutputLines, sum.ErrorLines = n.Output, n.Errors
-	if err := out.Close(); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	if err := errs.Close(); err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
+	sum.Retries = int(st.Retries)
 	return nil
 }

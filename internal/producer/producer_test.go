@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -26,6 +26,7 @@ import (
 	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
 )
 
 func TestMain(m *testing.M) {
@@ -100,15 +101,19 @@ func writeFile(t *testing.T, n int, bad ...int) string {
 	return path
 }
 
+// requestsStored counts every request message the REQUESTS stream ever
+// stored (acked ones leave a work queue; the last sequence stays).
 func (s *stack) requestsStored(t *testing.T) uint64 {
 	t.Helper()
+	q, err := queue.New(s.nc, queue.Config{Prefix: s.prefix}, zerolog.Nop())
+	require.NoError(t, err)
 	js, err := jetstream.New(s.nc)
 	require.NoError(t, err)
-	st, err := js.Stream(context.Background(), strings.ToUpper(s.prefix)+"_REQUESTS")
+	st, err := js.Stream(context.Background(), q.RequestsStream())
 	require.NoError(t, err)
 	info, err := st.Info(context.Background())
 	require.NoError(t, err)
-	return info.State.LastSeq // every message ever stored (acked ones leave a work queue)
+	return info.State.LastSeq
 }
 
 // TestSubmitRefusesAFileWithBadLinesThenRunsItFixed: a file with 3 bad

@@ -1,7 +1,7 @@
 // Package client is the Go client of salvo's batch API: request/reply over
 // NATS to the micro service every worker serves (pkg/api), with nothing but
-// a NATS connection. The producer CLI and the HTTP gateway use it; any
-// other language speaks the same JSON (docs/PROTOCOL.md, section 11).
+// a NATS connection. The producer CLI uses it; any other language speaks
+// the same JSON (docs/PROTOCOL.md, section 11).
 package client
 
 import (

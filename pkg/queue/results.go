@@ -150,9 +150,8 @@ func (c *Client) ResolveBody(ctx context.Context, res *lifecycle.Result) error {
 // ReplayResults calls fn for every stored result of the batch ("" for
 // batchless requests), in stream order, each request id once, and returns
 // when it has caught up with the stream. An error from fn stops the replay
-// and is returned. No production caller yet: cmd/producer's results
-// command (planned, docs/ARCHITECTURE.md) fetches a finished batch with
-// it.
+// and is returned. internal/producer's WriteResults (the results files)
+// and ResultStats (watch's retries and latency) read a batch with it.
 func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lifecycle.Result) error) error {
 	cons, err := c.js.OrderedConsumer(ctx, c.names.results, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{c.subj.result(batchID)},
