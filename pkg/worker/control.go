@@ -3,6 +3,8 @@ package worker
 import (
 	"context"
 	"errors"
+	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -76,6 +78,12 @@ func (w *Worker) onControl(ev lifecycle.ControlEvent) {
 	default:
 		w.controlLogger(ev).Warn().Msg("control event of unknown kind or without ids skipped")
 		return
+	}
+	if c.batch || errors.Is(c.cause, ErrRequestCanceled) {
+		// Remembered even when nothing here matches yet: a request claimed
+		// just before the cancel may be about to start its call (run
+		// checks Redis first then, see cancelHinted).
+		w.hints.add(c.ref, w.clock())
 	}
 	if !w.tasks.any(c.matches) {
 		return // nothing in flight here: no read, nothing to abort
@@ -154,4 +162,60 @@ func (w *Worker) controlLogger(ev lifecycle.ControlEvent) *zerolog.Logger {
 	l := w.log.With().Str("kind", string(ev.Kind)).Str("batch_id", ev.BatchID).
 		Str("request_id", ev.RequestID).Str("by", ev.By).Logger()
 	return &l
+}
+
+// cancelHintTTL is how long a cancel event is remembered for the calls
+// about to start.
+const cancelHintTTL = time.Minute
+
+// cancelHints remembers the batches and requests cancel events named in
+// the last cancelHintTTL: a request claimed just before a cancel could
+// otherwise start its call after the cancel's reply, aborted only a
+// moment later. Bounded by the events of one minute.
+type cancelHints struct {
+	mu   sync.Mutex
+	seen map[lifecycle.Ref]time.Time
+}
+
+func (h *cancelHints) add(ref lifecycle.Ref, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.seen == nil {
+		h.seen = map[lifecycle.Ref]time.Time{}
+	}
+	for r, at := range h.seen {
+		if now.Sub(at) > cancelHintTTL {
+			delete(h.seen, r)
+		}
+	}
+	h.seen[ref] = now
+}
+
+// named reports whether a recent cancel event named req or its batch.
+func (h *cancelHints) named(req *lifecycle.Request) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.seen) == 0 {
+		return false
+	}
+	_, batch := h.seen[lifecycle.Ref{BatchID: req.BatchID}]
+	_, one := h.seen[req.Ref()]
+	return (batch && req.BatchID != "") || one
+}
+
+// cancelHinted reports, just before the call goes out, whether a recent
+// cancel event named this request or its batch and Redis confirms it: the
+// request is then handed back without a call (its next claim ends it).
+// Without a recent event it reads nothing.
+func (x *execution) cancelHinted() bool {
+	if !x.w.hints.named(x.req) {
+		return false
+	}
+	ctx, cancel := x.w.opCtx()
+	defer cancel()
+	rec, err := x.w.store.Request(ctx, x.req.Ref())
+	if err == nil && rec.State == lifecycle.StateCanceled {
+		return true
+	}
+	return x.req.BatchID != "" && x.batchCancelled(ctx)
 }

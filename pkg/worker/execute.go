@@ -170,6 +170,11 @@ func (x *execution) run() {
 		callCtx, cancelDeadline = context.WithDeadlineCause(x.ctx, deadline, errDeadline)
 	}
 	defer cancelDeadline()
+	if x.cancelHinted() {
+		x.log.Info().Msg("cancelled just before the call; handing the request back without calling")
+		x.release()
+		return
+	}
 	if cause := context.Cause(callCtx); cause != nil {
 		// Cut before the call went out (shutdown, a control event): hand
 		// the request back with its attempt taken back; the next claim

@@ -58,6 +58,8 @@ type Worker struct {
 
 	controlChecks chan struct{}
 	checking      sync.WaitGroup
+	// hints are the recent cancel events, checked before a call starts.
+	hints cancelHints
 }
 
 // Deps are the worker's collaborators.
