@@ -159,7 +159,7 @@ func TestBatchCancelOverTheAPIStopsEveryCallOfTheBatch(t *testing.T) {
 // bench-cancel; the goal is p99 ≤ 100 ms), and p50 and p99 of the same
 // time counted from when the cancel request was sent.
 func BenchmarkCancel(b *testing.B) {
-	const n = 2000
+	const n = 5000
 	f := newCancelFleet(b)
 	var quiet, fromSent []time.Duration
 	var rounds []string
