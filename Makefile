@@ -104,6 +104,13 @@ bench-cancel: ## Cancel a running batch over the API and measure p50/p99/max unt
 bench-producer: ## Peak RSS of producer submit and results on a 100,000-line, ~200 MB file.
 	SALVO_BENCH_PRODUCER=1 $(GO) test -run '^TestProducerPeakRSS$$' -v -count=1 -timeout 30m ./internal/producer/ | grep -E 'input|producer (status|submit|results):|ok|FAIL'
 
+# Gateway memory: peak RSS of cmd/gateway (its own process, on an embedded
+# nats-server) while a 200 MB file is uploaded through POST /v1/files and
+# downloaded back through GET /v1/files/{id}/content. Under a minute.
+.PHONY: bench-gateway
+bench-gateway: ## Peak RSS of the gateway uploading and downloading a 200 MB file.
+	SALVO_BENCH_GATEWAY=1 $(GO) test -run '^TestGatewayPeakRSS$$' -v -count=1 -timeout 30m ./cmd/gateway/ | grep -E 'input|gateway (idle|upload|download|slow)|ok|FAIL'
+
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
 	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl

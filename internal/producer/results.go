@@ -42,6 +42,9 @@ type ResultsOptions struct {
 	// Prefix is the deployment's subject prefix ("" for salvo).
 	Prefix string
 	Logger *zerolog.Logger
+	// OnResult, when set, sees every result read (its body resolved),
+	// before its line is written: the gateway sums the usage with it.
+	OnResult func(*lifecycle.Result)
 }
 
 // Written counts the lines written to each file, and the batch's requests
@@ -114,6 +117,9 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 		}
 		if err := q.ResolveBody(ctx, res); err != nil {
 			return err
+		}
+		if o.OnResult != nil {
+			o.OnResult(res)
 		}
 		found++
 		v, out := batchfile.ResultLine(batchfile.Line{Number: line, Request: &lifecycle.Request{ID: res.ID, CustomID: res.CustomID}}, res)

@@ -66,7 +66,7 @@ func TestProducerPeakRSS(t *testing.T) {
 	st, err := os.Stat(path)
 	require.NoError(t, err)
 
-	run := func(args ...string) (peak peakRSS, wall time.Duration) {
+	run := func(args ...string) (peak testbin.PeakRSS, wall time.Duration) {
 		t.Helper()
 		cmd := exec.CommandContext(ctx, testbin.Producer(t), append(args, "--server", ns.URL(), "--prefix", rd.Prefix)...)
 		var outBuf strings.Builder
@@ -74,8 +74,8 @@ func TestProducerPeakRSS(t *testing.T) {
 		start := time.Now()
 		require.NoError(t, cmd.Start())
 		stop := make(chan struct{})
-		polled := make(chan peakRSS)
-		go func() { polled <- pollStatus(cmd.Process.Pid, stop) }()
+		polled := make(chan testbin.PeakRSS)
+		go func() { polled <- testbin.PollRSS(cmd.Process.Pid, stop) }()
 		err := cmd.Wait()
 		close(stop)
 		peak = <-polled
@@ -104,46 +104,6 @@ func TestProducerPeakRSS(t *testing.T) {
 	t.Logf("producer submit:  %s; %s", submitRSS, submitWall.Round(time.Millisecond))
 	t.Logf("producer results: %s; %s", resultsRSS, resultsWall.Round(time.Millisecond))
 	// The bound: a 200 MB / 100,000-line file under 100 MiB.
-	require.Less(t, submitRSS.hwmKiB, 100*1024, "producer submit's peak RSS")
-	require.Less(t, resultsRSS.hwmKiB, 100*1024, "producer results' peak RSS")
-}
-
-// peakRSS is what pollStatus saw of a process, in KiB.
-type peakRSS struct{ hwmKiB, anonKiB, fileKiB int }
-
-func (p peakRSS) String() string {
-	return fmt.Sprintf("peak RSS (VmHWM) %.1f MiB; sampled peaks RssAnon %.1f MiB, RssFile %.1f MiB",
-		float64(p.hwmKiB)/1024, float64(p.anonKiB)/1024, float64(p.fileKiB)/1024)
-}
-
-// pollStatus samples /proc/<pid>/status every 2 ms until stop and returns
-// the peak RSS (VmHWM, the kernel's high-water mark of the process since
-// its exec) and the largest RssAnon and RssFile seen. The wait status's
-// ru_maxrss is no use here: Linux carries the parent's high-water mark
-// across fork and exec, so it reports the test process (which embeds the
-// nats-server holding the 200 MB batch), not the producer.
-func pollStatus(pid int, stop <-chan struct{}) peakRSS {
-	path := fmt.Sprintf("/proc/%d/status", pid)
-	peak := map[string]int{}
-	tk := time.NewTicker(2 * time.Millisecond)
-	defer tk.Stop()
-	for {
-		if data, err := os.ReadFile(path); err == nil {
-			for _, line := range strings.Split(string(data), "\n") {
-				for _, k := range []string{"VmHWM", "VmRSS", "RssAnon", "RssFile"} {
-					if v, ok := strings.CutPrefix(line, k+":"); ok {
-						var kb int
-						if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &kb); err == nil {
-							peak[k] = max(peak[k], kb)
-						}
-					}
-				}
-			}
-		}
-		select {
-		case <-stop:
-			return peakRSS{hwmKiB: peak["VmHWM"], anonKiB: peak["RssAnon"], fileKiB: peak["RssFile"]}
-		case <-tk.C:
-		}
-	}
+	require.Less(t, submitRSS.HWMKiB, 100*1024, "producer submit's peak RSS")
+	require.Less(t, resultsRSS.HWMKiB, 100*1024, "producer results' peak RSS")
 }

@@ -1,7 +1,9 @@
-// Package testbin builds the worker and producer binaries once per test
-// process for the tests that run them as child processes (cmd/worker's,
-// pkg/worker's crash, recovery and chaos tests, the producer's kill test). It is test scaffolding: production code never
-// imports it (depguard).
+// Package testbin builds the worker, producer and gateway binaries once
+// per test process for the tests that run them as child processes
+// (cmd/worker's, pkg/worker's crash, recovery and chaos tests, the
+// producer's kill test, the memory benchmarks), and measures such a
+// child's peak RSS (PollRSS). It is test scaffolding: production code
+// never imports it (depguard).
 package testbin
 
 import (
@@ -27,7 +29,7 @@ var (
 	dir     string
 	dirErr  error
 
-	worker, producer binary
+	worker, producer, gateway binary
 )
 
 // Worker returns the path of cmd/worker built for this test process,
@@ -37,6 +39,10 @@ func Worker(t testing.TB) string { return build(t, &worker, "worker") }
 // Producer returns the path of cmd/producer built for this test process,
 // building it on first use; a failed build fails t.
 func Producer(t testing.TB) string { return build(t, &producer, "producer") }
+
+// Gateway returns the path of cmd/gateway built for this test process,
+// building it on first use; a failed build fails t.
+func Gateway(t testing.TB) string { return build(t, &gateway, "gateway") }
 
 func build(t testing.TB, b *binary, name string) string {
 	t.Helper()
@@ -59,7 +65,7 @@ func build(t testing.TB, b *binary, name string) string {
 	return b.path
 }
 
-// Remove deletes what Worker built; call it from TestMain after m.Run.
+// Remove deletes what Worker, Producer and Gateway built; call it from TestMain after m.Run.
 func Remove() {
 	if dir != "" {
 		_ = os.RemoveAll(dir)

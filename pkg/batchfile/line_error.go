@@ -11,6 +11,8 @@ const (
 	CodeLineTooLong       = "line_too_long"
 	CodeTooManyRequests   = "too_many_requests"
 	CodeMixedEndpoints    = "mixed_endpoints"
+	CodeURLMismatch       = "url_mismatch"
+	CodeModelMismatch     = "model_mismatch"
 )
 
 // LineError is one bad input line. Its message names the line and the

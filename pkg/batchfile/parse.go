@@ -116,7 +116,7 @@ func Parse(r io.Reader, o ParseOptions) (Parsed, error) {
 	}
 	window, _ := lifecycle.ParseCompletionWindow(o.CompletionWindow) // checked by Validate
 	p := Parsed{ExpiresAt: o.CreatedAt.Add(window)}
-	st, err := scan(r, o, p.ExpiresAt, func(l Line) error {
+	st, err := scan(r, o, p.ExpiresAt, "", false, func(l Line) error {
 		p.Requests = append(p.Requests, l)
 		return nil
 	}, func(e *LineError) { p.Errors = append(p.Errors, e) })
@@ -137,6 +137,14 @@ type ScanOptions struct {
 	// MaxBytes bounds the whole file (0: no bound); a longer file stops
 	// the scan with ErrFileTooLarge.
 	MaxBytes int64
+	// Endpoint, when set, is the url every line must name (the batch's
+	// endpoint); a line naming another is a CodeURLMismatch error.
+	// Without it the first good line sets the file's endpoint.
+	Endpoint string
+	// OneModel requires every line's body.model to be the first good
+	// line's (OpenAI's rule for a batch; salvo itself routes any mix):
+	// another is a CodeModelMismatch error.
+	OneModel bool
 }
 
 // ErrFileTooLarge: the input file is larger than ScanOptions.MaxBytes.
@@ -167,11 +175,12 @@ func Scan(r io.Reader, o ScanOptions, fn func(Line) error, bad func(*LineError))
 	if err := po.Validate(); err != nil {
 		return Stats{}, err
 	}
-	return scan(r, po, time.Time{}, fn, bad)
+	return scan(r, po, time.Time{}, o.Endpoint, o.OneModel, fn, bad)
 }
 
-func scan(r io.Reader, o ParseOptions, expiresAt time.Time, fn func(Line) error, bad func(*LineError)) (Stats, error) {
-	var st Stats
+func scan(r io.Reader, o ParseOptions, expiresAt time.Time, endpoint string, oneModel bool, fn func(Line) error, bad func(*LineError)) (Stats, error) {
+	st := Stats{Endpoint: endpoint}
+	model, modelLine := "", 0
 	seen := map[string]int{} // custom_id → line
 	endpointLine := 0
 	br := bufio.NewReaderSize(r, readBufferSize)
@@ -202,13 +211,21 @@ func scan(r io.Reader, o ParseOptions, expiresAt time.Time, fn func(Line) error,
 		}
 		req, lerr := decodeLine(line, n, o.BatchID, expiresAt)
 		if lerr == nil {
-			if first, dup := seen[req.CustomID]; dup {
+			first, dup := seen[req.CustomID]
+			switch {
+			case dup:
 				lerr = &LineError{Line: n, Code: CodeDuplicateCustomID, Field: "custom_id", CustomID: req.CustomID,
 					Reason: fmt.Sprintf("%q duplicates line %d", req.CustomID, first)}
-			} else if st.Endpoint != "" && req.URL != st.Endpoint {
+			case endpoint != "" && req.URL != endpoint:
+				lerr = &LineError{Line: n, Code: CodeURLMismatch, Field: "url", CustomID: req.CustomID,
+					Reason: fmt.Sprintf("%q is not the batch's endpoint %q", req.URL, endpoint)}
+			case st.Endpoint != "" && req.URL != st.Endpoint:
 				lerr = &LineError{Line: n, Code: CodeMixedEndpoints, Field: "url", CustomID: req.CustomID,
 					Reason: fmt.Sprintf("%q differs from %q on line %d: one endpoint per file", req.URL, st.Endpoint, endpointLine)}
-			} else if st.Requests >= o.MaxRequests {
+			case oneModel && model != "" && req.Model != model:
+				lerr = &LineError{Line: n, Code: CodeModelMismatch, Field: "body.model", CustomID: req.CustomID,
+					Reason: fmt.Sprintf("%q differs from %q on line %d: one model per batch", req.Model, model, modelLine)}
+			case st.Requests >= o.MaxRequests:
 				lerr = &LineError{Line: n, Code: CodeTooManyRequests, CustomID: req.CustomID,
 					Reason: fmt.Sprintf("the batch already has the maximum of %d requests", o.MaxRequests)}
 			}
@@ -221,6 +238,9 @@ func scan(r io.Reader, o ParseOptions, expiresAt time.Time, fn func(Line) error,
 		seen[req.CustomID] = n
 		if st.Endpoint == "" {
 			st.Endpoint, endpointLine = req.URL, n
+		}
+		if model == "" {
+			model, modelLine = req.Model, n
 		}
 		st.Requests++
 		if err := fn(Line{Number: n, Request: req}); err != nil {

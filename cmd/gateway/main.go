@@ -1,0 +1,140 @@
+// Command gateway serves the OpenAI Batch API over HTTP on top of a salvo
+// deployment (internal/gateway): point an OpenAI SDK's base URL at it.
+//
+//	gateway [-addr 127.0.0.1:8080] [-nats-url nats://127.0.0.1:4222] [-prefix salvo]
+//	gateway hash-key KEY
+//
+// Bearer keys come from SALVO_GATEWAY_KEYS as comma-separated
+// "sha256=tenant" pairs, the SHA-256 (hex) of each key as `gateway hash-key
+// KEY` prints it: the keys themselves are never configured, kept or
+// logged. Completion windows, limits and file lifetime have flags too;
+// every flag has a SALVO_GATEWAY_* variable (the flag upper-cased, '-' →
+// '_'), the flag winning.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/internal/gateway"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 2 && args[0] == "hash-key" {
+		fmt.Println(gateway.HashKey(args[1])) //nolint:forbidigo // the command's output
+		return nil
+	}
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	addr := fs.String("addr", gateway.AddrDefault, "listen address")
+	natsURL := fs.String("nats-url", firstNonEmpty(os.Getenv("NATS_URL"), nats.DefaultURL), "NATS server (NATS_URL)")
+	prefix := fs.String("prefix", "salvo", "the deployment's subject prefix")
+	windows := fs.String("windows", strings.Join(gateway.WindowsDefault, ","), "accepted completion windows")
+	maxBytes := fs.Int64("max-file-bytes", gateway.MaxFileBytesDefault, "largest upload in bytes (OpenAI's 200 MB)")
+	maxRequests := fs.Int("max-requests", gateway.MaxRequestsDefault, "most requests per batch (OpenAI's 50,000)")
+	fileTTL := fs.Duration("file-ttl", gateway.FileTTLDefault, "longest life of a file")
+	mixed := fs.Bool("mixed-models", false, "accept files whose lines name several models (OpenAI requires one)")
+	// Every flag's SALVO_GATEWAY_* variable sets its default; the flag wins.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "SALVO_GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := os.Getenv(name); v != "" && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	keys, err := parseKeys(os.Getenv("SALVO_GATEWAY_KEYS"))
+	if err != nil {
+		return err
+	}
+	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
+	nc, err := nats.Connect(*natsURL, nats.Name("salvo-gateway"), nats.MaxReconnects(-1))
+	if err != nil {
+		return fmt.Errorf("nats %s: %w", *natsURL, err)
+	}
+	defer nc.Close()
+	srv, err := gateway.New(nc, gateway.Config{
+		Addr: *addr, Prefix: *prefix, Keys: keys, Windows: strings.Split(*windows, ","),
+		MaxFileBytes: *maxBytes, MaxRequests: *maxRequests, FileTTL: *fileTTL, MixedModels: *mixed,
+	}, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		return err
+	}
+	defer srv.Close()
+	// Timeouts that a slow client cannot hold open forever: headers must
+	// come within 10 s; a 200 MB body gets 30 minutes.
+	hs := &http.Server{
+		Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Minute, WriteTimeout: 30 * time.Minute, IdleTimeout: 2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.ListenAndServe() }()
+	log.Info().Str("addr", *addr).Str("nats", nc.ConnectedUrlRedacted()).Int("tenants_keys", len(keys)).Msg("gateway serving")
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// parseKeys reads "sha256=tenant,…".
+func parseKeys(v string) (map[string]string, error) {
+	keys := map[string]string{}
+	for _, pair := range strings.Split(v, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		hash, tenant, ok := strings.Cut(pair, "=")
+		if !ok {
+			return nil, errors.New("SALVO_GATEWAY_KEYS: each entry is sha256=tenant (gateway hash-key KEY prints the hash)")
+		}
+		keys[strings.ToLower(hash)] = tenant
+	}
+	return keys, nil
+}
+
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
