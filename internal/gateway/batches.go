@@ -48,6 +48,8 @@ type batchRecord struct {
 	// LeaseUntil (unix ms) marks validation or file building under way in
 	// some gateway; after it another gateway takes the work over.
 	LeaseUntil int64 `json:"lease_until,omitempty"`
+	// LeaseOwner is the gateway instance holding the lease.
+	LeaseOwner string `json:"lease_owner,omitempty"`
 }
 
 // lineError is one entry of a batch's errors.data, as OpenAI's.

@@ -223,6 +223,11 @@ func (s *Server) file(ctx context.Context, t tenant, id string) (fileObject, boo
 		return fileObject{}, false, err
 	}
 	f, ok := fileOf(info, time.Now())
+	if !ok && f.ID != "" {
+		// Past its expires_after: gone for good, its space freed now
+		// rather than at the store's own bound.
+		s.dropObject(objectName(t, id), info)
+	}
 	return f, ok, nil
 }
 

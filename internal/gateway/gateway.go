@@ -32,6 +32,7 @@ import (
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/queue"
 )
 
 // Defaults.
@@ -117,7 +118,7 @@ func (c Config) validate() error {
 	}
 	for h, tenant := range c.Keys {
 		if b, err := hex.DecodeString(h); err != nil || len(b) != sha256.Size {
-			return fmt.Errorf("gateway: keys: %q is not a SHA-256 in hex (gateway hash-key KEY prints one)", abbreviate(h))
+			return fmt.Errorf("gateway: SALVO_GATEWAY_KEYS: an entry of %d characters is not a SHA-256 in hex (gateway hash-key KEY prints one; never give the key itself)", len(h))
 		}
 		if tenant == "" {
 			return errors.New("gateway: keys: a key has no tenant")
@@ -128,19 +129,15 @@ func (c Config) validate() error {
 			return fmt.Errorf("gateway: windows: %w", err)
 		}
 	}
-	if c.MaxFileBytes < 1 || c.MaxRequests < 1 || c.FileTTL <= 0 {
-		return errors.New("gateway: max_file_bytes, max_requests and file_ttl must be positive")
+	switch {
+	case c.MaxFileBytes < 1:
+		return fmt.Errorf("gateway: -max-file-bytes (SALVO_GATEWAY_MAX_FILE_BYTES) %d must be positive", c.MaxFileBytes)
+	case c.MaxRequests < 1:
+		return fmt.Errorf("gateway: -max-requests (SALVO_GATEWAY_MAX_REQUESTS) %d must be positive", c.MaxRequests)
+	case c.FileTTL <= 0:
+		return fmt.Errorf("gateway: -file-ttl (SALVO_GATEWAY_FILE_TTL) %s must be positive", c.FileTTL)
 	}
 	return nil
-}
-
-// abbreviate shows the start of a value that may be a secret given in the
-// wrong place.
-func abbreviate(s string) string {
-	if len(s) > 6 {
-		return s[:6] + "…"
-	}
-	return s
 }
 
 // Server is a gateway.
@@ -149,6 +146,8 @@ type Server struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	api    *client.Client
+	queue  *queue.Client // publishes requests; one per gateway
+	id     string        // this instance, as a lease owner
 	log    zerolog.Logger
 	files  jetstream.ObjectStore
 	kv     jetstream.KeyValue
@@ -171,7 +170,11 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, nc: nc, js: js, api: client.New(nc, cfg.Prefix),
+	q, err := queue.New(nc, queue.Config{Prefix: cfg.Prefix}, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, nc: nc, js: js, api: client.New(nc, cfg.Prefix), queue: q, id: "gateway-" + orderedHex(),
 		log: log.With().Str("component", "gateway").Logger(), building: map[string]bool{}}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	s.routes()

@@ -18,7 +18,6 @@ import (
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
-	"github.com/salvo-run/salvo/pkg/queue"
 )
 
 // The background work of a batch: checking its file and publishing its
@@ -78,13 +77,11 @@ var codes = map[string]string{
 // a good one has its requests published and the salvo batch sealed.
 func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	if _, err := s.update(ctx, t, rec.ID, func(r *batchRecord) bool {
-		r.LeaseUntil = time.Now().Add(leaseFor).UnixMilli()
-		return true
-	}); err != nil {
-		log.Warn().Err(err).Msg("taking the validation lease failed")
+	release, ok := s.holdLease(ctx, t, rec.ID, log)
+	if !ok {
 		return
 	}
+	defer release()
 	opts := batchfile.ScanOptions{BatchID: rec.ID, MaxRequests: s.cfg.MaxRequests, MaxBytes: s.cfg.MaxFileBytes,
 		Endpoint: rec.Endpoint, OneModel: !s.cfg.MixedModels}
 	var errs []lineError
@@ -113,12 +110,7 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	if s.settledIfStopped(ctx, t, rec, log) {
 		return
 	}
-	q, err := queue.New(s.nc, queue.Config{Prefix: s.cfg.Prefix}, zerolog.Nop())
-	if err != nil {
-		log.Error().Err(err).Msg("publishing the requests failed")
-		return
-	}
-	pub := q.NewPublisher()
+	pub := s.queue.NewPublisher()
 	if _, err = s.scanInput(ctx, t, rec, opts, func(l batchfile.Line) error { return pub.Publish(ctx, l.Request) },
 		func(*batchfile.LineError) {}); err == nil {
 		err = pub.Flush(ctx)
@@ -143,6 +135,47 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	log.Info().Int("requests", st.Requests).Msg("batch validated and its requests published")
 }
 
+// holdLease takes a batch's work lease for this gateway, unless another
+// gateway holds it, and renews it every leaseFor/3 until release; so two
+// gateways never validate or build the same batch at once.
+func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger) (release func(), ok bool) {
+	take := func() bool {
+		mine := false
+		_, err := s.update(ctx, t, id, func(r *batchRecord) bool {
+			now := time.Now()
+			if r.LeaseOwner != "" && r.LeaseOwner != s.id && r.LeaseUntil > now.UnixMilli() {
+				return false
+			}
+			r.LeaseOwner, r.LeaseUntil, mine = s.id, now.Add(leaseFor).UnixMilli(), true
+			return true
+		})
+		if err != nil {
+			log.Warn().Err(err).Msg("taking the batch's work lease failed")
+			return false
+		}
+		return mine
+	}
+	if !take() {
+		return func() {}, false
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		tick := time.NewTicker(leaseFor / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				take()
+			}
+		}
+	}()
+	return func() { close(done); <-stopped }, true
+}
+
 // settledIfStopped ends the validation of a batch cancelled (or ended)
 // meanwhile: nothing more is published, and the record is marked settled
 // so its status is salvo's from now on. It reports whether it did.
@@ -162,13 +195,21 @@ func (s *Server) settledIfStopped(ctx context.Context, t tenant, rec batchRecord
 	return true
 }
 
+// maxErrorMessage bounds one line error's message: a refused batch keeps
+// up to maxErrors of them in its record.
+const maxErrorMessage = 300
+
 func toLineError(le *batchfile.LineError) lineError {
 	code := codes[le.Code]
 	if code == "" {
 		code = le.Code
 	}
 	line := le.Line
-	e := lineError{Code: code, Line: &line, Message: le.Error()}
+	msg := le.Error()
+	if len(msg) > maxErrorMessage {
+		msg = msg[:maxErrorMessage] + "…"
+	}
+	e := lineError{Code: code, Line: &line, Message: msg}
 	if le.Field != "" {
 		param := le.Field
 		e.Param = &param
@@ -179,16 +220,19 @@ func toLineError(le *batchfile.LineError) lineError {
 // fail records a refused file: the batch is failed with its errors, and
 // the salvo batch (open, without a request) is cancelled so it ends too.
 func (s *Server) fail(ctx context.Context, t tenant, rec batchRecord, errs []lineError, total int, log zerolog.Logger) {
-	if _, err := s.api.CancelBatch(ctx, rec.ID); err != nil {
-		log.Warn().Err(err).Msg("cancelling the refused batch failed; the next GET retries")
-		return
-	}
+	// The refusal is recorded first: from then on the batch reads failed,
+	// whatever salvo's batch says; its cancel only ends salvo's side (a
+	// failed cancel leaves an open batch without requests that its
+	// deadline ends).
 	if _, err := s.update(ctx, t, rec.ID, func(r *batchRecord) bool {
 		r.Failed, r.FailedAt, r.Errors, r.ErrorsTotal, r.LeaseUntil = true, time.Now().Unix(), errs, total, 0
 		return true
 	}); err != nil {
 		log.Warn().Err(err).Msg("recording the refused file failed; the next GET retries")
 		return
+	}
+	if _, err := s.api.CancelBatch(ctx, rec.ID); err != nil {
+		log.Warn().Err(err).Msg("cancelling the refused batch in salvo failed; its deadline ends it")
 	}
 	log.Info().Int("errors", total).Msg("batch input refused")
 }
@@ -213,13 +257,11 @@ func (s *Server) scanInput(ctx context.Context, t tenant, rec batchRecord, o bat
 // the responses' usage, and stores both files in the object store.
 func (s *Server) build(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	if _, err := s.update(ctx, t, rec.ID, func(r *batchRecord) bool {
-		r.LeaseUntil = time.Now().Add(leaseFor).UnixMilli()
-		return true
-	}); err != nil {
-		log.Warn().Err(err).Msg("taking the build lease failed")
+	release, ok := s.holdLease(ctx, t, rec.ID, log)
+	if !ok {
 		return
 	}
+	defer release()
 	dir, err := os.MkdirTemp("", "salvo-gateway-")
 	if err != nil {
 		log.Error().Err(err).Msg("building the output files failed")
