@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -130,9 +129,19 @@ type createParams struct {
 // file is checked and its requests published in the background.
 func (s *Server) createBatch(w http.ResponseWriter, r *http.Request, t tenant) {
 	var p createParams
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxJSONBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
 	if err := dec.Decode(&p); err != nil {
-		writeError(w, http.StatusBadRequest, errInvalid, "", "the body must be a JSON object: "+err.Error())
+		var tooLarge *http.MaxBytesError
+		var typeErr *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooLarge):
+			writeError(w, http.StatusRequestEntityTooLarge, errInvalid, "", fmt.Sprintf("the body is larger than %d bytes", maxJSONBody))
+		case errors.As(err, &typeErr):
+			writeError(w, http.StatusBadRequest, errInvalid, typeErr.Field,
+				fmt.Sprintf("%s: a JSON %s where %s is expected", typeErr.Field, typeErr.Value, typeErr.Type))
+		default:
+			writeError(w, http.StatusBadRequest, errInvalid, "", "the body must be a JSON object: "+err.Error())
+		}
 		return
 	}
 	switch {

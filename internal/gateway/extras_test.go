@@ -77,3 +77,18 @@ func TestPartialOutputAndOutputExpiry(t *testing.T) {
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Contains(t, string(body), `"param":"output_expires_after"`)
 }
+
+// TestCreateBatchBodyErrorsNameTheField: a JSON value of the wrong type
+// names its field; a body over the bound answers 413.
+func TestCreateBatchBodyErrorsNameTheField(t *testing.T) {
+	t.Parallel()
+	e := setup(t)
+	defer http.DefaultClient.CloseIdleConnections()
+	status, body := e.rawCall(t, http.MethodPost, "/batches", map[string]any{"input_file_id": 7})
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, string(body), `"param":"input_file_id"`)
+
+	big := map[string]any{"input_file_id": "f", "metadata": map[string]string{"k": string(bytes.Repeat([]byte("x"), 2<<20))}}
+	status, _ = e.rawCall(t, http.MethodPost, "/batches", big)
+	require.Equal(t, http.StatusRequestEntityTooLarge, status)
+}

@@ -388,5 +388,5 @@ func listLimit(w http.ResponseWriter, v string, def, most int) (int, bool) {
 
 func (s *Server) serverError(w http.ResponseWriter, what string, err error) {
 	s.log.Error().Err(err).Msg(what + " failed")
-	writeError(w, http.StatusServiceUnavailable, errServer, "", what+" failed; try again")
+	writeError(w, http.StatusInternalServerError, errServer, "", what+" failed; try again")
 }
