@@ -216,20 +216,45 @@ func (s *Server) Close() error {
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
+	// File transfers get the server's long bounds (cmd/gateway: 30
+	// minutes); every other call must be read within callReadTimeout and
+	// answered within callWriteTimeout, so a slow client cannot hold one
+	// open.
 	m.HandleFunc("POST /v1/files", s.auth(s.uploadFile))
-	m.HandleFunc("GET /v1/files", s.auth(s.listFiles))
-	m.HandleFunc("GET /v1/files/{id}", s.auth(s.getFile))
-	m.HandleFunc("DELETE /v1/files/{id}", s.auth(s.deleteFile))
+	m.HandleFunc("GET /v1/files", short(s.auth(s.listFiles)))
+	m.HandleFunc("GET /v1/files/{id}", short(s.auth(s.getFile)))
+	m.HandleFunc("DELETE /v1/files/{id}", short(s.auth(s.deleteFile)))
 	m.HandleFunc("GET /v1/files/{id}/content", s.auth(s.fileContent))
-	m.HandleFunc("POST /v1/batches", s.auth(s.createBatch))
-	m.HandleFunc("GET /v1/batches", s.auth(s.listBatches))
-	m.HandleFunc("GET /v1/batches/{id}", s.auth(s.getBatch))
-	m.HandleFunc("POST /v1/batches/{id}/cancel", s.auth(s.cancelBatch))
+	m.HandleFunc("POST /v1/batches", short(s.auth(s.createBatch)))
+	m.HandleFunc("GET /v1/batches", short(s.auth(s.listBatches)))
+	m.HandleFunc("GET /v1/batches/{id}", short(s.auth(s.getBatch)))
+	m.HandleFunc("POST /v1/batches/{id}/cancel", short(s.auth(s.cancelBatch)))
 	m.HandleFunc("GET /v1/batches/{id}/output", s.auth(s.partialOutput))
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, errNotFound, "", fmt.Sprintf("Unknown request URL: %s %s.", r.Method, r.URL.Path))
 	})
 	s.mux = m
+}
+
+// Deadlines of the calls that move no file.
+const (
+	callReadTimeout  = 30 * time.Second
+	callWriteTimeout = 2 * time.Minute
+)
+
+// short bounds a call that moves no file: its body must arrive within
+// callReadTimeout and its answer leave within callWriteTimeout, whatever
+// the server's longer bounds for file transfers.
+func short(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		// Not every ResponseWriter supports deadlines (httptest's
+		// recorder); the server's own bounds apply then.
+		_ = rc.SetReadDeadline(now.Add(callReadTimeout))
+		_ = rc.SetWriteDeadline(now.Add(callWriteTimeout))
+		h(w, r)
+	}
 }
 
 // tenant is the authenticated caller of a request.
