@@ -45,7 +45,8 @@ type Batches struct {
 	StrandedAfter time.Duration `yaml:"stranded_after"`
 	// FinalizeGrace is how long a batch whose requests have all ended
 	// waits for missing results (of messages lost before any worker read
-	// them) before it turns final with results_missing.
+	// them) before it turns final with results_missing; it never does
+	// while REQUESTS still holds a message of it.
 	FinalizeGrace time.Duration `yaml:"finalize_grace"`
 	// EventRetry is how long a batch event may stay unpublished before the
 	// sweep publishes it.

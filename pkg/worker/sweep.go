@@ -25,8 +25,9 @@ import (
 //     batches.stranded_after ago and whose message is gone (purged by hand,
 //     dropped by a stream limit): failed message_lost;
 //   - turns final a batch whose requests have all ended but whose results
-//     have not all come within batches.finalize_grace (their messages were
-//     lost before any worker read them; results_missing says how many).
+//     have not all come within batches.finalize_grace and no message of
+//     which is left in REQUESTS (the missing ones were lost before any
+//     worker read them; results_missing says how many).
 
 // sweepBatchesMax bounds the batches one pass looks at; the pass after
 // goes on from where it stopped.
@@ -180,6 +181,13 @@ func (s *sweeper) batch(ctx context.Context, id string) error {
 		return err
 	}
 	if !b.FinalizingAt.IsZero() && now.Sub(b.FinalizingAt) >= cfg.FinalizeGrace {
+		// Results still on their way are not missing: while REQUESTS holds
+		// a message of the batch, a delivery or EndQueued publishes its
+		// result, however long that takes under load.
+		queued, err := w.hasQueued(ctx, id)
+		if err != nil || queued {
+			return err
+		}
 		final, err := w.store.FinishBatch(ctx, id)
 		if err != nil {
 			return err
@@ -191,6 +199,17 @@ func (s *sweeper) batch(ctx context.Context, id string) error {
 		}
 	}
 	return nil
+}
+
+// hasQueued reports whether the REQUESTS stream still holds a message of
+// the batch.
+func (w *Worker) hasQueued(ctx context.Context, id string) (bool, error) {
+	found := false
+	_, err := w.queue.ScanBatch(ctx, id, func(Queued) bool {
+		found = true
+		return false
+	})
+	return found, err
 }
 
 // drain runs EndQueued for a batch that is over, unless one is running.
