@@ -269,8 +269,23 @@ func (s *Server) batch(ctx context.Context, t tenant, id string) (batchObject, b
 	if err != nil {
 		return batchObject{}, false, err
 	}
+	rec = s.fresh(ctx, t, rec, b)
 	s.resume(t, rec, b)
 	return s.object(rec, b), true, nil
+}
+
+// fresh re-reads a record read before salvo's batch b when b says the
+// batch stopped while the record says it is still validating: a refused
+// file is recorded failed just before its salvo batch is cancelled, and
+// the record read first would show that cancel as the batch's status.
+func (s *Server) fresh(ctx context.Context, t tenant, rec batchRecord, b api.BatchObject) batchRecord {
+	if rec.Validated || rec.Failed || !stopped(b) {
+		return rec
+	}
+	if again, _, ok, err := s.record(ctx, t, rec.ID); err == nil && ok {
+		return again
+	}
+	return rec
 }
 
 // resume takes over the work a batch is waiting for whose lease ran out:
@@ -426,6 +441,7 @@ func (s *Server) listBatches(w http.ResponseWriter, r *http.Request, t tenant) {
 			s.serverError(w, "reading a batch", err)
 			return
 		}
+		rec = s.fresh(r.Context(), t, rec, b)
 		s.resume(t, rec, b)
 		objs = append(objs, s.object(rec, b))
 	}
