@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 )
@@ -67,7 +68,7 @@ func (h *latencyHist) quantile(q float64) time.Duration {
 // ResultStats reads a batch's results (in bounded memory: the ids read and
 // a fixed histogram) and summarises their retries and latency.
 func ResultStats(ctx context.Context, nc *nats.Conn, prefix, batchID string) (Stats, error) {
-	q, err := queue.New(nc, queue.Config{Prefix: prefixOr(prefix)}, zerolog.Nop())
+	q, err := queue.New(nc, queue.Config{Prefix: client.New(nc, prefix).Prefix()}, zerolog.Nop())
 	if err != nil {
 		return Stats{}, err
 	}
@@ -86,11 +87,4 @@ func ResultStats(ctx context.Context, nc *nats.Conn, prefix, batchID string) (St
 	st.Timed = int(h.n)
 	st.P50, st.P99 = h.quantile(0.50), h.quantile(0.99)
 	return st, err
-}
-
-func prefixOr(p string) string {
-	if p == "" {
-		return lifecycle.PrefixDefault
-	}
-	return p
 }

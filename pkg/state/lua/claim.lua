@@ -159,7 +159,7 @@ if b ~= nil then
   batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
   redis.call('ZADD', KEYS[3], until_ms, id)
   redis.call('HSETNX', KEYS[2], 'started_at', now)
-  if redis.call('HGET', KEYS[2], 'status') == 'validating' then
+  if b.status == 'validating' then
     redis.call('HSET', KEYS[2], 'status', 'in_progress')
   end
   redis.call('PEXPIRE', KEYS[3], ttl)

@@ -22,7 +22,7 @@ end
 -- batch_load returns the batch's counting view, or nil when it has no record.
 local function batch_load(bkey)
   local v = redis.call('HMGET', bkey, 'total', 'cancelled', 'finalizing_at', 'expiring', 'expires_at',
-    'sealed', 'seen')
+    'sealed', 'seen', 'status')
   if not v[1] then
     return nil
   end
@@ -35,6 +35,7 @@ local function batch_load(bkey)
     expires_at = tonumber(v[5] or '0') or 0,
     sealed = v[6] ~= '0',
     seen = tonumber(v[7] or '0') or 0,
+    status = v[8] or '',
   }
 end
 
