@@ -211,6 +211,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 func (s *Server) Close() error {
 	s.stopBg()
 	s.wg.Wait()
+	s.queue.Close()
 	return nil
 }
 

@@ -165,6 +165,7 @@ func Submit(ctx context.Context, nc *nats.Conn, o SubmitOptions) (SubmitResult, 
 	if err != nil {
 		return res, err
 	}
+	defer q.Close()
 	pub := q.NewPublisher()
 	st2, err := scanFile(o.Path, scan, func(l batchfile.Line) error {
 		if err := pub.Publish(ctx, l.Request); err != nil {

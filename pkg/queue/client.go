@@ -168,3 +168,9 @@ func serverAtLeast(version string, want [3]int) bool {
 	}
 	return true
 }
+
+// Close releases what publishing left behind in the JetStream context (the
+// async publish reply subscription and its reconnect watcher); a client
+// that published requests calls it before its connection closes. The
+// connection itself stays open.
+func (c *Client) Close() { c.js.CleanupPublisher() }
