@@ -4,9 +4,8 @@ import (
 	"os"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 func TestMain(m *testing.M) {
@@ -15,7 +14,7 @@ func TestMain(m *testing.M) {
 	if code != 0 {
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMain(noopM{})
 }
 
 // noopM lets goleak check after the real run and the binary's removal.

@@ -8,12 +8,12 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 // No ignores: the CLI, the embedded servers and the in-process worker
 // leave no goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
 
 // syncBuffer is a bytes.Buffer that a command writes while the test reads.
 type syncBuffer struct {

@@ -14,9 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testleak"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 )
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 	if code != 0 {
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMain(noopM{})
 }
 
 // noopM lets goleak check after the real run and the binary's removal.

@@ -3,8 +3,8 @@ package natsconfig_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"

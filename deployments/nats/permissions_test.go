@@ -11,9 +11,9 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 func TestMain(m *testing.M) {
@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 	if code != 0 {
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMain(noopM{})
 }
 
 // noopM lets goleak check after the real run.

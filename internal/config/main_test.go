@@ -3,8 +3,8 @@ package config_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 // No ignores: a started process must leave no goroutine behind.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }

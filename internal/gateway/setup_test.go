@@ -19,11 +19,11 @@ import (
 	"github.com/openai/openai-go/v3/option"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/gateway"
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testleak"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
@@ -33,7 +33,7 @@ import (
 // No ignores: the gateway's Close waits for its background work, the
 // in-process worker's Stop for its own, and each test's HTTP client
 // closes its idle connections.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
 
 // The tenants' bearer keys. They are long and distinctive so that a
 // search of the logs and of the stores for them cannot miss or

@@ -13,12 +13,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testleak"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 	if code != 0 {
 		os.Exit(code)
 	}
-	goleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMain(noopM{})
 }
 
 // noopM lets goleak check after the real run.

@@ -3,7 +3,7 @@ package batchfile_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }

@@ -3,9 +3,9 @@ package client_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 // No ignores: every test stops its worker and closes its connections,
 // embedded nats-server and redis-server at cleanup.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }

@@ -3,9 +3,9 @@ package httpclient
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 // No ignores: every test closes its clients and servers, so no transport or
 // handler goroutine may outlive the suite.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }

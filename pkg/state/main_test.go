@@ -3,9 +3,9 @@ package state_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/salvo-run/salvo/internal/testleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testleak.VerifyTestMain(m)
 }
