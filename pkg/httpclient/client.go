@@ -176,6 +176,11 @@ func sameTransport(a, b Config) bool {
 // newTransport tunes net/http for many concurrent long calls to a few hosts:
 // keep-alive, a large idle pool per host, HTTP/2 through ALPN, no
 // transport-level timeouts besides connect (the watchdog owns the rest).
+// The connection buffers stay at net/http's 4 KiB: an HTTP/1.1 upstream
+// holds a connection per call in flight, so with 10,000 calls waiting on a
+// slow model every extra KiB per buffer costs 20 MiB; bodies larger than a
+// buffer are copied through it in a few more reads, which costs little next
+// to the call.
 func (c *Client) newTransport(cfg Config) *http.Transport {
 	dialer := &net.Dialer{Timeout: cfg.Timeouts.Connect, KeepAlive: 30 * time.Second, Control: c.opts.dialControl}
 	idle := IdleConnsPerHostDefault
@@ -192,8 +197,6 @@ func (c *Client) newTransport(cfg Config) *http.Transport {
 		MaxConnsPerHost:       cfg.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
 		ExpectContinueTimeout: 0,
-		WriteBufferSize:       32 << 10,
-		ReadBufferSize:        32 << 10,
 	}
 	if cfg.TLS != nil {
 		t.TLSClientConfig = cfg.TLS.Clone()

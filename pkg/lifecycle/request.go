@@ -63,9 +63,11 @@ type Request struct {
 // Ref returns the request's store reference.
 func (r *Request) Ref() Ref { return Ref{ID: r.ID, BatchID: r.BatchID} }
 
-// Stream reports whether the body asks for a streamed (SSE) response.
+// Stream reports whether the body asks for a streamed (SSE) response. A
+// body that holds neither the bytes "stream" nor a \u escape (which could
+// spell the key) cannot, and is not parsed again: most bodies are not.
 func (r *Request) Stream() bool {
-	if len(r.Body) == 0 {
+	if len(r.Body) == 0 || !bytes.Contains(r.Body, streamKey) && !bytes.Contains(r.Body, unicodeEscape) {
 		return false
 	}
 	var probe struct {
@@ -76,6 +78,11 @@ func (r *Request) Stream() bool {
 	}
 	return probe.Stream
 }
+
+var (
+	streamKey     = []byte("stream")
+	unicodeEscape = []byte(`\u`)
+)
 
 // FieldError names the field of a message that is wrong.
 type FieldError struct {

@@ -264,6 +264,17 @@ func TestDecodeRequest(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, r.Stream())
 
+	// The key spelled with an escape still asks for a stream; the word in a
+	// prompt does not.
+	escaped := strings.Replace(good, `"messages":[]`, `"messages":[],"str\u0065am":true`, 1)
+	r, err = lifecycle.DecodeRequest([]byte(escaped))
+	require.NoError(t, err)
+	require.True(t, r.Stream())
+	prompt := strings.Replace(good, `"messages":[]`, `"messages":[{"role":"user","content":"stream it"}]`, 1)
+	r, err = lifecycle.DecodeRequest([]byte(prompt))
+	require.NoError(t, err)
+	require.False(t, r.Stream())
+
 	tests := []struct {
 		name, data, field string
 	}{

@@ -18,6 +18,7 @@ type Store struct {
 	cfg    Config
 	keys   keys
 	log    zerolog.Logger
+	group  *grouper
 }
 
 // New returns a Store over client (a single node, Sentinel or Cluster
@@ -35,6 +36,7 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 		cfg:    cfg,
 		keys:   keys{prefix: cfg.Prefix},
 		log:    cfg.Logger.With().Str("component", "state").Logger(),
+		group:  newGrouper(client),
 	}, nil
 }
 
@@ -45,10 +47,11 @@ func (s *Store) nowMS() int64 { return s.cfg.Clock().UnixMilli() }
 
 func (s *Store) retentionMS() int64 { return s.cfg.Retention.Milliseconds() }
 
-// run evaluates one script (EVALSHA, falling back to EVAL once after a
-// Redis restart) and returns its array reply.
+// run evaluates one script (EVALSHA, loading it once more after a Redis
+// restart) and returns its array reply. Concurrent calls share pipelines
+// (group.go).
 func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) (reply, error) {
-	v, err := sc.Run(ctx, s.client, keys, args...).Result()
+	v, err := s.group.run(ctx, sc, keys, args)
 	if err != nil {
 		return nil, interpret(err)
 	}

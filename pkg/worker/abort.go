@@ -12,21 +12,22 @@ import (
 // still read again before anything is written, because it is the record,
 // not the event, that decides what is recorded.
 func (x *execution) aborted(cause error) {
-	x.log = x.log.With().AnErr("cause", cause).Logger()
+	l := x.logger().With().AnErr("cause", cause).Logger()
+	x.log = &l
 	switch {
 	case errors.Is(cause, ErrShutdown):
-		x.log.Info().Msg("call aborted by shutdown; handing the request back")
+		x.logger().Info().Msg("call aborted by shutdown; handing the request back")
 		x.release()
 	case errors.Is(cause, ErrLeaseLost):
 		// Another worker owns the request now: write nothing, leave the message.
-		x.log.Warn().Msg("call aborted: lease lost; leaving the message to its new owner")
+		x.logger().Warn().Msg("call aborted: lease lost; leaving the message to its new owner")
 	case errors.Is(cause, ErrBatchCanceled), errors.Is(cause, ErrRequestCanceled), errors.Is(cause, ErrSuperseded):
 		x.abortedByControl(cause)
 	case errors.Is(cause, errDeadline):
 		f := lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the request's deadline passed during the call")
 		x.end(lifecycle.StateExpired, f, nil, true)
 	default:
-		x.log.Error().Msg("call aborted for an unknown reason; handing the request back")
+		x.logger().Error().Msg("call aborted for an unknown reason; handing the request back")
 		x.release()
 	}
 }
@@ -40,7 +41,7 @@ func (x *execution) abortedByControl(cause error) {
 	defer cancel()
 	rec, err := x.w.store.Request(ctx, x.req.Ref())
 	if err != nil {
-		x.log.Error().Err(err).Msg("cannot check the control event against redis; handing the request back")
+		x.logger().Error().Err(err).Msg("cannot check the control event against redis; handing the request back")
 		x.release()
 		return
 	}
@@ -48,7 +49,7 @@ func (x *execution) abortedByControl(cause error) {
 	case rec.State == lifecycle.StateSuperseded:
 		// The winner marked this request superseded; the original's one
 		// result comes from the winner.
-		x.log.Info().Msg("call aborted: superseded by a racing copy")
+		x.logger().Info().Msg("call aborted: superseded by a racing copy")
 		x.ack()
 	case rec.State == lifecycle.StateCanceled:
 		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")
@@ -57,7 +58,7 @@ func (x *execution) abortedByControl(cause error) {
 		f := lifecycle.NewFailure(lifecycle.CodeBatchCanceled, 0, "the batch was cancelled")
 		x.end(lifecycle.StateCanceled, f, nil, true)
 	default:
-		x.log.Warn().Str("state", string(rec.State)).Msg("record does not say cancelled or superseded after a confirmed control event; handing the request back")
+		x.logger().Warn().Str("state", string(rec.State)).Msg("record does not say cancelled or superseded after a confirmed control event; handing the request back")
 		x.release()
 	}
 }
@@ -67,7 +68,7 @@ func (x *execution) abortedByControl(cause error) {
 func (x *execution) batchCancelled(ctx context.Context) bool {
 	b, err := x.w.store.Batch(ctx, x.req.BatchID)
 	if err != nil {
-		x.log.Warn().Err(err).Msg("reading the batch failed")
+		x.logger().Warn().Err(err).Msg("reading the batch failed")
 		return false
 	}
 	return batchCancelled(b)

@@ -29,7 +29,7 @@ func (x *execution) noBatch() {
 	waited := x.w.clock().Sub(x.d.Stored())
 	if waited < hold {
 		delay := min(unknownBatchRetry, hold-waited)
-		x.log.Info().Dur("waited", waited).Dur("hold", hold).Msg("the request's batch does not exist yet; holding the message")
+		x.logger().Info().Dur("waited", waited).Dur("hold", hold).Msg("the request's batch does not exist yet; holding the message")
 		x.nak(delay)
 		return
 	}
@@ -39,8 +39,8 @@ func (x *execution) noBatch() {
 	res := x.w.buildResult(x.req, lifecycle.StateFailed, 0, time.Time{}, f, nil)
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
-	if err := x.w.endPoison(ctx, x.req, f, res, false, x.log); err != nil {
-		x.log.Error().Err(err).Msg("ending a request of an unknown batch failed; redelivering later")
+	if err := x.w.endPoison(ctx, x.req, f, res, false, *x.logger()); err != nil {
+		x.logger().Error().Err(err).Msg("ending a request of an unknown batch failed; redelivering later")
 		x.nak(storeDownDelay)
 		return
 	}

@@ -20,6 +20,7 @@ const (
 	GlobalSlotPollDefault    = 200 * time.Millisecond
 	MarkFlushIntervalDefault = 20 * time.Millisecond
 	OpTimeoutDefault         = 10 * time.Second
+	LogOutcomesDefault       = 10
 
 	UnknownHoldDefault   = 30 * time.Second
 	SweepIntervalDefault = time.Second
@@ -160,6 +161,10 @@ type Config struct {
 	OpTimeout time.Duration `yaml:"-"`
 	// Batches tunes the unknown-batch hold and the sweep.
 	Batches Batches `yaml:"batches"`
+	// LogOutcomes is how many "request ended" lines per second are logged
+	// at info; the others go to debug, so a busy worker does not spend its
+	// time writing a line per request. Default 10.
+	LogOutcomes int `yaml:"log_outcomes_per_second"`
 }
 
 // WithDefaults fills unset fields.
@@ -191,6 +196,9 @@ func (c Config) WithDefaults() Config {
 		c.OpTimeout = OpTimeoutDefault
 	}
 	c.Batches = c.Batches.WithDefaults()
+	if c.LogOutcomes == 0 {
+		c.LogOutcomes = LogOutcomesDefault
+	}
 	return c
 }
 
@@ -211,6 +219,8 @@ func (c Config) Validate() error {
 		return lifecycle.ConfigErrorf("heartbeat_interval", "must be positive, got %s", c.HeartbeatInterval)
 	case c.ShutdownGrace < 0:
 		return lifecycle.ConfigErrorf("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	case c.LogOutcomes < 1:
+		return lifecycle.ConfigErrorf("log_outcomes_per_second", "must be at least 1, got %d", c.LogOutcomes)
 	case c.GlobalSlotTTL <= c.HeartbeatInterval:
 		return lifecycle.ConfigErrorf("global_slot_ttl", "%s must exceed heartbeat_interval %s", c.GlobalSlotTTL, c.HeartbeatInterval)
 	}

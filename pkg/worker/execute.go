@@ -34,7 +34,10 @@ type execution struct {
 	// control event, a lost lease or shutdown. The execution's own writes
 	// use opCtx instead, so that an aborted call can still be recorded.
 	ctx context.Context
-	log zerolog.Logger
+	// log is the execution's logger with the request's fields, built on
+	// first use (logger): a request that runs without trouble logs
+	// nothing but its sampled outcome, so most never build one.
+	log *zerolog.Logger
 
 	held lifecycle.Held       // the lease, once a claim gave us the request
 	proc lifecycle.Processing // held as processing, once started
@@ -59,17 +62,15 @@ func (w *Worker) Handle(d Delivery) {
 		task: t,
 		d:    settling{Delivery: d, done: func() { w.tasks.remove(t) }},
 		ctx:  ctx,
-		log: w.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).
-			Str("model", req.Model).Uint64("delivery", d.NumDelivered()).Logger(),
 	}
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
 		if !x.acquireGlobal(limit) {
-			x.log.Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
+			x.logger().Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
 			x.nak(0)
 			return
 		}
-		defer x.releaseGlobal(x.log) // logs as the slot was taken: before the claim
+		defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 	}
 
 	claim, err := x.claim()
@@ -83,15 +84,54 @@ func (w *Worker) Handle(d Delivery) {
 	}
 	x.held = *claim.Held
 	t.setHeld(x.held)
-	x.log = x.log.With().Int("attempt", x.held.Attempt).Logger()
+	x.log = nil // built again with the attempt
 	proc, ok := x.held.Processing(w.clock().UTC())
 	if !ok {
-		x.log.Error().Str("state", string(x.held.State)).Msg("claim did not start the request; handing it back")
+		x.logger().Error().Str("state", string(x.held.State)).Msg("claim did not start the request; handing it back")
 		x.release()
 		return
 	}
 	x.proc = proc
 	x.run()
+}
+
+// logger is the execution's logger: the worker's, with the request's ids,
+// its delivery and, once claimed, its attempt.
+func (x *execution) logger() *zerolog.Logger {
+	if x.log == nil {
+		c := x.w.log.With().Str("request_id", x.req.ID).Str("batch_id", x.req.BatchID).
+			Str("model", x.req.Model).Uint64("delivery", x.d.NumDelivered())
+		if x.held.Attempt > 0 {
+			c = c.Int("attempt", x.held.Attempt)
+		}
+		l := c.Logger()
+		x.log = &l
+	}
+	return x.log
+}
+
+// logEnded logs the end of a request whose result this delivery published:
+// at info for the first log_outcomes_per_second of each second, at debug
+// after that. Fields go straight onto the event, so a line the level drops
+// costs nothing.
+func (x *execution) logEnded(st lifecycle.State, attempts int, justEnded bool) {
+	lvl := zerolog.DebugLevel
+	if x.w.outcomes.Sample(zerolog.InfoLevel) {
+		lvl = zerolog.InfoLevel
+	}
+	e := x.w.log.WithLevel(lvl)
+	if e == nil {
+		return
+	}
+	e.Str("request_id", x.req.ID).Str("batch_id", x.req.BatchID).Str("model", x.req.Model).
+		Uint64("delivery", x.d.NumDelivered()).Str("state", string(st)).Int("attempts", attempts)
+	if x.held.Attempt > 0 {
+		e.Int("attempt", x.held.Attempt)
+	}
+	if justEnded {
+		e.Bool("just_ended", true)
+	}
+	e.Msg("request ended")
 }
 
 // claim claims the request straight into processing. While Redis is
@@ -109,7 +149,7 @@ func (x *execution) claim() (lifecycle.Claim, error) {
 			return claim, err
 		}
 		if n == 0 {
-			x.log.Warn().Err(err).Msg("redis unavailable; holding the delivery until it answers")
+			x.logger().Warn().Err(err).Msg("redis unavailable; holding the delivery until it answers")
 		}
 		if !pause(pauses) {
 			return claim, err
@@ -128,16 +168,16 @@ func (x *execution) claimRefused(err error) {
 	switch {
 	case errors.As(err, &held):
 		delay = held.Until.Sub(now) + leaseHeldMargin
-		x.log.Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
+		x.logger().Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
 	case errors.As(err, &notYet):
 		delay = notYet.NotBefore.Sub(now)
-		x.log.Debug().Dur("delay", delay).Msg("retry not due yet")
+		x.logger().Debug().Dur("delay", delay).Msg("retry not due yet")
 	case errors.Is(err, lifecycle.ErrNoBatch):
 		x.noBatch()
 		return
 	default:
 		delay = storeDownDelay
-		x.log.Error().Err(err).Msg("claim failed; redelivering later")
+		x.logger().Error().Err(err).Msg("claim failed; redelivering later")
 	}
 	x.nak(max(delay, 0))
 }
@@ -171,7 +211,7 @@ func (x *execution) run() {
 	}
 	defer cancelDeadline()
 	if x.cancelHinted() {
-		x.log.Info().Msg("cancelled just before the call; handing the request back without calling")
+		x.logger().Info().Msg("cancelled just before the call; handing the request back without calling")
 		x.release()
 		return
 	}
@@ -179,7 +219,7 @@ func (x *execution) run() {
 		// Cut before the call went out (shutdown, a control event): hand
 		// the request back with its attempt taken back; the next claim
 		// finds it cancelled or expired if that is what happened.
-		x.log.Info().AnErr("cause", cause).Msg("aborted before the call; handing the request back")
+		x.logger().Info().AnErr("cause", cause).Msg("aborted before the call; handing the request back")
 		x.release()
 		return
 	}
@@ -208,7 +248,7 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {
 			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
 		}
-		x.log.Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
+		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
 		x.end(lifecycle.StateFailed, f, resp, true)
 		return
 	}
@@ -222,7 +262,7 @@ func (x *execution) lastFailure() *lifecycle.Failure {
 	rec, err := x.w.store.Request(ctx, x.req.Ref())
 	if err != nil || rec.Failure == nil {
 		if err != nil {
-			x.log.Warn().Err(err).Msg("reading the last failure failed")
+			x.logger().Warn().Err(err).Msg("reading the last failure failed")
 		}
 		return lifecycle.NewFailure(lifecycle.CodeBatchExpired, 0, "the deadline is too close for another attempt")
 	}

@@ -22,7 +22,7 @@ func (x *execution) acquireGlobal(limit int) bool {
 		ok, err := w.store.AcquireModelSlot(opCtx, req.Model, holder, limit, cfg.GlobalSlotTTL)
 		cancel()
 		if err != nil {
-			x.log.Warn().Err(err).Msg("fleet-wide slot request failed")
+			x.logger().Warn().Err(err).Msg("fleet-wide slot request failed")
 		}
 		if ok {
 			x.task.setSlot(holder)

@@ -21,7 +21,7 @@ func (x *execution) complete(resp *httpclient.Response) {
 	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt, proc.StartedAt, nil, resp)
 	payload, err := w.encode(res)
 	if err != nil {
-		x.log.Error().Err(err).Msg("encode result")
+		x.logger().Error().Err(err).Msg("encode result")
 		x.release()
 		return
 	}
@@ -41,7 +41,7 @@ func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclie
 	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
 	payload, err := w.encode(res)
 	if err != nil {
-		x.log.Error().Err(err).Msg("encode result")
+		x.logger().Error().Err(err).Msg("encode result")
 		x.release()
 		return
 	}
@@ -69,7 +69,7 @@ func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 		return w.store.Retry(ctx, proc, f, dec.NotBefore)
 	})
 	if err == nil && tr.State == lifecycle.StatePending {
-		x.log.Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
+		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
 		x.nak(dec.Delay)
 		return
 	}
@@ -126,7 +126,7 @@ func (x *execution) record(wr write) (tr lifecycle.Transition, retried bool, err
 		}
 		retried = true
 		if n == 0 {
-			x.log.Warn().Err(err).Msg("redis unavailable; retrying the write")
+			x.logger().Warn().Err(err).Msg("redis unavailable; retrying the write")
 		}
 		if !pause(pauses) {
 			return tr, retried, err
@@ -151,7 +151,7 @@ func (x *execution) recordTerminal(target lifecycle.State, wr write) (lifecycle.
 	if rerr != nil || rec.State != target || rec.Token != x.held.Lease.Token {
 		return tr, err
 	}
-	x.log.Info().Msg("an earlier attempt of the write landed; its reply was lost")
+	x.logger().Info().Msg("an earlier attempt of the write landed; its reply was lost")
 	tr.Applied = true
 	if req.BatchID != "" {
 		if b, berr := w.store.Batch(ctx, req.BatchID); berr == nil && b.Status.Terminal() {

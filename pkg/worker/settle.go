@@ -13,20 +13,20 @@ import (
 func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Transition, err error) {
 	switch {
 	case errors.Is(err, lifecycle.ErrLeaseLost):
-		x.log.Warn().Msg("write refused: lease lost; leaving the message to its new owner")
+		x.logger().Warn().Msg("write refused: lease lost; leaving the message to its new owner")
 		return
 	case err != nil:
-		x.log.Error().Err(err).Msg("write failed; redelivering later")
+		x.logger().Error().Err(err).Msg("write failed; redelivering later")
 		x.nak(storeDownDelay)
 		return
 	}
 	if tr.Finalized != nil {
-		defer x.w.batchFinalized(tr.Finalized, x.log)
+		defer x.w.batchFinalized(tr.Finalized, *x.logger())
 	}
 	if !tr.Applied {
 		// Another write ended the request first (first terminal result
 		// wins, or a soft cancel we only confirmed): its result stands.
-		x.log.Info().Str("state", string(tr.State)).Msg("request already ended; our result dropped")
+		x.logger().Info().Str("state", string(tr.State)).Msg("request already ended; our result dropped")
 		x.settleRecorded()
 		return
 	}
@@ -34,7 +34,7 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		x.nak(storeDownDelay)
 		return
 	}
-	x.log.Info().Str("state", string(res.State)).Int("attempts", res.Attempts).Msg("request ended")
+	x.logEnded(res.State, res.Attempts, false)
 	x.ack()
 }
 
@@ -47,7 +47,7 @@ func (x *execution) settleRecorded() {
 	rec, err := x.w.store.Request(ctx, x.req.Ref())
 	cancel()
 	if err != nil {
-		x.log.Error().Err(err).Msg("reading the ended request failed; redelivering later")
+		x.logger().Error().Err(err).Msg("reading the ended request failed; redelivering later")
 		x.nak(storeDownDelay)
 		return
 	}
@@ -65,7 +65,7 @@ func (x *execution) settleRecorded() {
 // terminal: publish its result unless that already happened, then ack.
 func (x *execution) settleEnded(e *lifecycle.Ended) {
 	if e.Finalized != nil {
-		defer x.w.batchFinalized(e.Finalized, x.log)
+		defer x.w.batchFinalized(e.Finalized, *x.logger())
 	}
 	if e.Published {
 		x.ack()
@@ -76,7 +76,7 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 		x.nak(storeDownDelay)
 		return
 	}
-	x.log.Info().Str("state", string(e.State)).Bool("just_ended", e.JustEnded).Msg("request ended")
+	x.logEnded(e.State, e.Attempts, e.JustEnded)
 	x.ack()
 }
 
@@ -92,11 +92,11 @@ func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
 	if err := x.w.queue.PublishEncodedResult(ctx, res, data, x.req.ResultSubject); err != nil {
-		x.log.Error().Err(err).Msg("publish result failed; redelivering later")
+		x.logger().Error().Err(err).Msg("publish result failed; redelivering later")
 		return false
 	}
 	if err := x.w.marks.mark(ctx, x.req.Ref()); err != nil {
-		x.log.Error().Err(err).Msg("marking the result published failed; redelivering later")
+		x.logger().Error().Err(err).Msg("marking the result published failed; redelivering later")
 		return false
 	}
 	return true
@@ -106,7 +106,7 @@ func (x *execution) ack() {
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
 	if err := x.d.Ack(ctx); err != nil {
-		x.log.Warn().Err(err).Msg("ack failed; a redelivery will find the request ended")
+		x.logger().Warn().Err(err).Msg("ack failed; a redelivery will find the request ended")
 	}
 }
 
@@ -114,6 +114,6 @@ func (x *execution) nak(delay time.Duration) {
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
 	if err := x.d.Nak(ctx, delay); err != nil {
-		x.log.Warn().Err(err).Msg("nak failed; AckWait will redeliver")
+		x.logger().Warn().Err(err).Msg("nak failed; AckWait will redeliver")
 	}
 }

@@ -23,6 +23,9 @@ type Worker struct {
 	up    Upstream
 	log   zerolog.Logger
 	clock func() time.Time
+	// outcomes lets log_outcomes_per_second "request ended" lines a
+	// second through at info (execution.logEnded).
+	outcomes *zerolog.BurstSampler
 
 	cfgMu sync.RWMutex
 	cfg   Config
@@ -101,6 +104,8 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 		rand:  rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
 		slots: make(map[string]*transport.Slots),
 		tasks: newInflight(),
+
+		outcomes: &zerolog.BurstSampler{Burst: uint32(cfg.LogOutcomes), Period: time.Second},
 
 		controlChecks: make(chan struct{}, controlChecksMax),
 	}
