@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,21 +59,33 @@ func (d *Delivery) TraceContext(ctx context.Context) context.Context {
 }
 
 // InProgress tells the server the message is still being worked on, which
-// restarts its AckWait timer.
+// restarts its AckWait timer. A message acked meanwhile (a heartbeat
+// racing the handler's ack) needs nothing: nil.
 func (d *Delivery) InProgress(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := d.msg.InProgress(); err != nil {
+		if errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+			return nil
+		}
 		return fmt.Errorf("queue: in-progress %s: %w", d.req.ID, err)
 	}
 	return nil
 }
 
-// Ack acknowledges the message and waits for the server's confirmation
-// (double ack): after a nil return the message is gone from the stream.
+// Ack acknowledges the message without waiting for the server's
+// confirmation. The worker acks only once a request's result is out and
+// marked in Redis, so an ack lost on the way costs one redelivery after
+// AckWait, which finds the request ended and published and acks again
+// without publishing; waiting for every confirmation would cost a round
+// trip and an inbox reply per request to learn nothing the store does not
+// already say.
 func (d *Delivery) Ack(ctx context.Context) error {
-	if err := d.msg.DoubleAck(ctx); err != nil {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := d.msg.Ack(); err != nil {
 		return fmt.Errorf("queue: ack %s: %w", d.req.ID, err)
 	}
 	return nil

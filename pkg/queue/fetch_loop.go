@@ -60,6 +60,7 @@ func (ml *modelLoop) pull(ctx context.Context, cons jetstream.Consumer) error {
 		}
 		return nil
 	}
+	k = ml.gather(ctx, k)
 	got, err := ml.co.c.pullOnce(ctx, cons, k, func(msg jetstream.Msg) { ml.co.dispatch(ml, msg) })
 	ml.slots.Release(k - got)
 	if err != nil {
@@ -71,6 +72,44 @@ func (ml *modelLoop) pull(ctx context.Context, cons jetstream.Consumer) error {
 		return errLoopDone
 	}
 	return nil
+}
+
+// A saturated model frees its slots one handler at a time, and a pull for
+// each would cost a pull request, a subscription and its removal per
+// message, on the worker and on the server alike. So when fewer than a
+// gatherShare of the model's slots are free and handlers are running, the
+// loop waits up to gatherWait for more to free up and pulls them together.
+// A model with slots to spare (the usual case below saturation) pulls at
+// once: the wait only ever delays messages that would have queued anyway.
+const (
+	gatherShare = 8
+	gatherWait  = time.Millisecond
+)
+
+// gather grows a reservation of k slots towards the model's limit /
+// gatherShare (at most MaxFetchBatch) while handlers holding slots may
+// release them, for at most gatherWait, and returns the slots it holds.
+func (ml *modelLoop) gather(ctx context.Context, k int) int {
+	want := min(ml.co.c.cfg.MaxFetchBatch, max(1, ml.slots.Limit()/gatherShare))
+	if k >= want {
+		return k // with fewer, some handler holds a slot that will come back
+	}
+	t := time.NewTimer(gatherWait)
+	defer t.Stop()
+	for {
+		changed := ml.slots.Changed()
+		k += ml.slots.TryAcquire(want - k)
+		if k >= want {
+			return k
+		}
+		select {
+		case <-changed:
+		case <-t.C:
+			return k
+		case <-ctx.Done():
+			return k
+		}
+	}
 }
 
 // stopIfIdle removes the loop from its consumer's models when the stream

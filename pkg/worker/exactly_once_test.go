@@ -197,7 +197,7 @@ func TestHeartbeatRacingACompletionWarnsNothing(t *testing.T) {
 	}
 	out := logs.String()
 	require.Zero(t, strings.Count(out, "lease lost"), "lease-lost warnings for requests that completed normally")
-	require.Zero(t, strings.Count(out, `"level":"warn"`), "warnings")
+	require.Zero(t, strings.Count(out, `"level":"warn"`), "warnings:\n%s", out)
 }
 
 // A call cut by a shutdown counts: the request completes on another worker

@@ -133,21 +133,26 @@ if ARGV[5] == '1' then
   to = 'processing'
 end
 local until_ms = now + tonumber(ARGV[3])
+-- one HSET for the record: its identity when it is new, the lease, and the
+-- attempt a claim into processing starts
+local f = {'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
+  'updated_at', now, 'delivery', ARGV[4], 'seq', ARGV[13], 'reclaims', reclaims}
 if not exists then
-  record_init(KEYS[1], id, ARGV[9], ARGV[10], ARGV[11], ARGV[12], now, counted)
+  append_all(f, {'id', id, 'batch', ARGV[9], 'model', ARGV[10], 'custom_id', ARGV[11],
+    'expires_at', ARGV[12], 'published', 0, 'created_at', now, 'counted', counted and 1 or 0})
   if ARGV[14] ~= '' then
-    redis.call('HSET', KEYS[1], 'result_subject', ARGV[14])
+    append_all(f, {'result_subject', ARGV[14]})
   end
 end
-redis.call('HSET', KEYS[1], 'state', to, 'owner', owner, 'lease_until', until_ms, 'claimed_at', now,
-  'updated_at', now, 'delivery', ARGV[4], 'seq', ARGV[13], 'reclaims', reclaims)
 if to == 'processing' then
   -- the attempt counts from its start, so a call cut by a crash or a
   -- shutdown is counted too; a holder that gives the request back without
   -- calling takes it back (finish.lua, requeue.lua)
   attempt = attempt + 1
-  redis.call('HSET', KEYS[1], 'started_at', now, 'attempt', attempt)
+  append_all(f, {'started_at', now})
 end
+append_all(f, {'attempt', attempt})
+redis.call('HSET', KEYS[1], unpack(f))
 -- a held request's keys last until its batch's expires_at (its own when it
 -- has no batch record) plus retention; ending it shortens its record's
 local ttl = live_ttl(expires_at, now, ARGV[7])

@@ -214,30 +214,31 @@ local function record_end(rkey, to, code, msg, now, retention, opts)
   opts = opts or {}
   if opts.fence then
     redis.call('HINCRBY', rkey, 'fence', 1)
-    redis.call('HSET', rkey, 'owner', '')
   end
-  redis.call('HSET', rkey, 'state', to, 'lease_until', 0, 'err_code', code, 'err_msg', msg,
-    'finished_at', now, 'updated_at', now)
+  -- one HSET for every field the move sets
+  local f = {'state', to, 'lease_until', 0, 'err_code', code, 'err_msg', msg, 'finished_at', now, 'updated_at', now}
+  if opts.fence then
+    append_all(f, {'owner', ''})
+  end
   if opts.attempt ~= nil then
-    redis.call('HSET', rkey, 'attempt', opts.attempt)
+    append_all(f, {'attempt', opts.attempt})
   end
   if opts.status ~= nil then
-    redis.call('HSET', rkey, 'status', opts.status)
+    append_all(f, {'status', opts.status})
   end
   if (opts.routed_model or '') ~= '' then
-    redis.call('HSET', rkey, 'routed_model', opts.routed_model)
+    append_all(f, {'routed_model', opts.routed_model})
   end
   if not opts.keep_result then
     if (opts.outbox or '') ~= '' then
-      redis.call('HSET', rkey, 'outbox', opts.outbox, 'published', 0)
+      append_all(f, {'outbox', opts.outbox, 'published', 0})
     else
       redis.call('HDEL', rkey, 'outbox')
-      redis.call('HSET', rkey, 'published', 0)
+      append_all(f, {'published', 0})
     end
   end
-  if opts.fields ~= nil then
-    redis.call('HSET', rkey, unpack(opts.fields))
-  end
+  append_all(f, opts.fields)
+  redis.call('HSET', rkey, unpack(f))
   redis.call('PEXPIRE', rkey, retention)
 end
 
