@@ -113,6 +113,31 @@ func TestOnlyWorkersPublishControlResultsAndEvents(t *testing.T) {
 		require.Equal(t, "request", string(m.Data))
 	})
 
+	t.Run("client announces a model but cannot touch the discovery leader", func(t *testing.T) {
+		kv, err := worker.SubscribeSync("$KV.SALVO_DISCOVERY.>")
+		require.NoError(t, err)
+		require.NoError(t, worker.Flush())
+		require.NoError(t, client.Publish("$KV.SALVO_DISCOVERY.model.gpt-4o", []byte("gpt-4o")))
+		require.NoError(t, client.Flush())
+		m, err := kv.NextMsg(5 * time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "$KV.SALVO_DISCOVERY.model.gpt-4o", m.Subject)
+
+		require.NoError(t, client.Publish("$KV.SALVO_DISCOVERY.leader", []byte("forged")))
+		require.NoError(t, client.Flush())
+		select {
+		case err := <-clientErrs:
+			require.ErrorIs(t, err, nats.ErrPermissionViolation)
+			require.Contains(t, err.Error(), "$KV.SALVO_DISCOVERY.leader")
+		case <-time.After(5 * time.Second):
+			t.Fatal("no permission violation for a client publish on the discovery leader key")
+		}
+		require.NoError(t, worker.Publish("$KV.SALVO_DISCOVERY.leader", []byte("worker")))
+		m, err = kv.NextMsg(5 * time.Second)
+		require.NoError(t, err)
+		require.Equal(t, "worker", string(m.Data))
+	})
+
 	t.Run("client reads results and events", func(t *testing.T) {
 		res, err := client.SubscribeSync("salvo.res.>")
 		require.NoError(t, err)

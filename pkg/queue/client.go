@@ -46,6 +46,10 @@ type Client struct {
 	subjMu     sync.Mutex
 	subjStream map[string]subjectRoute // result subject → captured by a stream?
 
+	// announced holds, per model name, when this process last announced
+	// it (announce.go): a *atomic.Int64 of unix nanos.
+	announced sync.Map
+
 	reqStreamMu sync.Mutex
 	reqStream   jetstream.Stream // REQUESTS, looked up at first use (requestStream)
 }
@@ -80,7 +84,7 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Client, error) {
 		base:       log,
 		log:        log.With().Str("component", "queue").Logger(),
 		names:      names,
-		subj:       subjects{prefix: cfg.Prefix, requests: names.requests},
+		subj:       subjects{prefix: cfg.Prefix, requests: names.requests, discovery: names.discovery},
 		subjStream: map[string]subjectRoute{},
 	}
 	c.maxDeliver.Store(int64(cfg.MaxDeliver))
@@ -119,6 +123,7 @@ type names struct {
 	results    string
 	advisories string
 	bodies     string
+	discovery  string // the KV bucket of model announcements and the discovery leader
 }
 
 func newNames(prefix string) names {
@@ -128,6 +133,7 @@ func newNames(prefix string) names {
 		results:    up + "_RESULTS",
 		advisories: up + "_ADVISORIES",
 		bodies:     up + "_BODIES",
+		discovery:  up + "_DISCOVERY",
 	}
 }
 

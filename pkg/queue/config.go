@@ -150,8 +150,11 @@ type Config struct {
 	PublishWindow int
 	// PublishTimeout bounds the wait for one publish acknowledgement.
 	PublishTimeout time.Duration
-	// DiscoveryInterval is how often Consume looks for models with queued
-	// messages.
+	// DiscoveryInterval is how often the discovery leader lists the models
+	// with queued messages, and how often every consumer takes its turn in
+	// the leader election; the leader's lease is three intervals (at least
+	// 1s). Announced models are started at once, whatever the interval; an
+	// unannounced one waits up to about one interval (discovery.go).
 	DiscoveryInterval time.Duration
 	// FetchExpiry is the lifetime of one pull request.
 	FetchExpiry time.Duration
@@ -172,7 +175,9 @@ type Config struct {
 	// ModelIdleTimeout is how long a model's fetch loop runs without
 	// receiving a message before it stops itself (when the stream holds no
 	// message of the model); discovery starts it again when messages
-	// appear. Default: max(10 × DiscoveryInterval, ModelIdleTimeoutMin).
+	// appear. A Publisher announces a model again once half of it has
+	// passed since its last announcement. Default: max(10 ×
+	// DiscoveryInterval, ModelIdleTimeoutMin).
 	ModelIdleTimeout time.Duration
 }
 

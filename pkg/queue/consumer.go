@@ -14,7 +14,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/transport"
 )
 
@@ -33,8 +32,9 @@ type Slots = transport.Slots
 // NewSlots returns a semaphore with the given limit (negative means 0).
 func NewSlots(limit int) *Slots { return transport.NewSlots(limit) }
 
-// Consumer runs the fetch loops of one worker instance: a discovery loop
-// that finds models with queued messages, one fetch loop per model on the
+// Consumer runs the fetch loops of one worker instance: model discovery
+// (discovery.go: a watch of model announcements, and the periodic listing
+// of the discovery leader), one fetch loop per model on the
 // model's durable pull consumer (shared by every worker), one loop on the
 // max-deliveries advisories, and an orphan sweep (orphans.go) that removes
 // request messages acked but left in the stream by a server shutdown.
@@ -61,16 +61,25 @@ type Consumer struct {
 	stopped  bool
 	stopOnce sync.Once
 
-	discoveredAt atomic.Int64 // unix nanos of the last successful discovery
+	// Model discovery (discovery.go).
+	kv           jetstream.KeyValue // the DISCOVERY bucket
+	id           string             // this consumer's id in the leader election
+	leaderRev    uint64             // revision of the leader key while this consumer holds it; discoveryLoop only
+	leader       atomic.Bool        // this consumer is the discovery leader
+	listings     atomic.Int64       // listings of the REQUESTS subjects done
+	discoveredAt atomic.Int64       // unix nanos of the last successful discovery tick
+	watchDown    atomic.Int64       // unix nanos since the model watch is down; 0 while it runs
 	advisory     *loopHealth
 }
 
 var _ transport.Consumer = (*Consumer)(nil)
 
-// Consume starts consuming. It discovers the models with queued messages
-// once before returning (so a missing stream is reported here), then every
-// Config.DiscoveryInterval. Canceling ctx stops fetching and cancels the
-// handlers' ctx; Stop stops fetching only.
+// Consume starts consuming. It starts watching model announcements and
+// lists the models with queued messages once before returning (so a
+// missing stream is reported here); from then on announcements start fetch
+// loops, and the discovery leader among all consumers lists the models
+// every Config.DiscoveryInterval (discovery.go). Canceling ctx stops
+// fetching and cancels the handlers' ctx; Stop stops fetching only.
 // The consumer is a *Consumer.
 func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (transport.Consumer, error) {
 	if o.Slots == nil || o.Handler == nil {
@@ -90,11 +99,13 @@ func (c *Client) Consume(ctx context.Context, o ConsumeOptions) (transport.Consu
 	if co.o.OnPoison == nil {
 		co.o.OnPoison = co.dropPoison
 	}
-	if err := co.discover(fetchCtx); err != nil {
+	w, err := co.startDiscovery(fetchCtx)
+	if err != nil {
 		stopFetch()
 		return nil, err
 	}
-	co.loops.Add(3)
+	co.loops.Add(4)
+	go co.watchLoop(w)
 	go co.discoveryLoop()
 	go co.advisoryLoop()
 	go co.orphanLoop()
@@ -145,9 +156,10 @@ func (co *Consumer) Models() []string {
 	return out
 }
 
-// Healthy returns nil when the connection is up and every loop (discovery,
-// advisories, each model) delivered or polled successfully within the last
-// few fetch expiries; otherwise an error (errors.Is ErrUnhealthy) naming
+// Healthy returns nil when the connection is up, the watch of model
+// announcements runs, and every loop (discovery: the leader's listing or a
+// follower's election turn; advisories; each model) delivered or polled
+// successfully within the last few fetch expiries; otherwise an error (errors.Is ErrUnhealthy) naming
 // the stale loops and their last error. A model waiting for free slots is
 // healthy. Readiness probes use it.
 func (co *Consumer) Healthy() error {
@@ -171,6 +183,9 @@ func (co *Consumer) Healthy() error {
 	if age := now.Sub(time.Unix(0, co.discoveredAt.Load())); age > stale+3*cfg.DiscoveryInterval {
 		problems = append(problems, fmt.Sprintf("discovery stale for %s", age.Round(time.Millisecond)))
 	}
+	if down := co.watchDown.Load(); down != 0 && now.Sub(time.Unix(0, down)) > stale {
+		problems = append(problems, fmt.Sprintf("model announcements not watched for %s", now.Sub(time.Unix(0, down)).Round(time.Millisecond)))
+	}
 	if p := co.advisory.problem(now, stale); p != "" {
 		problems = append(problems, "advisories: "+p)
 	}
@@ -183,79 +198,6 @@ func (co *Consumer) Healthy() error {
 		return fmt.Errorf("%w: %s", ErrUnhealthy, strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-func (co *Consumer) discoveryLoop() {
-	defer co.loops.Done()
-	t := time.NewTicker(co.c.cfg.DiscoveryInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-co.fetchCtx.Done():
-			return
-		case <-t.C:
-		}
-		if err := co.discover(co.fetchCtx); err != nil && co.fetchCtx.Err() == nil {
-			co.log.Warn().Err(err).Msg("model discovery failed")
-		}
-	}
-}
-
-// discover starts a fetch loop for every model token with messages in the
-// REQUESTS stream that has none and that this worker can route, rejects the
-// messages on subjects no model consumer fetches (junk.go), and reports
-// those of models no worker routes (unrouted.go). A loop stops itself after
-// Config.ModelIdleTimeout without messages; the next discovery that sees
-// messages of its model starts it again.
-func (co *Consumer) discover(ctx context.Context) error {
-	info, err := co.stream.Info(ctx, jetstream.WithSubjectFilter(co.c.subj.allRequests()))
-	if err != nil {
-		return fmt.Errorf("queue: discover models in %s: %w", co.c.names.requests, err)
-	}
-	co.discoveredAt.Store(time.Now().UnixNano())
-	var junk, unrouted []string
-	for subj := range info.State.Subjects {
-		r, _ := co.c.subj.parseRequest(subj)
-		switch {
-		case !r.fetched():
-			junk = append(junk, subj)
-		case co.o.Routable != nil && !co.o.Routable(r.model):
-			unrouted = append(unrouted, subj)
-		default:
-			co.startModel(r.modelToken)
-		}
-	}
-	if len(junk) > 0 {
-		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
-			co.log.Warn().Err(err).Msg("junk request subjects: retrying at the next discovery")
-		}
-	}
-	if len(unrouted) > 0 {
-		if err := co.rejectUnrouted(ctx, unrouted, time.Now()); err != nil && ctx.Err() == nil {
-			co.log.Warn().Err(err).Msg("unrouted request subjects: retrying at the next discovery")
-		}
-	}
-	return nil
-}
-
-func (co *Consumer) startModel(tok string) {
-	co.mu.Lock()
-	defer co.mu.Unlock()
-	if co.stopped || co.models[tok] != nil {
-		return
-	}
-	model, err := lifecycle.DecodeToken(tok)
-	if err != nil {
-		// Unreachable: discover starts only loops of tokens that decode.
-		co.log.Error().Err(err).Msg("no fetch loop for an invalid model token")
-		return
-	}
-	slots := co.o.Slots(model)
-	ml := &modelLoop{co: co, model: model, token: tok, slots: slots, health: newLoopHealth(),
-		log: co.log.With().Str("model", model).Logger()}
-	co.models[tok] = ml
-	co.loops.Add(1)
-	go ml.run(co.fetchCtx)
 }
 
 // dispatch hands one fetched message, whose slot is already reserved, to

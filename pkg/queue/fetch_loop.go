@@ -25,6 +25,10 @@ type modelLoop struct {
 	health  *loopHealth
 	log     zerolog.Logger
 	lastMsg time.Time // when a pull last brought a message; the loop's goroutine only
+	// kicked is set (under co.mu) when discovery finds the running loop's
+	// model announced or queued; it keeps the loop from stopping for
+	// idleness in the turn that sees it.
+	kicked bool
 }
 
 func (ml *modelLoop) run(ctx context.Context) {
@@ -114,16 +118,25 @@ func (ml *modelLoop) gather(ctx context.Context, k int) int {
 
 // stopIfIdle removes the loop from its consumer's models when the stream
 // holds no message of the model, and reports whether it did; the loop then
-// returns. It holds no reserved slot at this point, and a message published
-// after the check makes the next discovery start a new loop.
+// returns. It holds no reserved slot at this point. An announcement of the
+// model between the check and the removal (a publisher about to publish)
+// keeps the loop running; a message published after the removal is
+// announced again by its publisher or found by the discovery leader, which
+// start a new loop (discovery.go).
 func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	co := ml.co
+	co.mu.Lock()
+	ml.kicked = false
+	co.mu.Unlock()
 	_, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(co.c.subj.modelRequests(ml.token)))
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false // messages waiting (a delayed nak) or the check failed: keep going
 	}
 	co.mu.Lock()
 	defer co.mu.Unlock()
+	if ml.kicked {
+		return false // announced meanwhile: its message is on the way
+	}
 	if co.models[ml.token] == ml {
 		delete(co.models, ml.token)
 	}

@@ -25,6 +25,9 @@ const advisoryConsumer = "max-deliveries"
 //     worker was connected when the advisory fired;
 //   - <P>_BODIES: object store for result bodies over the max payload, with
 //     the results' max age as TTL;
+//   - <P>_DISCOVERY: key-value bucket of model announcements and the
+//     discovery leader's lease (discovery.go); its TTL is fixed by the
+//     worker that creates it and is not compared;
 //   - the durable consumer of <P>_ADVISORIES.
 //
 // Per-model request consumers are created by Consume when it discovers the
@@ -82,6 +85,9 @@ func (c *Client) provision(ctx context.Context, apply bool) ([]Diff, error) {
 		return nil, err
 	}
 	all = append(all, ds...)
+	if _, err := c.ensureDiscovery(ctx); err != nil {
+		return nil, fmt.Errorf("queue: provision: %w", err)
+	}
 	ds, err = c.ensureConsumer(ctx, c.names.advisories, c.advisoryConsumerConfig(), advisoryConsumerSettings, apply)
 	if err != nil {
 		return nil, err

@@ -40,6 +40,8 @@ func (c *Client) NewPublisher() *Publisher {
 }
 
 // Publish validates req and sends it without waiting for the stream's ack.
+// The first request of a model (and one every ModelIdleTimeout / 2 after)
+// is preceded by the model's announcement (announce.go).
 // It blocks while the window is full or the client reports too many
 // stalled publishes. An error here means req was not sent; a failure after
 // sending is reported by Flush.
@@ -51,6 +53,7 @@ func (p *Publisher) Publish(ctx context.Context, req *lifecycle.Request) error {
 	if err := p.window.Acquire(ctx); err != nil {
 		return fmt.Errorf("queue: publish %s: %w", req.ID, err)
 	}
+	p.c.announceFor(req)
 	fut, err := p.c.publishAsync(ctx, msg)
 	if err != nil {
 		p.window.Release(1)
@@ -129,6 +132,7 @@ func (c *Client) PublishRequest(ctx context.Context, req *lifecycle.Request) err
 	if err != nil {
 		return err
 	}
+	c.announceFor(req)
 	if _, err := c.js.PublishMsg(ctx, msg); err != nil {
 		return fmt.Errorf("queue: publish %s: %w", req.ID, c.fullErr(err))
 	}

@@ -22,9 +22,13 @@ import (
 //	<batch>.<id>                              Nats-Msg-Id of a request and its result (MsgID)
 //	$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<REQUESTS stream>.<consumer>
 //	                                          the server's max-deliveries advisory
+//	model.<model>  (key)                      a model announcement in the DISCOVERY bucket
+//	leader         (key)                      the discovery leader's lease in the DISCOVERY bucket
+//	$KV.<DISCOVERY bucket>.model.<model>      the subject an announcement is published on
 type subjects struct {
-	prefix   string
-	requests string // the REQUESTS stream: its advisories carry its name
+	prefix    string
+	requests  string // the REQUESTS stream: its advisories carry its name
+	discovery string // the DISCOVERY bucket: its keys' subjects carry its name
 }
 
 // The second token of every subject under the prefix.
@@ -69,6 +73,39 @@ func (s subjects) modelRequests(modelTok string) string { return s.join(nsReques
 // model.
 func (s subjects) batchRequests(batchID string) string {
 	return s.join(nsRequest, "*", lifecycle.BatchToken(batchID))
+}
+
+// Keys of the DISCOVERY bucket (discovery.go).
+const (
+	modelKeyPrefix = "model."
+	// allModelKeys is what every consumer watches.
+	allModelKeys = modelKeyPrefix + ">"
+	// leaderKey holds the discovery leader's id; the bucket's TTL is its
+	// lease.
+	leaderKey = "leader"
+)
+
+// modelKey is the DISCOVERY key announcing a model token.
+func (s subjects) modelKey(modelTok string) string { return modelKeyPrefix + modelTok }
+
+// parseModelKey reads the model token of a DISCOVERY key; ok is false for
+// a key that is not model.<token> with a token that decodes.
+func (s subjects) parseModelKey(key string) (tok, model string, ok bool) {
+	tok, found := strings.CutPrefix(key, modelKeyPrefix)
+	if !found || strings.Contains(tok, ".") {
+		return "", "", false
+	}
+	model, err := lifecycle.DecodeToken(tok)
+	if err != nil {
+		return "", "", false
+	}
+	return tok, model, true
+}
+
+// announcement is the subject a model's announcement is published on: a
+// put of its key in the DISCOVERY bucket.
+func (s subjects) announcement(modelTok string) string {
+	return "$KV." + s.discovery + "." + s.modelKey(modelTok)
 }
 
 // requestSubject is what a request subject says.
