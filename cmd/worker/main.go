@@ -22,6 +22,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -62,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 	if err != nil {
 		return err
 	}
-	srv := healthServer(p)
+	srv := healthServer(p, settings.PProf)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", settings.HTTPAddr)
 	if err != nil {
 		_ = p.Stop(context.Background())
@@ -131,8 +132,15 @@ func reload(ctx context.Context, args []string, getenv func(string) string, p *c
 	log.Info().Msg("reload: config applied")
 }
 
-func healthServer(p *config.Process) *http.Server {
+func healthServer(p *config.Process, withPProf bool) *http.Server {
 	mux := http.NewServeMux()
+	if withPProf {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.WriteHeader(http.StatusOK)
 		_, _ = rw.Write([]byte("ok\n"))

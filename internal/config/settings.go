@@ -46,6 +46,10 @@ type Settings struct {
 	Prefix   string `yaml:"prefix"`
 	HTTPAddr string `yaml:"http_addr"`
 	LogLevel string `yaml:"log_level"`
+	// PProf serves Go's profiles under /debug/pprof/ on http_addr, for
+	// profiling a worker under load; off by default (the profiles show
+	// what the process is doing to anyone who reaches the listener).
+	PProf bool `yaml:"pprof"`
 
 	// Streams tune the JetStream streams and consumers. MaxDeliver 0 is
 	// derived from the retry budget (see QueueConfig).
