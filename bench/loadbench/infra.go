@@ -85,7 +85,7 @@ func startInfra(ctx context.Context, p *procs, b bins, mockArgs []string, upstre
 	}
 	in.redisAddr = "127.0.0.1:" + strconv.Itoa(rp)
 	if in.redis, err = p.start("redis-server", nil, b.redisServer, "--bind", "127.0.0.1", "--port", strconv.Itoa(rp),
-		"--save", "", "--appendonly", "no", "--dir", in.dir, "--maxclients", "20000"); err != nil {
+		"--save", "", "--appendonly", "no", "--dir", in.dir, "--maxclients", "16000"); err != nil {
 		return nil, err
 	}
 	in.rdb = redis.NewClient(&redis.Options{Addr: in.redisAddr, PoolSize: 4})

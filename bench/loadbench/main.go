@@ -47,6 +47,7 @@ type options struct {
 	binDir        string
 	redisServer   string
 	out, logFile  string
+	report        string
 	rounds        int
 	timeout       time.Duration
 	roundTimeout  time.Duration
@@ -58,6 +59,7 @@ type options struct {
 	latencyRate   int
 	latencyFor    time.Duration
 	coldN         int
+	latencyRounds int
 	retryN        int
 	multiN        int
 	multiLatency  time.Duration
@@ -73,6 +75,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.redisServer, "redis-server", "/usr/bin/redis-server", "redis-server binary")
 	fs.StringVar(&o.out, "out", "bin/loadbench.json", "file for the raw figures of every round (JSON)")
 	fs.StringVar(&o.logFile, "log", "bin/loadbench.log", "file for the child processes' output")
+	fs.StringVar(&o.report, "report", "bin/loadbench.txt", "file for a copy of what is printed (tables included)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per scenario")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.DurationVar(&o.roundTimeout, "round-timeout", 5*time.Minute, "bound of one round of one system")
@@ -84,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.IntVar(&o.latencyRate, "latency-rate", 100, "latency: requests per second")
 	fs.DurationVar(&o.latencyFor, "latency-duration", 10*time.Second, "latency: publishing time per round")
 	fs.IntVar(&o.coldN, "cold-n", 50, "coldmodel: requests per round, each for a model never seen")
+	fs.IntVar(&o.latencyRounds, "latency-rounds", 1, "latency and coldmodel: interleaved rounds")
 	fs.IntVar(&o.retryN, "retry-n", 20000, "retry: requests per round")
 	fs.IntVar(&o.multiN, "multi-n", 20000, "multi: requests per round")
 	fs.DurationVar(&o.multiLatency, "multi-latency", 20*time.Millisecond, "multi: upstream latency per call")
@@ -92,7 +96,7 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if o.rounds < 1 || o.n < 1 || o.inflightN < 1 || o.retryN < 1 || o.multiN < 1 || o.coldN < 1 || o.latencyRate < 1 {
+	if o.rounds < 1 || o.n < 1 || o.inflightN < 1 || o.retryN < 1 || o.multiN < 1 || o.coldN < 1 || o.latencyRate < 1 || o.latencyRounds < 1 {
 		return nil, errors.New("-rounds and every request count must be at least 1")
 	}
 	return o, nil
@@ -114,6 +118,12 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	defer logs.Close()
+	report, err := os.Create(o.report)
+	if err != nil {
+		return err
+	}
+	defer report.Close()
+	stdout = io.MultiWriter(stdout, report)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -122,6 +122,7 @@ func (p *procs) run(ctx context.Context, name string, env []string, path string,
 	}
 	select {
 	case <-c.done:
+		p.forget(c)
 		if c.err != nil {
 			return fmt.Errorf("%s: %w", name, c.err)
 		}
@@ -154,6 +155,11 @@ func (p *procs) kill(c *child) {
 	case <-c.done:
 	case <-time.After(10 * time.Second):
 	}
+	p.forget(c)
+}
+
+// forget stops tracking a child that has exited.
+func (p *procs) forget(c *child) {
 	p.mu.Lock()
 	for i, x := range p.children {
 		if x == c {
