@@ -78,6 +78,9 @@ func runLatency(ctx context.Context, p *procs, b bins, o *options, sc string, st
 		{label: "salvo", sys: &salvo{b: b, concurrency: 64, workers: 1}},
 		{label: "pipeline", sys: &pipeline{b: b, handlers: 64}},
 	}
+	if entries = o.only(entries); len(entries) == 0 {
+		return nil, fmt.Errorf("-systems %q: no entry of %s", o.systems, sc)
+	}
 	var all []*latencyFigures
 	for r := range o.latencyRounds {
 		for _, e := range entries {
@@ -170,7 +173,7 @@ func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, 
 			return time.Time{}, err
 		}
 		t := time.Now()
-		_, err = js.PublishMsgAsync(m)
+		_, err = js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute))
 		return t, err
 	}
 	// Warm up: the system runs and has served the benchmark's model already,

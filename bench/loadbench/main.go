@@ -60,6 +60,7 @@ type options struct {
 	latencyFor    time.Duration
 	coldN         int
 	latencyRounds int
+	systems       string
 	retryN        int
 	multiN        int
 	multiLatency  time.Duration
@@ -77,6 +78,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.logFile, "log", "bin/loadbench.log", "file for the child processes' output")
 	fs.StringVar(&o.report, "report", "bin/loadbench.txt", "file for a copy of what is printed (tables included)")
 	fs.IntVar(&o.rounds, "rounds", 3, "interleaved rounds per scenario")
+	fs.StringVar(&o.systems, "systems", "", "comma-separated entries to run (e.g. salvo or salvo,pipeline); empty runs all; ratios need the first entry")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Minute, "bound of the whole run")
 	fs.DurationVar(&o.roundTimeout, "round-timeout", 5*time.Minute, "bound of one round of one system")
 	fs.IntVar(&o.n, "n", 50000, "throughput: requests per round")
@@ -156,6 +158,9 @@ func run(args []string, stdout io.Writer) error {
 			return err
 		}
 		for _, g := range groups {
+			if g.entries = o.only(g.entries); len(g.entries) == 0 {
+				return fmt.Errorf("-systems %q: no entry of %s %s", o.systems, sc, g.title)
+			}
 			rounds := make([][]*figures, o.rounds)
 			for r := range o.rounds {
 				rounds[r] = make([]*figures, len(g.entries))
@@ -219,4 +224,20 @@ func groupsOf(sc string, o *options, b bins) ([]*group, error) {
 			}}}, nil
 	}
 	return nil, fmt.Errorf("-scenarios: unknown scenario %q", sc)
+}
+
+// only keeps the entries -systems names (all when it is empty).
+func (o *options) only(es []entry) []entry {
+	if o.systems == "" {
+		return es
+	}
+	var kept []entry
+	for _, e := range es {
+		for _, name := range strings.Split(o.systems, ",") {
+			if strings.TrimSpace(name) == e.label {
+				kept = append(kept, e)
+			}
+		}
+	}
+	return kept
 }

@@ -241,7 +241,9 @@ func publishRequests(ctx context.Context, in *infra, n int, idPrefix string) err
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		// A loaded machine stalls the async window for longer than the
+		// default 200 ms; waiting is right, the publish is not measured.
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(time.Minute)); err != nil {
 			return fmt.Errorf("publish: %w", err)
 		}
 	}
