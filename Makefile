@@ -38,14 +38,61 @@ $(GOLANGCI):
 fuzz: ## Fuzz the subject-token encoding for 30 s.
 	$(GO) test ./pkg/lifecycle -run '^$$' -fuzz FuzzTokenRoundTrip -fuzztime 30s
 
-# Benchmarks: one op is one request. pkg/worker's end-to-end benchmark and
+# Every part its own process (bench/loadbench, docs/BENCHMARKS.md): each
+# round starts fresh nats-server (built from go.mod), redis-server (no
+# persistence) and cmd/mockupstream processes on loopback ports, queues the
+# requests ahead, starts the system under test (cmd/worker, bench/pipeline
+# or bench/asynqbase) and measures its first to last finished request:
+# req/s, CPU-µs per request of every process (/proc/<pid>/stat) and the
+# peak RSS of the system under test. Systems run in interleaved rounds,
+# so salvo/pipeline and salvo/asynq ratios come from the same run. Every
+# child process is killed at the end, also on failure or timeout.
+#
+# Scenarios (LOAD_SCENARIOS, comma-separated):
+#   throughput  upstream without latency, concurrency LOAD_HANDLERS (64,256),
+#               LOAD_N requests per round: salvo vs pipeline vs asynq
+#   inflight    LOAD_INFLIGHT_N requests, upstream latency 5s, 10,000 calls in
+#               flight: sustained req/s and peak RSS, salvo vs pipeline
+#   latency     100 req/s for 10 s: publish -> upstream receipt p50/p99
+#   coldmodel   50 requests one at a time, each for an unseen model:
+#               publish -> upstream receipt p50/p99
+#   retry       salvo with 20 % of calls answering 429 (Retry-After 200ms) vs none
+#   multi       3 worker processes vs 1, upstream latency 20 ms, 64 each
+# `make bench` runs throughput, inflight, latency and coldmodel at the
+# defaults below: about 12-15 minutes on 2 shared cores. `make bench-load
+# LOAD_SCENARIOS=retry,multi` runs the others; LOAD_FLAGS passes any
+# other flag (bin/loadbench -help). Output: bin/loadbench.txt (what is
+# printed), bin/loadbench.json (every round's raw figures), bin/loadbench.log
+# (the child processes' output).
+LOAD_SCENARIOS ?= throughput,inflight,latency,coldmodel
+LOAD_N         ?= 50000
+LOAD_HANDLERS  ?= 64,256
+LOAD_INFLIGHT_N ?= 50000
+LOAD_ROUNDS    ?= 3
+LOAD_FLAGS     ?=
+
+.PHONY: bench
+bench: bench-load ## Every part its own process: salvo vs a minimal pipeline vs asynq (bench/loadbench); see bench-micro too.
+
+.PHONY: bench-build
+bench-build: ## Build nats-server, the worker, the mock upstream, the baselines and loadbench into ./bin.
+	$(GO) build -o bin/ ./cmd/worker ./cmd/mockupstream ./bench/pipeline ./bench/asynqbase ./bench/loadbench
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+
+.PHONY: bench-load
+bench-load: bench-build ## Run bench/loadbench's LOAD_SCENARIOS (every part its own process).
+	bin/loadbench -bin bin -scenarios $(LOAD_SCENARIOS) -n $(LOAD_N) -handlers $(LOAD_HANDLERS) \
+	  -inflight-n $(LOAD_INFLIGHT_N) -rounds $(LOAD_ROUNDS) $(LOAD_FLAGS)
+
+# In-process micro-benchmarks (bench-micro): one op is one request. pkg/worker's end-to-end benchmark and
 # its baselines (bare HTTP, JetStream only, Redis only) run BENCH_N requests
 # each, setup outside the timer, in BENCH_COUNT interleaved rounds so that a
 # load change on the shared machine hits pipeline and baselines alike; each
 # round prints its pipeline/baseline req/s ratios. The submit-to-result
 # latency benchmark (one request in flight) and the other packages'
 # benchmarks (BENCH_TIME each) run after. About 2.5 minutes on 2 cores at
-# the defaults. The raw output is also written to BENCH_OUT; summarise with
+# the defaults. These share one process; `make bench` measures every part
+# in its own process. The raw output is also written to BENCH_OUT; summarise with
 #   go run golang.org/x/perf/cmd/benchstat@latest bin/bench.txt
 BENCH_N       ?= 10000
 BENCH_COUNT   ?= 6
@@ -65,8 +112,8 @@ BENCH_RATIOS   = awk '/^Benchmark/ { for (i = 2; i < NF; i++) if ($$(i+1) == "re
       for (j = 1; j <= 4; j++) { b = v["BenchmarkBaseline" base[j] "/" k]; \
         if (b > 0) line = line sprintf(" %s %.3f", base[j], p / b) } print line } delete v }'
 
-.PHONY: bench
-bench: ## Run the Go benchmarks, bounded (figures go to docs/BENCHMARKS.md).
+.PHONY: bench-micro
+bench-micro: ## In-process Go benchmarks: pkg/worker pipeline vs its parts, latency, package micro-benchmarks.
 	@mkdir -p $(dir $(BENCH_OUT)) && : > $(BENCH_OUT)
 	$(GO) test -c -o bin/worker.bench.test ./pkg/worker/
 	@for i in $$(seq $(BENCH_COUNT)); do \
