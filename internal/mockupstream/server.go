@@ -18,6 +18,9 @@ type Received struct {
 	Header http.Header
 	Body   []byte
 	At     time.Time
+	// Proto is the call's protocol: "HTTP/1.1", or "HTTP/2.0" for a
+	// client speaking HTTP/2 without TLS (the mock serves both).
+	Proto string
 }
 
 // Server is a running mock upstream.
@@ -81,6 +84,11 @@ func New(opts Options) (*Server, error) {
 		received:   map[string][]Received{},
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 30 * time.Second}
+	// HTTP/1.1, and HTTP/2 without TLS for clients that start with its
+	// preface (routes with h2c).
+	s.srv.Protocols = new(http.Protocols)
+	s.srv.Protocols.SetHTTP1(true)
+	s.srv.Protocols.SetUnencryptedHTTP2(true)
 	go func() {
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			_ = err // the listener was closed under us; Close reports nothing more
@@ -182,7 +190,7 @@ func (s *Server) begin(requestID, model string, r *http.Request, body []byte) (i
 		s.maxConc[model] = c
 	}
 	if s.opts.Record {
-		s.received[requestID] = append(s.received[requestID], Received{Header: r.Header.Clone(), Body: body, At: time.Now()})
+		s.received[requestID] = append(s.received[requestID], Received{Header: r.Header.Clone(), Body: body, At: time.Now(), Proto: r.Proto})
 	}
 	sc := s.scripts[requestID].merge(s.opts.Models[model]).merge(s.opts.Script)
 	return n, sc

@@ -23,6 +23,7 @@ type prepared struct {
 	header http.Header
 	body   []byte // nil when the method sends no body
 	stream bool
+	h2c    bool // the route speaks HTTP/2 without TLS
 }
 
 // prepare resolves URL, key and headers; an error is a request build error.
@@ -44,7 +45,7 @@ func prepare(req *lifecycle.Request, call Call, route Route, base *url.URL) (*pr
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{method: method, url: u.String(), header: h, stream: req.Stream()}
+	p := &prepared{method: method, url: u.String(), header: h, stream: req.Stream(), h2c: route.H2C}
 	if withBody {
 		p.body = req.Body
 	}
@@ -87,7 +88,11 @@ func (c *Client) attempt(ctx context.Context, st *clientState, p *prepared) (*Re
 		hreq.ContentLength = int64(len(p.body))
 	}
 
-	resp, err := st.http.Do(hreq)
+	client := st.http
+	if p.h2c {
+		client = st.h2c
+	}
+	resp, err := client.Do(hreq)
 	if err != nil {
 		out := &Response{Failure: c.callFailure(ctx, actx, 0, err)}
 		if out.Failure.Code == lifecycle.CodeNetworkError && transportRetriable(actx, err) {

@@ -74,7 +74,11 @@ type clientState struct {
 	defBase   *url.URL
 	transport *http.Transport
 	http      *http.Client
-	inflight  atomic.Int64
+	// h2c serves the routes with H2C set (nil when none has it): a
+	// transport of its own, since it speaks nothing but HTTP/2.
+	h2cTransport *http.Transport
+	h2c          *http.Client
+	inflight     atomic.Int64
 	retired   atomic.Bool
 }
 
@@ -112,10 +116,10 @@ func (c *Client) SetConfig(cfg Config) error {
 		return err
 	}
 	c.state.Store(st)
-	if st.transport != old.transport {
+	if st.transport != old.transport || st.h2cTransport != old.h2cTransport {
 		old.retired.Store(true)
 		if old.inflight.Load() == 0 {
-			old.transport.CloseIdleConnections()
+			old.closeIdle()
 		}
 	}
 	c.log.Info().Int("routes", len(cfg.Routes)).Bool("default_route", cfg.Default != nil).Msg("config reloaded")
@@ -160,13 +164,48 @@ func (c *Client) buildState(cfg Config, old *clientState) (*clientState, error) 
 	} else {
 		st.transport = c.newTransport(cfg)
 	}
-	st.http = &http.Client{
-		Transport: st.transport,
+	st.http = newHTTPClient(st.transport)
+	if usesH2C(cfg) {
+		if old != nil && old.h2cTransport != nil && sameTransport(old.cfg, cfg) {
+			st.h2cTransport = old.h2cTransport
+		} else {
+			st.h2cTransport = c.newTransport(cfg)
+			st.h2cTransport.Protocols = new(http.Protocols)
+			st.h2cTransport.Protocols.SetUnencryptedHTTP2(true)
+		}
+		st.h2c = newHTTPClient(st.h2cTransport)
+	}
+	return st, nil
+}
+
+func newHTTPClient(t *http.Transport) *http.Client {
+	return &http.Client{
+		Transport: t,
 		// Redirects are not followed: a 3xx is reported as it came, and
 		// credentials never travel to a host the route did not name.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return st, nil
+}
+
+// usesH2C reports whether a route of cfg asks for HTTP/2 without TLS.
+func usesH2C(cfg Config) bool {
+	if cfg.Default != nil && cfg.Default.H2C {
+		return true
+	}
+	for _, r := range cfg.Routes {
+		if r.H2C {
+			return true
+		}
+	}
+	return false
+}
+
+// closeIdle closes the idle connections of a retired state's transports.
+func (st *clientState) closeIdle() {
+	st.transport.CloseIdleConnections()
+	if st.h2cTransport != nil {
+		st.h2cTransport.CloseIdleConnections()
+	}
 }
 
 func sameTransport(a, b Config) bool {
@@ -232,7 +271,7 @@ func (c *Client) Do(ctx context.Context, req *lifecycle.Request, call Call) *Res
 	st.inflight.Add(1)
 	defer func() {
 		if st.inflight.Add(-1) == 0 && st.retired.Load() {
-			st.transport.CloseIdleConnections()
+			st.closeIdle()
 		}
 	}()
 	log := c.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).Str("model", req.Model).Logger()

@@ -57,6 +57,12 @@ type Route struct {
 	// AllowRequestAPIKey lets a per-request or per-batch key (Call.APIKey)
 	// replace APIKey for this route. When false such a key is ignored.
 	AllowRequestAPIKey bool `yaml:"allow_request_api_key"`
+	// H2C sends the route's calls as HTTP/2 without TLS (prior knowledge),
+	// for an http:// upstream that speaks it (vLLM or a proxy in front of
+	// it, for instance). Many calls then share a connection, instead of a
+	// connection, two goroutines and their buffers per call in flight.
+	// https:// routes negotiate HTTP/2 by themselves, through ALPN.
+	H2C bool `yaml:"h2c"`
 }
 
 // Timeouts bounds each phase of a call; see the package documentation.
@@ -202,8 +208,12 @@ func (c Config) Validate() error {
 }
 
 func (r Route) validate(key string) error {
-	if _, err := parseBaseURL(r.BaseURL); err != nil {
+	u, err := parseBaseURL(r.BaseURL)
+	if err != nil {
 		return lifecycle.ConfigErrorf(key+".base_url", "%w", err)
+	}
+	if r.H2C && u.Scheme != "http" {
+		return lifecycle.ConfigErrorf(key+".h2c", "needs an http:// base_url, got %q (https negotiates HTTP/2 by itself)", r.BaseURL)
 	}
 	for k, v := range r.Headers {
 		if !validHeaderName(k) {
