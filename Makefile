@@ -53,9 +53,11 @@ fuzz: ## Fuzz the subject-token encoding for 30 s.
 #               LOAD_N requests per round: salvo vs pipeline vs asynq
 #   inflight    LOAD_INFLIGHT_N requests, upstream latency 5s, 10,000 calls in
 #               flight: sustained req/s and peak RSS, salvo vs pipeline
+#               (HTTP/1.1), and salvo with h2c (HTTP/2 without TLS)
 #   latency     100 req/s for 10 s: publish -> upstream receipt p50/p99
 #   coldmodel   50 requests one at a time, each for an unseen model:
-#               publish -> upstream receipt p50/p99
+#               publish -> upstream receipt p50/p99; salvo with the model
+#               announced (as its publishers do) and raw (the leader's listing)
 #   retry       salvo with 20 % of calls answering 429 (Retry-After 200ms) vs none
 #   multi       3 worker processes vs 1, upstream latency 20 ms, 64 each
 # `make bench` runs throughput, inflight, latency and coldmodel at the

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // The latency scenarios time publish → upstream receipt. The upstream is
@@ -77,6 +79,15 @@ func runLatency(ctx context.Context, p *procs, b bins, o *options, sc string, st
 	entries := []entry{
 		{label: "salvo", sys: &salvo{b: b, concurrency: 64, workers: 1}},
 		{label: "pipeline", sys: &pipeline{b: b, handlers: 64}},
+	}
+	if sc == "coldmodel" {
+		// Announced (salvo's own publishers) and raw (found by the
+		// discovery leader's listing, every second).
+		entries = []entry{
+			{label: "salvo-announced", sys: &salvo{b: b, concurrency: 64, workers: 1}, announce: true},
+			{label: "salvo-raw", sys: &salvo{b: b, concurrency: 64, workers: 1}},
+			{label: "pipeline", sys: &pipeline{b: b, handlers: 64}},
+		}
 	}
 	if entries = o.only(entries); len(entries) == 0 {
 		return nil, fmt.Errorf("-systems %q: no entry of %s", o.systems, sc)
@@ -191,10 +202,20 @@ func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, 
 		for i := range o.coldN {
 			id := fmt.Sprintf("cold-%d", i)
 			model := fmt.Sprintf("cold/model-%d-%d:v1", round, i)
-			sent, err := publish(model, id, i)
-			if err != nil {
+			start := time.Now()
+			if e.announce {
+				tok, err := lifecycle.EncodeToken(model)
+				if err != nil {
+					return nil, err
+				}
+				if _, err := js.Publish(ctx, "$KV."+discoveryBucket+".model."+tok, []byte(model)); err != nil {
+					return nil, fmt.Errorf("announce %s: %w", model, err)
+				}
+			}
+			if _, err := publish(model, id, i); err != nil {
 				return nil, err
 			}
+			sent := start
 			at, err := rec.wait(ctx, id)
 			if err != nil {
 				return nil, err

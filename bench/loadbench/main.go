@@ -206,6 +206,7 @@ func groupsOf(sc string, o *options, b bins) ([]*group, error) {
 			entries: []entry{
 				{label: "salvo", sys: &salvo{b: b, concurrency: o.inflightConc, workers: 1}, mockArgs: lat},
 				{label: "pipeline", sys: &pipeline{b: b, handlers: o.inflightConc}, mockArgs: lat},
+				{label: "salvo-h2c", sys: &salvo{b: b, concurrency: o.inflightConc, workers: 1, h2c: true}, mockArgs: lat},
 			}}}, nil
 	case "retry":
 		return []*group{{scenario: sc, n: o.retryN, title: "salvo, concurrency 64, 20 % of calls answering 429 (Retry-After 200ms) vs none",

@@ -13,6 +13,10 @@ type entry struct {
 	label    string
 	sys      system
 	mockArgs []string
+	// announce: a coldmodel request's model is announced first, as salvo's
+	// publishers (producer, gateway, pkg/queue) do and PROTOCOL.md §1.1
+	// tells a raw client to: a put of model.<token> in SALVO_DISCOVERY.
+	announce bool
 }
 
 // group is one table: entries measured in interleaved rounds, each round

@@ -21,7 +21,9 @@ const (
 	prefix         = "salvo"
 	requestsStream = "SALVO_REQUESTS"
 	resultsStream  = "SALVO_RESULTS"
-	benchModel     = "bench/model:v1"
+	// discoveryBucket holds the model announcements (PROTOCOL.md §1.1).
+	discoveryBucket = "SALVO_DISCOVERY"
+	benchModel      = "bench/model:v1"
 	// asynq's own counters of the default queue (asynq internal/base).
 	asynqProcessedKey = "asynq:{default}:processed"
 	asynqFailedKey    = "asynq:{default}:failed"
@@ -47,6 +49,9 @@ type salvo struct {
 	b           bins
 	concurrency int
 	workers     int
+	// h2c makes the worker's default route speak HTTP/2 without TLS to
+	// the mock upstream (upstream.default.h2c).
+	h2c bool
 }
 
 func (s *salvo) name() string {
@@ -76,7 +81,11 @@ func (s *salvo) start(ctx context.Context, in *infra) ([]*child, error) {
 		if err != nil {
 			return cs, err
 		}
-		c, err := in.p.start("worker-"+strconv.Itoa(i), nil, s.b.worker, s.args(in, port)...)
+		var env []string
+		if s.h2c {
+			env = []string{"SALVO_UPSTREAM_DEFAULT_H2C=true"}
+		}
+		c, err := in.p.start("worker-"+strconv.Itoa(i), env, s.b.worker, s.args(in, port)...)
 		if err != nil {
 			return cs, err
 		}

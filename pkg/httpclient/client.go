@@ -79,7 +79,7 @@ type clientState struct {
 	h2cTransport *http.Transport
 	h2c          *http.Client
 	inflight     atomic.Int64
-	retired   atomic.Bool
+	retired      atomic.Bool
 }
 
 // New builds a Client. cfg gets WithDefaults applied and must validate.
@@ -274,18 +274,23 @@ func (c *Client) Do(ctx context.Context, req *lifecycle.Request, call Call) *Res
 			st.closeIdle()
 		}
 	}()
-	log := c.log.With().Str("request_id", req.ID).Str("batch_id", req.BatchID).Str("model", req.Model).Logger()
-
-	resp := c.do(ctx, st, req, call, log)
+	resp := c.do(ctx, st, req, call)
 	resp.Duration = time.Since(start)
 	if resp.Failure != nil {
-		log.Debug().Str("code", string(resp.Failure.Code)).Int("status", resp.Status).
+		c.debug(req).Str("code", string(resp.Failure.Code)).Int("status", resp.Status).
 			Int("transport_retries", resp.TransportRetries).Str("error", resp.Failure.Message).Msg("upstream call failed")
 	}
 	return resp
 }
 
-func (c *Client) do(ctx context.Context, st *clientState, req *lifecycle.Request, call Call, log zerolog.Logger) *Response {
+// debug starts a debug line about req's call, nil (writing nothing) when
+// debug is off: the fields go onto the event, so a call logs nothing and
+// allocates nothing for its log unless a line is written.
+func (c *Client) debug(req *lifecycle.Request) *zerolog.Event {
+	return c.log.Debug().Str("request_id", req.ID).Str("batch_id", req.BatchID).Str("model", req.Model) //nolint:zerologlint // each caller adds its fields and sends it
+}
+
+func (c *Client) do(ctx context.Context, st *clientState, req *lifecycle.Request, call Call) *Response {
 	route, base, ok := st.route(req.Model)
 	if !ok {
 		return &Response{Failure: lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no route for model %q", req.Model)}
@@ -295,7 +300,7 @@ func (c *Client) do(ctx context.Context, st *clientState, req *lifecycle.Request
 		return &Response{Failure: lifecycle.NewFailure(lifecycle.CodeRequestBuild, 0, "%v", err)}
 	}
 	if !call.APIKey.IsZero() && !route.AllowRequestAPIKey {
-		log.Debug().Msg("per-request api key ignored: the route does not allow it")
+		c.debug(req).Msg("per-request api key ignored: the route does not allow it")
 	}
 	retries := st.cfg.retries()
 	for attempt := 0; ; attempt++ {
@@ -305,7 +310,7 @@ func (c *Client) do(ctx context.Context, st *clientState, req *lifecycle.Request
 			return resp
 		}
 		delay := TransportBackoffDelay(st.cfg.TransportBackoff, attempt, c.jitter)
-		log.Debug().Int("attempt", attempt+1).Int("max_retries", retries).Dur("delay", delay).
+		c.debug(req).Int("attempt", attempt+1).Int("max_retries", retries).Dur("delay", delay).
 			Str("error", transportErr.Error()).Msg("transport error before a status line; retrying")
 		if !sleepCtx(ctx, delay) {
 			return &Response{TransportRetries: attempt, Failure: terminated(ctx)}
