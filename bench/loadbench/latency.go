@@ -164,12 +164,8 @@ func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, 
 	if err := e.sys.prepare(ctx, in); err != nil {
 		return nil, err
 	}
-	sut, err := e.sys.start(ctx, in)
-	defer func() {
-		for _, c := range sut {
-			p.kill(c)
-		}
-	}()
+	_, stop, err := startSUT(ctx, p, e.sys, in)
+	defer stop()
 	if err != nil {
 		return nil, err
 	}

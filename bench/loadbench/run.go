@@ -69,12 +69,8 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 	if err := e.sys.load(ctx, in, g.n); err != nil {
 		return nil, err
 	}
-	sut, err := e.sys.start(ctx, in)
-	defer func() {
-		for _, c := range sut {
-			p.kill(c)
-		}
-	}()
+	sut, stop, err := startSUT(ctx, p, e.sys, in)
+	defer stop()
 	if err != nil {
 		return nil, err
 	}
@@ -155,4 +151,15 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 		return nil, fmt.Errorf("%s round %d: %w", e.label, round, err)
 	}
 	return f, nil
+}
+
+// startSUT starts the system under test; stop kills its processes, also
+// those a failed start left behind.
+func startSUT(ctx context.Context, p *procs, sys system, in *infra) (sut []*child, stop func(), err error) {
+	sut, err = sys.start(ctx, in)
+	return sut, func() {
+		for _, c := range sut {
+			p.kill(c)
+		}
+	}, err
 }
