@@ -78,8 +78,11 @@ type clientState struct {
 	// transport of its own, since it speaks nothing but HTTP/2.
 	h2cTransport *http.Transport
 	h2c          *http.Client
-	inflight     atomic.Int64
-	retired      atomic.Bool
+	// drop are the transports a newer state did not keep (set before
+	// retired).
+	drop     []*http.Transport
+	inflight atomic.Int64
+	retired  atomic.Bool
 }
 
 // New builds a Client. cfg gets WithDefaults applied and must validate.
@@ -116,7 +119,15 @@ func (c *Client) SetConfig(cfg Config) error {
 		return err
 	}
 	c.state.Store(st)
-	if st.transport != old.transport || st.h2cTransport != old.h2cTransport {
+	// The old state's transports the new one does not keep close their
+	// idle connections once its last call ends.
+	if st.transport != old.transport {
+		old.drop = append(old.drop, old.transport)
+	}
+	if old.h2cTransport != nil && st.h2cTransport != old.h2cTransport {
+		old.drop = append(old.drop, old.h2cTransport)
+	}
+	if len(old.drop) > 0 {
 		old.retired.Store(true)
 		if old.inflight.Load() == 0 {
 			old.closeIdle()
@@ -136,7 +147,11 @@ func (c *Client) Routed(model string) bool {
 // Close closes idle connections. Calls in flight are not interrupted (cancel
 // their contexts for that); the Client stays usable.
 func (c *Client) Close() {
-	c.state.Load().transport.CloseIdleConnections()
+	st := c.state.Load()
+	st.transport.CloseIdleConnections()
+	if st.h2cTransport != nil {
+		st.h2cTransport.CloseIdleConnections()
+	}
 }
 
 func (c *Client) buildState(cfg Config, old *clientState) (*clientState, error) {
@@ -172,11 +187,22 @@ func (c *Client) buildState(cfg Config, old *clientState) (*clientState, error) 
 			st.h2cTransport = c.newTransport(cfg)
 			st.h2cTransport.Protocols = new(http.Protocols)
 			st.h2cTransport.Protocols.SetUnencryptedHTTP2(true)
+			// Many calls share an HTTP/2 connection: one that died
+			// silently (a NAT dropping it) is found by a ping rather
+			// than by every call on it timing out.
+			st.h2cTransport.HTTP2 = &http.HTTP2Config{SendPingTimeout: h2cPingAfter, PingTimeout: h2cPingTimeout}
 		}
 		st.h2c = newHTTPClient(st.h2cTransport)
 	}
 	return st, nil
 }
+
+// h2c connections are pinged after h2cPingAfter without a frame and closed
+// when the ping is not answered within h2cPingTimeout.
+const (
+	h2cPingAfter   = 30 * time.Second
+	h2cPingTimeout = 15 * time.Second
+)
 
 func newHTTPClient(t *http.Transport) *http.Client {
 	return &http.Client{
@@ -200,11 +226,11 @@ func usesH2C(cfg Config) bool {
 	return false
 }
 
-// closeIdle closes the idle connections of a retired state's transports.
+// closeIdle closes the idle connections of the transports a retired
+// state's successor did not keep.
 func (st *clientState) closeIdle() {
-	st.transport.CloseIdleConnections()
-	if st.h2cTransport != nil {
-		st.h2cTransport.CloseIdleConnections()
+	for _, t := range st.drop {
+		t.CloseIdleConnections()
 	}
 }
 

@@ -22,6 +22,9 @@ import (
 // client not allowed to publish it) only costs time: the leader's listing
 // finds the model within about one DiscoveryInterval.
 
+// announcedMax bounds the models a process remembers announcing.
+const announcedMax = 10_000
+
 // announceDue reports whether model is to be announced now, and records
 // the announcement when it is: at its first publish by this process and
 // when the last announcement is older than Config.ModelIdleTimeout / 2.
@@ -33,6 +36,11 @@ func (c *Client) announceDue(model string, now time.Time) bool {
 		at := &atomic.Int64{}
 		at.Store(now.UnixNano())
 		if v, loaded = c.announced.LoadOrStore(model, at); !loaded {
+			if c.announcedN.Add(1) > announcedMax {
+				// Forgetting costs each model one announcement more.
+				c.announced.Clear()
+				c.announcedN.Store(0)
+			}
 			return true
 		}
 	}
@@ -56,6 +64,7 @@ func (c *Client) announce(model string) {
 	msg.Data = []byte(model)
 	fut, err := c.js.PublishMsgAsync(msg)
 	if err != nil {
+		c.announced.Delete(model) // not sent: the next publish tries again
 		c.log.Debug().Err(err).Str("model", model).Msg("model announcement not sent; the discovery leader finds the model")
 		return
 	}

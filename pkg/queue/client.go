@@ -49,6 +49,10 @@ type Client struct {
 	// announced holds, per model name, when this process last announced
 	// it (announce.go): a *atomic.Int64 of unix nanos.
 	announced sync.Map
+	// announcedN counts announced's entries; past announcedMax the map
+	// is cleared (announce.go), so model names chosen by clients cannot
+	// grow it without bound.
+	announcedN atomic.Int64
 
 	reqStreamMu sync.Mutex
 	reqStream   jetstream.Stream // REQUESTS, looked up at first use (requestStream)

@@ -69,7 +69,11 @@ type Consumer struct {
 	listings     atomic.Int64       // listings of the REQUESTS subjects done
 	discoveredAt atomic.Int64       // unix nanos of the last successful discovery tick
 	watchDown    atomic.Int64       // unix nanos since the model watch is down; 0 while it runs
-	advisory     *loopHealth
+	// announcedAt is when the leader's listing first announced each model
+	// it found unserved; such a model's messages are not rejected as
+	// unrouted within the grace after it (discovery.go). discoveryLoop only.
+	announcedAt map[string]time.Time
+	advisory    *loopHealth
 }
 
 var _ transport.Consumer = (*Consumer)(nil)

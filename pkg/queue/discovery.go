@@ -205,7 +205,9 @@ func (co *Consumer) discoveryTurn(ctx context.Context) {
 	ectx, cancel := context.WithTimeout(ctx, electTimeout)
 	leader, err := co.elect(ectx)
 	cancel()
-	list := leader
+	// A worker whose announcement watch is down hears of no model: it
+	// lists for itself until the watch is back.
+	list := leader || co.watchDown.Load() != 0
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -303,9 +305,11 @@ func (co *Consumer) discover(ctx context.Context, fleet bool) error {
 		}
 	}
 	if fleet {
-		if err := co.announceUnserved(ctx, queued); err != nil && ctx.Err() == nil {
+		put, err := co.announceUnserved(ctx, queued)
+		if err != nil && ctx.Err() == nil {
 			co.log.Warn().Err(err).Msg("announcing queued models: retrying at the next discovery")
 		}
+		unrouted = co.afterAnnouncing(put, queued, unrouted, time.Now())
 	}
 	if len(junk) > 0 {
 		if err := co.rejectJunk(ctx, junk); err != nil && ctx.Err() == nil {
@@ -320,13 +324,47 @@ func (co *Consumer) discover(ctx context.Context, fleet bool) error {
 	return nil
 }
 
+// afterAnnouncing records when each model of put (tokens) was first
+// announced, forgets the models no longer queued, and returns the
+// unrouted subjects without those of models announced within the unrouted
+// grace: a worker that routes such a model may be creating its consumer
+// right now, and rejecting its messages then would throw away work it is
+// about to take. A model that still has no consumer a grace after its
+// first announcement is rejected as before.
+func (co *Consumer) afterAnnouncing(put []string, queued map[string]string, unrouted []string, now time.Time) []string {
+	if co.announcedAt == nil {
+		co.announcedAt = map[string]time.Time{}
+	}
+	for _, tok := range put {
+		if _, ok := co.announcedAt[tok]; !ok {
+			co.announcedAt[tok] = now
+		}
+	}
+	for tok := range co.announcedAt {
+		if _, ok := queued[tok]; !ok {
+			delete(co.announcedAt, tok)
+		}
+	}
+	grace := unroutedGraceIntervals * co.c.cfg.DiscoveryInterval
+	kept := unrouted[:0]
+	for _, subj := range unrouted {
+		r, _ := co.c.subj.parseRequest(subj)
+		if at, ok := co.announcedAt[r.modelToken]; ok && now.Sub(at) < grace {
+			continue
+		}
+		kept = append(kept, subj)
+	}
+	return kept
+}
+
 // announceUnserved puts the key of every model in queued (token → model)
 // whose consumer is missing or has no pull request waiting: nobody fetches
 // it, or every worker that does is saturated (then the put is harmless).
-// One consumer listing per call, whatever the number of models.
-func (co *Consumer) announceUnserved(ctx context.Context, queued map[string]string) error {
+// It returns the tokens it put. One consumer listing per call, whatever
+// the number of models.
+func (co *Consumer) announceUnserved(ctx context.Context, queued map[string]string) ([]string, error) {
 	if len(queued) == 0 {
-		return nil
+		return nil, nil
 	}
 	waiting := make(map[string]int, len(queued))
 	l := co.stream.ListConsumers(ctx)
@@ -334,18 +372,23 @@ func (co *Consumer) announceUnserved(ctx context.Context, queued map[string]stri
 		waiting[info.Name] = info.NumWaiting
 	}
 	if err := l.Err(); err != nil {
-		return fmt.Errorf("queue: list consumers of %s: %w", co.c.names.requests, err)
+		return nil, fmt.Errorf("queue: list consumers of %s: %w", co.c.names.requests, err)
 	}
-	var errs []error
+	var (
+		put  []string
+		errs []error
+	)
 	for tok, model := range queued {
 		if n, ok := waiting[consumerName(tok)]; ok && n > 0 {
 			continue
 		}
 		if err := co.putModelKey(ctx, tok, model); err != nil {
 			errs = append(errs, fmt.Errorf("queue: announce model %q: %w", model, err))
+			continue
 		}
+		put = append(put, tok)
 	}
-	return errors.Join(errs...)
+	return put, errors.Join(errs...)
 }
 
 // startModel starts the fetch loop of a model token unless it runs; a

@@ -125,9 +125,6 @@ func (ml *modelLoop) gather(ctx context.Context, k int) int {
 // start a new loop (discovery.go).
 func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	co := ml.co
-	co.mu.Lock()
-	ml.kicked = false
-	co.mu.Unlock()
 	_, err := co.stream.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(co.c.subj.modelRequests(ml.token)))
 	if !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return false // messages waiting (a delayed nak) or the check failed: keep going
@@ -135,7 +132,11 @@ func (ml *modelLoop) stopIfIdle(ctx context.Context) bool {
 	co.mu.Lock()
 	defer co.mu.Unlock()
 	if ml.kicked {
-		return false // announced meanwhile: its message is on the way
+		// Announced since the last decision (during the last pull, or
+		// the check above): its message may be on the way. The next idle
+		// turn decides again.
+		ml.kicked = false
+		return false
 	}
 	if co.models[ml.token] == ml {
 		delete(co.models, ml.token)

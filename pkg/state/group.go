@@ -69,7 +69,7 @@ func (g *grouper) run(ctx context.Context, sc *redis.Script, keys []string, args
 	g.mu.Lock()
 	g.pending = append(g.pending, c)
 	g.mu.Unlock()
-	g.drive()
+	g.drive(c)
 	select {
 	case r := <-c.done:
 		c.ctx, c.call = nil, scriptCall{}
@@ -86,21 +86,29 @@ func (g *grouper) run(ctx context.Context, sc *redis.Script, keys []string, args
 // drive sends the queued calls for as long as some are waiting and a flush
 // slot is free. A caller that finds every slot taken leaves its call to the
 // flushes in flight: each looks at the queue again before it gives its
-// slot back, and again after, so no call is left behind.
-func (g *grouper) drive() {
+// slot back, and again after, so no call is left behind. A caller (own)
+// drives only until its own answer is in or its context ended: if calls
+// are still waiting then, a new goroutine takes over the driving, so no
+// caller is held up by other callers' pipelines past its own.
+func (g *grouper) drive(own *groupCall) {
+	done := func() bool { return own != nil && (len(own.done) > 0 || own.ctx.Err() != nil) }
 	for {
 		select {
 		case g.slots <- struct{}{}:
 		default:
 			return // every slot is flushing; one of them takes the queue
 		}
-		for g.flushOnce() {
+		for !done() && g.flushOnce() {
 		}
 		<-g.slots
 		g.mu.Lock()
 		empty := len(g.pending) == 0
 		g.mu.Unlock()
 		if empty {
+			return
+		}
+		if done() {
+			go g.drive(nil)
 			return
 		}
 	}

@@ -51,7 +51,7 @@ func TestGrouperSharesPipelines(t *testing.T) {
 	for range groupFlushes {
 		<-g.slots
 	}
-	g.drive()
+	g.drive(nil)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
