@@ -33,7 +33,10 @@ var ErrInvalidClaim = errors.New("state: claim needs a request and an owner")
 // accounted for (pending = 0) is not one of the batch's: it ends failed with
 // lifecycle.CodeMalformedMessage and no counter change. A live lease
 // refuses every other claim, the same owner's included (a redelivered copy
-// must not run twice). Errors:
+// must not run twice) — except the same delivery claiming again (same
+// owner, delivery count and a non-zero stream sequence): its first claim
+// went through and the answer was lost, so it gets its lease back as it
+// stands (same token, the attempt counted once). Errors:
 // *LeaseHeldError when another lease is live, *NotYetError when a retry is
 // not due, lifecycle.ErrNoBatch when the request names a batch that has no
 // record and the request has none either (nothing is written),

@@ -463,3 +463,39 @@ func TestHeldDeadlineIsTheEarlierOfTheRequestsAndItsBatchs(t *testing.T) {
 		require.Equal(t, tc.want, c.Held.Deadline, tc.id)
 	}
 }
+
+// A claim whose answer was lost (the connection cut with the reply on the
+// way) is retried by the same delivery: it gets its own lease back, with
+// the same token and the attempt counted once. A redelivered copy (another
+// delivery count) or a duplicate message (another stream sequence) of the
+// same owner is still refused.
+func TestTheSameDeliveryClaimingAgainGetsItsLeaseBack(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	b.createBatch(t, "b1", 1)
+	req := request("r1", "b1")
+	args := state.ClaimArgs{Request: req, Owner: "w1", Delivery: 2, Seq: 17, Start: true}
+	first, err := b.store.Claim(ctx, args)
+	require.NoError(t, err)
+	again, err := b.store.Claim(ctx, args)
+	require.NoError(t, err)
+	require.NotNil(t, again.Held)
+	require.Equal(t, first.Held.Lease, again.Held.Lease)
+	require.Equal(t, 1, again.Held.Attempt)
+	require.Equal(t, lifecycle.StateProcessing, again.Held.State)
+	rec, err := b.store.Request(ctx, req.Ref())
+	require.NoError(t, err)
+	require.Equal(t, 1, rec.Attempt, "the attempt is counted once")
+	require.Equal(t, lifecycle.Counts{Total: 1, InProgress: 1}, b.counts(t, "b1"))
+
+	for _, other := range []state.ClaimArgs{
+		{Request: req, Owner: "w1", Delivery: 3, Seq: 17, Start: true}, // redelivered
+		{Request: req, Owner: "w1", Delivery: 2, Seq: 18, Start: true}, // a duplicate message
+		{Request: req, Owner: "w2", Delivery: 2, Seq: 17, Start: true}, // another worker
+	} {
+		_, err := b.store.Claim(ctx, other)
+		var held *state.LeaseHeldError
+		require.ErrorAs(t, err, &held, "%+v", other)
+	}
+}

@@ -32,14 +32,16 @@
 --     A request without a record that its sealed batch cannot count (every
 --     one of its requests was seen) is not one of the batch's: it ends
 --     failed (malformed_message) without counters.
---   {'lease_held', owner, lease_until}
+--   {'lease_held', owner, lease_until} (the same owner's same delivery —
+--     same JetStream delivery count and stream sequence — gets 'held'
+--     back instead: its earlier claim went through and its answer was lost)
 --   {'not_yet', not_before}
 local now = tonumber(ARGV[1])
 local owner = ARGV[2]
 local id = ARGV[8]
 
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'lease_until', 'not_before', 'reclaims',
-  'attempt', 'expires_at', 'err_code', 'err_msg', 'status', 'published', 'outbox')
+  'attempt', 'expires_at', 'err_code', 'err_msg', 'status', 'published', 'outbox', 'delivery', 'seq', 'fence')
 local exists = r[1] ~= false
 local state = r[1] or 'pending'
 local attempt = tonumber(r[6] or '0')
@@ -60,6 +62,17 @@ end
 local inflight = is_inflight(state)
 local lease_until = tonumber(r[3] or '0')
 if inflight and lease_until > now then
+  if r[2] == owner and r[13] == ARGV[4] and r[14] == ARGV[13] and ARGV[13] ~= '0' and
+      (ARGV[5] ~= '1' or state == 'processing') then
+    -- the same delivery claiming again: its first claim went through but
+    -- its answer was lost (a connection cut with the reply on the way).
+    -- The lease is its own: hand it back as it stands, attempt included.
+    local bexp = 0
+    if b ~= nil then
+      bexp = b.expires_at
+    end
+    return {'held', state, tonumber(r[15] or '0'), attempt, lease_until, bexp}
+  end
   return {'lease_held', r[2] or '', lease_until}
 end
 
