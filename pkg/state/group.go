@@ -20,9 +20,10 @@ import (
 // flight, so a burst of callers turns into a few large pipelines rather
 // than many small ones. Each call keeps its own reply and error.
 //
-// There is no background goroutine: the caller that finds a flush slot free
-// sends the queue itself and keeps sending while calls are waiting, so the
-// grouper needs no Close and leaks nothing.
+// There is no long-lived goroutine: the caller that finds a flush slot free
+// sends the queue itself until its own answer is in, and a goroutine that
+// ends with the queue takes over what is still waiting then (drive), so
+// the grouper needs no Close and leaks nothing.
 const (
 	// groupFlushes bounds the pipelines in flight at once.
 	groupFlushes = 4
