@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"testing"
 
 	"github.com/salvo-run/salvo/internal/testbin"
@@ -9,15 +8,5 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Remove()
-	if code != 0 {
-		os.Exit(code)
-	}
-	testleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMainThen(m, testbin.Remove)
 }
-
-// noopM lets goleak check after the real run and the binary's removal.
-type noopM struct{}
-
-func (noopM) Run() int { return 0 }

@@ -22,18 +22,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Remove()
-	if code != 0 {
-		os.Exit(code)
-	}
-	testleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMainThen(m, testbin.Remove)
 }
-
-// noopM lets goleak check after the real run and the binary's removal.
-type noopM struct{}
-
-func (noopM) Run() int { return 0 }
 
 // runBinary runs the worker with args and env (and nothing of the test's
 // own SALVO_* environment) and returns its exit code and output.

@@ -4,7 +4,6 @@ package natsconfig_test
 
 import (
 	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -17,18 +16,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Remove() // the producer binary the child-process tests ran
-	if code != 0 {
-		os.Exit(code)
-	}
-	testleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMainThen(m, testbin.Remove) // the producer binary the child-process tests ran
 }
-
-// noopM lets goleak check after the real run.
-type noopM struct{}
-
-func (noopM) Run() int { return 0 }
 
 const (
 	workerPassword = "worker-secret"

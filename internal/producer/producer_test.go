@@ -30,18 +30,8 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	testbin.Remove() // the producer binary the child-process tests ran
-	if code != 0 {
-		os.Exit(code)
-	}
-	testleak.VerifyTestMain(noopM{})
+	testleak.VerifyTestMainThen(m, testbin.Remove) // the producer binary the child-process tests ran
 }
-
-// noopM lets goleak check after the real run.
-type noopM struct{}
-
-func (noopM) Run() int { return 0 }
 
 // stack is one worker process in-process, on its own NATS and Redis.
 type stack struct {

@@ -25,3 +25,21 @@ func Options() []goleak.Option {
 // VerifyTestMain runs m and fails the package when goroutines other than the
 // one described above outlive its tests.
 func VerifyTestMain(m goleak.TestingM) { goleak.VerifyTestMain(m, Options()...) }
+
+// VerifyTestMainThen is VerifyTestMain with after run between the tests and
+// the check (removing a binary the tests built, say).
+func VerifyTestMainThen(m goleak.TestingM, after func()) {
+	goleak.VerifyTestMain(runThen{m: m, after: after}, Options()...)
+}
+
+// runThen runs m, then after.
+type runThen struct {
+	m     goleak.TestingM
+	after func()
+}
+
+func (r runThen) Run() int {
+	code := r.m.Run()
+	r.after()
+	return code
+}
