@@ -15,7 +15,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/salvo-run/salvo/internal/gateway"
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testnats"
 )
 
@@ -238,7 +238,7 @@ func (p *pacedReader) Read(b []byte) (int, error) {
 type gatewayProc struct {
 	cmd    *exec.Cmd
 	url    string
-	out    *syncBuffer
+	out    *testlog.Buffer
 	floor  testbin.PeakRSS
 	halt   chan struct{}
 	polled chan testbin.PeakRSS
@@ -253,7 +253,7 @@ func startGateway(ctx context.Context, t *testing.T, natsURL, key string) *gatew
 	require.NoError(t, err)
 	addr := l.Addr().String()
 	require.NoError(t, l.Close())
-	g := &gatewayProc{url: "http://" + addr, out: &syncBuffer{}, halt: make(chan struct{}), polled: make(chan testbin.PeakRSS, 1)}
+	g := &gatewayProc{url: "http://" + addr, out: &testlog.Buffer{}, halt: make(chan struct{}), polled: make(chan testbin.PeakRSS, 1)}
 	g.cmd = exec.CommandContext(ctx, testbin.Gateway(t), "-addr", addr, "-nats-url", natsURL)
 	// Only SALVO_GATEWAY_KEYS of salvo's variables: nothing of the test's
 	// own environment configures the gateway.
@@ -303,22 +303,3 @@ func (g *gatewayProc) stop(t *testing.T) testbin.PeakRSS {
 }
 
 func (g *gatewayProc) log() string { return g.out.String() }
-
-// syncBuffer is a strings.Builder the process's stdout and stderr write
-// to concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}

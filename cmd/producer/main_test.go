@@ -1,37 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/salvo-run/salvo/internal/testleak"
+	"github.com/salvo-run/salvo/internal/testlog"
 )
 
 // No ignores: the CLI, the embedded servers and the in-process worker
 // leave no goroutine behind.
 func TestMain(m *testing.M) { testleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer that a command writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // result is one run of the CLI.
 type result struct {
@@ -45,7 +26,7 @@ func cli(t *testing.T, env map[string]string, args ...string) result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var out, errOut syncBuffer
+	var out, errOut testlog.Buffer
 	start := time.Now()
 	code := run(ctx, args, testIO(&out, &errOut, env))
 	r := result{code: code, out: out.String(), err: errOut.String(), took: time.Since(start)}

@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/require"
 
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -35,7 +36,7 @@ func TestWatchOnATerminalDrawsAMovingProgressBar(t *testing.T) {
 	ptmx, tty, err := pty.Open()
 	require.NoError(t, err)
 	require.NoError(t, pty.Setsize(ptmx, &pty.Winsize{Rows: 40, Cols: 160}))
-	var screen syncBuffer
+	var screen testlog.Buffer
 	copied := make(chan struct{})
 	go func() {
 		defer close(copied)
@@ -51,7 +52,7 @@ func TestWatchOnATerminalDrawsAMovingProgressBar(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	done := make(chan int, 1)
-	var errOut syncBuffer
+	var errOut testlog.Buffer
 	go func() {
 		done <- run(ctx, []string{"watch", id, "--interval", "20ms"}, testIO(tty, &errOut, d.env()))
 	}()
@@ -126,7 +127,7 @@ func TestWatchEndsWhenInterrupted(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out syncBuffer
+	var out testlog.Buffer
 	w := &watcher{c: d.client, id: "stuck-1", w: &out, terminal: false, interval: 10 * time.Millisecond, callTimeout: 5 * time.Second}
 	type ret struct{ err error }
 	done := make(chan ret, 1)

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/salvo-run/salvo/internal/gateway"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/internal/testleak"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
@@ -66,7 +66,7 @@ type env struct {
 	gw     *gateway.Server
 	url    string
 	a, b   openai.Client
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 func setup(t *testing.T) *env {
@@ -78,7 +78,7 @@ func setup(t *testing.T) *env {
 		Models: map[string]mockupstream.Script{modelSlow: {Latency: &mockupstream.Latency{Min: time.Minute}}},
 	})
 	upstream := refusing(t, mock.URL())
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("worker and gateway logs:\n%s", logs.String())
@@ -264,23 +264,4 @@ func lines(s string) []string {
 		}
 	}
 	return out
-}
-
-// syncBuffer is a bytes.Buffer the worker and the gateway log into while
-// the test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,11 +1,9 @@
 package httpclient
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -14,34 +12,17 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 const testModel = "gpt-test"
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // bundle is what setup returns besides the client.
 type bundle struct {
 	mock *mockupstream.Server
-	logs *syncBuffer
+	logs *testlog.Buffer
 }
 
 // setup starts a mock upstream and a client routed to it for testModel.
@@ -61,7 +42,7 @@ func setup(t *testing.T, mopts mockupstream.Options, mod func(*Config), opts ...
 	if mod != nil {
 		mod(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	var o clientOptions
 	if len(opts) > 0 {
 		o = opts[0]

@@ -19,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -202,7 +203,7 @@ func TestNoSecretInLogsOrErrors(t *testing.T) {
 	y, err := yaml.Marshal(map[string]any{"key": route.APIKey, "route": route})
 	require.NoError(t, err)
 	msgs = append(msgs, string(j), string(y))
-	var zl syncBuffer
+	var zl testlog.Buffer
 	zl2 := zerolog.New(&zl)
 	zl2.Info().Interface("route", route).Stringer("key", route.APIKey).Interface("k", route.APIKey).Msg("route")
 	msgs = append(msgs, zl.String(), b.logs.String())

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
 	"github.com/salvo-run/salvo/pkg/state"
@@ -124,7 +125,7 @@ func forgedEventsCost(t *testing.T, e *env, batchID string, reqs []*lifecycle.Re
 		e.mock.Script(r.ID, mockupstream.Script{Latency: &mockupstream.Latency{Min: 1500 * time.Millisecond}})
 	}
 	store := &readCountingStore{Store: e.store}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	e.startWorker(t, workerOpts{store: store, logOut: logs})
 	e.publish(t, reqs)
 	waitFor(t, 20*time.Second, "all calls in flight", func() bool { return e.mock.Concurrent("gpt-4o") == len(reqs) })

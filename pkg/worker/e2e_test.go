@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/state"
@@ -250,7 +251,7 @@ func TestLogsNameTheRequestAndNeverTheKey(t *testing.T) {
 	t.Parallel()
 	const key = "sk-live-DO-NOT-LOG-0123456789"
 	e := newEnv(t, envOpts{mock: mockupstream.Options{Script: mockupstream.Script{Sequence: []int{429, 500, 200}}}})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	hc := httpclient.Config{Default: &httpclient.Route{BaseURL: e.mock.URL(), APIKey: httpclient.Secret(key)}}
 	e.startWorker(t, workerOpts{http: &hc, logOut: logs})
 	reqs := e.newBatch(t, "b-logs", "gpt-4o", 3, time.Hour)

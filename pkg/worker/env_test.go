@@ -1,11 +1,9 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
 	"github.com/salvo-run/salvo/internal/testupstream"
@@ -109,7 +108,7 @@ type workerOpts struct {
 	queue  func(*queue.Config) // adjusts this worker's JetStream config
 	store  worker.Store        // replaces the env's store (fault injection over it)
 	http   *httpclient.Config
-	logOut *syncBuffer
+	logOut *testlog.Buffer
 }
 
 // startWorker starts an in-process worker with its own NATS connection and
@@ -332,22 +331,4 @@ func holdsFor(t testing.TB, d time.Duration, check func()) {
 			return
 		}
 	}
-}
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

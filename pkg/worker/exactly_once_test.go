@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/state"
 	"github.com/salvo-run/salvo/pkg/worker"
@@ -183,7 +184,7 @@ func TestHeartbeatRacingACompletionWarnsNothing(t *testing.T) {
 	}}})
 	const n = 40
 	reqs := e.newBatch(t, "b-hb-race", "gpt-4o", n, time.Hour)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	e.startWorker(t, workerOpts{
 		cfg:    worker.Config{HeartbeatInterval: 10 * time.Millisecond},
 		store:  &lateRefreshStore{Store: e.store},
@@ -240,7 +241,7 @@ func TestManyShortRequestsUnderAFastHeartbeatWarnNothing(t *testing.T) {
 	}}})
 	const n = 500
 	reqs := e.newBatch(t, "b-hb-many", "gpt-4o", n, time.Hour)
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	e.startWorker(t, workerOpts{cfg: worker.Config{HeartbeatInterval: 20 * time.Millisecond}, logOut: logs})
 	e.publish(t, reqs)
 	e.waitResults(t, "b-hb-many", n, time.Minute)

@@ -12,13 +12,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/testbin"
+	"github.com/salvo-run/salvo/internal/testlog"
 )
 
 // child is a worker process.
 type child struct {
 	cmd    *exec.Cmd
 	config string // the YAML file it reads
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	done   chan struct{}
 	err    error
 }
@@ -85,7 +86,7 @@ func runChild(t testing.TB, config string) *child {
 	path := filepath.Join(t.TempDir(), "worker.yaml")
 	require.NoError(t, os.WriteFile(path, []byte(config), 0o600))
 
-	c := &child{config: path, logs: &syncBuffer{}, done: make(chan struct{})}
+	c := &child{config: path, logs: &testlog.Buffer{}, done: make(chan struct{})}
 	c.cmd = exec.Command(testbin.Worker(t), "-config", path)
 	c.cmd.Stdout = c.logs
 	c.cmd.Stderr = c.logs
