@@ -74,24 +74,17 @@ type usage struct {
 
 // batchObject is OpenAI's batch object.
 type batchObject struct {
-	ID                    string            `json:"id"`
-	Object                string            `json:"object"`
-	Endpoint              string            `json:"endpoint"`
-	Errors                *errorList        `json:"errors"`
-	InputFileID           string            `json:"input_file_id"`
-	CompletionWindow      string            `json:"completion_window"`
-	Status                string            `json:"status"`
-	OutputFileID          *string           `json:"output_file_id"`
-	ErrorFileID           *string           `json:"error_file_id"`
-	CreatedAt             int64             `json:"created_at"`
-	InProgressAt          *int64            `json:"in_progress_at"`
-	ExpiresAt             *int64            `json:"expires_at"`
-	FinalizingAt          *int64            `json:"finalizing_at"`
-	CompletedAt           *int64            `json:"completed_at"`
-	FailedAt              *int64            `json:"failed_at"`
-	ExpiredAt             *int64            `json:"expired_at"`
-	CancellingAt          *int64            `json:"cancelling_at"`
-	CancelledAt           *int64            `json:"cancelled_at"`
+	ID               string     `json:"id"`
+	Object           string     `json:"object"`
+	Endpoint         string     `json:"endpoint"`
+	Errors           *errorList `json:"errors"`
+	InputFileID      string     `json:"input_file_id"`
+	CompletionWindow string     `json:"completion_window"`
+	Status           string     `json:"status"`
+	OutputFileID     *string    `json:"output_file_id"`
+	ErrorFileID      *string    `json:"error_file_id"`
+	CreatedAt        int64      `json:"created_at"`
+	api.BatchTimes
 	RequestCounts         api.RequestCounts `json:"request_counts"`
 	Metadata              map[string]string `json:"metadata"`
 	Usage                 *usage            `json:"usage,omitempty"`
@@ -310,9 +303,7 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 	o := batchObject{
 		ID: rec.ID, Object: "batch", Endpoint: rec.Endpoint, InputFileID: rec.InputFileID,
 		CompletionWindow: rec.CompletionWindow, Status: b.Status, CreatedAt: deref(b.CreatedAt),
-		InProgressAt: b.InProgressAt, ExpiresAt: b.ExpiresAt, FinalizingAt: b.FinalizingAt,
-		CompletedAt: b.CompletedAt, FailedAt: b.FailedAt, ExpiredAt: b.ExpiredAt,
-		CancellingAt: b.CancellingAt, CancelledAt: b.CancelledAt, RequestCounts: b.RequestCounts,
+		BatchTimes: b.BatchTimes, RequestCounts: b.RequestCounts,
 		Metadata: b.Metadata, Usage: rec.Usage,
 	}
 	status := lifecycle.BatchStatus(b.Status)

@@ -12,23 +12,30 @@ import (
 
 // BatchObject is the batch.* replies' body (object "batch").
 type BatchObject struct {
-	ID               string            `json:"id"`
-	Object           string            `json:"object"`
-	Endpoint         *string           `json:"endpoint"`
-	CompletionWindow string            `json:"completion_window"`
-	Status           string            `json:"status"`
-	CreatedAt        *int64            `json:"created_at"`
-	InProgressAt     *int64            `json:"in_progress_at"`
-	ExpiresAt        *int64            `json:"expires_at"`
-	FinalizingAt     *int64            `json:"finalizing_at"`
-	CompletedAt      *int64            `json:"completed_at"`
-	FailedAt         *int64            `json:"failed_at"`
-	ExpiredAt        *int64            `json:"expired_at"`
-	CancellingAt     *int64            `json:"cancelling_at"`
-	CancelledAt      *int64            `json:"cancelled_at"`
-	RequestCounts    RequestCounts     `json:"request_counts"`
-	Metadata         map[string]string `json:"metadata"`
-	Salvo            BatchDetail       `json:"salvo"`
+	ID               string  `json:"id"`
+	Object           string  `json:"object"`
+	Endpoint         *string `json:"endpoint"`
+	CompletionWindow string  `json:"completion_window"`
+	Status           string  `json:"status"`
+	CreatedAt        *int64  `json:"created_at"`
+	BatchTimes
+	RequestCounts RequestCounts     `json:"request_counts"`
+	Metadata      map[string]string `json:"metadata"`
+	Salvo         BatchDetail       `json:"salvo"`
+}
+
+// BatchTimes are the OpenAI batch object's timestamps after created_at,
+// unix seconds, null until the batch gets there. The gateway's batch
+// object embeds them too.
+type BatchTimes struct {
+	InProgressAt *int64 `json:"in_progress_at"`
+	ExpiresAt    *int64 `json:"expires_at"`
+	FinalizingAt *int64 `json:"finalizing_at"`
+	CompletedAt  *int64 `json:"completed_at"`
+	FailedAt     *int64 `json:"failed_at"`
+	ExpiredAt    *int64 `json:"expired_at"`
+	CancellingAt *int64 `json:"cancelling_at"`
+	CancelledAt  *int64 `json:"cancelled_at"`
 }
 
 // RequestCounts are OpenAI's three counters. Failed counts every request
@@ -64,14 +71,16 @@ func NewBatchObject(b lifecycle.Batch) BatchObject {
 		CompletionWindow: b.CompletionWindow,
 		Status:           string(b.Status),
 		CreatedAt:        unix(b.CreatedAt),
-		InProgressAt:     unix(b.InProgressAt),
-		ExpiresAt:        unix(b.ExpiresAt),
-		FinalizingAt:     unix(b.FinalizingAt),
-		CompletedAt:      unix(b.CompletedAt),
-		FailedAt:         unix(b.FailedAt),
-		ExpiredAt:        unix(b.ExpiredAt),
-		CancellingAt:     unix(b.CancellingAt),
-		CancelledAt:      unix(b.CancelledAt),
+		BatchTimes: BatchTimes{
+			InProgressAt: unix(b.InProgressAt),
+			ExpiresAt:    unix(b.ExpiresAt),
+			FinalizingAt: unix(b.FinalizingAt),
+			CompletedAt:  unix(b.CompletedAt),
+			FailedAt:     unix(b.FailedAt),
+			ExpiredAt:    unix(b.ExpiredAt),
+			CancellingAt: unix(b.CancellingAt),
+			CancelledAt:  unix(b.CancelledAt),
+		},
 		RequestCounts: RequestCounts{
 			Total:     c.Total,
 			Completed: c.Completed,
