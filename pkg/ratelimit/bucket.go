@@ -81,6 +81,12 @@ func (b *Bucket) Refund(now time.Time, r Amounts) {
 	}
 }
 
+// Levels are what each budget holds at now (negative: reserved ahead).
+func (b *Bucket) Levels(now time.Time) [NumDims]float64 {
+	b.refill(now)
+	return b.levels
+}
+
 // Hold stops admissions until.
 func (b *Bucket) Hold(until time.Time) {
 	if until.After(b.hold) {

@@ -57,6 +57,9 @@ type Adaptive struct {
 // Config tunes the limiter. It sits under "rate_limits" in a deployment's
 // settings.
 type Config struct {
+	// Disabled turns the limiter off: no budgets, no holds, no adaptive
+	// limit (for comparisons; calls then meet 429s one by one).
+	Disabled bool `yaml:"disabled"`
 	// Budgets are the configured limits by model name. Which calls share
 	// one budget is the route's business (httpclient.Route.Budget, else
 	// the route's API key).
