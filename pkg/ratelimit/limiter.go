@@ -171,6 +171,20 @@ type Ticket struct {
 	slot     bool
 }
 
+// Key is the budget the ticket was admitted against.
+func (t Ticket) Key() Key { return t.key }
+
+// Held notes that another worker stored a hold of key (a control event):
+// from now on this worker asks the Backend before each call of key, and
+// the Backend's hold decides how long it waits. The event only makes the
+// worker ask; it cannot make it wait by itself.
+func (l *Limiter) Held(key Key) {
+	if l.cfg.Disabled || key.Budget == "" || key.Model == "" {
+		return
+	}
+	l.state(key).budgeted.Store(true)
+}
+
 // Acquire waits until the call of key with body may go: its estimated cost
 // reserved from the key's budgets (when any is configured or was learned)
 // and a place under its adaptive limit (when enabled). It fails with

@@ -146,3 +146,37 @@ func TestBucketNeverAdmitsMoreThanItHolds(t *testing.T) {
 	require.False(t, ok)
 	require.Equal(t, time.Second, wait)
 }
+
+func TestAHoldEventMakesAWorkerWithoutBudgetsAskTheStore(t *testing.T) {
+	t.Parallel()
+	srv := testredis.New(t)
+	clk := &clock{t: now}
+	var ls []*ratelimit.Limiter
+	for range 2 {
+		st, err := state.New(srv.Client, state.Config{Prefix: srv.Prefix, Clock: clk.Now})
+		require.NoError(t, err)
+		l, err := ratelimit.New(ratelimit.Config{}, st, clk.Now, func(string) int { return 8 }, zerolog.Nop())
+		require.NoError(t, err)
+		ls = append(ls, l)
+	}
+	// No budget configured and no header seen: the upstream's 429 with
+	// Retry-After is the first thing either worker learns of the key.
+	key := ratelimit.Key{Budget: "key:abc", Model: "m"}
+	tk, err := ls[0].Acquire(context.Background(), key, nil, time.Time{})
+	require.NoError(t, err)
+	obs := ratelimit.ParseHeaders(header("retry-after", "2"), http.StatusTooManyRequests, now)
+	tk.Done(context.Background(), ratelimit.Outcome{Called: true, Status: http.StatusTooManyRequests, Observation: obs})
+	require.Equal(t, key, tk.Key())
+
+	_, err = ls[1].Acquire(context.Background(), key, nil, now.Add(time.Second))
+	require.NoError(t, err, "without the event the other worker does not ask the store")
+
+	ls[1].Held(key) // the hold event
+	_, err = ls[1].Acquire(context.Background(), key, nil, now.Add(time.Second))
+	require.ErrorIs(t, err, ratelimit.ErrDeadline, "held for 2s in the store: nothing before a 1s cutoff")
+	clk.mu.Lock()
+	clk.t = now.Add(2 * time.Second)
+	clk.mu.Unlock()
+	_, err = ls[1].Acquire(context.Background(), key, nil, clk.Now().Add(time.Millisecond))
+	require.NoError(t, err, "the hold is over")
+}

@@ -58,6 +58,7 @@ type Queue interface {
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
 	PublishBatchEvent(ctx context.Context, ev lifecycle.BatchEvent) error
 	SubscribeControl(fn func(lifecycle.ControlEvent)) (stop func() error, err error)
+	PublishHold(ctx context.Context, budget, model string) error
 
 	// Reading and removing a batch's queued messages (EndQueued, the sweep).
 	ScanBatch(ctx context.Context, batchID string, fn func(transport.Queued) bool) (uint64, error)
