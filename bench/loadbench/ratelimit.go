@@ -101,10 +101,12 @@ func rateLimitGroups(sc string, o *options, b bins) []*group {
 			}}}
 	case "hold":
 		return []*group{{scenario: sc, n: o.holdN,
-			title: "3 workers × 64, mock sending OpenAI headers (1,000,000 RPM), call 500 answers 429 retry-after 2s; calls arriving during the hold",
+			title: "3 workers × 64, call 500 answers 429 retry-after 2s; calls arriving during the hold, with and without OpenAI limit headers (1,000,000 RPM) on the other answers",
 			entries: []entry{
-				{label: "limiter on", sys: &salvo{b: b, concurrency: 64, workers: 3},
+				{label: "headers", sys: &salvo{b: b, concurrency: 64, workers: 3},
 					mockArgs: []string{"-rpm", "1000000", "-hold-after", "500", "-hold", "2s", "-latency", "20ms"}},
+				{label: "no headers", sys: &salvo{b: b, concurrency: 64, workers: 3},
+					mockArgs: []string{"-hold-after", "500", "-hold", "2s", "-latency", "20ms"}},
 			}}}
 	case "adaptive":
 		mock := []string{"-knee", "48", "-latency", "50ms"}
