@@ -265,7 +265,7 @@ func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, cal
 		return ticket, true
 	case errors.Is(err, ratelimit.ErrDeadline):
 		f := lifecycle.NewFailure(lifecycle.CodeRateLimitedDeadline, 0, "%v", err)
-		x.logger().Info().Err(err).Msg("no upstream budget before the deadline; failing without a call")
+		x.logger().Debug().Err(err).Msg("no upstream budget before the deadline; failing without a call")
 		x.end(lifecycle.StateFailed, f, nil, false)
 	default:
 		x.logger().Info().AnErr("cause", err).Msg("aborted while waiting for upstream budget; handing the request back")
