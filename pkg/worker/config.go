@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // Engine defaults.
@@ -161,6 +162,9 @@ type Config struct {
 	OpTimeout time.Duration `yaml:"-"`
 	// Batches tunes the unknown-batch hold and the sweep.
 	Batches Batches `yaml:"batches"`
+	// RateLimits are the fleet-wide upstream budgets and the adaptive
+	// concurrency limits (pkg/ratelimit); not changed by a reload.
+	RateLimits ratelimit.Config `yaml:"rate_limits"`
 	// LogOutcomes is how many "request ended" lines per second are logged
 	// at info; the others go to debug, so a busy worker does not spend its
 	// time writing a line per request. Default 10.
@@ -196,6 +200,7 @@ func (c Config) WithDefaults() Config {
 		c.OpTimeout = OpTimeoutDefault
 	}
 	c.Batches = c.Batches.WithDefaults()
+	c.RateLimits = c.RateLimits.WithDefaults()
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
 	}
@@ -212,6 +217,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Batches.Validate(); err != nil {
+		return err
+	}
+	if err := c.RateLimits.Validate(); err != nil {
 		return err
 	}
 	switch {
