@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
@@ -38,14 +39,19 @@ type stack struct {
 	nats   *testnats.Server
 	prefix string
 	nc     *nats.Conn
+	mock   *mockupstream.Server
 }
 
-func newStack(t *testing.T) *stack {
+func newStack(t *testing.T) *stack { t.Helper(); return newTracedStack(t, nil) }
+
+// newTracedStack is newStack with a worker that makes its spans with tp
+// (nil: none).
+func newTracedStack(t *testing.T, tp trace.TracerProvider) *stack {
 	t.Helper()
 	ns, rd := testnats.New(t), testredis.New(t)
 	// "big-model" answers with a body larger than a NATS message: its
 	// result is stored by reference in the object store.
-	mock := testupstream.New(t, mockupstream.Options{Models: map[string]mockupstream.Script{
+	mock := testupstream.New(t, mockupstream.Options{Record: true, Models: map[string]mockupstream.Script{
 		"big-model": {ReplyWords: 300_000},
 	}})
 	set := config.Default()
@@ -55,10 +61,10 @@ func newStack(t *testing.T) *stack {
 	set.Upstream.Default = &httpclient.Route{BaseURL: mock.URL(), APIKeyEnv: "K"}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }})
+	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }, Tracer: tp})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect()}
+	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect(), mock: mock}
 }
 
 // writeFile writes n request lines; bad lists line numbers (1-based) to

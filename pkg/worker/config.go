@@ -169,6 +169,9 @@ type Config struct {
 	// at info; the others go to debug, so a busy worker does not spend its
 	// time writing a line per request. Default 10.
 	LogOutcomes int `yaml:"log_outcomes_per_second"`
+	// LagInterval is how often the queue lag gauges are read from the
+	// consumers; default LagIntervalDefault.
+	LagInterval time.Duration `yaml:"-"`
 }
 
 // WithDefaults fills unset fields.
@@ -203,6 +206,9 @@ func (c Config) WithDefaults() Config {
 	c.RateLimits = c.RateLimits.WithDefaults()
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
+	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = LagIntervalDefault
 	}
 	return c
 }

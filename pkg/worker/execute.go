@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -45,6 +46,9 @@ type execution struct {
 	// called is set once the upstream call is under way: the attempt the
 	// claim counted is then spent, whatever comes of the call.
 	called bool
+	// tctx carries the delivery's span when tracing is on, else nil
+	// (tracing.go).
+	tctx context.Context
 }
 
 // Handle runs one delivery to its end. It is the queue's handler; it never
@@ -64,6 +68,10 @@ func (w *Worker) Handle(d Delivery) {
 		d:    settling{Delivery: d, done: func() { w.tasks.remove(t) }},
 		ctx:  ctx,
 	}
+	defer x.startTrace().End()
+	inflight := w.metrics.labels.get(req.Model, "", "")
+	w.metrics.inflight.Add(ctx, 1, inflight)
+	defer w.metrics.inflight.Add(context.Background(), -1, inflight)
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
 		if !x.acquireGlobal(limit) {
@@ -74,7 +82,9 @@ func (w *Worker) Handle(d Delivery) {
 		defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 	}
 
+	span := x.span(spanClaim, trace.SpanKindInternal)
 	claim, err := x.claim()
+	span.End()
 	if err != nil {
 		x.claimRefused(err)
 		return
@@ -169,9 +179,11 @@ func (x *execution) claimRefused(err error) {
 	switch {
 	case errors.As(err, &held):
 		delay = held.Until.Sub(now) + leaseHeldMargin
+		x.w.metrics.conflict(x.ctx, x.req.Model, "held")
 		x.logger().Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
 	case errors.As(err, &notYet):
 		delay = notYet.NotBefore.Sub(now)
+		x.w.metrics.conflict(x.ctx, x.req.Model, "not_yet")
 		x.logger().Debug().Dur("delay", delay).Msg("retry not due yet")
 	case errors.Is(err, lifecycle.ErrNoBatch):
 		x.noBatch()
@@ -202,6 +214,7 @@ func (x *execution) run() {
 	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, deadline) {
 		f := x.lastFailure()
 		f.Message += " (no retry: the deadline is too close)"
+		w.metrics.denied(x.ctx, req.Model, lifecycle.DenyDeadline)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -230,7 +243,11 @@ func (x *execution) run() {
 		return
 	}
 	x.called = true
+	span := x.span(spanCall, trace.SpanKindClient)
+	call.TraceParent = x.traceParent(span)
 	resp := w.up.Do(callCtx, req, call)
+	endCall(span, resp)
+	w.metrics.called(x.ctx, req.Model, resp)
 	opCtx, cancel := w.opCtx()
 	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
 	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
@@ -259,7 +276,10 @@ func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, cal
 		cutoff = x.held.Deadline.Add(-policy.StopBeforeDeadline)
 	}
 	key := ratelimit.Key{Budget: w.up.Budget(req.Model, call), Model: req.Model}
+	span, start := x.span(spanAdmit, trace.SpanKindInternal), time.Now()
 	ticket, err := w.limits.Acquire(ctx, key, req.Body, cutoff)
+	w.metrics.waited(ctx, req.Model, time.Since(start))
+	span.End()
 	switch {
 	case err == nil:
 		return ticket, true
@@ -291,6 +311,7 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 	}, x.w.jitter)
 	if err != nil || !dec.Retry {
 		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {
+			x.w.metrics.denied(x.ctx, x.req.Model, dec.Denied)
 			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
 		}
 		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")

@@ -1,8 +1,11 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -13,6 +16,9 @@ import (
 func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Transition, err error) {
 	switch {
 	case errors.Is(err, lifecycle.ErrLeaseLost):
+		if !errors.Is(context.Cause(x.ctx), ErrLeaseLost) { // else the heartbeat counted it
+			x.w.metrics.leaseLost(x.req.Model)
+		}
 		x.logger().Warn().Msg("write refused: lease lost; leaving the message to its new owner")
 		return
 	case err != nil:
@@ -30,6 +36,7 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		x.settleRecorded()
 		return
 	}
+	x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
 	if !x.publish(res, data) {
 		x.nak(storeDownDelay)
 		return
@@ -72,6 +79,9 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 		return
 	}
 	res, data := x.w.resultFromEnded(x.req, e)
+	if e.JustEnded {
+		x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
+	}
 	if !x.publish(res, data) {
 		x.nak(storeDownDelay)
 		return
@@ -89,6 +99,7 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 // duplicate window, publishes again (deduplicated) and marks again.
 // data is res already encoded, or nil.
 func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
+	defer x.span(spanPublish, trace.SpanKindProducer).End()
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
 	if err := x.w.queue.PublishEncodedResult(ctx, res, data, x.req.ResultSubject); err != nil {
