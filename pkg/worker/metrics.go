@@ -41,6 +41,7 @@ var MetricNames = []string{
 	"salvo_ratelimit_wait_seconds", "salvo_ratelimit_holds_total",
 	"salvo_ratelimit_adaptive_limit", "salvo_ratelimit_waiting",
 	"salvo_queue_pending_messages", "salvo_queue_oldest_pending_age_seconds",
+	"salvo_batches_live", "salvo_batches_near_deadline",
 }
 
 // metrics are the worker's instruments, created once in New. Every
@@ -61,8 +62,9 @@ type metrics struct {
 	budgetWait       metric.Float64Histogram   // salvo_ratelimit_wait_seconds{model}
 	holds            metric.Int64Counter       // salvo_ratelimit_holds_total{model}
 
-	labels labels
-	lag    lagGauges
+	labels  labels
+	lag     lagGauges
+	batches batchGauges
 }
 
 // newMetrics creates the instruments on mp (nil: a no-op provider) and the
@@ -115,6 +117,9 @@ func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter) (*metrics, e
 		return nil, err
 	}
 	if err := x.lag.register(m, &x.labels); err != nil {
+		return nil, err
+	}
+	if err := x.batches.register(m); err != nil {
 		return nil, err
 	}
 	return x, nil

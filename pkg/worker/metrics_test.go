@@ -93,7 +93,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 // newScrapedMeter is a meter provider exported the way cmd/worker serves
 // it, and a function that GETs /metrics and returns every sample by its
 // series (name{labels}).
-func newScrapedMeter(t *testing.T) (*sdkmetric.MeterProvider, func() map[string]float64) {
+func newScrapedMeter(t testing.TB) (*sdkmetric.MeterProvider, func() map[string]float64) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	exp, err := promexporter.New(promexporter.WithRegisterer(reg), promexporter.WithoutScopeInfo(), promexporter.WithoutTargetInfo())
@@ -106,7 +106,7 @@ func newScrapedMeter(t *testing.T) (*sdkmetric.MeterProvider, func() map[string]
 }
 
 // scrapeURL reads a Prometheus text exposition into series → value.
-func scrapeURL(t *testing.T, url string) map[string]float64 {
+func scrapeURL(t testing.TB, url string) map[string]float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
