@@ -170,19 +170,7 @@ func healthServer(p *config.Process, metrics http.Handler, withPProf bool) *http
 		_ = json.NewEncoder(rw).Encode(p.Worker.Limits())
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		var problems []string
-		if !p.NATS.IsConnected() {
-			problems = append(problems, "nats: "+p.NATS.Status().String())
-		}
-		if err := p.Redis.Ping(ctx).Err(); err != nil {
-			problems = append(problems, "redis: "+err.Error())
-		}
-		if err := p.Worker.Healthy(); err != nil {
-			problems = append(problems, "consumer: "+err.Error())
-		}
-		if len(problems) > 0 {
+		if problems := p.Readiness(r.Context()).Problems(); len(problems) > 0 {
 			rw.WriteHeader(http.StatusServiceUnavailable)
 			for _, msg := range problems {
 				_, _ = rw.Write([]byte(msg + "\n"))

@@ -156,6 +156,9 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 	if err := p.Worker.Start(ctx); err != nil {
 		return nil, err
 	}
+	if err := p.registerReadiness(o.Meter); err != nil {
+		return nil, err
+	}
 	p.API, err = api.New(api.Deps{Store: p.Store, Events: p.Queue, Engine: p.Worker, Logger: &log},
 		api.Config{Prefix: r.Queue.Prefix, Version: o.Version})
 	if err != nil {

@@ -226,8 +226,13 @@ func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	})
 	code, _ = get("/healthz")
 	require.Equal(t, http.StatusOK, code, "liveness does not depend on Redis")
+	_, metrics := get("/metrics")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="redis"} 0`, "alerts see the outage")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="nats"} 1`)
 	e.redis.Restart()
 	waitFor(t, 20*time.Second, "ready again with redis back", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	_, metrics = get("/metrics")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="redis"} 1`)
 
 	e.nats.Shutdown()
 	waitFor(t, 10*time.Second, "not ready without nats", func() bool {
