@@ -314,7 +314,7 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 			x.w.metrics.denied(x.ctx, x.req.Model, dec.Denied)
 			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
 		}
-		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
+		x.logger().Debug().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
 		x.end(lifecycle.StateFailed, f, resp, true)
 		return
 	}

@@ -35,7 +35,7 @@ func TestMetricsCountWhatHappened(t *testing.T) {
 	mp, scrape := newScrapedMeter(t)
 	e.startWorker(t, workerOpts{
 		meter: mp,
-		cfg:   worker.Config{LagInterval: 50 * time.Millisecond, Retry: lifecycle.RetryPolicy{MaxRetries: 1, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}},
+		cfg:   worker.Config{LagInterval: time.Second, Retry: lifecycle.RetryPolicy{MaxRetries: 1, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}},
 	})
 	runs := []struct {
 		model string

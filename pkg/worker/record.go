@@ -72,7 +72,7 @@ func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 	})
 	if err == nil && tr.State == lifecycle.StatePending {
 		w.metrics.retried(x.ctx, x.req.Model, f.Code)
-		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
+		x.logger().Debug().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
 		x.nak(dec.Delay)
 		return
 	}
