@@ -67,6 +67,18 @@ func newTracedStack(t *testing.T, tp trace.TracerProvider) *stack {
 	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect(), mock: mock}
 }
 
+// waitCompleted waits until the batch is completed and returns a batch API
+// client.
+func (s *stack) waitCompleted(t *testing.T, ctx context.Context, id string, within time.Duration) *client.Client {
+	t.Helper()
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, id)
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, within, 50*time.Millisecond)
+	return c
+}
+
 // writeFile writes n request lines; bad lists line numbers (1-based) to
 // break, each in a different way.
 func writeFile(t *testing.T, n int, bad ...int) string {
@@ -147,11 +159,7 @@ func TestSubmitRefusesAFileWithBadLinesThenRunsItFixed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, n, res.Requests)
 	require.Equal(t, n, res.Published)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-2k")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, 90*time.Second, 100*time.Millisecond)
+	s.waitCompleted(t, ctx, "b-2k", 90*time.Second)
 
 	dir := t.TempDir()
 	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")
@@ -186,11 +194,7 @@ func TestSkipInvalidSubmitsTheGoodLinesAndReportsTheRest(t *testing.T) {
 	require.Equal(t, 46, res.Requests)
 	require.Len(t, res.Rejected, 4)
 	require.EqualValues(t, 46, res.Batch.RequestCounts.Total)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-skip")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(t, ctx, "b-skip", time.Minute)
 	dir := t.TempDir()
 	errs := filepath.Join(dir, "errors.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-skip", Output: filepath.Join(dir, "out.jsonl"), Errors: errs, Input: path, Prefix: s.prefix})
@@ -225,11 +229,7 @@ func TestSubmitAgainPublishesNothingNew(t *testing.T) {
 	path := writeFile(t, 20)
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-again")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(t, ctx, "b-again", time.Minute)
 	stored := s.requestsStored(t)
 	require.EqualValues(t, 20, stored)
 	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
@@ -259,11 +259,7 @@ func TestResultsResolveBodiesStoredInTheObjectStore(t *testing.T) {
 			`{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"big-model","messages":[]}}`+"\n"), 0o600))
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-ref", Prefix: s.prefix})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-ref")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(t, ctx, "b-ref", time.Minute)
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-ref", Output: out, Prefix: s.prefix})
 	require.NoError(t, err)

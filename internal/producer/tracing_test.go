@@ -12,8 +12,6 @@ import (
 
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/internal/telemetry"
-	"github.com/salvo-run/salvo/pkg/client"
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // One trace per request, from the submit to the upstream: the producer's
@@ -35,11 +33,7 @@ func TestOneTraceFromSubmitToUpstream(t *testing.T) {
 	const n = 3
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: writeFile(t, n), BatchID: "b-traced", Prefix: s.prefix, Tracer: tp})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-traced")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(t, ctx, "b-traced", time.Minute)
 	// The handler ends its span after the ack: wait for the last ones.
 	require.Eventually(t, func() bool { return len(byName(exp.GetSpans(), "salvo.worker.process")) == n }, 10*time.Second, 10*time.Millisecond)
 

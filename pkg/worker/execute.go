@@ -70,8 +70,8 @@ func (w *Worker) Handle(d Delivery) {
 	}
 	defer x.startTrace().End()
 	inflight := w.metrics.labels.get(req.Model, "", "")
-	w.metrics.inflight.Add(ctx, 1, inflight)
-	defer w.metrics.inflight.Add(context.Background(), -1, inflight)
+	w.metrics.inflight.Add(ctx, 1, inflight.add...)
+	defer w.metrics.inflight.Add(context.Background(), -1, inflight.add...)
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
 		if !x.acquireGlobal(limit) {

@@ -147,48 +147,48 @@ func (e *errList) histogram(m metric.Meter, name, desc string) metric.Float64His
 
 // ended counts a request this worker's write ended.
 func (m *metrics) ended(ctx context.Context, model string, st lifecycle.State, f *lifecycle.ResultError) {
-	m.requests.Add(ctx, 1, m.labels.get(model, "outcome", string(st)))
+	m.requests.Add(ctx, 1, m.labels.get(model, "outcome", string(st)).add...)
 	if st == lifecycle.StateFailed && f != nil {
-		m.failures.Add(ctx, 1, m.labels.get(model, "reason", string(f.Code)))
+		m.failures.Add(ctx, 1, m.labels.get(model, "reason", string(f.Code)).add...)
 	}
 }
 
 // called records one upstream call: its latency, its transport retries
 // and a hold the upstream asked for.
 func (m *metrics) called(ctx context.Context, model string, resp *httpclient.Response) {
-	m.upstream.Record(ctx, resp.Duration.Seconds(), m.labels.get(model, "status", statusClass(resp.Status)))
+	m.upstream.Record(ctx, resp.Duration.Seconds(), m.labels.get(model, "status", statusClass(resp.Status)).rec...)
 	if resp.TransportRetries > 0 {
-		m.transportRetries.Add(ctx, int64(resp.TransportRetries), m.labels.get(model, "", ""))
+		m.transportRetries.Add(ctx, int64(resp.TransportRetries), m.labels.get(model, "", "").add...)
 	}
 	if resp.Limits.HoldFor > 0 {
-		m.holds.Add(ctx, 1, m.labels.get(model, "", ""))
+		m.holds.Add(ctx, 1, m.labels.get(model, "", "").add...)
 	}
 }
 
 // waited records the time a call waited for its upstream budget.
 func (m *metrics) waited(ctx context.Context, model string, d time.Duration) {
-	m.budgetWait.Record(ctx, d.Seconds(), m.labels.get(model, "", ""))
+	m.budgetWait.Record(ctx, d.Seconds(), m.labels.get(model, "", "").rec...)
 }
 
 // retried counts an attempt scheduled again after failing with code.
 func (m *metrics) retried(ctx context.Context, model string, code lifecycle.FailureCode) {
-	m.retries.Add(ctx, 1, m.labels.get(model, "reason", string(code)))
+	m.retries.Add(ctx, 1, m.labels.get(model, "reason", string(code)).add...)
 }
 
 // denied counts a retriable failure refused another attempt.
 func (m *metrics) denied(ctx context.Context, model string, why lifecycle.Denial) {
-	m.denials.Add(ctx, 1, m.labels.get(model, "reason", string(why)))
+	m.denials.Add(ctx, 1, m.labels.get(model, "reason", string(why)).add...)
 }
 
 // conflict counts a claim refused because of another holder or an
 // attempt not due yet (reason "held" or "not_yet").
 func (m *metrics) conflict(ctx context.Context, model, reason string) {
-	m.claimConflicts.Add(ctx, 1, m.labels.get(model, "reason", reason))
+	m.claimConflicts.Add(ctx, 1, m.labels.get(model, "reason", reason).add...)
 }
 
 // leaseLost counts a lease lost under a call or a write.
 func (m *metrics) leaseLost(model string) {
-	m.leaseLosses.Add(context.Background(), 1, m.labels.get(model, "", ""))
+	m.leaseLosses.Add(context.Background(), 1, m.labels.get(model, "", "").add...)
 }
 
 // batchEvent counts a batch event this worker published.
@@ -210,7 +210,7 @@ func statusClass(status int) string {
 type labels struct {
 	mu     sync.RWMutex
 	models map[string]struct{}
-	sets   sync.Map // labelKey → metric.MeasurementOption
+	sets   sync.Map // labelKey → *labelSet
 }
 
 type labelKey struct{ model, key, value string }
@@ -237,16 +237,24 @@ func (l *labels) model(name string) string {
 	return name
 }
 
-// get is the option recording with model and, when key is not "", key=value.
-func (l *labels) get(model, key, value string) metric.MeasurementOption {
+// labelSet is one cached attribute set as the option lists the
+// instruments take: passing a cached list allocates nothing per recording.
+type labelSet struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+// get is the attribute set of model and, when key is not "", key=value.
+func (l *labels) get(model, key, value string) *labelSet {
 	k := labelKey{l.model(model), key, value}
 	if o, ok := l.sets.Load(k); ok {
-		return o.(metric.MeasurementOption)
+		return o.(*labelSet)
 	}
 	kv := []attribute.KeyValue{attribute.String("model", k.model)}
 	if key != "" {
 		kv = append(kv, attribute.String(key, value))
 	}
-	o, _ := l.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kv...)))
-	return o.(metric.MeasurementOption)
+	o := metric.WithAttributeSet(attribute.NewSet(kv...))
+	set, _ := l.sets.LoadOrStore(k, &labelSet{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}})
+	return set.(*labelSet)
 }
