@@ -83,7 +83,8 @@ func NewBatchObject(b lifecycle.Batch) BatchObject {
 		},
 		RequestCounts: RequestCounts{
 			Total:     c.Total,
-			Completed: c.Completed,
+			// a superseded request's answer is its racing copy's completed line
+			Completed: c.Completed + c.Superseded,
 			Failed:    c.Failed + c.Expired + c.Canceled,
 		},
 		Metadata: meta,

@@ -82,6 +82,10 @@ type Batch struct {
 	// read them (purged by hand, dropped by stream limits), so their ids
 	// are unknown. Set when the batch turns final.
 	ResultsMissing int64 `json:"results_missing,omitempty"`
+	// Escalating counts the racing copies (escalation) started and not
+	// ended yet. Copies are not requests of the batch (not in Counts); the
+	// batch does not turn final while one runs, unless it expired.
+	Escalating int64 `json:"escalating,omitempty"`
 
 	CreatedAt    time.Time `json:"created_at"`
 	ExpiresAt    time.Time `json:"expires_at"`
