@@ -36,3 +36,14 @@ func PartnerID(id string) string {
 	}
 	return ""
 }
+
+// ReplacesLine reports whether the result line next replaces the line prev
+// already read for the same request in a client's output: one line per
+// request (per custom_id) always, and a completed line replaces one that is
+// not completed. That happens once, by escalation: an original's failure
+// was published before its racing copy completed; the copy's line (the
+// original's id and custom_id, escalation_id set) then overturns it.
+// Otherwise the first line stands.
+func ReplacesLine(prev, next *Result) bool {
+	return next.State == StateCompleted && prev.State != StateCompleted
+}

@@ -22,7 +22,8 @@ const payloadHeadroom = 4 << 10
 const resultRouteTTL = time.Minute
 
 // PublishResult stores res on <p>.res.<batch> with Nats-Msg-Id =
-// MsgID(batch, id), so a repeat inside the duplicate window is dropped by
+// MsgID(batch, id) (MsgID(batch, escalation_id) for a racing copy's line),
+// so a repeat inside the duplicate window is dropped by
 // the stream, and the same id in another batch is not. When the
 // encoded result would exceed the server's max payload, the response body
 // goes to the object store and the stored result carries Response.BodyRef
@@ -58,6 +59,11 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 		}
 	}
 	msgID := MsgID(res.BatchID, res.ID)
+	if res.EscalationID != "" {
+		// a winning racing copy's line for its original: its own id, so
+		// the stream does not drop it as a repeat of the original's line
+		msgID = MsgID(res.BatchID, res.EscalationID)
+	}
 	msg := nats.NewMsg(c.subj.result(res.BatchID))
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)

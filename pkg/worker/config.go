@@ -161,6 +161,9 @@ type Config struct {
 	OpTimeout time.Duration `yaml:"-"`
 	// Batches tunes the unknown-batch hold and the sweep.
 	Batches Batches `yaml:"batches"`
+	// Escalations are the per-model escalations near the deadline
+	// (route at claim, or a racing copy); reloadable.
+	Escalations Escalations `yaml:"escalations"`
 	// LogOutcomes is how many "request ended" lines per second are logged
 	// at info; the others go to debug, so a busy worker does not spend its
 	// time writing a line per request. Default 10.
@@ -196,6 +199,7 @@ func (c Config) WithDefaults() Config {
 		c.OpTimeout = OpTimeoutDefault
 	}
 	c.Batches = c.Batches.WithDefaults()
+	c.Escalations = c.Escalations.WithDefaults()
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
 	}
@@ -212,6 +216,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Batches.Validate(); err != nil {
+		return err
+	}
+	if err := c.Escalations.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -44,6 +44,12 @@ type execution struct {
 	// called is set once the upstream call is under way: the attempt the
 	// claim counted is then spent, whatever comes of the call.
 	called bool
+	// upstream is the request as the call sends it: req, or req routed to
+	// its escalation model (escalateAtClaim).
+	upstream *lifecycle.Request
+	// originRec is a racing copy's original (origin), read once.
+	originRec  *lifecycle.Record
+	originRead bool
 }
 
 // Handle runs one delivery to its end. It is the queue's handler; it never
@@ -92,6 +98,7 @@ func (w *Worker) Handle(d Delivery) {
 		return
 	}
 	x.proc = proc
+	x.escalateAtClaim()
 	x.run()
 }
 
@@ -185,12 +192,12 @@ func (x *execution) claimRefused(err error) {
 // run makes the upstream call of the processing request and records its
 // outcome.
 func (x *execution) run() {
-	w, req := x.w, x.req
+	w := x.w
 	policy := w.config().Retry
 	now := w.clock()
 
-	if !w.up.Routed(req.Model) {
-		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
+	if !w.up.Routed(x.upstream.Model) {
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", x.upstream.Model)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -224,7 +231,7 @@ func (x *execution) run() {
 		return
 	}
 	x.called = true
-	resp := w.up.Do(callCtx, req, httpclient.Call{TraceParent: x.d.TraceParent()})
+	resp := w.up.Do(callCtx, x.upstream, httpclient.Call{TraceParent: x.d.TraceParent()})
 	x.task.setEnding()
 	x.decide(policy, resp, context.Cause(callCtx))
 }

@@ -337,5 +337,14 @@ local function supersede_partner(pkey, bkey, lkey, pid, winner, now, retention)
   record_end(pkey, 'superseded', 'superseded', msg, now, retention, {
     fence = true, keep_result = true, fields = {'superseded_by', winner},
   })
-  return true, batch_end(pkey, bkey, lkey, batch_load(bkey), pid, st, 'superseded', now, retention)
+  local fin = batch_end(pkey, bkey, lkey, batch_load(bkey), pid, st, 'superseded', now, retention)
+  if st == 'failed' then
+    -- a failed original overturned after its batch's outcome was set (it
+    -- waited for this copy): one request completed after all
+    local o = redis.call('HMGET', bkey, 'outcome', 'finalized_at')
+    if o[1] == 'failed' and (o[2] or '') == '' then
+      redis.call('HSET', bkey, 'outcome', 'completed')
+    end
+  end
+  return true, fin
 end
