@@ -17,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		_ = p.Stop(context.Background())
 		return fmt.Errorf("http_addr: %w", err)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz)")
+	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz, /statusz)")
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("addr", settings.HTTPAddr).Msg("health endpoint failed")
@@ -144,6 +145,10 @@ func healthServer(p *config.Process, withPProf bool) *http.Server {
 	mux.HandleFunc("/healthz", func(rw http.ResponseWriter, _ *http.Request) {
 		rw.WriteHeader(http.StatusOK)
 		_, _ = rw.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/statusz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(map[string]any{"escalations": p.Worker.EscalationStats()})
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
