@@ -73,6 +73,16 @@ func newStackWith(t *testing.T, mo mockupstream.Options, mod func(*config.Settin
 	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect()}, mock
 }
 
+// waitCompleted waits until batch id is completed.
+func (s *stack) waitCompleted(ctx context.Context, t *testing.T, id string) {
+	t.Helper()
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, id)
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, time.Minute, 50*time.Millisecond)
+}
+
 // writeFile writes n request lines; bad lists line numbers (1-based) to
 // break, each in a different way.
 func writeFile(t *testing.T, n int, bad ...int) string {
@@ -192,11 +202,7 @@ func TestSkipInvalidSubmitsTheGoodLinesAndReportsTheRest(t *testing.T) {
 	require.Equal(t, 46, res.Requests)
 	require.Len(t, res.Rejected, 4)
 	require.EqualValues(t, 46, res.Batch.RequestCounts.Total)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-skip")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(ctx, t, "b-skip")
 	dir := t.TempDir()
 	errs := filepath.Join(dir, "errors.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-skip", Output: filepath.Join(dir, "out.jsonl"), Errors: errs, Input: path, Prefix: s.prefix})
@@ -231,11 +237,7 @@ func TestSubmitAgainPublishesNothingNew(t *testing.T) {
 	path := writeFile(t, 20)
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-again")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(ctx, t, "b-again")
 	stored := s.requestsStored(t)
 	require.EqualValues(t, 20, stored)
 	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
@@ -265,11 +267,7 @@ func TestResultsResolveBodiesStoredInTheObjectStore(t *testing.T) {
 			`{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"big-model","messages":[]}}`+"\n"), 0o600))
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-ref", Prefix: s.prefix})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-ref")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(ctx, t, "b-ref")
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-ref", Output: out, Prefix: s.prefix})
 	require.NoError(t, err)
@@ -302,11 +300,7 @@ func TestOutputFilesHaveOneLinePerCustomIDWhenACopyOverturnsAFailure(t *testing.
 	defer cancel()
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: writeFile(t, 2), BatchID: "b-esc", Prefix: s.prefix})
 	require.NoError(t, err)
-	c := client.New(s.nc, s.prefix)
-	require.Eventually(t, func() bool {
-		b, err := c.Batch(ctx, "b-esc")
-		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, time.Minute, 50*time.Millisecond)
+	s.waitCompleted(ctx, t, "b-esc")
 
 	dir := t.TempDir()
 	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")

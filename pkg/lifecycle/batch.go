@@ -57,6 +57,31 @@ type Counts struct {
 	Expired    int64 `json:"expired"`
 }
 
+// Count counts one request in state s in its counter (claimed and
+// processing are in_progress); false, counting nothing, for a state no
+// counter has.
+func (c *Counts) Count(s State) bool {
+	switch s {
+	case StatePending:
+		c.Pending++
+	case StateClaimed, StateProcessing:
+		c.InProgress++
+	case StateCompleted:
+		c.Completed++
+	case StateFailed:
+		c.Failed++
+	case StateCanceled:
+		c.Canceled++
+	case StateSuperseded:
+		c.Superseded++
+	case StateExpired:
+		c.Expired++
+	default:
+		return false
+	}
+	return true
+}
+
 // Terminal is the number of requests in a terminal state.
 func (c Counts) Terminal() int64 {
 	return c.Completed + c.Failed + c.Canceled + c.Superseded + c.Expired

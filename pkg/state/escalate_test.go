@@ -22,6 +22,15 @@ func (b *bundle) race(t testing.TB, ref lifecycle.Ref) *lifecycle.Request {
 	return cp
 }
 
+// pair creates batch b1 of total requests, claims r1 and starts its racing
+// copy: r1 processing and the copy's request message.
+func (b *bundle) pair(t testing.TB, total int64) (lifecycle.Processing, *lifecycle.Request) {
+	t.Helper()
+	b.createBatch(t, "b1", total)
+	orig := b.claim(t, request("r1", "b1"), "w")
+	return orig, b.race(t, orig.Ref)
+}
+
 // Escalate makes one copy per original: the original names it, the copy's
 // record names the original, is pending, not counted, and the batch counts
 // it in escalating only. A second call, a copy, an ended original and a
@@ -30,9 +39,7 @@ func TestEscalateStartsOneUncountedCopyPerOriginal(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	b.createBatch(t, "b1", 3)
-	p := b.claim(t, request("r1", "b1"), "w")
-	cp := b.race(t, p.Ref)
+	p, cp := b.pair(t, 3)
 	require.Equal(t, "r1~esc", cp.ID)
 
 	orig, err := b.store.Request(ctx, p.Ref)
@@ -83,9 +90,8 @@ func TestACopyCompletingFirstSupersedesItsOriginal(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	b.createBatch(t, "b1", 1)
-	p := b.claim(t, request("r1", "b1"), "w")
-	pc := b.claim(t, b.race(t, p.Ref), "w2")
+	p, cp := b.pair(t, 1)
+	pc := b.claim(t, cp, "w2")
 
 	tr, err := b.store.Complete(ctx, pc, state.Outcome{Status: 200, RoutedModel: "fast", Result: []byte("copy")})
 	require.NoError(t, err)
@@ -119,9 +125,8 @@ func TestAnOriginalCompletingFirstSupersedesItsCopy(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	b.createBatch(t, "b1", 1)
-	p := b.claim(t, request("r1", "b1"), "w")
-	pc := b.claim(t, b.race(t, p.Ref), "w2")
+	p, cp := b.pair(t, 1)
+	pc := b.claim(t, cp, "w2")
 
 	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("orig")})
 	require.NoError(t, err)
@@ -144,9 +149,8 @@ func TestAFailedCopyLeavesTheOriginalAndACanceledOriginalBeatsItsCopy(t *testing
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	b.createBatch(t, "b1", 2)
-	p := b.claim(t, request("r1", "b1"), "w")
-	pc := b.claim(t, b.race(t, p.Ref), "w2")
+	p, cp := b.pair(t, 2)
+	pc := b.claim(t, cp, "w2")
 	tr, err := b.store.Fail(ctx, pc.Held(), state.Outcome{Failure: failure(lifecycle.CodeRetriableStatus, 503)})
 	require.NoError(t, err)
 	require.True(t, tr.Applied)

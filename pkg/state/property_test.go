@@ -341,21 +341,10 @@ func requireRecount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycl
 		if v[2] == "1" {
 			published++
 		}
-		switch lifecycle.State(v[0].(string)) {
-		case lifecycle.StatePending:
+		if st := lifecycle.State(v[0].(string)); st == lifecycle.StatePending {
 			*pendingLike()++
-		case lifecycle.StateClaimed, lifecycle.StateProcessing:
-			c.InProgress++
-		case lifecycle.StateCompleted:
-			c.Completed++
-		case lifecycle.StateFailed:
-			c.Failed++
-		case lifecycle.StateCanceled:
-			c.Canceled++
-		case lifecycle.StateSuperseded:
-			c.Superseded++
-		case lifecycle.StateExpired:
-			c.Expired++
+		} else {
+			c.Count(st)
 		}
 	}
 	*pendingLike() += bt.Counts.Total - seen

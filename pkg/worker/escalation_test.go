@@ -73,22 +73,7 @@ func requireEscalationRecount(t *testing.T, e *env, reqs []*lifecycle.Request) {
 	for _, r := range reqs {
 		rec, err := e.store.Request(ctx, r.Ref())
 		require.NoError(t, err)
-		switch rec.State {
-		case lifecycle.StatePending:
-			c.Pending++
-		case lifecycle.StateClaimed, lifecycle.StateProcessing:
-			c.InProgress++
-		case lifecycle.StateCompleted:
-			c.Completed++
-		case lifecycle.StateFailed:
-			c.Failed++
-		case lifecycle.StateCanceled:
-			c.Canceled++
-		case lifecycle.StateSuperseded:
-			c.Superseded++
-		case lifecycle.StateExpired:
-			c.Expired++
-		}
+		require.True(t, c.Count(rec.State), rec.State)
 		key := e.prefix + ":{" + id + "}:req:"
 		if v, _ := e.redis.Client.HGet(ctx, key+r.ID, "pub_counted").Result(); v == "1" {
 			published++
