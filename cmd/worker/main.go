@@ -70,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 		_ = p.Stop(context.Background())
 		return fmt.Errorf("http_addr: %w", err)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz, /statusz)")
+	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz)")
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("addr", settings.HTTPAddr).Msg("health endpoint failed")

@@ -77,23 +77,32 @@ func (w *Worker) SetEscalations(e Escalations) error {
 
 // escalateAtClaim decides, once the claim started the request, whether it
 // is a racing copy (its result line then speaks for its original) and
-// whether the time left before its deadline escalates it.
-func (x *execution) escalateAtClaim() {
+// whether the time left before its deadline escalates it. A request routed
+// to its escalation model trades the requested model's fleet-wide slot for
+// the escalation model's; false when waiting for that slot was aborted
+// (the caller hands the request back).
+func (x *execution) escalateAtClaim() bool {
 	w, req := x.w, x.req
 	x.upstream = req
 	if x.origin() != nil {
-		return // a copy: never escalated again (no chains)
+		return true // a copy: never escalated again (no chains)
 	}
 	esc, ok := w.config().Escalations.near(req.Model, x.held.Deadline, w.clock())
 	if !ok {
-		return
+		return true
 	}
 	switch esc.Mode {
 	case EscalateRoute:
 		routed, err := withModel(req, esc.Model)
 		if err != nil {
 			x.logger().Warn().Err(err).Str("escalation_model", esc.Model).Msg("cannot rewrite the body for escalation; calling the requested model")
-			return
+			return true
+		}
+		// the fleet-wide limit is the escalation model's (the per-pod slot
+		// stays the requested model's consumer's)
+		x.releaseGlobal(*x.logger())
+		if limit, ok := w.config().Concurrency.Global[esc.Model]; ok && !x.acquireGlobal(esc.Model, limit) {
+			return false
 		}
 		x.upstream = routed
 		w.escalation.routed.Add(1)
@@ -104,6 +113,7 @@ func (x *execution) escalateAtClaim() {
 		defer cancel()
 		w.startCopy(ctx, req, esc.Model, *x.logger())
 	}
+	return true
 }
 
 // startCopy starts the racing copy of req on model: the store first (the

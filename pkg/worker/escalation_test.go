@@ -223,6 +223,26 @@ func TestRouteAtClaimSendsOnlyTheRequestsInsideTheThresholdToTheEscalationModel(
 	requireEscalationRecount(t, e, far)
 }
 
+// Routed at claim, a request is limited by the escalation model's
+// fleet-wide slots, not by the requested model's.
+func TestRouteAtClaimTakesTheEscalationModelsFleetWideSlot(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Models: map[string]mockupstream.Script{
+		fastModel: {Latency: &mockupstream.Latency{Min: 300 * time.Millisecond}},
+	}}})
+	cfg := escalating(worker.EscalateRoute, time.Hour)
+	cfg.Concurrency.Global = map[string]int{slowModel: 100, fastModel: 2}
+	e.startWorker(t, workerOpts{cfg: cfg})
+	reqs := e.newBatch(t, "fleet", slowModel, 12, 30*time.Minute)
+	e.publish(t, reqs)
+	for _, r := range e.waitResults(t, "fleet", 12, time.Minute) {
+		require.Equal(t, fastModel, r.RoutedModel)
+	}
+	require.Equal(t, 12, e.mock.CallsForModel(fastModel))
+	require.LessOrEqual(t, e.mock.MaxConcurrent(fastModel), 2, "the escalation model's fleet-wide limit")
+	requireEscalationRecount(t, e, reqs)
+}
+
 // A superseded request publishes no line of its own, whoever finds it
 // superseded: here no supersede event comes (Redis alone says so), so the
 // heartbeat finds the lease lost, the call is cut, and the redelivery's

@@ -71,13 +71,15 @@ func (w *Worker) Handle(d Delivery) {
 	}
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
-		if !x.acquireGlobal(limit) {
+		if !x.acquireGlobal(req.Model, limit) {
 			x.logger().Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
 			x.nak(0)
 			return
 		}
-		defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 	}
+	// whichever slot the task holds at the end: the request's model's, or
+	// its escalation model's (escalateAtClaim)
+	defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 
 	claim, err := x.claim()
 	if err != nil {
@@ -98,7 +100,11 @@ func (w *Worker) Handle(d Delivery) {
 		return
 	}
 	x.proc = proc
-	x.escalateAtClaim()
+	if !x.escalateAtClaim() {
+		x.logger().Info().Msg("waiting for the escalation model's fleet-wide slot was aborted; handing the request back")
+		x.release()
+		return
+	}
 	x.run()
 }
 
