@@ -31,6 +31,13 @@ func (b *bundle) pair(t testing.TB, total int64) (lifecycle.Processing, *lifecyc
 	return orig, b.race(t, orig.Ref)
 }
 
+// running is pair with the copy claimed too: both in flight.
+func (b *bundle) running(t testing.TB, total int64) (orig, cp lifecycle.Processing) {
+	t.Helper()
+	orig, req := b.pair(t, total)
+	return orig, b.claim(t, req, "w2")
+}
+
 // Escalate makes one copy per original: the original names it, the copy's
 // record names the original, is pending, not counted, and the batch counts
 // it in escalating only. A second call, a copy, an ended original and a
@@ -90,8 +97,7 @@ func TestACopyCompletingFirstSupersedesItsOriginal(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	p, cp := b.pair(t, 1)
-	pc := b.claim(t, cp, "w2")
+	p, pc := b.running(t, 1)
 
 	tr, err := b.store.Complete(ctx, pc, state.Outcome{Status: 200, RoutedModel: "fast", Result: []byte("copy")})
 	require.NoError(t, err)
@@ -125,8 +131,7 @@ func TestAnOriginalCompletingFirstSupersedesItsCopy(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	p, cp := b.pair(t, 1)
-	pc := b.claim(t, cp, "w2")
+	p, pc := b.running(t, 1)
 
 	tr, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("orig")})
 	require.NoError(t, err)
@@ -149,8 +154,7 @@ func TestAFailedCopyLeavesTheOriginalAndACanceledOriginalBeatsItsCopy(t *testing
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	p, cp := b.pair(t, 2)
-	pc := b.claim(t, cp, "w2")
+	p, pc := b.running(t, 2)
 	tr, err := b.store.Fail(ctx, pc.Held(), state.Outcome{Failure: failure(lifecycle.CodeRetriableStatus, 503)})
 	require.NoError(t, err)
 	require.True(t, tr.Applied)
