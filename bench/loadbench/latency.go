@@ -175,7 +175,7 @@ func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, 
 	}
 	f := &latencyFigures{Scenario: sc, Entry: e.label, Round: round}
 	publish := func(model, id string, i int) (time.Time, error) {
-		m, err := requestMsg(model, id, i)
+		m, err := requestMsg(model, id, benchBody(model, i))
 		if err != nil {
 			return time.Time{}, err
 		}

@@ -16,7 +16,7 @@
 //	bin/loadbench -scenarios throughput -n 50000 -rounds 3
 //
 // Scenarios (-scenarios, comma-separated): throughput, inflight, latency,
-// coldmodel, retry, multi. docs/BENCHMARKS.md describes each and records
+// coldmodel, retry, multi, ratelimit, hold, adaptive. docs/BENCHMARKS.md describes each and records
 // the figures.
 package main
 
@@ -66,12 +66,15 @@ type options struct {
 	multiLatency  time.Duration
 	multiWorkers  int
 	multiHandlers int
+	rlN           int
+	holdN         int
+	adaptiveN     int
 }
 
 func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
 	o := &options{}
-	fs.StringVar(&o.scenarios, "scenarios", "throughput", "comma-separated: throughput, inflight, latency, coldmodel, retry, multi")
+	fs.StringVar(&o.scenarios, "scenarios", "throughput", "comma-separated: throughput, inflight, latency, coldmodel, retry, multi, ratelimit, hold, adaptive")
 	fs.StringVar(&o.binDir, "bin", "bin", "directory of nats-server, worker, mockupstream, pipeline and asynqbase")
 	fs.StringVar(&o.redisServer, "redis-server", "/usr/bin/redis-server", "redis-server binary")
 	fs.StringVar(&o.out, "out", "bin/loadbench.json", "file for the raw figures of every round (JSON)")
@@ -95,6 +98,9 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.multiLatency, "multi-latency", 20*time.Millisecond, "multi: upstream latency per call")
 	fs.IntVar(&o.multiWorkers, "multi-workers", 3, "multi: worker processes compared with one")
 	fs.IntVar(&o.multiHandlers, "multi-concurrency", 64, "multi: -concurrency of each worker")
+	fs.IntVar(&o.rlN, "ratelimit-n", 5000, "ratelimit: requests per round (at 600 RPM, 5,000 take 8-9 minutes)")
+	fs.IntVar(&o.holdN, "hold-n", 3000, "hold: requests per round")
+	fs.IntVar(&o.adaptiveN, "adaptive-n", 10000, "adaptive: requests per round")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -169,8 +175,8 @@ func run(args []string, stdout io.Writer) error {
 					if err != nil {
 						return fmt.Errorf("%s %s: %w", sc, g.title, err)
 					}
-					fmt.Fprintf(stdout, "round %d %s %s %s: %.0f req/s, SUT %.0f CPU-µs/req, all %.0f CPU-µs/req, SUT peak RSS %.1f MiB\n",
-						r+1, sc, g.title, e.label, f.ReqPerS, f.CPUus["sut"], f.cpuTotal(), f.PeakRSSMiB)
+					fmt.Fprintf(stdout, "round %d %s %s %s: %.0f req/s, SUT %.0f CPU-µs/req, all %.0f CPU-µs/req, SUT peak RSS %.1f MiB%s\n",
+						r+1, sc, g.title, e.label, f.ReqPerS, f.CPUus["sut"], f.cpuTotal(), f.PeakRSSMiB, rateLimitLine(f))
 					rounds[r][i] = f
 					raw.Rounds = append(raw.Rounds, f)
 				}
@@ -215,6 +221,8 @@ func groupsOf(sc string, o *options, b bins) ([]*group, error) {
 					mockArgs: []string{"-rate-limit", "0.2", "-retry-after", "200ms"}},
 				{label: "salvo", sys: &salvo{b: b, concurrency: 64, workers: 1}, mockArgs: []string{}},
 			}}}, nil
+	case "ratelimit", "hold", "adaptive":
+		return rateLimitGroups(sc, o, b), nil
 	case "multi":
 		lat := []string{"-latency", o.multiLatency.String()}
 		return []*group{{scenario: sc, n: o.multiN,

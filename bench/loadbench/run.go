@@ -43,6 +43,11 @@ type figures struct {
 	// before the window).
 	CPUus      map[string]float64 `json:"cpu_us_per_req"`
 	PeakRSSMiB float64            `json:"sut_peak_rss_mib"` // VmHWM, summed over the processes under test
+	// Mock are the mock upstream's limit counters (scenarios ratelimit, hold).
+	Mock *mockStats `json:"mock,omitempty"`
+	// AdaptiveLimit is the first worker's adaptive concurrency limit at the
+	// end of the run (scenario adaptive).
+	AdaptiveLimit int `json:"adaptive_limit,omitempty"`
 }
 
 // cpuTotal is the CPU-µs per request of every process together.
@@ -146,6 +151,16 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 			return nil, err
 		}
 		f.PeakRSSMiB += float64(kib) / 1024
+	}
+	if in.mock != nil {
+		if f.Mock, err = fetchMockStats(ctx, in.mockURL); err != nil {
+			return nil, err
+		}
+	}
+	if s, ok := e.sys.(*salvo); ok && s.adaptive {
+		if f.AdaptiveLimit, err = s.adaptiveLimit(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if err := e.sys.verify(ctx, in, g.n); err != nil {
 		return nil, fmt.Errorf("%s round %d: %w", e.label, round, err)

@@ -52,6 +52,14 @@ type salvo struct {
 	// h2c makes the worker's default route speak HTTP/2 without TLS to
 	// the mock upstream (upstream.default.h2c).
 	h2c bool
+	// env are extra settings of the workers (SALVO_… variables).
+	env []string
+	// mixed loads bodies of mixed sizes (mixedBody) instead of one size.
+	mixed bool
+	// adaptive: the workers run adaptive concurrency; their /limits is read.
+	adaptive bool
+	// ports are the workers' http ports, once started.
+	ports []int
 }
 
 func (s *salvo) name() string {
@@ -71,19 +79,24 @@ func (s *salvo) prepare(ctx context.Context, in *infra) error {
 }
 
 func (s *salvo) load(ctx context.Context, in *infra, n int) error {
+	if s.mixed {
+		return publishBodies(ctx, in, n, "r", mixedBody)
+	}
 	return publishRequests(ctx, in, n, "r")
 }
 
 func (s *salvo) start(ctx context.Context, in *infra) ([]*child, error) {
 	var cs []*child
+	s.ports = nil
 	for i := range max(s.workers, 1) {
 		port, err := freePort()
 		if err != nil {
 			return cs, err
 		}
-		var env []string
+		s.ports = append(s.ports, port)
+		env := append([]string(nil), s.env...)
 		if s.h2c {
-			env = []string{"SALVO_UPSTREAM_DEFAULT_H2C=true"}
+			env = append(env, "SALVO_UPSTREAM_DEFAULT_H2C=true")
 		}
 		c, err := in.p.start("worker-"+strconv.Itoa(i), env, s.b.worker, s.args(in, port)...)
 		if err != nil {
@@ -210,23 +223,29 @@ func verifyStreams(ctx context.Context, in *infra, n int) error {
 	})
 }
 
-// benchRequest is request i of a run: a batchless chat completion (271-ish
-// bytes, like pkg/worker's benchmarks), expiring in an hour.
-func benchRequest(model, id string, i int) ([]byte, error) {
+// benchBody is request i's body: a chat completion (271-ish bytes with
+// its envelope, like pkg/worker's benchmarks).
+func benchBody(model string, i int) []byte {
+	return fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"user","content":"question %d"}]}`, model, i)
+}
+
+// benchRequest is request i of a run: a batchless request with body,
+// expiring in an hour.
+func benchRequest(model, id string, body []byte) ([]byte, error) {
 	return json.Marshal(&lifecycle.Request{
 		V: lifecycle.WireVersion, ID: id, Model: model, Method: "POST", URL: "/v1/chat/completions",
-		Body:      fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"user","content":"question %d"}]}`, model, i),
+		Body:      body,
 		ExpiresAt: time.Now().Add(time.Hour).UTC().Truncate(time.Second),
 	})
 }
 
 // requestMsg is the JetStream message of a batchless request (docs/PROTOCOL.md §3).
-func requestMsg(model, id string, i int) (*nats.Msg, error) {
+func requestMsg(model, id string, body []byte) (*nats.Msg, error) {
 	tok, err := lifecycle.EncodeToken(model)
 	if err != nil {
 		return nil, err
 	}
-	data, err := benchRequest(model, id, i)
+	data, err := benchRequest(model, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -239,6 +258,11 @@ func requestMsg(model, id string, i int) (*nats.Msg, error) {
 // publishRequests publishes n requests with JetStream async publishes (at
 // most 4,096 unacknowledged) and checks that the stream holds them all.
 func publishRequests(ctx context.Context, in *infra, n int, idPrefix string) error {
+	return publishBodies(ctx, in, n, idPrefix, benchBody)
+}
+
+// publishBodies is publishRequests with request i's body from body.
+func publishBodies(ctx context.Context, in *infra, n int, idPrefix string, body func(model string, i int) []byte) error {
 	var failed atomic.Int64
 	js, err := jetstream.New(in.nc, jetstream.WithPublishAsyncMaxPending(4096),
 		jetstream.WithPublishAsyncErrHandler(func(jetstream.JetStream, *nats.Msg, error) { failed.Add(1) }))
@@ -246,7 +270,7 @@ func publishRequests(ctx context.Context, in *infra, n int, idPrefix string) err
 		return err
 	}
 	for i := range n {
-		m, err := requestMsg(benchModel, fmt.Sprintf("%s-%07d", idPrefix, i), i)
+		m, err := requestMsg(benchModel, fmt.Sprintf("%s-%07d", idPrefix, i), body(benchModel, i))
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,13 @@
 //
 // -fail-rate is split evenly between 429 (with -retry-after), 500 and 503;
 // -rate-limit, -server-error, -unavailable and -reset-rate add to their share.
+//
+// -rpm and -tpm enforce OpenAI-style limits per API key and model, with
+// x-ratelimit-* headers on every answer and 429s over budget; -hold-after N
+// answers the N-th call 429 with retry-after -hold and logs every call
+// that arrives for the same key and model while the hold lasts; -knee N is
+// the self-hosted mode (latency grows past N calls in flight). GET
+// /mock/stats returns the counters as JSON.
 package main
 
 import (
@@ -41,6 +48,12 @@ func run(args []string) error {
 		chunkDelay  = fs.Duration("chunk-delay", 0, "pause between SSE chunks")
 		replyWords  = fs.Int("reply-words", mockupstream.ReplyWordsDefault, "words in each generated reply")
 		seed        = fs.Uint64("seed", 1, "seed of the latency and failure draws")
+		rpm         = fs.Int64("rpm", 0, "requests per minute per API key and model (0: unlimited)")
+		tpm         = fs.Int64("tpm", 0, "tokens per minute per API key and model (0: unlimited)")
+		holdAfter   = fs.Int64("hold-after", 0, "answer this call (1-based, all keys) 429 with retry-after -hold")
+		hold        = fs.Duration("hold", 2*time.Second, "retry-after of the -hold-after call")
+		holdGrace   = fs.Duration("hold-grace", 100*time.Millisecond, "calls arriving this soon after the hold began were already on their way")
+		knee        = fs.Int("knee", 0, "self-hosted mode: latency grows as (in flight / knee)² past this many calls in flight")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -58,9 +71,18 @@ func run(args []string) error {
 	if *latencyMax != 0 && *latencyMax < *latency {
 		return fmt.Errorf("-latency-max %s is below -latency %s", *latencyMax, *latency)
 	}
+	var limits *mockupstream.Limits
+	if *rpm > 0 || *tpm > 0 || *holdAfter > 0 {
+		limits = &mockupstream.Limits{RPM: *rpm, TPM: *tpm, HoldAfter: *holdAfter, Hold: *hold, HoldGrace: *holdGrace}
+	}
 	srv, err := mockupstream.New(mockupstream.Options{
-		Addr: *addr,
-		Seed: *seed,
+		Addr:   *addr,
+		Seed:   *seed,
+		Limits: limits,
+		Knee:   *knee,
+		Logf: func(format string, args ...any) {
+			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05.000 ")+format+"\n", args...)
+		},
 		Script: mockupstream.Script{
 			Latency:    &mockupstream.Latency{Min: *latency, Max: *latencyMax},
 			Failures:   mix,

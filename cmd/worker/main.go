@@ -150,6 +150,13 @@ func healthServer(p *config.Process, withPProf bool) *http.Server {
 		rw.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(rw).Encode(map[string]any{"escalations": p.Worker.EscalationStats()})
 	})
+	// /limits: this worker's view of each upstream key × model — budgets
+	// (configured or learned), whether the Redis fallback is on, the
+	// adaptive concurrency limit.
+	mux.HandleFunc("/limits", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(p.Worker.Limits())
+	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()

@@ -45,6 +45,9 @@ func sampleText(t *testing.T, st setting) string {
 		if st.typ.Elem().Kind() == reflect.String {
 			return `{"X-Team": "a"}`
 		}
+		if st.key == "rate_limits.budgets" {
+			return `{"gpt-4o": {"requests_per_minute": 600, "tokens_per_minute": 200000}}`
+		}
 		return `{"meta/llama-3.1": {"base_url": "http://h:1", "headers": {"X-A": "b"}}}`
 	}
 	t.Fatalf("%s: no sample for %s", st.key, st.typ)

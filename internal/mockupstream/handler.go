@@ -43,6 +43,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	defer s.handlers.Done()
 
 	switch r.URL.Path {
+	case "/mock/stats":
+		s.serveStats(w)
+		return
 	case PathChatCompletions, PathCompletions, PathEmbeddings:
 	default:
 		writeError(w, http.StatusNotFound, "invalid_request_error", "unknown path "+r.URL.Path)
@@ -79,7 +82,19 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.opts.OnRequest != nil {
 		s.opts.OnRequest(r, requestID, req.Model)
 	}
-	if !s.pause(r.Context(), s.latency(sc)) {
+	lat := s.latency(sc)
+	if s.opts.Knee > 0 {
+		lat = kneeLatency(lat, s.opts.Knee, s.Concurrent(req.Model))
+	}
+	words := sc.ReplyWords
+	if words <= 0 {
+		words = ReplyWordsDefault
+	}
+	if !s.limits.admit(w, r, req.Model, int64(max(req.promptBytes()/4, 1)+words)) {
+		writeError(w, http.StatusTooManyRequests, "rate_limit_error", "mock: rate limit reached for "+req.Model)
+		return
+	}
+	if !s.pause(r.Context(), lat) {
 		abort()
 	}
 	status := s.decide(n, sc)

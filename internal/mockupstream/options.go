@@ -135,4 +135,13 @@ type Options struct {
 	OnRequest func(r *http.Request, requestID, model string)
 	// Clock gives "created" timestamps; default time.Now.
 	Clock func() time.Time
+	// Limits enforces per-key budgets with OpenAI-style headers (nil:
+	// none) and can script one fleet-wide hold.
+	Limits *Limits
+	// Knee > 0 is the self-hosted mode: a call's latency (Script.Latency's
+	// Min) grows with the square of the calls in flight for its model
+	// beyond Knee.
+	Knee int
+	// Logf receives the limit and hold log lines (nil: dropped).
+	Logf func(format string, args ...any)
 }

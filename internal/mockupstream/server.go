@@ -43,6 +43,7 @@ type Server struct {
 	concurrent map[string]int
 	maxConc    map[string]int
 	received   map[string][]Received
+	limits     *limiter
 }
 
 // New starts a server on Options.Addr (default a free loopback port).
@@ -84,6 +85,7 @@ func New(opts Options) (*Server, error) {
 		concurrent: map[string]int{},
 		maxConc:    map[string]int{},
 		received:   map[string][]Received{},
+		limits:     newLimiter(opts.Limits, opts.Logf),
 	}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 30 * time.Second}
 	// HTTP/1.1, and HTTP/2 without TLS for clients that start with its

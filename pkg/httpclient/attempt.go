@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // prepared is a request ready to send: every attempt sends exactly these
@@ -102,9 +103,13 @@ func (c *Client) attempt(ctx context.Context, st *clientState, p *prepared) (*Re
 	}
 	defer resp.Body.Close()
 
-	out := &Response{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id")}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		if d, ok := lifecycle.ParseRetryAfter(ra, time.Now()); ok {
+	now := time.Now()
+	out := &Response{Status: resp.StatusCode, RequestID: resp.Header.Get("X-Request-Id"),
+		Limits: ratelimit.ParseHeaders(resp.Header, resp.StatusCode, now)}
+	if out.Limits.HoldFor > 0 {
+		out.RetryAfter = out.Limits.HoldFor // retry-after-ms, else Retry-After
+	} else if ra := resp.Header.Get("Retry-After"); ra != "" {
+		if d, ok := lifecycle.ParseRetryAfter(ra, now); ok {
 			out.RetryAfter = d
 		}
 	}

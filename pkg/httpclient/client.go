@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // Call carries what a single attempt needs beyond the request itself.
@@ -38,8 +39,10 @@ type Response struct {
 	Body []byte
 	// RequestID is the upstream's x-request-id, if any.
 	RequestID string
-	// RetryAfter is the parsed Retry-After, when present.
+	// RetryAfter is the parsed retry-after-ms or Retry-After, when present.
 	RetryAfter time.Duration
+	// Limits is what the rate-limit headers said (ratelimit.ParseHeaders).
+	Limits ratelimit.Observation
 	// Failure is nil on success (status < 400), else classified.
 	Failure *lifecycle.Failure
 	// Duration is the wall time of the whole Do, retries included.
@@ -69,8 +72,12 @@ type clientOptions struct {
 
 // clientState is one configuration with the transport serving it.
 type clientState struct {
-	cfg       Config
-	bases     map[string]*url.URL
+	cfg   Config
+	bases map[string]*url.URL
+	// budgets are the routes' budget names (budgetName), by model; def is
+	// the default route's.
+	budgets   map[string]string
+	defBudget string
 	defBase   *url.URL
 	transport *http.Transport
 	http      *http.Client
@@ -144,6 +151,25 @@ func (c *Client) Routed(model string) bool {
 	return ok || st.cfg.Default != nil
 }
 
+// Budget names what the rate-limit budget of a call for model is shared
+// with (Route.Budget): the route's budget name, else a hash of the key the
+// call is sent with, else the route. Never the key itself.
+func (c *Client) Budget(model string, call Call) string {
+	st := c.state.Load()
+	r, ok := st.cfg.Routes[model]
+	name, found := st.budgets[model]
+	if !ok {
+		if st.cfg.Default == nil {
+			return ""
+		}
+		r, name, found = *st.cfg.Default, st.defBudget, true
+	}
+	if found && r.Budget == "" && r.AllowRequestAPIKey && !call.APIKey.IsZero() {
+		return keyHash(call.APIKey)
+	}
+	return name
+}
+
 // Close closes idle connections. Calls in flight are not interrupted (cancel
 // their contexts for that); the Client stays usable.
 func (c *Client) Close() {
@@ -159,8 +185,9 @@ func (c *Client) buildState(cfg Config, old *clientState) (*clientState, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
-	st := &clientState{cfg: cfg, bases: make(map[string]*url.URL, len(cfg.Routes))}
+	st := &clientState{cfg: cfg, bases: make(map[string]*url.URL, len(cfg.Routes)), budgets: make(map[string]string, len(cfg.Routes))}
 	for name, r := range cfg.Routes {
+		st.budgets[name] = r.budgetName("route:" + name)
 		u, err := parseBaseURL(r.BaseURL)
 		if err != nil { // unreachable after Validate; kept for safety
 			return nil, fmt.Errorf("%w: routes[%q].base_url: %w", ErrInvalidConfig, name, err)
@@ -173,6 +200,7 @@ func (c *Client) buildState(cfg Config, old *clientState) (*clientState, error) 
 			return nil, fmt.Errorf("%w: default.base_url: %w", ErrInvalidConfig, err)
 		}
 		st.defBase = u
+		st.defBudget = cfg.Default.budgetName("default")
 	}
 	if old != nil && sameTransport(old.cfg, cfg) {
 		st.transport = old.transport

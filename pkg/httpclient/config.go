@@ -1,7 +1,9 @@
 package httpclient
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -63,6 +65,30 @@ type Route struct {
 	// connection, two goroutines and their buffers per call in flight.
 	// https:// routes negotiate HTTP/2 by themselves, through ALPN.
 	H2C bool `yaml:"h2c"`
+	// Budget names the rate-limit budget the route's calls share, per
+	// model (pkg/ratelimit): routes with the same name share one. Empty
+	// means the route's API key (by a hash of it), or the route itself
+	// when it sends none.
+	Budget string `yaml:"budget"`
+}
+
+// budgetName is the route's budget name: Budget, a hash of its key, or
+// fallback.
+func (r Route) budgetName(fallback string) string {
+	switch {
+	case r.Budget != "":
+		return "name:" + r.Budget
+	case !r.APIKey.IsZero():
+		return keyHash(r.APIKey)
+	}
+	return fallback
+}
+
+// keyHash names a budget by its key without revealing it: "key:" and the
+// first 16 hex digits of the key's SHA-256.
+func keyHash(k Secret) string {
+	sum := sha256.Sum256([]byte(k.Reveal()))
+	return "key:" + hex.EncodeToString(sum[:8])
 }
 
 // Timeouts bounds each phase of a call; see the package documentation.
@@ -222,6 +248,9 @@ func (r Route) validate(key string) error {
 		if !validHeaderValue(v) {
 			return lifecycle.ConfigErrorf(fmt.Sprintf("%s.headers[%q]", key, k), "value contains control characters")
 		}
+	}
+	if strings.ContainsAny(r.Budget, "{}|") {
+		return lifecycle.ConfigErrorf(key+".budget", "%q must not contain '{', '}' or '|'", r.Budget)
 	}
 	if r.APIKeyEnv != "" && !validHeaderName(r.APIKeyEnv) {
 		return lifecycle.ConfigErrorf(key+".api_key_env", "%q is not a valid environment variable name", r.APIKeyEnv)

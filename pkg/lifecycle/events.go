@@ -15,6 +15,9 @@ const (
 	ControlCancel ControlKind = "cancel"
 	// ControlSupersede ends a request whose racing copy won.
 	ControlSupersede ControlKind = "supersede"
+	// ControlHold says an upstream asked to hold a budget (a 429 or 503
+	// with Retry-After); the hold itself is in Redis.
+	ControlHold ControlKind = "hold"
 )
 
 // ControlEvent is the JSON body of a control message. Redis holds the truth;
@@ -25,7 +28,10 @@ type ControlEvent struct {
 	BatchID   string      `json:"batch_id,omitempty"`
 	RequestID string      `json:"request_id,omitempty"`
 	By        string      `json:"by,omitempty"`
-	At        time.Time   `json:"at"`
+	// Budget and Model name the budget of a hold (never an API key).
+	Budget string    `json:"budget,omitempty"`
+	Model  string    `json:"model,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // BatchEvent is a batch lifecycle event, stored in the RESULTS stream on

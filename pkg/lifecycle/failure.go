@@ -43,13 +43,17 @@ const (
 	// CodeMessageLost: the request's message left the stream (purged by
 	// hand, dropped by a stream limit) while no worker held it.
 	CodeMessageLost FailureCode = "message_lost"
+	// CodeRateLimitedDeadline: the request could not get its upstream
+	// budget (rate limits, a fleet-wide hold) before its deadline; it was
+	// never sent.
+	CodeRateLimitedDeadline FailureCode = "rate_limited_deadline"
 )
 
 // FailureCodes lists every code.
 var FailureCodes = []FailureCode{
 	CodeRetriableStatus, CodeNonRetriableStatus, CodeNetworkError, CodeTimeout,
 	CodeTaskTerminated, CodeRequestBuild, CodeBatchCanceled, CodeBatchExpired,
-	CodeBatchNotFound, CodeMessageLost,
+	CodeBatchNotFound, CodeMessageLost, CodeRateLimitedDeadline,
 	CodeUnroutedModel, CodeRequestCanceled, CodeSuperseded, CodeMalformedMessage,
 	CodeMaxDeliveries,
 }

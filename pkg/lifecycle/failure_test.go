@@ -12,21 +12,22 @@ import (
 
 func TestFailureCodeRetriable(t *testing.T) {
 	want := map[lifecycle.FailureCode]bool{
-		lifecycle.CodeRetriableStatus:    true,
-		lifecycle.CodeNonRetriableStatus: false,
-		lifecycle.CodeNetworkError:       true,
-		lifecycle.CodeTimeout:            true,
-		lifecycle.CodeTaskTerminated:     true,
-		lifecycle.CodeRequestBuild:       false,
-		lifecycle.CodeBatchCanceled:      false,
-		lifecycle.CodeBatchExpired:       false,
-		lifecycle.CodeUnroutedModel:      false,
-		lifecycle.CodeRequestCanceled:    false,
-		lifecycle.CodeSuperseded:         false,
-		lifecycle.CodeMalformedMessage:   false,
-		lifecycle.CodeMaxDeliveries:      false,
-		lifecycle.CodeBatchNotFound:      false,
-		lifecycle.CodeMessageLost:        false,
+		lifecycle.CodeRetriableStatus:     true,
+		lifecycle.CodeNonRetriableStatus:  false,
+		lifecycle.CodeNetworkError:        true,
+		lifecycle.CodeTimeout:             true,
+		lifecycle.CodeTaskTerminated:      true,
+		lifecycle.CodeRequestBuild:        false,
+		lifecycle.CodeBatchCanceled:       false,
+		lifecycle.CodeBatchExpired:        false,
+		lifecycle.CodeUnroutedModel:       false,
+		lifecycle.CodeRequestCanceled:     false,
+		lifecycle.CodeSuperseded:          false,
+		lifecycle.CodeMalformedMessage:    false,
+		lifecycle.CodeMaxDeliveries:       false,
+		lifecycle.CodeBatchNotFound:       false,
+		lifecycle.CodeMessageLost:         false,
+		lifecycle.CodeRateLimitedDeadline: false,
 	}
 	require.Len(t, lifecycle.FailureCodes, len(want), "every code is listed and tested")
 	seen := map[lifecycle.FailureCode]bool{}

@@ -20,6 +20,7 @@ import (
 const (
 	KindCancel    = lifecycle.ControlCancel
 	KindSupersede = lifecycle.ControlSupersede
+	KindHold      = lifecycle.ControlHold
 )
 
 // ControlEvent is the JSON body of a control message. Defined in
@@ -54,6 +55,18 @@ func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) err
 		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
 	}
 	return c.publishControl(ctx, c.subj.supersede(requestID), ControlEvent{Kind: KindSupersede, RequestID: requestID, By: by, At: time.Now().UTC()})
+}
+
+// PublishHold announces on <p>.ctl.hold that the upstream asked to hold
+// the budget of model (a 429 or 503 with Retry-After) once the hold is in
+// Redis: a worker that has not used that budget's store yet starts asking
+// it before each call, so one 429 slows every worker at once. The event
+// carries no time: the store's hold decides how long.
+func (c *Client) PublishHold(ctx context.Context, budget, model string) error {
+	if budget == "" || model == "" {
+		return fmt.Errorf("%w: hold needs a budget and a model", ErrInvalidRequest)
+	}
+	return c.publishControl(ctx, c.subj.hold(), ControlEvent{Kind: KindHold, Budget: budget, Model: model, At: time.Now().UTC()})
 }
 
 func (c *Client) publishControl(ctx context.Context, subj string, ev ControlEvent) error {

@@ -29,6 +29,8 @@ func TestCancelReachesEveryInstance(t *testing.T) {
 	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", ""))
 	require.NoError(t, b.c.PublishCancel(ctx(t), "batch-1", "req/1"))
 	require.NoError(t, b.c.PublishSupersede(ctx(t), "req-2", "req-2-esc"))
+	require.NoError(t, b.c.PublishHold(ctx(t), "key:abc", "org/model:v1"))
+	require.Error(t, b.c.PublishHold(ctx(t), "", "m"), "a hold names its budget")
 	// A last event from the same connection arrives after every earlier
 	// one, so once each instance has it any duplicate would be in.
 	require.NoError(t, b.c.PublishCancel(ctx(t), "sentinel", ""))
@@ -45,7 +47,7 @@ func TestCancelReachesEveryInstance(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	for i, evs := range got {
-		require.Len(t, evs, 4, "instance %d", i)
+		require.Len(t, evs, 5, "instance %d", i)
 		require.Equal(t, queue.KindCancel, evs[0].Kind)
 		require.Equal(t, "batch-1", evs[0].BatchID)
 		require.Empty(t, evs[0].RequestID)
@@ -53,6 +55,9 @@ func TestCancelReachesEveryInstance(t *testing.T) {
 		require.Equal(t, queue.KindSupersede, evs[2].Kind)
 		require.Equal(t, "req-2", evs[2].RequestID)
 		require.Equal(t, "req-2-esc", evs[2].By)
+		require.Equal(t, queue.KindHold, evs[3].Kind)
+		require.Equal(t, "key:abc", evs[3].Budget)
+		require.Equal(t, "org/model:v1", evs[3].Model)
 		require.False(t, evs[0].At.IsZero())
 	}
 }

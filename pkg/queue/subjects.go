@@ -215,18 +215,21 @@ func (s subjects) supersede(requestID string) string {
 	return s.join(nsControl, string(KindSupersede), lifecycle.MustEncodeToken(requestID))
 }
 
+// hold is the subject announcing a budget hold.
+func (s subjects) hold() string { return s.join(nsControl, string(KindHold)) }
+
 // allControl (<p>.ctl.>) is what every worker subscribes to.
 func (s subjects) allControl() string { return s.join(nsControl, ">") }
 
 // controlSubject is what a control subject says.
 type controlSubject struct {
-	kind      lifecycle.ControlKind // KindCancel or KindSupersede
+	kind      lifecycle.ControlKind // KindCancel, KindSupersede or KindHold
 	batchID   string                // "" for a batchless request and for a supersede
 	requestID string                // "" for a whole batch
 }
 
-// parseControl reads <p>.ctl.cancel.<batch>[.<request>] and
-// <p>.ctl.supersede.<request>.
+// parseControl reads <p>.ctl.cancel.<batch>[.<request>],
+// <p>.ctl.supersede.<request> and <p>.ctl.hold.
 func (s subjects) parseControl(subject string) (controlSubject, error) {
 	var c controlSubject
 	rest, ok := strings.CutPrefix(subject, s.join(nsControl, ""))
@@ -248,8 +251,11 @@ func (s subjects) parseControl(subject string) (controlSubject, error) {
 		}
 	case toks[0] == string(KindSupersede) && len(toks) == 2:
 		c.kind = KindSupersede
+	case toks[0] == string(KindHold) && len(toks) == 1:
+		c.kind = KindHold
+		return c, nil
 	default:
-		return c, fmt.Errorf("%w: %s is not <prefix>.ctl.cancel.<batch>[.<request>] or <prefix>.ctl.supersede.<request>",
+		return c, fmt.Errorf("%w: %s is not <prefix>.ctl.cancel.<batch>[.<request>], <prefix>.ctl.supersede.<request> or <prefix>.ctl.hold",
 			ErrInvalidSubject, subject)
 	}
 	if c.requestID, err = lifecycle.DecodeToken(toks[len(toks)-1]); err != nil {

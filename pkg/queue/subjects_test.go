@@ -79,6 +79,7 @@ func TestControlSubjectRoundTrip(t *testing.T) {
 		{s.cancel("b.1", "r/1"), controlSubject{kind: KindCancel, batchID: "b.1", requestID: "r/1"}},
 		{s.cancel("", "r1"), controlSubject{kind: KindCancel, requestID: "r1"}},
 		{s.supersede("r.2"), controlSubject{kind: KindSupersede, requestID: "r.2"}},
+		{s.hold(), controlSubject{kind: KindHold}},
 	}
 	for _, c := range cases {
 		got, err := s.parseControl(c.subject)
@@ -87,7 +88,7 @@ func TestControlSubjectRoundTrip(t *testing.T) {
 	}
 	require.Equal(t, "salvo.ctl.cancel.b_2E1.r_2F1", s.cancel("b.1", "r/1"))
 	require.Equal(t, "salvo.ctl.supersede.r_2E2", s.supersede("r.2"))
-	for _, bad := range []string{"salvo.ctl.cancel", "salvo.ctl.cancel.b.r.x", "salvo.ctl.supersede.b.r", "salvo.ctl.pause.b",
+	for _, bad := range []string{"salvo.ctl.cancel", "salvo.ctl.cancel.b.r.x", "salvo.ctl.supersede.b.r", "salvo.ctl.pause.b", "salvo.ctl.hold.x",
 		"salvo.ctl.cancel.bad_zz", "salvo.ctl.supersede._", "salvo.req.m.b"} {
 		_, err := s.parseControl(bad)
 		require.ErrorIs(t, err, ErrInvalidSubject, bad)

@@ -73,6 +73,13 @@ func (k keys) modelSlots(model string) string {
 	return k.prefix + ":{slots:" + model + "}:holders"
 }
 
+// budget is the hash of one key × model's rate-limit budgets (id is
+// ratelimit.Key's "<budget>|<model>", the budget a name or a key hash,
+// never a key). Its tag is the id, so each budget is one slot.
+func (k keys) budget(id string) string {
+	return k.prefix + ":{rl:" + id + "}"
+}
+
 // batchesCreated indexes every batch by creation time (ZSET id → created_at
 // ms) for the batch list. Not in any batch's slot.
 func (k keys) batchesCreated() string { return k.prefix + ":batches:created" }

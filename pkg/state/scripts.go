@@ -51,6 +51,10 @@ var (
 	luaSlotAcquire string
 	//go:embed lua/slot_refresh.lua
 	luaSlotRefresh string
+	//go:embed lua/budget_admit.lua
+	luaBudgetAdmit string
+	//go:embed lua/budget_settle.lua
+	luaBudgetSettle string
 )
 
 // withLib prepends the shared helpers to a script body.
@@ -76,6 +80,8 @@ var (
 	scriptLock          = redis.NewScript(luaLock)
 	scriptSlotAcquire   = redis.NewScript(luaSlotAcquire)
 	scriptSlotRefresh   = redis.NewScript(luaSlotRefresh)
+	scriptBudgetAdmit   = redis.NewScript(luaBudgetAdmit)
+	scriptBudgetSettle  = redis.NewScript(luaBudgetSettle)
 )
 
 // scriptCall is one script invocation of a pipelined batch.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // Engine defaults.
@@ -164,6 +165,9 @@ type Config struct {
 	// Escalations are the per-model escalations near the deadline
 	// (route at claim, or a racing copy); reloadable.
 	Escalations Escalations `yaml:"escalations"`
+	// RateLimits are the fleet-wide upstream budgets and the adaptive
+	// concurrency limits (pkg/ratelimit); not changed by a reload.
+	RateLimits ratelimit.Config `yaml:"rate_limits"`
 	// LogOutcomes is how many "request ended" lines per second are logged
 	// at info; the others go to debug, so a busy worker does not spend its
 	// time writing a line per request. Default 10.
@@ -200,6 +204,7 @@ func (c Config) WithDefaults() Config {
 	}
 	c.Batches = c.Batches.WithDefaults()
 	c.Escalations = c.Escalations.WithDefaults()
+	c.RateLimits = c.RateLimits.WithDefaults()
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
 	}
@@ -219,6 +224,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Escalations.Validate(); err != nil {
+		return err
+	}
+	if err := c.RateLimits.Validate(); err != nil {
 		return err
 	}
 	switch {

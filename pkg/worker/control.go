@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // controlChecksMax bounds the control events being checked against Redis at
@@ -62,6 +63,11 @@ func (w *Worker) onControl(ev lifecycle.ControlEvent) {
 		c.cause, c.ref = ErrRequestCanceled, lifecycle.Ref{ID: ev.RequestID, BatchID: ev.BatchID}
 	case ev.Kind == lifecycle.ControlCancel && ev.BatchID != "":
 		c.cause, c.ref, c.batch = ErrBatchCanceled, lifecycle.Ref{BatchID: ev.BatchID}, true
+	case ev.Kind == lifecycle.ControlHold && ev.Budget != "" && ev.Model != "":
+		// Nothing to check or abort: the budget store holds the truth,
+		// and the next admission of this budget asks it.
+		w.limits.Held(ratelimit.Key{Budget: ev.Budget, Model: ev.Model})
+		return
 	case ev.Kind == lifecycle.ControlSupersede && ev.RequestID != "":
 		// A supersede names the request id only: the batch is the one of
 		// the task we hold (the first, should ids repeat across batches).

@@ -6,6 +6,7 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 	"github.com/salvo-run/salvo/pkg/transport"
 )
 
@@ -30,6 +31,8 @@ type Store interface {
 	AcquireModelSlot(ctx context.Context, model, holder string, limit int, ttl time.Duration) (bool, error)
 	ReleaseModelSlot(ctx context.Context, model, holder string) error
 	RefreshModelSlots(ctx context.Context, model string, holders []string, ttl time.Duration) error
+	// The fleet's rate-limit budgets (pkg/ratelimit).
+	ratelimit.Backend
 
 	// The batch's event outbox.
 	ClaimBatchEvent(ctx context.Context, id string, t lifecycle.BatchEventType, stale time.Duration) (*lifecycle.Batch, error)
@@ -58,6 +61,7 @@ type Queue interface {
 	PublishEncodedResult(ctx context.Context, res *lifecycle.Result, data []byte, resultSubject string) error
 	PublishBatchEvent(ctx context.Context, ev lifecycle.BatchEvent) error
 	SubscribeControl(fn func(lifecycle.ControlEvent)) (stop func() error, err error)
+	PublishHold(ctx context.Context, budget, model string) error
 
 	// Racing copies (escalation): read the original's message, publish the
 	// copy's, abort the loser's call.
@@ -77,6 +81,9 @@ type Queue interface {
 type Upstream interface {
 	Do(ctx context.Context, req *lifecycle.Request, call httpclient.Call) *httpclient.Response
 	Routed(model string) bool
+	// Budget names what a call's rate-limit budget is shared with (never
+	// an API key).
+	Budget(model string, call httpclient.Call) string
 }
 
 // Queued is a request message read from the stream by a scan (satisfied

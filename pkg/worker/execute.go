@@ -9,6 +9,7 @@ import (
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 )
 
 // Redelivery delays used when a delivery cannot be worked on now.
@@ -236,10 +237,56 @@ func (x *execution) run() {
 		x.release()
 		return
 	}
+	call := httpclient.Call{TraceParent: x.d.TraceParent()}
+	ticket, ok := x.admit(callCtx, policy, call)
+	if !ok {
+		return
+	}
 	x.called = true
-	resp := w.up.Do(callCtx, x.upstream, httpclient.Call{TraceParent: x.d.TraceParent()})
+	resp := w.up.Do(callCtx, x.upstream, call)
+	opCtx, cancel := w.opCtx()
+	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
+	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
+		// The hold is in the budget store now; the event makes every
+		// worker ask the store before its next call of this budget.
+		k := ticket.Key()
+		if err := w.queue.PublishHold(opCtx, k.Budget, k.Model); err != nil {
+			x.logger().Warn().Err(err).Msg("announcing the upstream's hold failed; other workers learn it at their next response")
+		}
+	}
+	cancel()
 	x.task.setEnding()
 	x.decide(policy, resp, context.Cause(callCtx))
+}
+
+// admit waits for the call's upstream budget and adaptive concurrency
+// place (pkg/ratelimit), holding the lease (the heartbeat keeps it and the
+// message) but no upstream connection. A request that cannot get its
+// budget before expires_at − stop_before_deadline ends failed
+// rate_limited_deadline without a call; one whose wait a cause cut short is
+// handed back with its attempt taken back.
+func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, call httpclient.Call) (ratelimit.Ticket, bool) {
+	// the budget of the model called: the escalation model's after route
+	// at claim (escalateAtClaim)
+	w, req := x.w, x.upstream
+	var cutoff time.Time
+	if !x.held.Deadline.IsZero() {
+		cutoff = x.held.Deadline.Add(-policy.StopBeforeDeadline)
+	}
+	key := ratelimit.Key{Budget: w.up.Budget(req.Model, call), Model: req.Model}
+	ticket, err := w.limits.Acquire(ctx, key, req.Body, cutoff)
+	switch {
+	case err == nil:
+		return ticket, true
+	case errors.Is(err, ratelimit.ErrDeadline):
+		f := lifecycle.NewFailure(lifecycle.CodeRateLimitedDeadline, 0, "%v", err)
+		x.logger().Debug().Err(err).Msg("no upstream budget before the deadline; failing without a call")
+		x.end(lifecycle.StateFailed, f, nil, false)
+	default:
+		x.logger().Info().AnErr("cause", err).Msg("aborted while waiting for upstream budget; handing the request back")
+		x.release()
+	}
+	return ratelimit.Ticket{}, false
 }
 
 // decide records what the call came to: a success, a call a cause cut

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
+	"github.com/salvo-run/salvo/pkg/ratelimit"
 	"github.com/salvo-run/salvo/pkg/transport"
 )
 
@@ -36,8 +37,10 @@ type Worker struct {
 	slotsMu sync.Mutex
 	slots   map[string]*transport.Slots
 
-	tasks   *inflight
-	marks   *marker
+	tasks *inflight
+	marks *marker
+	// limits admits upstream calls against the fleet's budgets.
+	limits  *ratelimit.Limiter
 	slotSeq atomic.Uint64
 
 	// calls is the parent of every upstream call; aborting it cancels all
@@ -96,6 +99,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
+	var err error
 	w := &Worker{
 		store: deps.Store,
 		queue: deps.Queue,
@@ -111,11 +115,19 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 
 		controlChecks: make(chan struct{}, controlChecksMax),
 	}
+	perPod := cfg.Concurrency.Limit
+	if w.limits, err = ratelimit.New(cfg.RateLimits, deps.Store, clock, perPod, w.log); err != nil {
+		return nil, fmt.Errorf("worker: config: %w", err)
+	}
 	w.bg, w.stopBg = context.WithCancel(context.Background())
 	w.calls, w.abortCalls = context.WithCancelCause(w.bg)
 	w.marks = newMarker(w.store, cfg.MarkFlushInterval, cfg.OpTimeout, w.log, w.onFinal)
 	return w, nil
 }
+
+// Limits is what the worker knows of each upstream key × model's budgets
+// and adaptive concurrency limit (for a status endpoint).
+func (w *Worker) Limits() []ratelimit.KeyStatus { return w.limits.Status() }
 
 // ID is the worker's instance id (its lease owner name).
 func (w *Worker) ID() string { return w.config().ID }
@@ -149,6 +161,7 @@ func (w *Worker) Reconfigure(retry lifecycle.RetryPolicy, conc Concurrency) erro
 		s.SetLimit(conc.Limit(model))
 	}
 	w.slotsMu.Unlock()
+	w.limits.SetPerPod(conc.Limit)
 	w.log.Info().Int("default_limit", conc.Default).Int("models", len(conc.Models)).Msg("configuration reloaded")
 	return nil
 }
