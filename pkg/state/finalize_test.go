@@ -189,8 +189,9 @@ func TestFinishBatchForcesTheEndWithResultsMissing(t *testing.T) {
 }
 
 // A failed original whose result was published and counted, then
-// overturned by its copy's success, stays counted once: the copy's line is
-// the original's result too, and the batch turns final with it.
+// overturned by its copy's success, is counted once: its failure line stops
+// counting when the copy supersedes it, so the batch waits for the copy's
+// line, which counts once marked.
 func TestACopyOverturningAPublishedFailureCountsTheOriginalOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -207,8 +208,10 @@ func TestACopyOverturningAPublishedFailureCountsTheOriginalOnce(t *testing.T) {
 	require.True(t, tr.Applied)
 	require.Equal(t, p1.Ref.ID, tr.Superseded, "the failed original is overturned")
 	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 1, Superseded: 1}, b.counts(t, "b1"))
+	require.Zero(t, b.batch(t, "b1").ResultsPublished, "the failure line no longer counts")
+	require.Empty(t, b.publish(t, p1.Ref), "a late mark of the failure counts nothing")
 	require.Empty(t, b.publish(t, cp.Ref()))
-	require.Equal(t, int64(1), b.batch(t, "b1").ResultsPublished, "r1 counted once")
+	require.Equal(t, int64(1), b.batch(t, "b1").ResultsPublished, "r1 counted once: its copy's line")
 
 	p2 := b.claim(t, request("r2", "b1"), "w")
 	_, err = b.store.Complete(ctx, p2, state.Outcome{Status: 200, Result: []byte("ok")})

@@ -315,8 +315,9 @@ end
 -- supersede_partner ends the racing partner of a request that completed
 -- (escalation): the original of a winning copy, or the copy of an original
 -- that won. pending, claimed and processing partners become superseded —
--- and a failed original too (its published failure line stays counted as
--- its result until the copy's line replaces it, see mark_published.lua) —
+-- and a failed original too (its published failure line stops counting as
+-- its result: the copy's line counts once marked, mark_published.lua, so
+-- the batch waits for it) —
 -- with the fence bumped and the owner cleared, so the partner's holder
 -- writes nothing more; its counters move (an original) or escalating
 -- drops (a copy). Returns whether the partner was superseded, and the
@@ -337,6 +338,14 @@ local function supersede_partner(pkey, bkey, lkey, pid, winner, now, retention)
   record_end(pkey, 'superseded', 'superseded', msg, now, retention, {
     fence = true, keep_result = true, fields = {'superseded_by', winner},
   })
+  local pc = redis.call('HMGET', pkey, 'pub_counted', 'counted')
+  if pc[1] == '1' and pc[2] ~= '0' and redis.call('EXISTS', bkey) == 1 then
+    -- a failed original's published line no longer counts as its result:
+    -- the winning copy's line does (mark_published), and the batch waits
+    -- for it
+    redis.call('HSET', pkey, 'pub_counted', 0)
+    redis.call('HINCRBY', bkey, 'published', -1)
+  end
   local fin = batch_end(pkey, bkey, lkey, batch_load(bkey), pid, st, 'superseded', now, retention)
   if st == 'failed' then
     -- a failed original overturned after its batch's outcome was set (it

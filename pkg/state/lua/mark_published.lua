@@ -5,8 +5,8 @@
 -- waited for (batch_final). A missing record (expired by retention) is
 -- left alone. A superseded request's mark counts nothing: its result is
 -- its winner's. A completed racing copy's line counts as its original's
--- result, once per original (an original whose failure line was counted
--- already stays counted once).
+-- result, once per original (a failure line of the original counted before
+-- stopped counting when the copy superseded it).
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
 -- KEYS[3] -> lease index    <p>:{<tag>}:leases (a request the sweep

@@ -27,8 +27,12 @@ local b = batch_load(KEYS[2])
 if cur and redis.call('HGET', KEYS[1], 'counted') == '0' then
   b = nil -- not one of the batch's requests: no counter to move
 end
--- a published failure stays counted as the request's result: the winning
--- copy's line counts only for an original that has none (mark_published)
+if b ~= nil and redis.call('HGET', KEYS[1], 'pub_counted') == '1' then
+  -- a published failure no longer counts as the request's result: its
+  -- winning copy's line does (mark_published)
+  redis.call('HINCRBY', KEYS[2], 'published', -1)
+  redis.call('HSET', KEYS[1], 'pub_counted', 0)
+end
 if not cur then
   local refusal = unseen_refusal(b)
   if refusal then
