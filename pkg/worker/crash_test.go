@@ -182,7 +182,8 @@ func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
 	require.LessOrEqual(t, max, 5)
 }
 
-// The worker process serves /healthz and /readyz; readiness reflects NATS,
+// The worker process serves /healthz, /readyz and /statusz (escalation
+// counts); readiness reflects NATS,
 // Redis and the fetch loops, and goes away when Redis does.
 func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	t.Parallel()
@@ -216,6 +217,9 @@ func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	}
 	code, _ := get("/healthz")
 	require.Equal(t, http.StatusOK, code)
+	code, body := get("/statusz")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"escalations":{"routed":0,"started":0,"won":0,"lost":0,"wasted_calls":0}}`, body)
 	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
 
 	e.redis.Stop()

@@ -45,6 +45,12 @@ type execution struct {
 	// called is set once the upstream call is under way: the attempt the
 	// claim counted is then spent, whatever comes of the call.
 	called bool
+	// upstream is the request as the call sends it: req, or req routed to
+	// its escalation model (escalateAtClaim).
+	upstream *lifecycle.Request
+	// originRec is a racing copy's original (origin), read once.
+	originRec  *lifecycle.Record
+	originRead bool
 }
 
 // Handle runs one delivery to its end. It is the queue's handler; it never
@@ -66,13 +72,15 @@ func (w *Worker) Handle(d Delivery) {
 	}
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
-		if !x.acquireGlobal(limit) {
+		if !x.acquireGlobal(req.Model, limit) {
 			x.logger().Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
 			x.nak(0)
 			return
 		}
-		defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 	}
+	// whichever slot the task holds at the end: the request's model's, or
+	// its escalation model's (escalateAtClaim)
+	defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 
 	claim, err := x.claim()
 	if err != nil {
@@ -93,6 +101,11 @@ func (w *Worker) Handle(d Delivery) {
 		return
 	}
 	x.proc = proc
+	if !x.escalateAtClaim() {
+		x.logger().Info().Msg("waiting for the escalation model's fleet-wide slot was aborted; handing the request back")
+		x.release()
+		return
+	}
 	x.run()
 }
 
@@ -186,12 +199,12 @@ func (x *execution) claimRefused(err error) {
 // run makes the upstream call of the processing request and records its
 // outcome.
 func (x *execution) run() {
-	w, req := x.w, x.req
+	w := x.w
 	policy := w.config().Retry
 	now := w.clock()
 
-	if !w.up.Routed(req.Model) {
-		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
+	if !w.up.Routed(x.upstream.Model) {
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", x.upstream.Model)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -230,7 +243,7 @@ func (x *execution) run() {
 		return
 	}
 	x.called = true
-	resp := w.up.Do(callCtx, req, call)
+	resp := w.up.Do(callCtx, x.upstream, call)
 	opCtx, cancel := w.opCtx()
 	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
 	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
@@ -253,7 +266,9 @@ func (x *execution) run() {
 // rate_limited_deadline without a call; one whose wait a cause cut short is
 // handed back with its attempt taken back.
 func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, call httpclient.Call) (ratelimit.Ticket, bool) {
-	w, req := x.w, x.req
+	// the budget of the model called: the escalation model's after route
+	// at claim (escalateAtClaim)
+	w, req := x.w, x.upstream
 	var cutoff time.Time
 	if !x.held.Deadline.IsZero() {
 		cutoff = x.held.Deadline.Add(-policy.StopBeforeDeadline)

@@ -66,6 +66,8 @@ type Worker struct {
 	checking      sync.WaitGroup
 	// hints are the recent cancel events, checked before a call starts.
 	hints cancelHints
+	// escalation counts what escalation did here (escalation.go).
+	escalation escalationStats
 }
 
 // Deps are the worker's collaborators.
