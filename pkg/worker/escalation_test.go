@@ -288,3 +288,54 @@ func TestEscalationsAreValidatedByKey(t *testing.T) {
 	}
 	require.NoError(t, worker.Escalations{"a": {Model: "b", Threshold: time.Minute}}.Validate())
 }
+
+// Both modes through two worker processes (cmd/worker, the escalations
+// section of its config file): every request of a batch claimed inside the
+// threshold goes to the escalation model — routed there (route), or raced
+// there and superseded (race, the slow calls aborted) — with exactly one
+// raw line per request naming the escalation model, and counters equal to
+// a recount.
+func TestEscalationThroughWorkerProcesses(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"route", "race"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			const n = 12
+			e := escalationEnv(t, time.Minute)
+			extra := sweepFast + "escalations:\n  " + slowModel + ":\n    model: " + fastModel +
+				"\n    threshold: 1h\n    mode: " + mode + "\n"
+			for range 2 {
+				e.startChild(t, childOpts{concurrent: 4, extra: extra})
+			}
+			reqs := e.newBatch(t, "esc-"+mode, slowModel, n, 30*time.Minute)
+			e.publish(t, reqs)
+			b := e.waitBatchFinal(t, "esc-"+mode, time.Minute)
+			require.Equal(t, lifecycle.BatchCompleted, b.Status)
+
+			lines := e.resultMessages(t, reqs[0].BatchID)
+			require.Len(t, lines, n, "one request id per request on the stream")
+			for _, r := range reqs {
+				require.Len(t, lines[r.ID], 1, "exactly one raw line for %s", r.ID)
+				l := lines[r.ID][0]
+				require.Equal(t, lifecycle.StateCompleted, l.State)
+				require.Equal(t, r.CustomID, l.CustomID)
+				require.Equal(t, fastModel, l.RoutedModel)
+				rec := e.record(t, r)
+				if mode == "route" {
+					require.Equal(t, lifecycle.StateCompleted, rec.State)
+					require.Empty(t, l.EscalationID)
+				} else {
+					require.Equal(t, lifecycle.StateSuperseded, rec.State)
+					require.Equal(t, copyOf(r).ID, l.EscalationID)
+				}
+			}
+			requireEscalationRecount(t, e, reqs)
+			require.Equal(t, n, e.mock.CallsForModel(fastModel))
+			if mode == "route" {
+				require.Zero(t, e.mock.CallsForModel(slowModel), "nothing went to the slow model")
+			} else {
+				waitFor(t, 10*time.Second, "the originals' slow calls aborted", func() bool { return e.mock.Concurrent(slowModel) == 0 })
+			}
+		})
+	}
+}
