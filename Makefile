@@ -146,6 +146,16 @@ BENCH_CANCEL_ROUNDS ?= 10
 bench-cancel: ## Cancel a running batch over the API and measure p50/p99/max until no call of it is in flight.
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkCancel$$' -benchtime $(BENCH_CANCEL_ROUNDS)x -timeout 10m .
 
+# Escalation near the deadline: a 2,000-request batch whose 15 s window is
+# too short for its slow model alone, through one cmd/worker process,
+# without escalation and with modes route and race; one op is one batch on
+# fresh servers (see docs/BENCHMARKS.md). About 30 s per round of the three.
+BENCH_ESCALATION_ROUNDS ?= 3
+
+.PHONY: bench-escalation
+bench-escalation: ## A batch too slow for its model alone: on time with escalation (route, race), late without.
+	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkEscalation$$' -benchtime $(BENCH_ESCALATION_ROUNDS)x -timeout 15m .
+
 # Producer memory: peak RSS of `producer submit` and `producer results`
 # (each its own process) on a generated 100,000-line, ~200 MB input, with
 # an in-process worker and mock upstream. A few minutes.

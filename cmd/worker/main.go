@@ -162,6 +162,10 @@ func healthServer(p *config.Process, metrics http.Handler, withPProf bool) *http
 		rw.WriteHeader(http.StatusOK)
 		_, _ = rw.Write([]byte("ok\n"))
 	})
+	mux.HandleFunc("/statusz", func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(rw).Encode(map[string]any{"escalations": p.Worker.EscalationStats()})
+	})
 	// /limits: this worker's view of each upstream key × model — budgets
 	// (configured or learned), whether the Redis fallback is on, the
 	// adaptive concurrency limit.

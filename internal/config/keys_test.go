@@ -36,6 +36,9 @@ func sampleText(t *testing.T, st setting) string {
 		}
 		return "[418, 420]"
 	case reflect.Map:
+		if st.key == "escalations" {
+			return `{"slow/model-1": {"model": "fast", "threshold": "10m", "mode": "race"}}`
+		}
 		if st.typ.Elem().Kind() == reflect.Int {
 			return "{m: 3}"
 		}

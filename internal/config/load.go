@@ -27,7 +27,7 @@ var flagSpecs = []flagSpec{
 	{"nats-url", "nats_url", "url", "NATS server URL"},
 	{"redis-url", "redis_url", "url", "Redis URL (redis:// or rediss://)"},
 	{"prefix", "prefix", "name", "namespace of subjects, streams and Redis keys"},
-	{"http-addr", "http_addr", "addr", "listen address of /healthz and /readyz"},
+	{"http-addr", "http_addr", "addr", "listen address of /healthz, /readyz and /statusz"},
 	{"log-level", "log_level", "level", "debug | info | warn | error"},
 	{"concurrency", "concurrency.default", "n", "in-flight calls per model and pod (models without their own limit)"},
 	{"shutdown-grace", "shutdown_grace", "duration", "time in-flight calls get to finish at shutdown"},

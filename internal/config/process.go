@@ -220,7 +220,8 @@ func (p *Process) closeAll() {
 }
 
 // Reload applies what can change at runtime from s: routes, timeouts and
-// keys of the upstream, the retry policy and the concurrency limits.
+// keys of the upstream, the retry policy, the concurrency limits and the
+// escalations.
 // Invalid settings change nothing. A retry budget that changes the derived
 // streams.max_deliver (or a new streams.max_deliver) is applied to every
 // model consumer on the server: the reload is the deliberate change of
@@ -237,6 +238,10 @@ func (p *Process) Reload(ctx context.Context, s Settings) error {
 	if err := p.Worker.Reconfigure(r.Worker.Retry, r.Worker.Concurrency); err != nil {
 		return errors.Join(errors.New("upstream config applied, engine config refused"), err)
 	}
+	if err := p.Worker.SetEscalations(r.Worker.Escalations); err != nil {
+		return errors.Join(errors.New("upstream, retry and concurrency config applied, escalations refused"), err)
+	}
+	p.Config.Worker.Escalations = r.Worker.Escalations
 	p.Config.HTTP, p.Config.Worker.Retry, p.Config.Worker.Concurrency = r.HTTP, r.Worker.Retry, r.Worker.Concurrency
 	if n := r.Queue.MaxDeliver; n != p.Config.Queue.MaxDeliver {
 		if err := p.Queue.SetMaxDeliver(ctx, n); err != nil {

@@ -45,6 +45,7 @@ as a YAML/JSON list ([499, 503]; [] is an empty list); maps as one YAML/JSON
 mapping, e.g.
   SALVO_CONCURRENCY_MODELS='{gpt-4o: 128}'
   SALVO_UPSTREAM_ROUTES='{"m": {"base_url": "http://vllm:8000", "api_key_env": "VLLM_KEY"}}'
+  SALVO_ESCALATIONS='{"big-model": {"model": "fast-model", "threshold": "10m", "mode": "race"}}'
 A map or list set this way replaces the file's whole value. Still read for
 older deployments: SALVO_CONCURRENCY (concurrency.default), SALVO_UPSTREAM_URL
 (upstream.default.base_url), SALVO_UPSTREAM_KEY_ENV (upstream.default.api_key_env).
@@ -70,7 +71,8 @@ Keys and their variables:
 	}
 	b.WriteString(`
 Signals: SIGTERM or SIGINT stop gracefully (shutdown_grace); SIGHUP reloads
-upstream routes and timeouts, the retry policy and concurrency limits; a
+upstream routes and timeouts, the retry policy, concurrency limits and
+escalations; a
 retry budget that changes max_deliver updates the model consumers on the
 server.
 `)

@@ -38,6 +38,7 @@ type Server struct {
 	handlers   sync.WaitGroup
 	rnd        *rand.Rand
 	calls      map[string]int
+	modelCalls map[string]int
 	scripts    map[string]Script
 	concurrent map[string]int
 	maxConc    map[string]int
@@ -79,6 +80,7 @@ func New(opts Options) (*Server, error) {
 		closing:    make(chan struct{}),
 		rnd:        rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5bd1e995)),
 		calls:      map[string]int{},
+		modelCalls: map[string]int{},
 		scripts:    map[string]Script{},
 		concurrent: map[string]int{},
 		maxConc:    map[string]int{},
@@ -147,6 +149,14 @@ func (s *Server) CallsFor(requestID string) int {
 	return s.calls[requestID]
 }
 
+// CallsForModel is how many calls named model in their body (a call
+// rejected before its body was read names none).
+func (s *Server) CallsForModel(model string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.modelCalls[model]
+}
+
 // Concurrent is the number of calls for model being served right now.
 func (s *Server) Concurrent(model string) int {
 	s.mu.Lock()
@@ -186,6 +196,7 @@ func (s *Server) begin(requestID, model string, r *http.Request, body []byte) (i
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls[requestID]++
+	s.modelCalls[model]++
 	n := s.calls[requestID]
 	s.concurrent[model]++
 	if c := s.concurrent[model]; c > s.maxConc[model] {

@@ -28,6 +28,7 @@ import (
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/worker"
 )
 
 func TestMain(m *testing.M) {
@@ -39,44 +40,55 @@ type stack struct {
 	nats   *testnats.Server
 	prefix string
 	nc     *nats.Conn
-	mock   *mockupstream.Server
 }
 
-func newStack(t *testing.T) *stack { t.Helper(); return newTracedStack(t, nil) }
-
-// newTracedStack is newStack with a worker that makes its spans with tp
-// (nil: none).
-func newTracedStack(t *testing.T, tp trace.TracerProvider) *stack {
+func newStack(t *testing.T) *stack {
 	t.Helper()
-	ns, rd := testnats.New(t), testredis.New(t)
 	// "big-model" answers with a body larger than a NATS message: its
 	// result is stored by reference in the object store.
-	mock := testupstream.New(t, mockupstream.Options{Record: true, Models: map[string]mockupstream.Script{
+	s, _ := newStackWith(t, mockupstream.Options{Models: map[string]mockupstream.Script{
 		"big-model": {ReplyWords: 300_000},
-	}})
+	}}, nil)
+	return s
+}
+
+// newStackWith is newStack with its own mock upstream options and a change
+// to the worker's settings.
+func newStackWith(t *testing.T, mo mockupstream.Options, mod func(*config.Settings)) (*stack, *mockupstream.Server) {
+	t.Helper()
+	return startStack(t, mo, mod, nil)
+}
+
+// startStack is newStackWith with a worker that makes its spans with tp
+// (nil: none).
+func startStack(t *testing.T, mo mockupstream.Options, mod func(*config.Settings), tp trace.TracerProvider) (*stack, *mockupstream.Server) {
+	t.Helper()
+	ns, rd := testnats.New(t), testredis.New(t)
+	mock := testupstream.New(t, mo)
 	set := config.Default()
 	set.NATSURL, set.RedisURL, set.Prefix = ns.URL(), rd.URL(), rd.Prefix
 	set.Streams.DiscoveryInterval = 100 * time.Millisecond
 	set.Worker.ShutdownGrace = time.Second
 	set.Upstream.Default = &httpclient.Route{BaseURL: mock.URL(), APIKeyEnv: "K"}
+	if mod != nil {
+		mod(&set)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }, Tracer: tp})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
-	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect(), mock: mock}
+	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect()}, mock
 }
 
-// waitCompleted waits until the batch is completed and returns a batch API
-// client.
-func (s *stack) waitCompleted(t *testing.T, ctx context.Context, id string, within time.Duration) *client.Client {
+// waitCompleted waits until batch id is completed.
+func (s *stack) waitCompleted(ctx context.Context, t *testing.T, id string) {
 	t.Helper()
 	c := client.New(s.nc, s.prefix)
 	require.Eventually(t, func() bool {
 		b, err := c.Batch(ctx, id)
 		return err == nil && b.Status == string(lifecycle.BatchCompleted)
-	}, within, 50*time.Millisecond)
-	return c
+	}, time.Minute, 50*time.Millisecond)
 }
 
 // writeFile writes n request lines; bad lists line numbers (1-based) to
@@ -159,7 +171,11 @@ func TestSubmitRefusesAFileWithBadLinesThenRunsItFixed(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, n, res.Requests)
 	require.Equal(t, n, res.Published)
-	s.waitCompleted(t, ctx, "b-2k", 90*time.Second)
+	c := client.New(s.nc, s.prefix)
+	require.Eventually(t, func() bool {
+		b, err := c.Batch(ctx, "b-2k")
+		return err == nil && b.Status == string(lifecycle.BatchCompleted)
+	}, 90*time.Second, 100*time.Millisecond)
 
 	dir := t.TempDir()
 	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")
@@ -194,7 +210,7 @@ func TestSkipInvalidSubmitsTheGoodLinesAndReportsTheRest(t *testing.T) {
 	require.Equal(t, 46, res.Requests)
 	require.Len(t, res.Rejected, 4)
 	require.EqualValues(t, 46, res.Batch.RequestCounts.Total)
-	s.waitCompleted(t, ctx, "b-skip", time.Minute)
+	s.waitCompleted(ctx, t, "b-skip")
 	dir := t.TempDir()
 	errs := filepath.Join(dir, "errors.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-skip", Output: filepath.Join(dir, "out.jsonl"), Errors: errs, Input: path, Prefix: s.prefix})
@@ -229,7 +245,7 @@ func TestSubmitAgainPublishesNothingNew(t *testing.T) {
 	path := writeFile(t, 20)
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
 	require.NoError(t, err)
-	s.waitCompleted(t, ctx, "b-again", time.Minute)
+	s.waitCompleted(ctx, t, "b-again")
 	stored := s.requestsStored(t)
 	require.EqualValues(t, 20, stored)
 	res, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-again", Prefix: s.prefix})
@@ -259,7 +275,7 @@ func TestResultsResolveBodiesStoredInTheObjectStore(t *testing.T) {
 			`{"custom_id":"big","method":"POST","url":"/v1/chat/completions","body":{"model":"big-model","messages":[]}}`+"\n"), 0o600))
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: path, BatchID: "b-ref", Prefix: s.prefix})
 	require.NoError(t, err)
-	s.waitCompleted(t, ctx, "b-ref", time.Minute)
+	s.waitCompleted(ctx, t, "b-ref")
 	out := filepath.Join(t.TempDir(), "out.jsonl")
 	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-ref", Output: out, Prefix: s.prefix})
 	require.NoError(t, err)
@@ -271,4 +287,41 @@ func TestResultsResolveBodiesStoredInTheObjectStore(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "big", lines[1].CustomID)
 	require.Greater(t, len(lines[1].Response.Body), int(s.nc.MaxPayload()), "the whole body, fetched from the object store")
+}
+
+// With racing copies (escalation, mode race), the stream can hold two
+// lines for one request: its failure, published first, then its copy's
+// completed line. The output files have one line per custom_id: the
+// completed one, in the output file, and nothing in the error file; the
+// request whose original completed first has its own line.
+func TestOutputFilesHaveOneLinePerCustomIDWhenACopyOverturnsAFailure(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	s, mock := newStackWith(t, mockupstream.Options{Models: map[string]mockupstream.Script{
+		"fast": {Latency: &mockupstream.Latency{Min: time.Second}},
+	}}, func(set *config.Settings) {
+		set.Worker.Escalations = worker.Escalations{"gpt-4o-mini": {Model: "fast", Threshold: 48 * time.Hour, Mode: worker.EscalateRace}}
+	})
+	mock.SetSequence("b-esc-1", 400) // line 1's original fails at once
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: writeFile(t, 2), BatchID: "b-esc", Prefix: s.prefix})
+	require.NoError(t, err)
+	s.waitCompleted(ctx, t, "b-esc")
+
+	dir := t.TempDir()
+	out, errs := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "errors.jsonl")
+	w, err := producer.WriteResults(ctx, s.nc, producer.ResultsOptions{BatchID: "b-esc", Output: out, Errors: errs, Prefix: s.prefix})
+	require.NoError(t, err)
+	require.Equal(t, producer.Written{Output: 2, Status: lifecycle.BatchCompleted}, w)
+	f, err := os.Open(out)
+	require.NoError(t, err)
+	defer f.Close()
+	lines, err := batchfile.ReadOutput(f)
+	require.NoError(t, err)
+	require.Len(t, lines, 2)
+	require.Equal(t, "row-1", lines[0].CustomID)
+	require.Equal(t, "row-2", lines[1].CustomID)
+	require.Equal(t, 200, lines[0].Response.StatusCode, "line 1: its copy's completed line replaced the failure")
 }

@@ -66,7 +66,10 @@ type spot struct {
 }
 
 // WriteResults writes the batch's results as the OpenAI output and error
-// files, ordered by input line, in bounded memory: each result is encoded
+// files, ordered by input line, one line per request: should the stream
+// hold two lines for one request (escalation: its failure, then its racing
+// copy's completed line), the completed one is written (lifecycle.ReplacesLine).
+// In bounded memory: each result is encoded
 // once into a temporary spool file as it is read from the stream (bodies
 // stored by reference in the object store are fetched on the way), with a
 // 32-byte index entry per line written (its input line and where it sits);
@@ -95,8 +98,11 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 		index []spot
 		off   int64
 		found int64
+		// seen: the index entry and result state of each line with a
+		// result, for the one-line-per-request rule (lifecycle.ReplacesLine)
+		seen = map[int]seenLine{}
 	)
-	put := func(line int, v batchfile.OutputLine, out bool) error {
+	spoolLine := func(v batchfile.OutputLine, s *spot) error {
 		data, err := json.Marshal(v)
 		if err != nil {
 			return err
@@ -105,8 +111,16 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 		if _, err := sw.Write(data); err != nil {
 			return err
 		}
-		index = append(index, spot{line: line, off: off, n: int32(len(data)), out: out})
+		s.off, s.n = off, int32(len(data))
 		off += int64(len(data))
+		return nil
+	}
+	put := func(line int, v batchfile.OutputLine, out bool) error {
+		s := spot{line: line, out: out}
+		if err := spoolLine(v, &s); err != nil {
+			return err
+		}
+		index = append(index, s)
 		return nil
 	}
 	prefix := o.BatchID + "-"
@@ -118,11 +132,25 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 		if err := q.ResolveBody(ctx, res); err != nil {
 			return err
 		}
+		v, out := batchfile.ResultLine(batchfile.Line{Number: line, Request: &lifecycle.Request{ID: res.ID, CustomID: res.CustomID}}, res)
+		if prev, ok := seen[line]; ok {
+			// a second line for the request (escalation: a failure, then
+			// its racing copy's completed line): one line per request
+			if !lifecycle.ReplacesLine(&lifecycle.Result{State: prev.state}, res) {
+				return nil
+			}
+			if o.OnResult != nil {
+				o.OnResult(res)
+			}
+			seen[line] = seenLine{at: prev.at, state: res.State}
+			index[prev.at].out = out
+			return spoolLine(v, &index[prev.at]) // the replaced bytes stay unused in the spool
+		}
 		if o.OnResult != nil {
 			o.OnResult(res)
 		}
 		found++
-		v, out := batchfile.ResultLine(batchfile.Line{Number: line, Request: &lifecycle.Request{ID: res.ID, CustomID: res.CustomID}}, res)
+		seen[line] = seenLine{at: len(index), state: res.State}
 		return put(line, v, out)
 	})
 	if err != nil {
@@ -159,6 +187,12 @@ func WriteResults(ctx context.Context, nc *nats.Conn, o ResultsOptions) (Written
 	slices.SortStableFunc(index, func(a, b spot) int { return cmp.Compare(a.line, b.line) })
 	w.Missing = max(0, b.RequestCounts.Total-found)
 	return w, writeInOrder(spool, index, o, &w)
+}
+
+// seenLine is where a line's result sits in the index, and its state.
+type seenLine struct {
+	at    int
+	state lifecycle.State
 }
 
 // writeInOrder copies the spooled lines to the output and error files in

@@ -74,7 +74,13 @@ func ResultStats(ctx context.Context, nc *nats.Conn, prefix, batchID string) (St
 	}
 	var st Stats
 	var h latencyHist
+	escalated := map[string]bool{} // ids with a line before their racing copy's
 	err = q.ReplayResults(ctx, batchID, func(res *lifecycle.Result) error {
+		if res.EscalationID == "" && res.State != lifecycle.StateCompleted {
+			escalated[res.ID] = true // a copy's line may follow and replace it
+		} else if res.EscalationID != "" && escalated[res.ID] {
+			return nil // replaces a line already counted: one result per request
+		}
 		st.Results++
 		if res.Attempts > 1 {
 			st.Retries += int64(res.Attempts - 1)

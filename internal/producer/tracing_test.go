@@ -10,6 +10,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/internal/telemetry"
 )
@@ -26,14 +27,14 @@ func TestOneTraceFromSubmitToUpstream(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	s := newTracedStack(t, tp)
+	s, mock := startStack(t, mockupstream.Options{Record: true}, nil, tp)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
 	const n = 3
 	_, err := producer.Submit(ctx, s.nc, producer.SubmitOptions{Path: writeFile(t, n), BatchID: "b-traced", Prefix: s.prefix, Tracer: tp})
 	require.NoError(t, err)
-	s.waitCompleted(t, ctx, "b-traced", time.Minute)
+	s.waitCompleted(ctx, t, "b-traced")
 	// The handler ends its span after the ack: wait for the last ones.
 	require.Eventually(t, func() bool { return len(byName(exp.GetSpans(), "salvo.worker.process")) == n }, 10*time.Second, 10*time.Millisecond)
 
@@ -70,7 +71,7 @@ func TestOneTraceFromSubmitToUpstream(t *testing.T) {
 			require.Contains(t, children, name, "%s of %s", name, id)
 		}
 		call := children["salvo.upstream.call"]
-		received := s.mock.Received(id)
+		received := mock.Received(id)
 		require.Len(t, received, 1)
 		require.Equal(t, "00-"+tid.String()+"-"+call.SpanContext.SpanID().String()+"-01", received[0].Header.Get("traceparent"),
 			"the upstream received the call span's context")

@@ -55,6 +55,8 @@ type BatchDetail struct {
 	Counts           lifecycle.Counts `json:"counts"`
 	ResultsPublished int64            `json:"results_published"`
 	ResultsMissing   int64            `json:"results_missing"`
+	// Escalating counts racing copies (escalation) not ended yet.
+	Escalating int64 `json:"escalating,omitempty"`
 }
 
 // NewBatchObject shapes a stored batch as the API shows it.
@@ -82,8 +84,9 @@ func NewBatchObject(b lifecycle.Batch) BatchObject {
 			CancelledAt:  unix(b.CancelledAt),
 		},
 		RequestCounts: RequestCounts{
-			Total:     c.Total,
-			Completed: c.Completed,
+			Total: c.Total,
+			// a superseded request's answer is its racing copy's completed line
+			Completed: c.Completed + c.Superseded,
 			Failed:    c.Failed + c.Expired + c.Canceled,
 		},
 		Metadata: meta,
@@ -92,6 +95,7 @@ func NewBatchObject(b lifecycle.Batch) BatchObject {
 			Counts:           c,
 			ResultsPublished: b.ResultsPublished,
 			ResultsMissing:   b.ResultsMissing,
+			Escalating:       b.Escalating,
 		},
 	}
 }

@@ -57,6 +57,31 @@ type Counts struct {
 	Expired    int64 `json:"expired"`
 }
 
+// Count counts one request in state s in its counter (claimed and
+// processing are in_progress); false, counting nothing, for a state no
+// counter has.
+func (c *Counts) Count(s State) bool {
+	switch s {
+	case StatePending:
+		c.Pending++
+	case StateClaimed, StateProcessing:
+		c.InProgress++
+	case StateCompleted:
+		c.Completed++
+	case StateFailed:
+		c.Failed++
+	case StateCanceled:
+		c.Canceled++
+	case StateSuperseded:
+		c.Superseded++
+	case StateExpired:
+		c.Expired++
+	default:
+		return false
+	}
+	return true
+}
+
 // Terminal is the number of requests in a terminal state.
 func (c Counts) Terminal() int64 {
 	return c.Completed + c.Failed + c.Canceled + c.Superseded + c.Expired
@@ -82,6 +107,10 @@ type Batch struct {
 	// read them (purged by hand, dropped by stream limits), so their ids
 	// are unknown. Set when the batch turns final.
 	ResultsMissing int64 `json:"results_missing,omitempty"`
+	// Escalating counts the racing copies (escalation) started and not
+	// ended yet. Copies are not requests of the batch (not in Counts); the
+	// batch does not turn final while one runs, unless it expired.
+	Escalating int64 `json:"escalating,omitempty"`
 
 	CreatedAt    time.Time `json:"created_at"`
 	ExpiresAt    time.Time `json:"expires_at"`

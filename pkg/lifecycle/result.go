@@ -24,6 +24,11 @@ type Result struct {
 	FinishedAt  time.Time `json:"finished_at,omitzero"`
 	// DurationMS is the last upstream attempt's duration.
 	DurationMS int64 `json:"duration_ms,omitempty"`
+	// EscalationID is set on the line a winning racing copy (escalation)
+	// publishes for its original: the copy's id, while ID and CustomID are
+	// the original's. The line's Nats-Msg-Id is made from it, so it is
+	// never dropped as a duplicate of the original's own (failure) line.
+	EscalationID string `json:"escalation_id,omitempty"`
 }
 
 // ResultResponse is the upstream's answer. Body is the response JSON; when it

@@ -38,6 +38,11 @@ type Record struct {
 	// SupersededBy is the id of the racing copy that won, for a superseded
 	// request.
 	SupersededBy string
+	// EscalatedTo is the id of the request's racing copy (escalation,
+	// mode race), once one was started.
+	EscalatedTo string
+	// EscalatedFrom is, for a racing copy, the id of its original.
+	EscalatedFrom string
 	// Published reports that MarkPublished was called.
 	Published bool
 	// Outbox is the result line stored by the terminal move, until published.
@@ -153,6 +158,11 @@ type Transition struct {
 	// Finalized is the batch, as this call left it, when this call ended
 	// its last request (see Ended.Finalized); nil otherwise.
 	Finalized *Batch
+	// Superseded is the id of the racing partner (escalation) this call's
+	// completion superseded: the original of a copy that won, or the copy
+	// of an original that won; "" when none. Its holder's call is aborted
+	// through a supersede event.
+	Superseded string
 }
 
 // Stranded is an in-flight request of a batch whose lease has ended, as

@@ -48,9 +48,8 @@ func (c *Client) PublishCancel(ctx context.Context, batchID, requestID string) e
 // <p>.ctl.supersede.<request>. The event body carries kind, request_id, by
 // and at; batch_id is absent (omitted): the publisher knows only the two
 // request ids, and a supersede is matched by request id alone, so a
-// receiver must not expect a batch id in it. No production caller yet:
-// escalation's racing pairs (a later issue) call it once Redis says
-// superseded.
+// receiver must not expect a batch id in it. The winner of a racing pair
+// (escalation) calls it once Redis says the loser is superseded.
 func (c *Client) PublishSupersede(ctx context.Context, requestID, by string) error {
 	if requestID == "" {
 		return fmt.Errorf("%w: supersede needs a request id", ErrInvalidRequest)
@@ -280,6 +279,21 @@ func (c *Client) MessageExists(ctx context.Context, seq uint64) (bool, error) {
 		return false, fmt.Errorf("queue: look up message %d: %w", seq, err)
 	}
 	return true, nil
+}
+
+// RequestAt reads the request message stored at seq in the REQUESTS stream
+// (the sweep starts a racing copy from it); the error wraps
+// jetstream.ErrMsgNotFound when the message is gone.
+func (c *Client) RequestAt(ctx context.Context, seq uint64) (*lifecycle.Request, error) {
+	s, err := c.requestStream(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("queue: read message %d: %w", seq, err)
+	}
+	return c.decodeRequest(m.Subject, m.Data)
 }
 
 // requestStream looks up the REQUESTS stream once and keeps it.

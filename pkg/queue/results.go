@@ -22,7 +22,8 @@ const payloadHeadroom = 4 << 10
 const resultRouteTTL = time.Minute
 
 // PublishResult stores res on <p>.res.<batch> with Nats-Msg-Id =
-// MsgID(batch, id), so a repeat inside the duplicate window is dropped by
+// MsgID(batch, id) (MsgID(batch, escalation_id) for a racing copy's line),
+// so a repeat inside the duplicate window is dropped by
 // the stream, and the same id in another batch is not. When the
 // encoded result would exceed the server's max payload, the response body
 // goes to the object store and the stored result carries Response.BodyRef
@@ -58,6 +59,11 @@ func (c *Client) PublishEncodedResult(ctx context.Context, res *lifecycle.Result
 		}
 	}
 	msgID := MsgID(res.BatchID, res.ID)
+	if res.EscalationID != "" {
+		// a winning racing copy's line for its original: its own id, so
+		// the stream does not drop it as a repeat of the original's line
+		msgID = MsgID(res.BatchID, res.EscalationID)
+	}
 	msg := nats.NewMsg(c.subj.result(res.BatchID))
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, msgID)
@@ -148,7 +154,10 @@ func (c *Client) ResolveBody(ctx context.Context, res *lifecycle.Result) error {
 }
 
 // ReplayResults calls fn for every stored result of the batch ("" for
-// batchless requests), in stream order, each request id once, and returns
+// batchless requests), in stream order, each request id once — but for a
+// completed line that replaces an earlier line of the same id
+// (lifecycle.ReplacesLine: a racing copy overturned a published failure),
+// which fn sees too and must keep instead — and returns
 // when it has caught up with the stream. An error from fn stops the replay
 // and is returned. internal/producer's WriteResults (the results files)
 // and ResultStats (watch's retries and latency) read a batch with it.
@@ -166,7 +175,7 @@ func (c *Client) ReplayResults(ctx context.Context, batchID string, fn func(*lif
 	if info.NumPending == 0 {
 		return nil
 	}
-	seen := map[string]struct{}{}
+	seen := map[string]lifecycle.State{}
 	// Pull exactly what is pending, so each pull completes as soon as its
 	// last message arrives; NumPending of the last message says whether
 	// more arrived meanwhile.
@@ -212,7 +221,7 @@ func (c *Client) SubscribeResults(ctx context.Context, batchID string, fn func(*
 	if err != nil {
 		return nil, fmt.Errorf("queue: subscribe results of %q: %w", batchID, err)
 	}
-	seen := map[string]struct{}{}
+	seen := map[string]lifecycle.State{}
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		if res, ok := c.decodeResult(msg, seen); ok {
 			fn(res)
@@ -234,16 +243,16 @@ func (c *Client) SubscribeResults(ctx context.Context, batchID string, fn func(*
 
 // decodeResult decodes a stored result, skipping undecodable messages and
 // ids already in seen (a repeat published after the duplicate window).
-func (c *Client) decodeResult(msg jetstream.Msg, seen map[string]struct{}) (*lifecycle.Result, bool) {
+func (c *Client) decodeResult(msg jetstream.Msg, seen map[string]lifecycle.State) (*lifecycle.Result, bool) {
 	var res lifecycle.Result
 	if err := json.Unmarshal(msg.Data(), &res); err != nil || res.ID == "" {
 		c.log.Warn().Err(err).Str("subject", msg.Subject()).Msg("undecodable result message skipped")
 		return nil, false
 	}
-	if _, dup := seen[res.ID]; dup {
+	if prev, dup := seen[res.ID]; dup && !lifecycle.ReplacesLine(&lifecycle.Result{State: prev}, &res) {
 		return nil, false
 	}
-	seen[res.ID] = struct{}{}
+	seen[res.ID] = res.State
 	return &res, true
 }
 

@@ -251,6 +251,7 @@ func decodeBatch(m map[string]string) lifecycle.Batch {
 			Superseded: fieldInt(m, "superseded"),
 			Expired:    fieldInt(m, "expired"),
 		},
+		Escalating: fieldInt(m, "escalating"),
 	}
 	if md := m["metadata"]; md != "" && md != "{}" {
 		_ = json.Unmarshal([]byte(md), &b.Metadata) // written by CreateBatch from a map

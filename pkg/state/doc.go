@@ -71,6 +71,16 @@
 // pending, claimed and processing requests do; it bumps the fence, so the
 // loser's holder writes nothing more.
 //
+// # Racing pairs (escalation)
+//
+// Escalate starts a request's racing copy (id lifecycle.CopyID): a record
+// in the batch's slot with counted 0 — no counter ever moves for it — and
+// the batch's escalating counter + 1, which every terminal move of the
+// copy takes back exactly once (copy_end in lib.lua). Complete decides the
+// winner in the same script: the first completed supersedes its partner
+// (Transition.Superseded). MarkPublished of a completed copy counts its
+// line as its original's result.
+//
 // # Finalization
 //
 // Two steps. When the terminal counters of a sealed batch reach Total, the
@@ -78,11 +88,14 @@
 // stays cancelling) with its outcome: cancelled if the batch was cancelled
 // (cancelled wins), else expired if ExpireBatch marked it expiring or if a
 // request ended expired past the batch's expires_at, else completed if a
-// request completed, else cancelled if every request was canceled one by
-// one, else failed. It turns final — status the outcome, <status>_at and
-// finalized_at set, its final event due in the outbox — in the
-// MarkPublished that counts the last expected result (published >= total −
-// superseded; each counted request's result counts once), or in
+// request completed (or was superseded: its racing copy completed), else
+// cancelled if every request was canceled one by one, else failed. It
+// turns final — status the outcome, <status>_at and finalized_at set, its
+// final event due in the outbox — in the MarkPublished that counts the
+// last expected result (published >= total; each counted request's result
+// counts once, a superseded original's being its winning copy's line)
+// while no racing copy runs (escalating = 0, not waited for past
+// expires_at; the copy's end may then turn it final), or in
 // FinishBatch (the sweep, after the finalizing grace: results_missing
 // says how many never came). Each step is seen by exactly one call:
 // Transition.Finalized / Ended.Finalized for the first, MarkPublished's

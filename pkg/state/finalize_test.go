@@ -104,26 +104,35 @@ func TestBatchIsFinalizingUntilItsLastResultIsOut(t *testing.T) {
 	require.Nil(t, fb)
 }
 
-// When every result the batch counts is out before its last request ends
-// (the last one is superseded: its winner's result stands for it), the
-// call that ends it turns the batch final at once.
-func TestLastRequestEndingWithEveryResultOutTurnsTheBatchFinalAtOnce(t *testing.T) {
+// A batch whose requests have all ended and whose results are all out
+// does not turn final while a racing copy runs (escalating > 0): the
+// copy's end turns it final at once, and only that call is told.
+func TestTheEndOfTheLastRacingCopyTurnsTheBatchFinal(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
 	b.createBatch(t, "b1", 2)
-	p := b.claim(t, request("r1", "b1"), "w")
-	_, err := b.store.Complete(ctx, p, state.Outcome{Status: 200, Result: []byte("a")})
+	p1 := b.claim(t, request("r1", "b1"), "w")
+	_, err := b.store.Complete(ctx, p1, state.Outcome{Status: 200, Result: []byte("a")})
 	require.NoError(t, err)
-	require.Empty(t, b.publish(t, p.Ref))
+	p2 := b.claim(t, request("r2", "b1"), "w")
+	cp := b.race(t, p2.Ref)
+	_, err = b.store.Fail(ctx, p2.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400), Result: []byte("b")})
+	require.NoError(t, err)
+	require.Empty(t, b.publish(t, p1.Ref, p2.Ref), "r2's copy still runs")
+	require.Equal(t, lifecycle.BatchFinalizing, b.batch(t, "b1").Status)
+	require.Equal(t, int64(1), b.batch(t, "b1").Escalating)
 
-	tr, err := b.store.Supersede(ctx, lifecycle.Ref{ID: "r2", BatchID: "b1"}, "copy-r2")
+	pc := b.claim(t, cp, "w2")
+	tr, err := b.store.Fail(ctx, pc.Held(), state.Outcome{Failure: failure(lifecycle.CodeRetriableStatus, 503)})
 	require.NoError(t, err)
 	require.NotNil(t, tr.Finalized)
 	require.Equal(t, lifecycle.BatchCompleted, tr.Finalized.Status)
-	require.Equal(t, base, tr.Finalized.FinalizingAt)
-	require.Equal(t, base, tr.Finalized.FinalizedAt)
+	require.Zero(t, tr.Finalized.Escalating)
+	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Failed: 1}, tr.Finalized.Counts, "the copy is in no counter")
 	require.Equal(t, "pending", b.batchField(t, "b1", "evt_final"))
+	require.Empty(t, b.publish(t, cp.Ref()), "the failed copy's mark counts nothing and turns nothing final again")
+	require.Equal(t, int64(2), b.batch(t, "b1").ResultsPublished)
 }
 
 // FinishBatch forces a finalizing batch final with the shortfall as
@@ -168,7 +177,7 @@ func TestFinishBatchForcesTheEndWithResultsMissing(t *testing.T) {
 	require.Equal(t, b.clock.Now(), fb.CancelledAt)
 	require.Equal(t, b.clock.Now(), fb.FinalizedAt)
 	require.Equal(t, int64(1), fb.ResultsPublished)
-	require.Equal(t, int64(2), fb.ResultsMissing, "4 requests, 1 superseded, 1 result out")
+	require.Equal(t, int64(3), fb.ResultsMissing, "4 requests, 1 result out (r3's winner never published one)")
 	require.Equal(t, lifecycle.Counts{Total: 4, Completed: 1, Failed: 1, Canceled: 1, Superseded: 1}, fb.Counts)
 	require.Equal(t, "pending", b.batchField(t, "b1", "evt_final"))
 
@@ -179,33 +188,38 @@ func TestFinishBatchForcesTheEndWithResultsMissing(t *testing.T) {
 	require.Equal(t, int64(2), b.batch(t, "b1").ResultsPublished)
 }
 
-// A failed request whose result was published, then overturned by its
-// copy's success, is superseded: the batch no longer expects a result of
-// its own (published >= total - superseded), so its published failure must
-// not count towards the batch's results. Otherwise the batch turns final
-// while another request's result is still unpublished.
-func TestSupersededPublishedFailureDoesNotCountAsAResult(t *testing.T) {
+// A failed original whose result was published and counted, then
+// overturned by its copy's success, is counted once: its failure line stops
+// counting when the copy supersedes it, so the batch waits for the copy's
+// line, which counts once marked.
+func TestACopyOverturningAPublishedFailureCountsTheOriginalOnce(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	ctx := ctxT(t)
-	b.createBatch(t, "b1", 2)
-	p1 := b.claim(t, request("r1", "b1"), "w")
+	p1, cp := b.pair(t, 2)
 	_, err := b.store.Fail(ctx, p1.Held(), state.Outcome{Failure: failure(lifecycle.CodeNonRetriableStatus, 400), Result: []byte("failed")})
 	require.NoError(t, err)
-	b.publish(t, p1.Ref)
-	_, err = b.store.Supersede(ctx, p1.Ref, "copy-r1")
+	require.Empty(t, b.publish(t, p1.Ref))
+	require.Equal(t, int64(1), b.batch(t, "b1").ResultsPublished)
+
+	pc := b.claim(t, cp, "w2")
+	tr, err := b.store.Complete(ctx, pc, state.Outcome{Status: 200, Result: []byte("ok")})
 	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Equal(t, p1.Ref.ID, tr.Superseded, "the failed original is overturned")
+	require.Equal(t, lifecycle.Counts{Total: 2, Pending: 1, Superseded: 1}, b.counts(t, "b1"))
+	require.Zero(t, b.batch(t, "b1").ResultsPublished, "the failure line no longer counts")
+	require.Empty(t, b.publish(t, p1.Ref), "a late mark of the failure counts nothing")
+	require.Empty(t, b.publish(t, cp.Ref()))
+	require.Equal(t, int64(1), b.batch(t, "b1").ResultsPublished, "r1 counted once: its copy's line")
 
 	p2 := b.claim(t, request("r2", "b1"), "w")
-	tr, err := b.store.Complete(ctx, p2, state.Outcome{Status: 200, Result: []byte("ok")})
+	_, err = b.store.Complete(ctx, p2, state.Outcome{Status: 200, Result: []byte("ok")})
 	require.NoError(t, err)
-	require.NotNil(t, tr.Finalized)
-	require.Equal(t, lifecycle.BatchFinalizing, tr.Finalized.Status, "r2's result is not out yet")
-	require.Zero(t, b.batch(t, "b1").ResultsPublished)
-
 	final := b.publish(t, p2.Ref)
 	require.Len(t, final, 1)
-	require.Equal(t, int64(1), final[0].ResultsPublished)
+	require.Equal(t, int64(2), final[0].ResultsPublished)
+	require.Equal(t, lifecycle.BatchCompleted, final[0].Status)
 }
 
 // A superseded request's result (the failure a supersede keeps, published

@@ -44,6 +44,19 @@ func (k keys) requestKeys(ref lifecycle.Ref) []string {
 	return []string{k.request(ref), k.batchOf(ref), k.leasesOf(ref)}
 }
 
+// pairKeys are requestKeys plus, fourth, the hash of the request's racing
+// partner (escalation: the original of a copy id, else the copy of an
+// original), or the request's own hash when it can have none. Scripts read
+// the fourth key only when the record names the partner.
+func (k keys) pairKeys(ref lifecycle.Ref) ([]string, string) {
+	ks := k.requestKeys(ref)
+	partner := lifecycle.PartnerID(ref.ID)
+	if partner == "" || ref.BatchID == "" {
+		return append(ks, ks[0]), ""
+	}
+	return append(ks, k.request(lifecycle.Ref{ID: partner, BatchID: ref.BatchID})), partner
+}
+
 // batch is the batch hash of a batch id.
 func (k keys) batch(id string) string {
 	return k.batchOf(lifecycle.Ref{BatchID: id})

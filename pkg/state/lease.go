@@ -58,9 +58,10 @@ func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]life
 	now, retention := s.nowMS(), s.retentionMS()
 	calls := make([]scriptCall, len(refs))
 	for i, ref := range refs {
+		keys, _ := s.keys.pairKeys(ref)
 		calls[i] = scriptCall{
 			script: scriptMarkPublished,
-			keys:   s.keys.requestKeys(ref),
+			keys:   keys,
 			args:   []any{now, retention, ref.ID},
 		}
 	}

@@ -19,15 +19,23 @@ import (
 // TestCountersEqualRecountUnderRandomConcurrentWorkload runs thousands of
 // random transitions from concurrent workers (claims, completions,
 // failures, retries, releases, cancels, expiries, refreshes, abandoned
-// leases, control-plane cancels, supersedes, poison fails, published
-// results and one batch cancel) on a sealed batch while the clock moves,
+// leases, control-plane cancels, racing copies (escalation) that run like
+// requests, poison fails, published results and one batch cancel) on a sealed batch while the clock moves,
 // then checks that the batch counters (seen and published included) equal
-// a recount of the request records, that exactly one call ended the
+// a recount of the request records (escalating: a recount of the copies
+// not ended), that exactly one call ended the
 // batch's last request, and that exactly one call turned it final once
 // every result was out.
 func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 	t.Parallel()
-	runWorkload(t, false)
+	runWorkload(t, false, true)
+}
+
+// The same workload without the batch cancel, so racing copies run,
+// complete, supersede their originals and lose to them all along.
+func TestCountersEqualRecountWithRacingPairsUnderRandomConcurrentWorkload(t *testing.T) {
+	t.Parallel()
+	runWorkload(t, false, false)
 }
 
 // The same workload on an open batch: requests are counted as they first
@@ -36,10 +44,10 @@ func TestCountersEqualRecountUnderRandomConcurrentWorkload(t *testing.T) {
 // leaves out end as strays no counter sees.
 func TestCountersEqualRecountUnderRandomConcurrentWorkloadOnAnOpenBatch(t *testing.T) {
 	t.Parallel()
-	runWorkload(t, true)
+	runWorkload(t, true, true)
 }
 
-func runWorkload(t *testing.T, open bool) {
+func runWorkload(t *testing.T, open, cancel bool) {
 	b := setup(t, func(c *state.Config) { c.MaxReclaims = 3 })
 	ctx := ctxT(t)
 	const (
@@ -53,10 +61,16 @@ func runWorkload(t *testing.T, open bool) {
 		b.createBatch(t, "pb", requests)
 	}
 	reqs := make([]*lifecycle.Request, requests)
+	copies := make([]*lifecycle.Request, requests) // racing copies (escalation)
+	escalated := make([]atomic.Bool, requests)     // copies[i] has a record
 	seed := rand.New(rand.NewPCG(1, 2))
 	for i := range reqs {
 		reqs[i] = request(fmt.Sprintf("r%03d", i), "pb")
 		reqs[i].ExpiresAt = base.Add(30*time.Minute + time.Duration(seed.IntN(120))*time.Minute)
+		cp := *reqs[i]
+		cp.ID, _ = lifecycle.CopyID(cp.ID)
+		cp.Model = "fast"
+		copies[i] = &cp
 	}
 
 	var (
@@ -91,8 +105,23 @@ func runWorkload(t *testing.T, open bool) {
 			owner := fmt.Sprintf("w%d", w)
 			for op := range opsEach {
 				b.clock.Advance(time.Duration(rnd.IntN(2000)) * time.Millisecond)
-				req := reqs[rnd.IntN(requests)]
-				if w == 0 && op == opsEach/3 {
+				i := rnd.IntN(requests)
+				req := reqs[i]
+				isCopy := escalated[i].Load() && rnd.IntN(2) == 0
+				if isCopy {
+					req = copies[i]
+				}
+				// a copy's end may turn the batch final, but never ends
+				// the batch's last request
+				note := note
+				if isCopy {
+					note = func(fin *lifecycle.Batch) {
+						if fin != nil && fin.Status.Terminal() {
+							finalizers.Add(1)
+						}
+					}
+				}
+				if cancel && w == 0 && op == opsEach/3 {
 					cancelOnce.Do(func() {
 						tr, err := b.store.CancelBatch(ctx, "pb")
 						if err != nil {
@@ -115,6 +144,9 @@ func runWorkload(t *testing.T, open bool) {
 				}
 				switch rnd.IntN(20) {
 				case 0:
+					if isCopy {
+						continue // the client cancels its own requests, not copies
+					}
 					tr, err := b.store.CancelRequest(ctx, req.Ref())
 					if !allowed(err) {
 						t.Errorf("cancel request: %v", err)
@@ -123,6 +155,9 @@ func runWorkload(t *testing.T, open bool) {
 					transitions.Add(1)
 					continue
 				case 1:
+					if isCopy {
+						continue
+					}
 					tr, err := b.store.ForceFail(ctx, req, state.Outcome{Failure: failure(lifecycle.CodeMaxDeliveries, 0)})
 					if !allowed(err) {
 						t.Errorf("force fail: %v", err)
@@ -130,12 +165,14 @@ func runWorkload(t *testing.T, open bool) {
 					note(tr.Finalized)
 					transitions.Add(1)
 					continue
-				case 2:
-					tr, err := b.store.Supersede(ctx, req.Ref(), "copy-"+req.ID)
-					if !allowed(err) {
-						t.Errorf("supersede: %v", err)
+				case 2, 5, 6, 7:
+					started, _, err := b.store.Escalate(ctx, reqs[i].Ref(), "fast")
+					if err != nil {
+						t.Errorf("escalate: %v", err)
 					}
-					note(tr.Finalized)
+					if started {
+						escalated[i].Store(true)
+					}
 					transitions.Add(1)
 					continue
 				case 3, 4:
@@ -200,9 +237,18 @@ func runWorkload(t *testing.T, open bool) {
 	}
 	wg.Wait()
 	require.False(t, t.Failed())
-	t.Logf("%d transitions attempted; counts before drain %+v", transitions.Load(), b.counts(t, "pb"))
-	requireRecount(t, b, reqs)
-	requireLeaseIndexMatches(t, b, reqs)
+	withCopies := func() []*lifecycle.Request {
+		all := append([]*lifecycle.Request{}, reqs...)
+		for i := range copies {
+			if escalated[i].Load() {
+				all = append(all, copies[i])
+			}
+		}
+		return all
+	}
+	t.Logf("%d transitions attempted, %d copies started; counts before drain %+v", transitions.Load(), len(withCopies())-len(reqs), b.counts(t, "pb"))
+	requireRecount(t, b, withCopies())
+	requireLeaseIndexMatches(t, b, withCopies())
 	bt := b.batch(t, "pb")
 	require.True(t, bt.Sealed, "sealed at creation, by the seal or by the cancel")
 	if open {
@@ -213,32 +259,36 @@ func runWorkload(t *testing.T, open bool) {
 
 	// Drain: past every deadline, each remaining request ends on claim.
 	b.clock.Advance(24 * time.Hour)
-	for _, req := range reqs {
+	for _, req := range withCopies() {
 		c, err := b.store.Claim(ctx, state.ClaimArgs{Request: req, Owner: "drain", Start: true})
 		require.NoError(t, err)
 		require.NotNil(t, c.Ended)
-		note(c.Ended.Finalized)
+		if _, ok := lifecycle.OriginalID(req.ID); !ok {
+			note(c.Ended.Finalized)
+		}
 	}
-	counts := requireRecount(t, b, reqs)
+	counts := requireRecount(t, b, withCopies())
 	require.Equal(t, counts.Total, counts.Terminal())
 	require.Equal(t, int32(1), lastEnders.Load(), "exactly one call ended the batch's last request")
-	requireLeaseIndexMatches(t, b, reqs)
+	require.Zero(t, b.batch(t, "pb").Escalating, "every copy ended")
+	requireLeaseIndexMatches(t, b, withCopies())
 
 	// Every result goes out: exactly one call turned the batch final.
-	for _, req := range reqs {
+	for _, req := range withCopies() {
 		final, err := b.store.MarkPublished(ctx, []lifecycle.Ref{req.Ref()})
 		require.NoError(t, err)
 		noteFinal(final)
 	}
 	require.Equal(t, int32(1), finalizers.Load(), "exactly one call turned the batch final")
-	requireRecount(t, b, reqs)
+	requireRecount(t, b, withCopies())
 	bt = b.batch(t, "pb")
-	require.Equal(t, bt.Counts.Total-bt.Counts.Superseded, bt.ResultsPublished)
+	require.Equal(t, bt.Counts.Total, bt.ResultsPublished, "one result per request: its own, or its winning copy's")
 	require.Zero(t, bt.ResultsMissing)
 	if cancelled.Load() {
 		require.Equal(t, lifecycle.BatchCancelled, bt.Status)
 	} else {
-		require.Contains(t, []lifecycle.BatchStatus{lifecycle.BatchCompleted, lifecycle.BatchFailed}, bt.Status)
+		// the drain ends what is left past the deadline: expired then
+		require.Contains(t, []lifecycle.BatchStatus{lifecycle.BatchCompleted, lifecycle.BatchFailed, lifecycle.BatchExpired}, bt.Status)
 	}
 }
 
@@ -251,9 +301,8 @@ func mustInt(t *testing.T, s string) int64 {
 
 // requireRecount derives the counters from the records alone and requires
 // the batch's to equal them: each bucket, seen (the records the batch
-// counts) and published (the counted records whose result was counted,
-// but for superseded ones: the batch expects no result of its own for a
-// superseded request, its winner's stands for it).
+// counts) and published (the counted records whose result was counted:
+// its own line, or for a superseded original its winning copy's).
 // The requests the batch counts but has not seen yet are pending (canceled
 // in a cancelled batch, expired in an expiring one), as are the pending
 // records. Records the batch does not count
@@ -275,41 +324,34 @@ func requireRecount(t *testing.T, b *bundle, reqs []*lifecycle.Request) lifecycl
 		}
 		return &c.Pending
 	}
-	var seen, published int64
+	var seen, published, escalating int64
 	for _, req := range reqs {
-		v, err := b.redis.Client.HMGet(ctx, b.cfg.Prefix+":{"+id+"}:req:"+req.ID, "state", "counted", "pub_counted").Result()
+		v, err := b.redis.Client.HMGet(ctx, b.cfg.Prefix+":{"+id+"}:req:"+req.ID, "state", "counted", "pub_counted", "esc_open").Result()
 		require.NoError(t, err)
 		if v[0] == nil {
 			continue // not seen yet
 		}
+		if v[3] == "1" {
+			escalating++ // a racing copy not ended yet
+		}
 		if v[1] != "1" {
-			continue // a stray: not one of the batch's requests
+			continue // a stray or a racing copy: not one of the batch's requests
 		}
 		seen++
-		if v[2] == "1" && v[0] != string(lifecycle.StateSuperseded) {
+		if v[2] == "1" {
 			published++
 		}
-		switch lifecycle.State(v[0].(string)) {
-		case lifecycle.StatePending:
+		if st := lifecycle.State(v[0].(string)); st == lifecycle.StatePending {
 			*pendingLike()++
-		case lifecycle.StateClaimed, lifecycle.StateProcessing:
-			c.InProgress++
-		case lifecycle.StateCompleted:
-			c.Completed++
-		case lifecycle.StateFailed:
-			c.Failed++
-		case lifecycle.StateCanceled:
-			c.Canceled++
-		case lifecycle.StateSuperseded:
-			c.Superseded++
-		case lifecycle.StateExpired:
-			c.Expired++
+		} else {
+			c.Count(st)
 		}
 	}
 	*pendingLike() += bt.Counts.Total - seen
 	require.Equal(t, c, bt.Counts, "counters equal a recount of the records")
 	require.Equal(t, strconv.FormatInt(seen, 10), b.batchField(t, id, "seen"), "seen equals the records the batch counts")
 	require.Equal(t, published, bt.ResultsPublished, "published equals the counted records whose result was counted")
+	require.Equal(t, escalating, bt.Escalating, "escalating equals the racing copies not ended yet")
 	if !bt.Sealed {
 		require.Equal(t, seen, bt.Counts.Total, "an open batch's total is what it has seen")
 	}

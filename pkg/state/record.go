@@ -47,6 +47,8 @@ func decodeRecord(ref lifecycle.Ref, m map[string]string) Record {
 		Reclaims:      int(fieldInt(m, "reclaims")),
 		Delivery:      uint64(fieldInt(m, "delivery")),
 		SupersededBy:  m["superseded_by"],
+		EscalatedTo:   m["escalated_to"],
+		EscalatedFrom: m["escalated_from"],
 		Published:     m["published"] == "1",
 		ResultSubject: m["result_subject"],
 	}

@@ -29,6 +29,8 @@ var (
 	luaCancelRequest string
 	//go:embed lua/supersede.lua
 	luaSupersede string
+	//go:embed lua/escalate.lua
+	luaEscalate string
 	//go:embed lua/cancel_batch.lua
 	luaCancelBatch string
 	//go:embed lua/create_batch.lua
@@ -67,6 +69,7 @@ var (
 	scriptForceFail     = withLib(luaForceFail)
 	scriptCancelRequest = withLib(luaCancelRequest)
 	scriptSupersede     = withLib(luaSupersede)
+	scriptEscalate      = withLib(luaEscalate)
 	scriptCancelBatch   = withLib(luaCancelBatch)
 	scriptCreateBatch   = withLib(luaCreateBatch)
 	scriptSealBatch     = withLib(luaSealBatch)

@@ -95,7 +95,12 @@ func (s *Store) transitionOf(op string, ref lifecycle.Ref, rep reply) (Transitio
 			Previous: lifecycle.State(rep.str(2)),
 			Applied:  rep.int(3) == 1,
 		}
-		if b := rep.hash(4); b != nil {
+		at := 4
+		if rep.str(at) == "partner" {
+			t.Superseded = rep.str(at + 1)
+			at += 2
+		}
+		if b := rep.hash(at); b != nil {
 			batch := decodeBatch(b)
 			t.Finalized = &batch
 			s.log.Debug().Str("batch_id", batch.ID).Str("status", string(batch.Status)).Msg("batch finalized")

@@ -73,8 +73,8 @@ func TestSupersedeFollowsTheTable(t *testing.T) {
 }
 
 // Superseding the last open request ends its batch's last request, and only
-// that call is told; the superseded request needs no result of its own (its
-// winner's stands for it).
+// that call is told; the superseded request publishes no result of its own:
+// the batch waits for its winner's line (a racing copy's, mark_published).
 func TestSupersedeOfTheLastRequestFinalizesTheBatch(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -96,8 +96,7 @@ func TestSupersedeOfTheLastRequestFinalizesTheBatch(t *testing.T) {
 	require.False(t, tr.Applied)
 	require.Nil(t, tr.Finalized, "finalized once")
 
-	final := b.publish(t, p.Ref)
-	require.Len(t, final, 1, "a's result is the only one the batch waits for")
-	require.Equal(t, lifecycle.BatchCompleted, final[0].Status)
-	require.Zero(t, final[0].ResultsMissing)
+	require.Empty(t, b.publish(t, p.Ref, loser.Ref), "b's own mark counts nothing: the batch waits for its winner's line")
+	require.Equal(t, int64(1), b.batch(t, "b2").ResultsPublished)
+	require.Equal(t, lifecycle.BatchFinalizing, b.batch(t, "b2").Status)
 }

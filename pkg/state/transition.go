@@ -24,17 +24,23 @@ func (s *Store) finish(ctx context.Context, a finishArgs) (Transition, error) {
 	if a.outcome.Uncalled {
 		uncalled = "1"
 	}
-	rep, err := s.run(ctx, scriptFinish, s.keys.requestKeys(a.ref),
+	keys, partner := s.keys.pairKeys(a.ref)
+	rep, err := s.run(ctx, scriptFinish, keys,
 		s.nowMS(), a.lease.Owner, a.lease.Token, a.need, string(a.target), uncalled,
 		outcomeStatus(a.outcome), code, msg, a.outcome.RoutedModel, a.outcome.Result,
-		s.retentionMS(), a.ref.ID)
+		s.retentionMS(), a.ref.ID, partner)
 	if err != nil {
 		return Transition{}, fmt.Errorf("state: %s %s: %w", a.op, a.ref.ID, err)
 	}
 	return s.transitionOf(a.op, a.ref, rep)
 }
 
-// Complete records the successful result of a processing request. A hard
+// Complete records the successful result of a processing request. Of a
+// racing pair (escalation) the first completed wins: a copy completing
+// while its original is pending, in flight or failed supersedes the
+// original (Transition.Superseded names it); a copy whose original ended
+// otherwise ends superseded itself (Transition.State); an original
+// completing supersedes its copy if that is still pending or in flight. A hard
 // terminal request drops the write (Applied false); a soft canceled one is
 // replaced when owner and token still match and the cancel's result was not
 // published yet (MarkPublished), the counters moving from canceled to

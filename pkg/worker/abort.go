@@ -49,7 +49,8 @@ func (x *execution) abortedByControl(cause error) {
 	case rec.State == lifecycle.StateSuperseded:
 		// The winner marked this request superseded; the original's one
 		// result comes from the winner.
-		x.logger().Info().Msg("call aborted: superseded by a racing copy")
+		x.logger().Info().Msg("call aborted: superseded by its racing partner")
+		x.w.escalation.wasted.Add(1)
 		x.ack()
 	case rec.State == lifecycle.StateCanceled:
 		f := lifecycle.NewFailure(lifecycle.CodeRequestCanceled, 0, "the request was cancelled")

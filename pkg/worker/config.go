@@ -162,6 +162,9 @@ type Config struct {
 	OpTimeout time.Duration `yaml:"-"`
 	// Batches tunes the unknown-batch hold and the sweep.
 	Batches Batches `yaml:"batches"`
+	// Escalations are the per-model escalations near the deadline
+	// (route at claim, or a racing copy); reloadable.
+	Escalations Escalations `yaml:"escalations"`
 	// RateLimits are the fleet-wide upstream budgets and the adaptive
 	// concurrency limits (pkg/ratelimit); not changed by a reload.
 	RateLimits ratelimit.Config `yaml:"rate_limits"`
@@ -205,6 +208,7 @@ func (c Config) WithDefaults() Config {
 		c.OpTimeout = OpTimeoutDefault
 	}
 	c.Batches = c.Batches.WithDefaults()
+	c.Escalations = c.Escalations.WithDefaults()
 	c.RateLimits = c.RateLimits.WithDefaults()
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
@@ -225,6 +229,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Batches.Validate(); err != nil {
+		return err
+	}
+	if err := c.Escalations.Validate(); err != nil {
 		return err
 	}
 	if err := c.RateLimits.Validate(); err != nil {

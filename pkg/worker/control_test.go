@@ -341,8 +341,9 @@ func TestRedisStallDoesNotBurnDeliveries(t *testing.T) {
 }
 
 // A supersede backed by Redis aborts the loser's in-flight call; the loser
-// publishes nothing (the winning copy's result stands for the request) and
-// the batch counts it superseded.
+// publishes nothing (the winning copy's result stands for the request: the
+// batch waits for it, here in vain, as no copy runs) and the batch counts
+// it superseded.
 func TestSupersedeAbortsTheLosersCall(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{})
@@ -358,7 +359,7 @@ func TestSupersedeAbortsTheLosersCall(t *testing.T) {
 	require.NoError(t, e.q.PublishSupersede(bg(t), loser.ID, "copy-of-"+loser.ID))
 
 	waitFor(t, 10*time.Second, "the aborted call to end", func() bool { return e.mock.Concurrent("gpt-4o") == 0 })
-	waitFor(t, 10*time.Second, "batch finalized", func() bool { return e.batch(t, "b-race").Status == lifecycle.BatchCompleted })
+	waitFor(t, 10*time.Second, "every request ended", func() bool { return e.batch(t, "b-race").Status == lifecycle.BatchFinalizing })
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Superseded: 1}, e.batch(t, "b-race").Counts)
 	results := e.waitResults(t, "b-race", 1, 5*time.Second)
 	require.NotContains(t, results, loser.ID, "the loser publishes no result of its own")

@@ -182,9 +182,10 @@ func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
 	require.LessOrEqual(t, max, 5)
 }
 
-// The worker process serves /healthz, /readyz and /metrics; readiness
-// reflects NATS, Redis and the fetch loops: it goes away within seconds
-// when Redis or NATS does and comes back when they return.
+// The worker process serves /healthz, /readyz, /metrics and /statusz
+// (escalation counts); readiness reflects NATS, Redis and the fetch loops:
+// it goes away within seconds when Redis or NATS does and comes back when
+// they return.
 func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -217,6 +218,9 @@ func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	}
 	code, _ := get("/healthz")
 	require.Equal(t, http.StatusOK, code)
+	code, body := get("/statusz")
+	require.Equal(t, http.StatusOK, code)
+	require.JSONEq(t, `{"escalations":{"routed":0,"started":0,"won":0,"lost":0,"wasted_calls":0}}`, body)
 	waitFor(t, 10*time.Second, "ready", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
 
 	e.redis.Stop()

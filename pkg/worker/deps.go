@@ -48,6 +48,9 @@ type Store interface {
 	FinishBatch(ctx context.Context, id string) (*lifecycle.Batch, error)
 	Stranded(ctx context.Context, batchID string, before time.Time, limit int64) ([]lifecycle.Stranded, error)
 	EndStranded(ctx context.Context, ref lifecycle.Ref, leaseBefore time.Time, to lifecycle.State, f *lifecycle.Failure) (lifecycle.Transition, error)
+
+	// Escalate starts a racing copy (escalation.go).
+	Escalate(ctx context.Context, ref lifecycle.Ref, model string) (started bool, reason string, err error)
 }
 
 // Queue is what the worker needs of the JetStream transport (satisfied by
@@ -59,6 +62,12 @@ type Queue interface {
 	PublishBatchEvent(ctx context.Context, ev lifecycle.BatchEvent) error
 	SubscribeControl(fn func(lifecycle.ControlEvent)) (stop func() error, err error)
 	PublishHold(ctx context.Context, budget, model string) error
+
+	// Racing copies (escalation): read the original's message, publish the
+	// copy's, abort the loser's call.
+	RequestAt(ctx context.Context, seq uint64) (*lifecycle.Request, error)
+	PublishRequest(ctx context.Context, req *lifecycle.Request) error
+	PublishSupersede(ctx context.Context, requestID, by string) error
 
 	// Reading and removing a batch's queued messages (EndQueued, the sweep).
 	ScanBatch(ctx context.Context, batchID string, fn func(transport.Queued) bool) (uint64, error)

@@ -46,6 +46,12 @@ type execution struct {
 	// called is set once the upstream call is under way: the attempt the
 	// claim counted is then spent, whatever comes of the call.
 	called bool
+	// upstream is the request as the call sends it: req, or req routed to
+	// its escalation model (escalateAtClaim).
+	upstream *lifecycle.Request
+	// originRec is a racing copy's original (origin), read once.
+	originRec  *lifecycle.Record
+	originRead bool
 	// tctx carries the delivery's span when tracing is on, else nil
 	// (tracing.go).
 	tctx context.Context
@@ -74,13 +80,15 @@ func (w *Worker) Handle(d Delivery) {
 	defer w.metrics.inflight.Add(context.Background(), -1, inflight.add...)
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
-		if !x.acquireGlobal(limit) {
+		if !x.acquireGlobal(req.Model, limit) {
 			x.logger().Info().Msg("waiting for a fleet-wide slot was aborted; handing the delivery back")
 			x.nak(0)
 			return
 		}
-		defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 	}
+	// whichever slot the task holds at the end: the request's model's, or
+	// its escalation model's (escalateAtClaim)
+	defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 
 	span := x.span(spanClaim, trace.SpanKindInternal)
 	claim, err := x.claim()
@@ -103,6 +111,11 @@ func (w *Worker) Handle(d Delivery) {
 		return
 	}
 	x.proc = proc
+	if !x.escalateAtClaim() {
+		x.logger().Info().Msg("waiting for the escalation model's fleet-wide slot was aborted; handing the request back")
+		x.release()
+		return
+	}
 	x.run()
 }
 
@@ -198,12 +211,12 @@ func (x *execution) claimRefused(err error) {
 // run makes the upstream call of the processing request and records its
 // outcome.
 func (x *execution) run() {
-	w, req := x.w, x.req
+	w := x.w
 	policy := w.config().Retry
 	now := w.clock()
 
-	if !w.up.Routed(req.Model) {
-		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", req.Model)
+	if !w.up.Routed(x.upstream.Model) {
+		f := lifecycle.NewFailure(lifecycle.CodeUnroutedModel, 0, "no upstream route for model %q", x.upstream.Model)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -214,7 +227,7 @@ func (x *execution) run() {
 	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, deadline) {
 		f := x.lastFailure()
 		f.Message += " (no retry: the deadline is too close)"
-		w.metrics.denied(x.ctx, req.Model, lifecycle.DenyDeadline)
+		w.metrics.denied(x.ctx, x.req.Model, lifecycle.DenyDeadline)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -245,9 +258,9 @@ func (x *execution) run() {
 	x.called = true
 	span := x.span(spanCall, trace.SpanKindClient)
 	call.TraceParent = x.traceParent(span)
-	resp := w.up.Do(callCtx, req, call)
+	resp := w.up.Do(callCtx, x.upstream, call)
 	endCall(span, resp)
-	w.metrics.called(x.ctx, req.Model, resp)
+	w.metrics.called(x.ctx, x.upstream.Model, resp)
 	opCtx, cancel := w.opCtx()
 	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
 	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
@@ -270,7 +283,9 @@ func (x *execution) run() {
 // rate_limited_deadline without a call; one whose wait a cause cut short is
 // handed back with its attempt taken back.
 func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, call httpclient.Call) (ratelimit.Ticket, bool) {
-	w, req := x.w, x.req
+	// the budget of the model called: the escalation model's after route
+	// at claim (escalateAtClaim)
+	w, req := x.w, x.upstream
 	var cutoff time.Time
 	if !x.held.Deadline.IsZero() {
 		cutoff = x.held.Deadline.Add(-policy.StopBeforeDeadline)

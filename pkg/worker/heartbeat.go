@@ -76,13 +76,13 @@ func (w *Worker) refreshLeases() {
 		slots     = map[string][]string{}
 	)
 	for _, t := range tasks {
-		held, slot := t.snapshot()
+		held, _ := t.snapshot()
 		if held != nil {
 			helds = append(helds, *held)
 			heldTasks = append(heldTasks, t)
 		}
-		if slot != "" {
-			slots[t.req.Model] = append(slots[t.req.Model], slot)
+		if model, slot := t.slotOf(); slot != "" {
+			slots[model] = append(slots[model], slot)
 		}
 	}
 	if len(helds) > 0 {

@@ -39,6 +39,9 @@ type task struct {
 	mu   sync.Mutex
 	held *lifecycle.Held // nil until claimed
 	slot string          // fleet-wide slot holder id, "" when none
+	// slotModel is the model whose fleet-wide slot slot is: the request's,
+	// or its escalation model's after route at claim.
+	slotModel string
 	// ending is set once the call is over and the handler writes the
 	// request's outcome: the heartbeat still refreshes the lease (the write
 	// may be retried), but a refresh that finds the lease gone no longer
@@ -69,10 +72,18 @@ func (t *task) setHeld(h lifecycle.Held) {
 	t.mu.Unlock()
 }
 
-func (t *task) setSlot(holder string) {
+func (t *task) setSlot(model, holder string) {
 	t.mu.Lock()
-	t.slot = holder
+	t.slotModel, t.slot = model, holder
 	t.mu.Unlock()
+}
+
+// slotOf is the fleet-wide slot the task holds and its model; holder ""
+// when none.
+func (t *task) slotOf() (model, holder string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.slotModel, t.slot
 }
 
 func (t *task) snapshot() (*lifecycle.Held, string) {

@@ -187,22 +187,7 @@ func checkCountersEqualRecount(t *testing.T, e *env, reqs []*lifecycle.Request) 
 		case !errors.Is(err, state.ErrNotFound):
 			require.NoError(t, err)
 		}
-		switch st {
-		case lifecycle.StatePending:
-			c.Pending++
-		case lifecycle.StateClaimed, lifecycle.StateProcessing:
-			c.InProgress++
-		case lifecycle.StateCompleted:
-			c.Completed++
-		case lifecycle.StateFailed:
-			c.Failed++
-		case lifecycle.StateCanceled:
-			c.Canceled++
-		case lifecycle.StateSuperseded:
-			c.Superseded++
-		case lifecycle.StateExpired:
-			c.Expired++
-		default:
+		if !c.Count(st) {
 			unknown[r.ID] = 0
 		}
 	}

@@ -42,6 +42,7 @@ var MetricNames = []string{
 	"salvo_ratelimit_adaptive_limit", "salvo_ratelimit_waiting",
 	"salvo_queue_pending_messages", "salvo_queue_oldest_pending_age_seconds",
 	"salvo_batches_live", "salvo_batches_near_deadline",
+	"salvo_escalations_total", "salvo_escalation_wasted_calls_total",
 }
 
 // metrics are the worker's instruments, created once in New. Every
@@ -69,7 +70,7 @@ type metrics struct {
 
 // newMetrics creates the instruments on mp (nil: a no-op provider) and the
 // gauges read from limits at each collection.
-func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter) (*metrics, error) {
+func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter, esc *escalationStats) (*metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
@@ -120,6 +121,9 @@ func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter) (*metrics, e
 		return nil, err
 	}
 	if err := x.batches.register(m); err != nil {
+		return nil, err
+	}
+	if err := esc.register(m); err != nil {
 		return nil, err
 	}
 	return x, nil

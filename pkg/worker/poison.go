@@ -124,8 +124,8 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 		}
 		res, payload = w.resultFromEnded(req, rec.Ended())
 	}
-	if err := w.queue.PublishEncodedResult(ctx, res, payload, req.ResultSubject); err != nil {
-		return fmt.Errorf("worker: publish poison result %s: %w", req.ID, err)
+	if err := w.publishLine(ctx, req, res, payload, recorded && w.silentEnd(req.Ref(), res.State)); err != nil {
+		return fmt.Errorf("worker: poison: %w", err)
 	}
 	if recorded {
 		// publish → mark → ack, as in settle: the queue removes the message

@@ -21,6 +21,10 @@ type write func(ctx context.Context) (lifecycle.Transition, error)
 func (x *execution) complete(resp *httpclient.Response) {
 	w, req, proc := x.w, x.req, x.proc
 	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt, proc.StartedAt, nil, resp)
+	res.RoutedModel = x.routedModel()
+	if orig := x.origin(); orig != nil {
+		forOriginal(res, req.ID, orig)
+	}
 	payload, err := w.encode(res)
 	if err != nil {
 		x.logger().Error().Err(err).Msg("encode result")
@@ -28,8 +32,11 @@ func (x *execution) complete(resp *httpclient.Response) {
 		return
 	}
 	tr, err := x.recordTerminal(lifecycle.StateCompleted, func(ctx context.Context) (lifecycle.Transition, error) {
-		return w.store.Complete(ctx, proc, lifecycle.Outcome{Status: resp.Status, RoutedModel: req.Model, Result: payload})
+		return w.store.Complete(ctx, proc, lifecycle.Outcome{Status: resp.Status, RoutedModel: x.routedModel(), Result: payload})
 	})
+	if err == nil && tr.Superseded != "" {
+		x.superseded(tr.Superseded)
+	}
 	x.settle(res, payload, tr, err)
 }
 
@@ -41,13 +48,14 @@ func (x *execution) end(to lifecycle.State, f *lifecycle.Failure, resp *httpclie
 	w, req, h := x.w, x.req, x.held
 	attempts := x.attempts(called)
 	res := w.buildResult(req, to, attempts, time.Time{}, f, resp)
+	res.RoutedModel = x.routedModel()
 	payload, err := w.encode(res)
 	if err != nil {
 		x.logger().Error().Err(err).Msg("encode result")
 		x.release()
 		return
 	}
-	o := lifecycle.Outcome{Failure: f, RoutedModel: req.Model, Result: payload, Uncalled: !called}
+	o := lifecycle.Outcome{Failure: f, RoutedModel: x.routedModel(), Result: payload, Uncalled: !called}
 	if resp != nil {
 		o.Status = resp.Status
 	}
@@ -98,6 +106,15 @@ func (x *execution) release() {
 	// Released into a cancelled batch, the store ended it; or it had ended.
 	res := w.buildResult(x.req, tr.State, x.attempts(called), time.Time{}, endedFailure(tr.State, nil), nil)
 	x.settle(res, nil, tr, err)
+}
+
+// routedModel is the model the call went to: the request's, or its
+// escalation model when escalateAtClaim routed it there.
+func (x *execution) routedModel() string {
+	if x.upstream != nil {
+		return x.upstream.Model
+	}
+	return x.req.Model
 }
 
 // attempts is the result's attempts: the upstream attempts the claim

@@ -86,7 +86,8 @@ func encodeResult(res *lifecycle.Result) ([]byte, error) {
 func (w *Worker) resultFromEnded(req *lifecycle.Request, e *lifecycle.Ended) (*lifecycle.Result, []byte) {
 	if len(e.Outbox) > 0 {
 		var res lifecycle.Result
-		if err := json.Unmarshal(e.Outbox, &res); err == nil && res.ID == req.ID {
+		// a racing copy's line is its original's: escalation_id names the copy
+		if err := json.Unmarshal(e.Outbox, &res); err == nil && (res.ID == req.ID || res.EscalationID == req.ID) {
 			return &res, e.Outbox
 		}
 		w.log.Warn().Str("request_id", req.ID).Msg("stored result line unreadable; rebuilding it from the record")

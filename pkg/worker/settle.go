@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -33,10 +34,20 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		// Another write ended the request first (first terminal result
 		// wins, or a soft cancel we only confirmed): its result stands.
 		x.logger().Info().Str("state", string(tr.State)).Msg("request already ended; our result dropped")
+		if tr.State == lifecycle.StateSuperseded && x.called {
+			x.w.escalation.wasted.Add(1)
+		}
 		x.settleRecorded()
 		return
 	}
 	x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
+	if x.origin() != nil && tr.State != lifecycle.StateCompleted {
+		// a racing copy that failed, or that lost to its original's end
+		x.w.escalation.lost.Add(1)
+		if tr.State == lifecycle.StateSuperseded && x.called {
+			x.w.escalation.wasted.Add(1)
+		}
+	}
 	if !x.publish(res, data) {
 		x.nak(storeDownDelay)
 		return
@@ -91,7 +102,9 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 }
 
 // publish sends the result and waits until its published mark is durable
-// in Redis. Every path that ends a delivery with a result follows the same
+// in Redis. A request that ends silently (silentEnd: superseded, or a
+// racing copy that did not complete) publishes nothing and is only marked.
+// res.State is the state the result is for. Every path that ends a delivery with a result follows the same
 // order — publish, mark, ack — so a message is acked only once a later
 // delivery of its request (a redelivery, or a duplicate published after the
 // stream's duplicate window) would find the result already out and publish
@@ -102,7 +115,7 @@ func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
 	defer x.span(spanPublish, trace.SpanKindProducer).End()
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
-	if err := x.w.queue.PublishEncodedResult(ctx, res, data, x.req.ResultSubject); err != nil {
+	if err := x.w.publishLine(ctx, x.req, res, data, x.silent(res.State)); err != nil {
 		x.logger().Error().Err(err).Msg("publish result failed; redelivering later")
 		return false
 	}
@@ -127,4 +140,22 @@ func (x *execution) nak(delay time.Duration) {
 	if err := x.d.Nak(ctx, delay); err != nil {
 		x.logger().Warn().Err(err).Msg("nak failed; AckWait will redeliver")
 	}
+}
+
+// silent is silentEnd for the execution's request, with its original read
+// once.
+func (x *execution) silent(st lifecycle.State) bool {
+	return st == lifecycle.StateSuperseded || (st != lifecycle.StateCompleted && x.origin() != nil)
+}
+
+// publishLine publishes a request's result line, unless silent: a
+// superseded request, or a racing copy that did not complete, has none.
+func (w *Worker) publishLine(ctx context.Context, req *lifecycle.Request, res *lifecycle.Result, data []byte, silent bool) error {
+	if silent {
+		return nil
+	}
+	if err := w.queue.PublishEncodedResult(ctx, res, data, req.ResultSubject); err != nil {
+		return fmt.Errorf("worker: publish result of %s: %w", req.ID, err)
+	}
+	return nil
 }

@@ -24,6 +24,9 @@ import (
 //   - before expires_at ends in-flight requests whose lease ended more than
 //     batches.stranded_after ago and whose message is gone (purged by hand,
 //     dropped by a stream limit): failed message_lost;
+//   - before expires_at, once the batch is inside the threshold of a model's
+//     race-mode escalation, starts a racing copy of each of its in-flight
+//     requests of that model (escalation.go);
 //   - turns final a batch whose requests have all ended but whose results
 //     have not all come within batches.finalize_grace and no message of
 //     which is left in REQUESTS (the missing ones were lost before any
@@ -185,6 +188,11 @@ func (s *sweeper) batch(ctx context.Context, id string) error {
 	if err := s.stranded(ctx, b, now, expired || cancelled, log); err != nil {
 		return err
 	}
+	if !expired && !cancelled {
+		if err := s.escalate(ctx, b, now, log); err != nil {
+			return err
+		}
+	}
 	if !b.FinalizingAt.IsZero() && now.Sub(b.FinalizingAt) >= cfg.FinalizeGrace {
 		// Results still on their way are not missing: while REQUESTS holds
 		// a message of the batch, a delivery or EndQueued publishes its
@@ -319,10 +327,59 @@ func (s *sweeper) publishEnded(ctx context.Context, ref lifecycle.Ref, rec lifec
 		req := &lifecycle.Request{V: lifecycle.WireVersion, ID: ref.ID, BatchID: ref.BatchID,
 			CustomID: rec.CustomID, Model: rec.Model, ResultSubject: rec.ResultSubject}
 		res, data := w.resultFromEnded(req, rec.Ended())
-		if err := w.queue.PublishEncodedResult(ctx, res, data, rec.ResultSubject); err != nil {
+		if err := w.publishLine(ctx, req, res, data, w.silentEnd(ref, rec.State)); err != nil {
 			log.Warn().Err(err).Str("request_id", ref.ID).Msg("sweep: result of an ended request not published; next pass")
 			return err
 		}
 	}
 	return w.marks.mark(ctx, ref)
 }
+
+// escalate starts the racing copies of the batch's in-flight requests
+// whose model has a race-mode escalation and whose deadline is inside its
+// threshold (the requests queued get theirs at claim). The lease index
+// names them; a request escalated already, or a copy, is passed over. The
+// copy's message is built from the original's, read from REQUESTS.
+func (s *sweeper) escalate(ctx context.Context, b lifecycle.Batch, now time.Time, log zerolog.Logger) error {
+	w := s.w
+	escs := w.config().Escalations
+	var widest time.Duration
+	for _, e := range escs {
+		if e.Mode == EscalateRace {
+			widest = max(widest, e.Threshold)
+		}
+	}
+	if widest == 0 || b.ExpiresAt.IsZero() || b.ExpiresAt.Sub(now) >= widest {
+		return nil
+	}
+	entries, err := w.store.Stranded(ctx, b.ID, now.Add(leaseHorizon), strandedMax)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		rec, err := w.store.Request(ctx, e.Ref)
+		if err != nil || !rec.State.InFlight() || rec.EscalatedTo != "" || rec.EscalatedFrom != "" || e.Seq == 0 {
+			continue
+		}
+		deadline := b.ExpiresAt
+		if !rec.ExpiresAt.IsZero() && rec.ExpiresAt.Before(deadline) {
+			deadline = rec.ExpiresAt
+		}
+		esc, ok := escs.near(rec.Model, deadline, now)
+		if !ok || esc.Mode != EscalateRace {
+			continue
+		}
+		rlog := log.With().Str("request_id", e.Ref.ID).Str("model", rec.Model).Logger()
+		req, err := w.queue.RequestAt(ctx, e.Seq)
+		if err != nil {
+			rlog.Debug().Err(err).Msg("sweep: the request's message is not readable; no racing copy")
+			continue
+		}
+		w.startCopy(ctx, req, esc.Model, rlog)
+	}
+	return nil
+}
+
+// leaseHorizon is later than any lease's expiry: Stranded before
+// now+leaseHorizon lists every in-flight request of a batch.
+const leaseHorizon = 24 * time.Hour

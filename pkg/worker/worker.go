@@ -68,6 +68,8 @@ type Worker struct {
 	checking      sync.WaitGroup
 	// hints are the recent cancel events, checked before a call starts.
 	hints cancelHints
+	// escalation counts what escalation did here (escalation.go).
+	escalation escalationStats
 
 	// metrics are the worker's instruments (metrics.go); tracer is nil
 	// when tracing is off (tracing.go).
@@ -129,7 +131,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	if w.limits, err = ratelimit.New(cfg.RateLimits, deps.Store, clock, perPod, w.log); err != nil {
 		return nil, fmt.Errorf("worker: config: %w", err)
 	}
-	if w.metrics, err = newMetrics(deps.Meter, w.limits); err != nil {
+	if w.metrics, err = newMetrics(deps.Meter, w.limits, &w.escalation); err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)
 	}
 	if deps.Tracer != nil {

@@ -28,5 +28,5 @@ if not cur then
 end
 -- soft: owner and token stay, so the holder's real result can replace it
 record_end(KEYS[1], 'canceled', 'request_cancelled', 'the request was cancelled', now, ARGV[4])
-local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'canceled', now, ARGV[4])
+local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, ARGV[2], state, 'canceled', now, ARGV[4])
 return append_all({'ok', 'canceled', state, 1}, fin)

@@ -41,7 +41,8 @@ local owner = ARGV[2]
 local id = ARGV[8]
 
 local r = redis.call('HMGET', KEYS[1], 'state', 'owner', 'lease_until', 'not_before', 'reclaims',
-  'attempt', 'expires_at', 'err_code', 'err_msg', 'status', 'published', 'outbox', 'delivery', 'seq', 'fence')
+  'attempt', 'expires_at', 'err_code', 'err_msg', 'status', 'published', 'outbox', 'delivery', 'seq', 'fence',
+  'counted')
 local exists = r[1] ~= false
 local state = r[1] or 'pending'
 local attempt = tonumber(r[6] or '0')
@@ -77,8 +78,9 @@ if inflight and lease_until > now then
 end
 
 -- a request seen for the first time is counted by its batch here (every
--- path below writes its record)
-local counted = exists
+-- path below writes its record); a racing copy (escalation) has a record
+-- that says its batch does not count it
+local counted = exists and r[16] ~= '0'
 if not exists then
   counted = batch_admit(KEYS[2], b)
 end
@@ -99,10 +101,7 @@ local function end_now(to, code, msg, extra)
   -- owner and fence stay: a holder whose expired lease nobody reclaimed may
   -- still replace a soft canceled with its real result.
   record_end(KEYS[1], to, code, msg, now, ARGV[7], {fields = fields})
-  local fin = nil
-  if counted then
-    fin = batch_end(KEYS[2], KEYS[3], b, id, state, to, now, ARGV[7])
-  end
+  local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, id, state, to, now, ARGV[7])
   return ended(to, code, msg, r[10], '0', '', true, fin)
 end
 
@@ -174,7 +173,11 @@ if b ~= nil then
 end
 redis.call('PEXPIRE', KEYS[1], ttl)
 if b ~= nil then
-  batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
+  if counted then
+    batch_move(KEYS[2], b, bucket_of(state, b), 'in_progress')
+  end
+  -- a racing copy is in the lease index too: the sweep ends it when its
+  -- holder dies
   redis.call('ZADD', KEYS[3], until_ms, id)
   redis.call('HSETNX', KEYS[2], 'started_at', now)
   if b.status == 'validating' then

@@ -27,6 +27,6 @@ if not is_inflight(state) or tonumber(r[2] or '0') > tonumber(ARGV[3]) then
   return {'ok', state, state, 0}
 end
 record_end(KEYS[1], ARGV[4], ARGV[5], ARGV[6], now, ARGV[7], {fence = true})
-local fin = batch_end(KEYS[2], KEYS[3], batch_load(KEYS[2]), ARGV[2], state, ARGV[4], now, ARGV[7])
+local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], batch_load(KEYS[2]), ARGV[2], state, ARGV[4], now, ARGV[7])
 redis.call('ZADD', KEYS[3], 0, ARGV[2])
 return append_all({'ok', ARGV[4], state, 1}, fin)

@@ -39,5 +39,5 @@ end
 record_end(KEYS[1], 'failed', ARGV[8], ARGV[9], now, ARGV[12], {
   status = ARGV[7], routed_model = ARGV[10], outbox = ARGV[11], fence = true,
 })
-local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'failed', now, ARGV[12])
+local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, ARGV[2], state, 'failed', now, ARGV[12])
 return append_all({'ok', 'failed', state, 1}, fin)

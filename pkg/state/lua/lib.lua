@@ -5,13 +5,16 @@
 -- Request hash fields: id batch model custom_id expires_at state attempt
 -- owner fence lease_until not_before reclaims delivery seq created_at
 -- claimed_at started_at finished_at updated_at routed_model status err_code
--- err_msg published outbox superseded_by counted pub_counted result_subject.
+-- err_msg published outbox superseded_by counted pub_counted result_subject
+-- escalated_to (an original: its racing copy's id) escalated_from (a racing
+-- copy: its original's id) esc_open (a copy whose end the batch's
+-- escalating counter still waits for).
 -- Batch hash fields: id completion_window endpoint metadata total_given
 -- created_at expires_at total seen sealed pending in_progress completed
 -- failed canceled superseded expired published status outcome cancelled
 -- cancelling_at started_at finalizing_at finalized_at <outcome>_at
 -- results_missing expiring evt_created evt_created_at evt_final
--- evt_final_at.
+-- evt_final_at escalating (racing copies not ended yet).
 
 local HARD = {completed = true, failed = true, superseded = true, expired = true}
 
@@ -84,21 +87,29 @@ local function batch_move(bkey, b, from, to)
 end
 
 -- batch_final turns a batch whose requests have all ended final once
--- every expected result is published (published >= total - superseded; a
--- superseded request's result is its winner's), or at once when force (the
--- sweep, after the finalizing grace: results of requests whose messages
--- were lost never come). Sets the outcome's status and time, the missing
--- results, the final event's outbox, and the retention TTL. Returns the
--- batch hash (flat HGETALL) when this call turned it final, else nil;
--- exactly one call can.
+-- every expected result is published (published >= total: each request
+-- the batch counts has one result line, a superseded original its winning
+-- copy's) and no racing copy is still running (escalating = 0; an expiring
+-- batch, or one past its expires_at, does not wait for them), or at once
+-- when force (the sweep, after the finalizing grace: results of requests
+-- whose messages were lost never come). Sets the outcome's status and
+-- time, the missing results, the final event's outbox, and the retention
+-- TTL. Returns the batch hash (flat HGETALL) when this call turned it
+-- final, else nil; exactly one call can.
 local function batch_final(bkey, now, retention, force)
-  local v = redis.call('HMGET', bkey, 'outcome', 'finalized_at', 'published', 'total', 'superseded')
+  local v = redis.call('HMGET', bkey, 'outcome', 'finalized_at', 'published', 'total', 'escalating', 'expiring',
+    'expires_at')
   if (v[1] or '') == '' or (v[2] or '') ~= '' then
     return nil
   end
-  local expected = tonumber(v[4] or '0') - tonumber(v[5] or '0')
+  local expected = tonumber(v[4] or '0')
   local published = tonumber(v[3] or '0')
   if published < expected and not force then
+    return nil
+  end
+  local expires_at = tonumber(v[7] or '0') or 0
+  local over = v[6] == '1' or (expires_at > 0 and now >= expires_at)
+  if tonumber(v[5] or '0') > 0 and not force and not over then
     return nil
   end
   redis.call('HSET', bkey, 'status', v[1], 'finalized_at', now, v[1] .. '_at', now,
@@ -113,7 +124,8 @@ end
 -- are all out already. Returns the batch hash when this call marked it,
 -- else nil; exactly one call can. Outcome: cancelled if cancelled; expired
 -- if marked expiring, or if a request ended expired and the batch is past
--- its expires_at; completed if one completed; cancelled if all were
+-- its expires_at; completed if one completed (or was superseded: its
+-- racing copy completed); cancelled if all were
 -- canceled; else failed.
 local function batch_finalize(bkey, lkey, b, now, retention)
   if b == nil or b.final or not b.sealed then
@@ -132,7 +144,8 @@ local function batch_finalize(bkey, lkey, b, now, retention)
     outcome = 'cancelled'
   elseif b.expiring or (tonumber(c[5] or '0') >= 1 and b.expires_at > 0 and now >= b.expires_at) then
     outcome = 'expired'
-  elseif tonumber(c[1] or '0') >= 1 then
+  elseif tonumber(c[1] or '0') + tonumber(c[4] or '0') >= 1 then
+    -- a superseded request's answer is its winning copy's completed line
     outcome = 'completed'
   elseif tonumber(c[3] or '0') >= b.total then
     outcome = 'cancelled'
@@ -255,14 +268,92 @@ local function unseen_refusal(b)
   return nil
 end
 
--- batch_end accounts a request that just ended (from state, into bucket
--- to): out of the lease index, counters moved, batch finalized when it was
--- the last. Returns batch_finalize's answer; a no-op without a batch.
-local function batch_end(bkey, lkey, b, id, state, to, now, retention)
-  if b == nil then
+-- copy_end accounts the end of a racing copy (escalation) exactly once:
+-- escalating - 1 and out of the lease index (a copy the sweep ended waits
+-- there for its mark: end_stranded.lua adds it back); the batch turns final
+-- when it waited only for this copy. Returns batch_final's answer; nil for
+-- a request that is not a copy still open.
+local function copy_end(rkey, bkey, lkey, id, now, retention)
+  if redis.call('HGET', rkey, 'esc_open') ~= '1' then
     return nil
+  end
+  redis.call('HSET', rkey, 'esc_open', 0)
+  redis.call('ZREM', lkey, id)
+  if redis.call('EXISTS', bkey) == 0 then
+    return nil
+  end
+  redis.call('HINCRBY', bkey, 'escalating', -1)
+  return batch_final(bkey, now, retention, false)
+end
+
+-- counted_batch is b when the batch counts the request of rkey, nil when
+-- its record says it does not (a racing copy; a request its sealed batch
+-- refused): the counters never move for such a request.
+local function counted_batch(rkey, b)
+  if b ~= nil and redis.call('HGET', rkey, 'counted') == '0' then
+    return nil
+  end
+  return b
+end
+
+-- batch_end accounts a request of rkey that just ended (from state, into
+-- bucket to): a racing copy through copy_end; a request its batch counts
+-- out of the lease index, counters moved, batch finalized when it was the
+-- last. Returns the batch hash when this call finalized the batch; a no-op
+-- without a batch.
+local function batch_end(rkey, bkey, lkey, b, id, state, to, now, retention)
+  local fin = copy_end(rkey, bkey, lkey, id, now, retention)
+  b = counted_batch(rkey, b)
+  if b == nil then
+    return fin
   end
   redis.call('ZREM', lkey, id)
   batch_move(bkey, b, bucket_of(state, b), to)
-  return batch_finalize(bkey, lkey, b, now, retention)
+  return batch_finalize(bkey, lkey, b, now, retention) or fin
+end
+
+-- supersede_partner ends the racing partner of a request that completed
+-- (escalation): the original of a winning copy, or the copy of an original
+-- that won. pending, claimed and processing partners become superseded —
+-- and a failed original too (its published failure line stops counting as
+-- its result: the copy's line counts once marked, mark_published.lua, so
+-- the batch waits for it) —
+-- with the fence bumped and the owner cleared, so the partner's holder
+-- writes nothing more; its counters move (an original) or escalating
+-- drops (a copy). Returns whether the partner was superseded, and the
+-- batch hash when this call finalized the batch.
+local function supersede_partner(pkey, bkey, lkey, pid, winner, now, retention)
+  local st = redis.call('HGET', pkey, 'state')
+  if not st then
+    return false, nil
+  end
+  local from_copy = redis.call('HGET', pkey, 'escalated_from')
+  if st ~= 'pending' and not is_inflight(st) and not (st == 'failed' and (from_copy or '') == '') then
+    return false, nil
+  end
+  local msg = 'a racing copy of the request completed first'
+  if (from_copy or '') ~= '' then
+    msg = 'the original request completed first'
+  end
+  record_end(pkey, 'superseded', 'superseded', msg, now, retention, {
+    fence = true, keep_result = true, fields = {'superseded_by', winner},
+  })
+  local pc = redis.call('HMGET', pkey, 'pub_counted', 'counted')
+  if pc[1] == '1' and pc[2] ~= '0' and redis.call('EXISTS', bkey) == 1 then
+    -- a failed original's published line no longer counts as its result:
+    -- the winning copy's line does (mark_published), and the batch waits
+    -- for it
+    redis.call('HSET', pkey, 'pub_counted', 0)
+    redis.call('HINCRBY', bkey, 'published', -1)
+  end
+  local fin = batch_end(pkey, bkey, lkey, batch_load(bkey), pid, st, 'superseded', now, retention)
+  if st == 'failed' then
+    -- a failed original overturned after its batch's outcome was set (it
+    -- waited for this copy): one request completed after all
+    local o = redis.call('HMGET', bkey, 'outcome', 'finalized_at')
+    if o[1] == 'failed' and (o[2] or '') == '' then
+      redis.call('HSET', bkey, 'outcome', 'completed')
+    end
+  end
+  return true, fin
 end

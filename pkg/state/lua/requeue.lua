@@ -56,14 +56,14 @@ if b ~= nil and b.cancelled then
   record_end(KEYS[1], 'canceled', 'batch_cancelled', 'the batch was cancelled', now, ARGV[9], {
     attempt = attempt,
   })
-  local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[10], state, 'canceled', now, ARGV[9])
+  local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, ARGV[10], state, 'canceled', now, ARGV[9])
   return append_all({'ok', 'canceled', state, 1}, fin)
 end
 if b ~= nil and b.expiring then
   -- the batch counts its queued requests expired: the request ends so
   record_end(KEYS[1], 'expired', 'batch_expired', 'the batch expired before the request could finish', now,
     ARGV[9], {attempt = attempt})
-  local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[10], state, 'expired', now, ARGV[9])
+  local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, ARGV[10], state, 'expired', now, ARGV[9])
   return append_all({'ok', 'expired', state, 1}, fin)
 end
 redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'owner', '', 'lease_until', 0,
@@ -71,5 +71,5 @@ redis.call('HSET', KEYS[1], 'state', 'pending', 'attempt', attempt, 'owner', '',
 if b ~= nil then
   redis.call('ZREM', KEYS[3], ARGV[10])
 end
-batch_move(KEYS[2], b, bucket_of(state, b), 'pending')
+batch_move(KEYS[2], counted_batch(KEYS[1], b), bucket_of(state, b), 'pending')
 return {'ok', 'pending', state, 1}

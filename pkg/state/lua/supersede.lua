@@ -4,7 +4,9 @@
 -- more, and the batch counters move to superseded in the same step. A
 -- failed original overturned by its copy moves too, even when its batch
 -- already finalized (the counters stay exact; the status stays), and keeps
--- the result line and published flag its failure stored. completed,
+-- the result line and published flag its failure stored. finish.lua
+-- supersedes the loser of a racing pair itself (supersede_partner); this
+-- is the same move for a caller that has only the two ids. completed,
 -- canceled, superseded and expired are left alone.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
 -- KEYS[2] -> batch hash     <p>:{<tag>}:batch
@@ -22,13 +24,12 @@ if state ~= 'pending' and state ~= 'claimed' and state ~= 'processing' and state
   return {'ok', state, state, 0}
 end
 local b = batch_load(KEYS[2])
-local rc = redis.call('HMGET', KEYS[1], 'counted', 'pub_counted')
-if cur and rc[1] == '0' then
+if cur and redis.call('HGET', KEYS[1], 'counted') == '0' then
   b = nil -- not one of the batch's requests: no counter to move
 end
-if b ~= nil and rc[2] == '1' then
-  -- the batch expects no result of a superseded request: take back the
-  -- one its failure published
+if b ~= nil and redis.call('HGET', KEYS[1], 'pub_counted') == '1' then
+  -- a published failure no longer counts as the request's result: its
+  -- winning copy's line does (mark_published)
   redis.call('HINCRBY', KEYS[2], 'published', -1)
   redis.call('HSET', KEYS[1], 'pub_counted', 0)
 end
@@ -44,5 +45,5 @@ end
 record_end(KEYS[1], 'superseded', 'superseded', 'a racing copy of the request completed first', now, ARGV[5], {
   fence = true, keep_result = true, fields = {'superseded_by', ARGV[4]},
 })
-local fin = batch_end(KEYS[2], KEYS[3], b, ARGV[2], state, 'superseded', now, ARGV[5])
+local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], b, ARGV[2], state, 'superseded', now, ARGV[5])
 return append_all({'ok', 'superseded', state, 1}, fin)
