@@ -40,8 +40,8 @@ type BatchTimes struct {
 
 // RequestCounts are OpenAI's three counters. Failed counts every request
 // that ended without a response worth keeping (failed, expired,
-// canceled); a superseded request is in neither (its winner's result
-// stands for it).
+// canceled); Completed includes superseded requests (a superseded
+// request's result is its racing copy's completed line).
 type RequestCounts struct {
 	Total     int64 `json:"total"`
 	Completed int64 `json:"completed"`

@@ -2,6 +2,7 @@ package state_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -175,5 +176,31 @@ func TestAFailedCopyLeavesTheOriginalAndACanceledOriginalBeatsItsCopy(t *testing
 	require.Equal(t, lifecycle.StateSuperseded, tr.State, "the copy lost to the cancel")
 	require.Empty(t, tr.Superseded)
 	require.Equal(t, lifecycle.Counts{Total: 2, Completed: 1, Canceled: 1}, b.counts(t, "b1"))
+	require.Zero(t, b.batch(t, "b1").Escalating)
+}
+
+// Past its batch's deadline a copy cannot overturn its failed original:
+// the batch no longer waits for copies then and may be final, so its
+// counters and its result lines stay as they are; the copy ends
+// superseded and publishes nothing.
+func TestACopyCompletingPastTheDeadlineLosesToItsFailedOriginal(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := ctxT(t)
+	p, pc := b.running(t, 1)
+	tr, err := b.store.Fail(ctx, p.Held(), state.Outcome{Failure: failure(lifecycle.CodeRetriableStatus, 503)})
+	require.NoError(t, err)
+	require.True(t, tr.Applied)
+	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, b.counts(t, "b1"))
+
+	b.clock.Advance(24*time.Hour + time.Second)
+	tr, err = b.store.Complete(ctx, pc, state.Outcome{Status: 200})
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateSuperseded, tr.State, "the copy lost: the deadline passed")
+	require.Empty(t, tr.Superseded)
+	rec, err := b.store.Request(ctx, p.Ref)
+	require.NoError(t, err)
+	require.Equal(t, lifecycle.StateFailed, rec.State, "the original's failure stands")
+	require.Equal(t, lifecycle.Counts{Total: 1, Failed: 1}, b.counts(t, "b1"))
 	require.Zero(t, b.batch(t, "b1").Escalating)
 }

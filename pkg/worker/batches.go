@@ -267,7 +267,11 @@ func (w *Worker) endQueued(ctx context.Context, q Queued) (bool, error) {
 	res, data := w.resultFromEnded(q.Request, e)
 	pctx, pcancel := w.opCtx()
 	defer pcancel()
-	if err := w.publishLine(pctx, q.Request, res, data, w.silentEnd(q.Request.Ref(), e.State)); err != nil {
+	silent, err := w.silentEnd(q.Request.Ref(), e.State)
+	if err != nil {
+		return false, fmt.Errorf("worker: queued %s: %w", q.Request.ID, err)
+	}
+	if err := w.publishLine(pctx, q.Request, res, data, silent); err != nil {
 		return false, fmt.Errorf("worker: queued %s: %w", q.Request.ID, err)
 	}
 	if err := w.marks.mark(pctx, q.Request.Ref()); err != nil {

@@ -84,7 +84,11 @@ func (w *Worker) SetEscalations(e Escalations) error {
 func (x *execution) escalateAtClaim() bool {
 	w, req := x.w, x.req
 	x.upstream = req
-	if x.origin() != nil {
+	switch orig, err := x.origin(); {
+	case err != nil:
+		x.logger().Warn().Err(err).Msg("cannot tell whether the request is a racing copy; handing it back")
+		return false
+	case orig != nil:
 		return true // a copy: never escalated again (no chains)
 	}
 	esc, ok := w.config().Escalations.near(req.Model, x.held.Deadline, w.clock())
@@ -178,36 +182,47 @@ func withModel(req *lifecycle.Request, model string) (*lifecycle.Request, error)
 }
 
 // origin is, for a racing copy, its original's record (read once, and only
-// for an id of the copy's form); nil for any other request.
-func (x *execution) origin() *lifecycle.Record {
+// for an id of the copy's form); nil for any other request. An error means
+// Redis did not answer: whether the request is a copy is not known, and
+// the caller must not act as if it were not (it hands the delivery back).
+func (x *execution) origin() (*lifecycle.Record, error) {
 	if !x.originRead {
-		x.originRead = true
-		x.originRec = x.w.originOf(x.req.Ref())
+		rec, err := x.w.originOf(x.req.Ref())
+		if err != nil {
+			return nil, err
+		}
+		x.originRead, x.originRec = true, rec
 	}
-	return x.originRec
+	return x.originRec, nil
+}
+
+// isCopy is origin() != nil, for the counters only: a read error counts as
+// not a copy.
+func (x *execution) isCopy() bool {
+	orig, _ := x.origin()
+	return orig != nil
 }
 
 // originOf reads the original of a racing copy's ref; nil when ref is not
-// a copy (not the copy's id form, or no original names it) or Redis did
-// not answer.
-func (w *Worker) originOf(ref lifecycle.Ref) *lifecycle.Record {
+// a copy (not the copy's id form, or no original names it), an error when
+// Redis did not answer.
+func (w *Worker) originOf(ref lifecycle.Ref) (*lifecycle.Record, error) {
 	orig, ok := lifecycle.OriginalID(ref.ID)
 	if !ok || ref.BatchID == "" {
-		return nil
+		return nil, nil
 	}
 	ctx, cancel := w.opCtx()
 	defer cancel()
 	rec, err := w.store.Request(ctx, lifecycle.Ref{ID: orig, BatchID: ref.BatchID})
-	if err != nil {
-		if !errors.Is(err, lifecycle.ErrNotFound) {
-			w.log.Warn().Err(err).Str("request_id", ref.ID).Msg("reading a racing copy's original failed")
-		}
-		return nil
+	switch {
+	case errors.Is(err, lifecycle.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("worker: read the original of %s: %w", ref.ID, err)
+	case rec.EscalatedTo != ref.ID:
+		return nil, nil
 	}
-	if rec.EscalatedTo != ref.ID {
-		return nil
-	}
-	return &rec
+	return &rec, nil
 }
 
 // forOriginal turns a racing copy's result line into its original's: the
@@ -224,11 +239,12 @@ func forOriginal(res *lifecycle.Result, copyID string, orig *lifecycle.Record) {
 // line of its own: a superseded request (its winner's line is its result),
 // and a racing copy that did not complete (a failure never wins; nothing
 // is published for it).
-func (w *Worker) silentEnd(ref lifecycle.Ref, st lifecycle.State) bool {
-	if st == lifecycle.StateSuperseded {
-		return true
+func (w *Worker) silentEnd(ref lifecycle.Ref, st lifecycle.State) (bool, error) {
+	if st == lifecycle.StateSuperseded || st == lifecycle.StateCompleted {
+		return st == lifecycle.StateSuperseded, nil
 	}
-	return st != lifecycle.StateCompleted && w.originOf(ref) != nil
+	orig, err := w.originOf(ref)
+	return orig != nil, err
 }
 
 // superseded follows a completion that superseded its racing partner:
@@ -237,7 +253,7 @@ func (w *Worker) silentEnd(ref lifecycle.Ref, st lifecycle.State) bool {
 // delays the abort: the partner's next write is refused).
 func (x *execution) superseded(partner string) {
 	w := x.w
-	if x.origin() != nil {
+	if x.isCopy() {
 		w.escalation.won.Add(1)
 	} else {
 		// the original won: its copy, wherever it runs, lost

@@ -345,3 +345,32 @@ func TestEscalationThroughWorkerProcesses(t *testing.T) {
 		})
 	}
 }
+
+// A copy whose original was canceled while both ran loses when it
+// completes: it ends superseded and publishes nothing, so the stream
+// holds the cancel's line alone for the request.
+func TestACopyCompletingAfterItsOriginalWasCanceledPublishesNothing(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{mock: mockupstream.Options{Models: map[string]mockupstream.Script{
+		slowModel: {Latency: &mockupstream.Latency{Min: time.Minute}},
+		fastModel: {Latency: &mockupstream.Latency{Min: 2 * time.Second}},
+	}}})
+	e.startWorker(t, workerOpts{cfg: escalating(worker.EscalateRace, time.Hour)})
+	reqs := e.newBatch(t, "race-cancel", slowModel, 1, 30*time.Minute)
+	req := reqs[0]
+	e.publish(t, reqs)
+	waitFor(t, 30*time.Second, "the original and its copy both calling", func() bool {
+		return e.mock.Concurrent(slowModel) == 1 && e.mock.Concurrent(fastModel) == 1
+	})
+	_, err := e.store.CancelRequest(bg(t), req.Ref())
+	require.NoError(t, err)
+	require.NoError(t, e.q.PublishCancel(bg(t), req.BatchID, req.ID))
+
+	b := e.waitBatchFinal(t, "race-cancel", 30*time.Second)
+	require.Equal(t, lifecycle.Counts{Total: 1, Canceled: 1}, b.Counts)
+	require.Equal(t, lifecycle.StateSuperseded, e.record(t, copyOf(req)).State, "the copy lost to the cancel")
+	lines := e.resultMessages(t, req.BatchID)
+	require.Len(t, lines[req.ID], 1, "exactly one raw line: the cancel's")
+	require.Equal(t, lifecycle.StateCanceled, lines[req.ID][0].State)
+	requireEscalationRecount(t, e, reqs)
+}

@@ -110,6 +110,7 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 	if tr.Finalized != nil {
 		defer w.batchFinalized(tr.Finalized, log)
 	}
+	st := tr.State // the recorded state decides whether a line goes out
 	if recorded && !tr.Applied {
 		// Ended already: make sure its recorded result was published
 		// before the queue removes the message.
@@ -123,8 +124,15 @@ func (w *Worker) endPoison(ctx context.Context, req *lifecycle.Request, f *lifec
 			return nil
 		}
 		res, payload = w.resultFromEnded(req, rec.Ended())
+		st = rec.State
 	}
-	if err := w.publishLine(ctx, req, res, payload, recorded && w.silentEnd(req.Ref(), res.State)); err != nil {
+	silent := false
+	if recorded {
+		if silent, err = w.silentEnd(req.Ref(), st); err != nil {
+			return fmt.Errorf("worker: poison: %w", err)
+		}
+	}
+	if err := w.publishLine(ctx, req, res, payload, silent); err != nil {
 		return fmt.Errorf("worker: poison: %w", err)
 	}
 	if recorded {

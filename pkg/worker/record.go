@@ -22,7 +22,14 @@ func (x *execution) complete(resp *httpclient.Response) {
 	w, req, proc := x.w, x.req, x.proc
 	res := w.buildResult(req, lifecycle.StateCompleted, proc.Attempt, proc.StartedAt, nil, resp)
 	res.RoutedModel = x.routedModel()
-	if orig := x.origin(); orig != nil {
+	orig, err := x.origin()
+	if err != nil {
+		// The answer is lost; the redelivery calls again.
+		x.logger().Error().Err(err).Msg("cannot tell whether the request is a racing copy; redelivering later")
+		x.nak(storeDownDelay)
+		return
+	}
+	if orig != nil {
 		forOriginal(res, req.ID, orig)
 	}
 	payload, err := w.encode(res)

@@ -41,14 +41,16 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		return
 	}
 	x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
-	if x.origin() != nil && tr.State != lifecycle.StateCompleted {
+	if x.isCopy() && tr.State != lifecycle.StateCompleted {
 		// a racing copy that failed, or that lost to its original's end
 		x.w.escalation.lost.Add(1)
 		if tr.State == lifecycle.StateSuperseded && x.called {
 			x.w.escalation.wasted.Add(1)
 		}
 	}
-	if !x.publish(res, data) {
+	// tr.State, not res.State: a copy's completion can end it superseded
+	// (its original ended first), and then it publishes nothing.
+	if !x.publish(res, data, tr.State) {
 		x.nak(storeDownDelay)
 		return
 	}
@@ -71,7 +73,7 @@ func (x *execution) settleRecorded() {
 	}
 	if !rec.Published {
 		res, data := x.w.resultFromEnded(x.req, rec.Ended())
-		if !x.publish(res, data) {
+		if !x.publish(res, data, rec.State) {
 			x.nak(storeDownDelay)
 			return
 		}
@@ -93,7 +95,7 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 	if e.JustEnded {
 		x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
 	}
-	if !x.publish(res, data) {
+	if !x.publish(res, data, e.State) {
 		x.nak(storeDownDelay)
 		return
 	}
@@ -104,18 +106,24 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 // publish sends the result and waits until its published mark is durable
 // in Redis. A request that ends silently (silentEnd: superseded, or a
 // racing copy that did not complete) publishes nothing and is only marked.
-// res.State is the state the result is for. Every path that ends a delivery with a result follows the same
+// st is the request's recorded state, which decides that (res.State can
+// differ: a superseded request's stored line is its failure). Every path that ends a delivery with a result follows the same
 // order — publish, mark, ack — so a message is acked only once a later
 // delivery of its request (a redelivery, or a duplicate published after the
 // stream's duplicate window) would find the result already out and publish
 // nothing. On false the caller naks: the redelivery, well within the
 // duplicate window, publishes again (deduplicated) and marks again.
 // data is res already encoded, or nil.
-func (x *execution) publish(res *lifecycle.Result, data []byte) bool {
+func (x *execution) publish(res *lifecycle.Result, data []byte, st lifecycle.State) bool {
 	defer x.span(spanPublish, trace.SpanKindProducer).End()
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
-	if err := x.w.publishLine(ctx, x.req, res, data, x.silent(res.State)); err != nil {
+	silent, err := x.silent(st)
+	if err != nil {
+		x.logger().Error().Err(err).Msg("publish result: redelivering later")
+		return false
+	}
+	if err := x.w.publishLine(ctx, x.req, res, data, silent); err != nil {
 		x.logger().Error().Err(err).Msg("publish result failed; redelivering later")
 		return false
 	}
@@ -144,8 +152,12 @@ func (x *execution) nak(delay time.Duration) {
 
 // silent is silentEnd for the execution's request, with its original read
 // once.
-func (x *execution) silent(st lifecycle.State) bool {
-	return st == lifecycle.StateSuperseded || (st != lifecycle.StateCompleted && x.origin() != nil)
+func (x *execution) silent(st lifecycle.State) (bool, error) {
+	if st == lifecycle.StateSuperseded || st == lifecycle.StateCompleted {
+		return st == lifecycle.StateSuperseded, nil
+	}
+	orig, err := x.origin()
+	return orig != nil, err
 }
 
 // publishLine publishes a request's result line, unless silent: a

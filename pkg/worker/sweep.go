@@ -327,7 +327,11 @@ func (s *sweeper) publishEnded(ctx context.Context, ref lifecycle.Ref, rec lifec
 		req := &lifecycle.Request{V: lifecycle.WireVersion, ID: ref.ID, BatchID: ref.BatchID,
 			CustomID: rec.CustomID, Model: rec.Model, ResultSubject: rec.ResultSubject}
 		res, data := w.resultFromEnded(req, rec.Ended())
-		if err := w.publishLine(ctx, req, res, data, w.silentEnd(ref, rec.State)); err != nil {
+		silent, err := w.silentEnd(ref, rec.State)
+		if err == nil {
+			err = w.publishLine(ctx, req, res, data, silent)
+		}
+		if err != nil {
 			log.Warn().Err(err).Str("request_id", ref.ID).Msg("sweep: result of an ended request not published; next pass")
 			return err
 		}

@@ -52,6 +52,8 @@ redis.call('HSET', KEYS[4], 'state', 'pending', 'updated_at', now, 'escalated_fr
 if (r[7] or '') ~= '' then
   redis.call('HSET', KEYS[4], 'result_subject', r[7])
 end
-redis.call('PEXPIRE', KEYS[4], live_ttl(b.expires_at, now, ARGV[5]))
+-- the copy lives at least as long as its original (whose deadline may be
+-- the request's own when the batch has none)
+redis.call('PEXPIRE', KEYS[4], math.max(live_ttl(b.expires_at, now, ARGV[5]), redis.call('PTTL', KEYS[1])))
 redis.call('HINCRBY', KEYS[2], 'escalating', 1)
 return {'ok'}

@@ -5,7 +5,8 @@
 -- Racing pairs (escalation): the first completed wins. A copy that
 -- completes while its original is pending, in flight or failed supersedes
 -- the original; a copy whose original ended otherwise (completed,
--- canceled, expired) ends superseded itself. An original that completes
+-- canceled, expired), or whose batch is final or past its deadline, ends
+-- superseded itself. An original that completes
 -- supersedes its copy if the copy is still pending or in flight. A copy's
 -- every terminal move ends it in the batch's escalating counter once.
 -- KEYS[1] -> request hash   <p>:{<tag>}:req:<id>
@@ -69,10 +70,19 @@ local is_copy = (r[6] or '') ~= '' and r[6] == ARGV[14]
 local partner = ''
 if target == 'completed' and is_copy then
   local ost = redis.call('HGET', KEYS[4], 'state')
+  local b = batch_load(KEYS[2])
+  local why = nil
   if ost ~= 'pending' and ost ~= 'failed' and not is_inflight(ost) then
-    -- the original ended first (completed, or canceled, expired): the copy
-    -- loses and publishes nothing
-    record_end(KEYS[1], 'superseded', 'superseded', 'the original request ended first (' .. tostring(ost) .. ')', now,
+    why = 'the original request ended first (' .. tostring(ost) .. ')'
+  elseif b == nil or (b.expires_at > 0 and now >= b.expires_at)
+      or (redis.call('HGET', KEYS[2], 'finalized_at') or '') ~= '' then
+    -- past the deadline the batch stops waiting for its copies and may be
+    -- final already: its counters and its result lines stay as they are
+    why = 'the batch was final or past its deadline first'
+  end
+  if why then
+    -- the copy loses and publishes nothing
+    record_end(KEYS[1], 'superseded', 'superseded', why, now,
       ARGV[12], {attempt = attempt, status = ARGV[7], routed_model = ARGV[10], fields = {'superseded_by', ARGV[14]}})
     local fin = batch_end(KEYS[1], KEYS[2], KEYS[3], batch_load(KEYS[2]), ARGV[13], state, 'superseded', now, ARGV[12])
     return append_all({'ok', 'superseded', state, 1}, fin)
