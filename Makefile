@@ -138,6 +138,21 @@ bench-recovery: ## SIGKILL a worker and measure p50/p99/max until its requests r
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkRecovery$$' -benchtime $(BENCH_RECOVERY_ROUNDS)x -timeout 10m .
 	cd pkg/worker && $(GO) test -run '^$$' -bench '^BenchmarkHeartbeatCost$$' -benchtime 1x -timeout 5m .
 
+# Telemetry cost: BenchmarkPipeline (64 handlers) and BenchmarkTelemetry
+# (metrics into a Prometheus exporter with tracing off, a no-op tracer
+# provider, 1 % sampling) in the same test binary, interleaved rounds
+# (docs/BENCHMARKS.md). About 1 minute per round at the default.
+BENCH_TELEMETRY_N      ?= 5000
+BENCH_TELEMETRY_ROUNDS ?= 3
+
+.PHONY: bench-telemetry
+bench-telemetry: ## Worker path with telemetry off vs a no-op tracer vs 1 % sampling, same run.
+	$(GO) test -c -o bin/worker.bench.test ./pkg/worker/
+	cd pkg/worker && for r in $$(seq $(BENCH_TELEMETRY_ROUNDS)); do \
+	  $(BENCH_BIN) -test.run '^$$' -test.bench '^BenchmarkPipeline$$/^handlers=64$$' -test.benchmem -test.benchtime $(BENCH_TELEMETRY_N)x -test.timeout 5m; \
+	  $(BENCH_BIN) -test.run '^$$' -test.bench '^BenchmarkTelemetry$$' -test.benchmem -test.benchtime $(BENCH_TELEMETRY_N)x -test.timeout 10m; \
+	done
+
 # Cancel latency: three cmd/worker processes with ~450 calls in flight; one
 # op is one cancelled batch (see docs/BENCHMARKS.md). About 10 s per round.
 BENCH_CANCEL_ROUNDS ?= 10

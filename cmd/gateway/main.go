@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/gateway"
+	"github.com/salvo-run/salvo/internal/telemetry"
 )
 
 func main() {
@@ -77,9 +78,19 @@ func run(args []string) error {
 		return fmt.Errorf("nats %s: %w", *natsURL, err)
 	}
 	defer nc.Close()
+	tel, err := telemetry.Setup(context.Background(), "salvo-gateway", os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx) // flushes the spans
+	}()
 	srv, err := gateway.New(nc, gateway.Config{
 		Addr: *addr, Prefix: *prefix, Keys: keys, Windows: strings.Split(*windows, ","),
 		MaxFileBytes: *maxBytes, MaxRequests: *maxRequests, FileTTL: *fileTTL, MixedModels: *mixed,
+		Meter: tel.Meter, Tracer: tel.Tracer,
 	}, log)
 	if err != nil {
 		return err
@@ -92,8 +103,13 @@ func run(args []string) error {
 	defer srv.Close()
 	// Timeouts that a slow client cannot hold open forever: headers must
 	// come within 10 s; a 200 MB body gets 30 minutes.
+	// /metrics (Prometheus text, no key needed: no id, no secret in it)
+	// beside the API.
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("/", srv.Handler())
 	hs := &http.Server{
-		Addr: *addr, Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		Addr: *addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout: 30 * time.Minute, WriteTimeout: 30 * time.Minute, IdleTimeout: 2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/salvo-run/salvo/internal/producer"
+	"github.com/salvo-run/salvo/internal/telemetry"
 )
 
 // submitFlags are submit's own flags.
@@ -88,10 +90,20 @@ func (a *app) submit(cmd *cobra.Command, path string, sf submitFlags) error {
 		return err
 	}
 	ctx := cmd.Context()
+	// Tracing is off unless OTEL_TRACES_EXPORTER=otlp (internal/telemetry).
+	tel, err := telemetry.Setup(ctx, "salvo-producer", a.io.getenv)
+	if err != nil {
+		return usagef("%v", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx) // flushes the spans; a collector that is down costs no exit code
+	}()
 	res, err := producer.Submit(ctx, nc, producer.SubmitOptions{
 		Path: path, BatchID: sf.batchID, CompletionWindow: sf.window, Metadata: meta,
 		SkipInvalid: sf.skipInvalid, MaxRequests: sf.limits.maxRequests, MaxBytes: sf.limits.maxBytes,
-		Prefix: a.conn.prefix,
+		Prefix: a.conn.prefix, Tracer: tel.Tracer,
 	})
 	var invalid *producer.InvalidFileError
 	if errors.As(err, &invalid) {

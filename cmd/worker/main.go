@@ -32,6 +32,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/config"
+	"github.com/salvo-run/salvo/internal/telemetry"
 )
 
 func main() {
@@ -60,17 +61,22 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
-	p, err := config.Start(ctx, settings, config.Options{Logger: &log, Getenv: getenv})
+	tel, err := telemetry.Setup(ctx, "salvo-worker", getenv)
 	if err != nil {
 		return err
 	}
-	srv := healthServer(p, settings.PProf)
+	defer shutdownTelemetry(tel, log)
+	p, err := config.Start(ctx, settings, config.Options{Logger: &log, Getenv: getenv, Meter: tel.Meter, Tracer: tel.Tracer})
+	if err != nil {
+		return err
+	}
+	srv := healthServer(p, tel.Handler(), settings.PProf)
 	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", settings.HTTPAddr)
 	if err != nil {
 		_ = p.Stop(context.Background())
 		return fmt.Errorf("http_addr: %w", err)
 	}
-	log.Info().Str("addr", ln.Addr().String()).Msg("health endpoints listening (/healthz, /readyz)")
+	log.Info().Str("addr", ln.Addr().String()).Bool("tracing", tel.Tracer != nil).Msg("health endpoints listening (/healthz, /readyz, /metrics)")
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error().Err(err).Str("addr", settings.HTTPAddr).Msg("health endpoint failed")
@@ -133,8 +139,18 @@ func reload(ctx context.Context, args []string, getenv func(string) string, p *c
 	log.Info().Msg("reload: config applied")
 }
 
-func healthServer(p *config.Process, withPProf bool) *http.Server {
+// shutdownTelemetry flushes the spans still buffered, bounded.
+func shutdownTelemetry(tel *telemetry.Providers, log zerolog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tel.Shutdown(ctx); err != nil {
+		log.Warn().Err(err).Msg("telemetry shutdown")
+	}
+}
+
+func healthServer(p *config.Process, metrics http.Handler, withPProf bool) *http.Server {
 	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics)
 	if withPProf {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -158,19 +174,7 @@ func healthServer(p *config.Process, withPProf bool) *http.Server {
 		_ = json.NewEncoder(rw).Encode(p.Worker.Limits())
 	})
 	mux.HandleFunc("/readyz", func(rw http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		var problems []string
-		if !p.NATS.IsConnected() {
-			problems = append(problems, "nats: "+p.NATS.Status().String())
-		}
-		if err := p.Redis.Ping(ctx).Err(); err != nil {
-			problems = append(problems, "redis: "+err.Error())
-		}
-		if err := p.Worker.Healthy(); err != nil {
-			problems = append(problems, "consumer: "+err.Error())
-		}
-		if len(problems) > 0 {
+		if problems := p.Readiness(r.Context()).Problems(); len(problems) > 0 {
 			rw.WriteHeader(http.StatusServiceUnavailable)
 			for _, msg := range problems {
 				_, _ = rw.Write([]byte(msg + "\n"))

@@ -64,6 +64,8 @@ func TestHelpPrintsUsageAndSucceeds(t *testing.T) {
 		require.Contains(t, out.String(), "SALVO_CONFIG")
 		require.Contains(t, out.String(), "defaults < YAML file")
 		require.Contains(t, out.String(), "SALVO_STREAMS_ACK_WAIT")
+		require.Contains(t, out.String(), "SALVO_QUEUE_LAG_INTERVAL")
+		require.Contains(t, out.String(), "OTEL_TRACES_EXPORTER=otlp")
 	}
 
 	code, stdout, stderr := runBinary(t, nil, "--help")

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/httpclient"
@@ -46,6 +48,10 @@ type Options struct {
 	// Version is the version the batch API service announces; default
 	// "dev".
 	Version string
+	// Meter records the worker's metrics; nil records none.
+	Meter metric.MeterProvider
+	// Tracer makes the worker's spans; nil (tracing off) makes none.
+	Tracer trace.TracerProvider
 }
 
 // Process is a running worker: its clients, the packages built on them and
@@ -142,11 +148,15 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 		return nil, err
 	}
 	p.closers = append(p.closers, p.Upstream.Close)
-	p.Worker, err = worker.New(worker.Deps{Store: p.Store, Queue: p.Queue, Upstream: p.Upstream, Logger: log}, r.Worker)
+	p.Worker, err = worker.New(worker.Deps{Store: p.Store, Queue: p.Queue, Upstream: p.Upstream, Logger: log,
+		Meter: o.Meter, Tracer: o.Tracer}, r.Worker)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.Worker.Start(ctx); err != nil {
+		return nil, err
+	}
+	if err := p.registerReadiness(o.Meter); err != nil {
 		return nil, err
 	}
 	p.API, err = api.New(api.Deps{Store: p.Store, Events: p.Queue, Engine: p.Worker, Logger: &log},

@@ -53,6 +53,13 @@ older deployments: SALVO_CONCURRENCY (concurrency.default), SALVO_UPSTREAM_URL
 API keys are never settings: a route's api_key_env names the variable that
 holds its key, read at start and at reload (SIGHUP).
 
+Telemetry: http_addr serves /healthz, /readyz and /metrics (Prometheus text).
+Tracing is off unless the standard OpenTelemetry variables ask for it:
+  OTEL_TRACES_EXPORTER=otlp                 export spans (default none: no span is made)
+  OTEL_EXPORTER_OTLP_PROTOCOL=grpc          or http/protobuf (the default)
+  OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER,
+  OTEL_TRACES_SAMPLER_ARG (e.g. parentbased_traceidratio and 0.01), OTEL_SDK_DISABLED
+
 Keys and their variables:
 `)
 	width := 0

@@ -28,6 +28,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/client"
@@ -82,6 +84,11 @@ type Config struct {
 	// routes each by its own); by default a file has one model, as
 	// OpenAI requires (model_mismatch).
 	MixedModels bool
+	// Meter records the gateway's metrics; nil records none.
+	Meter metric.MeterProvider `json:"-"`
+	// Tracer makes a span per batch it publishes and one per request;
+	// nil makes none.
+	Tracer trace.TracerProvider `json:"-"`
 }
 
 // HashKey is the form a bearer key takes in Config.Keys.
@@ -142,19 +149,21 @@ func (c Config) validate() error {
 
 // Server is a gateway.
 type Server struct {
-	cfg    Config
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	api    *client.Client
-	queue  *queue.Client // publishes requests; one per gateway
-	id     string        // this instance, as a lease owner
-	log    zerolog.Logger
-	files  jetstream.ObjectStore
-	kv     jetstream.KeyValue
-	mux    *http.ServeMux
-	bg     context.Context
-	stopBg context.CancelFunc
-	wg     sync.WaitGroup
+	cfg   Config
+	nc    *nats.Conn
+	js    jetstream.JetStream
+	api   *client.Client
+	queue *queue.Client // publishes requests; one per gateway
+	id    string        // this instance, as a lease owner
+	log   zerolog.Logger
+	files jetstream.ObjectStore
+	kv    jetstream.KeyValue
+	mux   *http.ServeMux
+	// metrics are the gateway's instruments (metrics.go).
+	metrics *metrics
+	bg      context.Context
+	stopBg  context.CancelFunc
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	building map[string]bool // batches whose files this process is building
@@ -176,6 +185,9 @@ func New(nc *nats.Conn, cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, nc: nc, js: js, api: client.New(nc, cfg.Prefix), queue: q, id: "gateway-" + orderedHex(),
 		log: log.With().Str("component", "gateway").Logger(), building: map[string]bool{}}
+	if s.metrics, err = newMetrics(cfg.Meter); err != nil {
+		return nil, err
+	}
 	s.bg, s.stopBg = context.WithCancel(context.Background())
 	s.routes()
 	return s, nil
@@ -204,7 +216,7 @@ func (s *Server) Start(ctx context.Context) error {
 }
 
 // Handler is the gateway's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.metrics.count(s.mux) }
 
 // Close stops the background work (validations, output files) and waits
 // for it; work cut short is taken up again by the next GET of its batch.

@@ -22,6 +22,7 @@ import (
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/gateway"
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/telemetry"
 	"github.com/salvo-run/salvo/internal/testleak"
 	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/internal/testnats"
@@ -67,6 +68,8 @@ type env struct {
 	url    string
 	a, b   openai.Client
 	logs   *testlog.Buffer
+	// tel serves what the gateway's meter recorded (metrics_test.go).
+	tel *telemetry.Providers
 }
 
 func setup(t *testing.T) *env {
@@ -107,10 +110,14 @@ func setup(t *testing.T) *env {
 	})
 
 	nc := ns.Connect()
+	tel, err := telemetry.Setup(ctx, "test", nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
 	gw, err := gateway.New(nc, gateway.Config{
 		Prefix:  rd.Prefix,
 		Keys:    map[string]string{gateway.HashKey(keyA): "tenant-a", gateway.HashKey(keyB): "tenant-b"},
 		Windows: []string{"24h", "1h"},
+		Meter:   tel.Meter,
 	}, log)
 	require.NoError(t, err)
 	require.NoError(t, gw.Start(ctx))
@@ -118,7 +125,7 @@ func setup(t *testing.T) *env {
 	hs := httptest.NewServer(gw.Handler())
 	t.Cleanup(hs.Close)
 
-	e := &env{nc: nc, prefix: rd.Prefix, mock: mock, gw: gw, url: hs.URL + "/v1", logs: logs}
+	e := &env{nc: nc, prefix: rd.Prefix, mock: mock, gw: gw, url: hs.URL + "/v1", logs: logs, tel: tel}
 	e.a = e.client(t, keyA)
 	e.b = e.client(t, keyB)
 	return e

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/producer"
+	"github.com/salvo-run/salvo/internal/telemetry"
 	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -111,10 +112,17 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 		return
 	}
 	pub := s.queue.NewPublisher()
-	if _, err = s.scanInput(ctx, t, rec, opts, func(l batchfile.Line) error { return pub.Publish(ctx, l.Request) },
-		func(*batchfile.LineError) {}); err == nil {
+	bt := telemetry.StartBatch(ctx, s.cfg.Tracer, rec.ID)
+	if _, err = s.scanInput(ctx, t, rec, opts, func(l batchfile.Line) error {
+		if err := bt.Publish(ctx, l.Request, func(ctx context.Context) error { return pub.Publish(ctx, l.Request) }); err != nil {
+			return err
+		}
+		s.metrics.publishedOne(ctx)
+		return nil
+	}, func(*batchfile.LineError) {}); err == nil {
 		err = pub.Flush(ctx)
 	}
+	bt.End(err)
 	if err == nil {
 		_, err = s.api.SealBatch(ctx, rec.ID, int64(st.Requests))
 	}

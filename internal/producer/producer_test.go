@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/mockupstream"
@@ -55,6 +56,13 @@ func newStack(t *testing.T) *stack {
 // to the worker's settings.
 func newStackWith(t *testing.T, mo mockupstream.Options, mod func(*config.Settings)) (*stack, *mockupstream.Server) {
 	t.Helper()
+	return startStack(t, mo, mod, nil)
+}
+
+// startStack is newStackWith with a worker that makes its spans with tp
+// (nil: none).
+func startStack(t *testing.T, mo mockupstream.Options, mod func(*config.Settings), tp trace.TracerProvider) (*stack, *mockupstream.Server) {
+	t.Helper()
 	ns, rd := testnats.New(t), testredis.New(t)
 	mock := testupstream.New(t, mo)
 	set := config.Default()
@@ -67,7 +75,7 @@ func newStackWith(t *testing.T, mo mockupstream.Options, mod func(*config.Settin
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }})
+	p, err := config.Start(ctx, set, config.Options{Getenv: func(string) string { return "sk-test" }, Tracer: tp})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = p.Stop(context.Background()) })
 	return &stack{nats: ns, prefix: rd.Prefix, nc: ns.Connect()}, mock

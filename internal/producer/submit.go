@@ -15,7 +15,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
+	"github.com/salvo-run/salvo/internal/telemetry"
 	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/batchfile"
 	"github.com/salvo-run/salvo/pkg/client"
@@ -65,6 +67,9 @@ type SubmitOptions struct {
 	Progress func(published int)
 	// Logger receives the publisher's warnings; default none.
 	Logger *zerolog.Logger
+	// Tracer makes a span for the batch and one per published request,
+	// whose context the messages carry to the workers; nil makes none.
+	Tracer trace.TracerProvider
 }
 
 // SubmitResult is what Submit did.
@@ -167,8 +172,9 @@ func Submit(ctx context.Context, nc *nats.Conn, o SubmitOptions) (SubmitResult, 
 	}
 	defer q.Close()
 	pub := q.NewPublisher()
+	bt := telemetry.StartBatch(ctx, o.Tracer, o.BatchID)
 	st2, err := scanFile(o.Path, scan, func(l batchfile.Line) error {
-		if err := pub.Publish(ctx, l.Request); err != nil {
+		if err := bt.Publish(ctx, l.Request, func(ctx context.Context) error { return pub.Publish(ctx, l.Request) }); err != nil {
 			return fmt.Errorf("publish line %d: %w", l.Number, err)
 		}
 		res.Published++
@@ -180,6 +186,7 @@ func Submit(ctx context.Context, nc *nats.Conn, o SubmitOptions) (SubmitResult, 
 	if ferr := pub.Flush(ctx); err == nil && ferr != nil {
 		err = fmt.Errorf("%w; submit again with --batch-id %s: nothing runs twice", ferr, o.BatchID)
 	}
+	bt.End(err)
 	if o.Progress != nil {
 		o.Progress(res.Published)
 	}

@@ -22,6 +22,9 @@ type Delivery interface {
 	Stored() time.Time
 	// TraceParent is the W3C traceparent header, "" when absent.
 	TraceParent() string
+	// TraceContext returns ctx carrying the producer's W3C trace context
+	// from the message headers (ctx unchanged when there is none).
+	TraceContext(ctx context.Context) context.Context
 	// InProgress tells the transport the message is still being worked on.
 	InProgress(ctx context.Context) error
 	// Ack acknowledges the message; after a nil return it is gone.
@@ -85,4 +88,18 @@ type Queued struct {
 	Subject string
 	Request *lifecycle.Request
 	Err     error
+}
+
+// ModelLag is the backlog of one model's consumer: Pending counts the
+// messages not delivered yet and those delivered and not acked; OldestAge
+// is how long the oldest of them has been in the stream.
+type ModelLag struct {
+	Model     string
+	Pending   uint64
+	OldestAge time.Duration
+}
+
+// LagReporter is implemented by a Consumer that can read its backlog.
+type LagReporter interface {
+	Lag(ctx context.Context) ([]ModelLag, error)
 }

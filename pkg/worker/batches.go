@@ -123,6 +123,7 @@ func (w *Worker) publishOwn(ctx context.Context, b lifecycle.Batch, t lifecycle.
 	if err := w.queue.PublishBatchEvent(ctx, ev); err != nil {
 		return false, err
 	}
+	w.metrics.batchEvent(ctx, t)
 	if err := w.store.BatchEventDone(ctx, b.ID, t); err != nil {
 		return true, fmt.Errorf("worker: record batch event %s %s published: %w", b.ID, t, err)
 	}

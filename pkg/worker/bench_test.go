@@ -83,14 +83,19 @@ func BenchmarkBaselineRedis(b *testing.B) {
 	}
 }
 
-func benchPipeline(b *testing.B, handlers int) {
+func benchPipeline(b *testing.B, handlers int) { benchPipelineWith(b, handlers, workerOpts{}) }
+
+// benchPipelineWith is benchPipeline with the worker's telemetry in o
+// (meter, tracer); its concurrency is handlers.
+func benchPipelineWith(b *testing.B, handlers int, o workerOpts) {
 	e := newEnv(b, envOpts{})
 	const batch = "b-bench"
 	reqs := e.newBatch(b, batch, benchModel, b.N, time.Hour)
 	e.publish(b, reqs)
 	m := e.startMeter(b)
 	b.ResetTimer()
-	e.startWorker(b, workerOpts{cfg: worker.Config{Concurrency: worker.Concurrency{Default: handlers}}})
+	o.cfg.Concurrency = worker.Concurrency{Default: handlers}
+	e.startWorker(b, o)
 	pollUntil(b, benchTimeout(b.N), "all results published", func() bool {
 		return e.resultCount(b, batch) >= uint64(b.N)
 	})

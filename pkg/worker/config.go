@@ -172,6 +172,11 @@ type Config struct {
 	// at info; the others go to debug, so a busy worker does not spend its
 	// time writing a line per request. Default 10.
 	LogOutcomes int `yaml:"log_outcomes_per_second"`
+	// LagInterval is how often the queue lag gauges
+	// (salvo_queue_pending_messages, salvo_queue_oldest_pending_age_seconds)
+	// are read from the server: two JetStream API calls per model; default
+	// LagIntervalDefault.
+	LagInterval time.Duration `yaml:"queue_lag_interval"`
 }
 
 // WithDefaults fills unset fields.
@@ -208,6 +213,9 @@ func (c Config) WithDefaults() Config {
 	if c.LogOutcomes == 0 {
 		c.LogOutcomes = LogOutcomesDefault
 	}
+	if c.LagInterval == 0 {
+		c.LagInterval = LagIntervalDefault
+	}
 	return c
 }
 
@@ -234,6 +242,8 @@ func (c Config) Validate() error {
 		return lifecycle.ConfigErrorf("heartbeat_interval", "must be positive, got %s", c.HeartbeatInterval)
 	case c.ShutdownGrace < 0:
 		return lifecycle.ConfigErrorf("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	case c.LagInterval < time.Second:
+		return lifecycle.ConfigErrorf("queue_lag_interval", "must be at least 1s, got %s", c.LagInterval)
 	case c.LogOutcomes < 1:
 		return lifecycle.ConfigErrorf("log_outcomes_per_second", "must be at least 1, got %d", c.LogOutcomes)
 	case c.GlobalSlotTTL <= c.HeartbeatInterval:

@@ -182,9 +182,10 @@ func TestSIGHUPReloadsConcurrencyLimits(t *testing.T) {
 	require.LessOrEqual(t, max, 5)
 }
 
-// The worker process serves /healthz, /readyz and /statusz (escalation
-// counts); readiness reflects NATS,
-// Redis and the fetch loops, and goes away when Redis does.
+// The worker process serves /healthz, /readyz, /metrics and /statusz
+// (escalation counts); readiness reflects NATS, Redis and the fetch loops:
+// it goes away within seconds when Redis or NATS does and comes back when
+// they return.
 func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
@@ -196,7 +197,7 @@ func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	waitFor(t, 20*time.Second, "the health endpoint's address in the log", func() bool {
 		for _, line := range strings.Split(c.logs.String(), "\n") {
 			var m map[string]any
-			if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "health endpoints listening (/healthz, /readyz)" {
+			if json.Unmarshal([]byte(line), &m) == nil && m["message"] == "health endpoints listening (/healthz, /readyz, /metrics)" {
 				addr, _ = m["addr"].(string)
 				return true
 			}
@@ -229,4 +230,28 @@ func TestHealthEndpointsOfTheWorkerProcess(t *testing.T) {
 	})
 	code, _ = get("/healthz")
 	require.Equal(t, http.StatusOK, code, "liveness does not depend on Redis")
+	_, metrics := get("/metrics")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="redis"} 0`, "alerts see the outage")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="nats"} 1`)
+	e.redis.Restart()
+	waitFor(t, 20*time.Second, "ready again with redis back", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+	_, metrics = get("/metrics")
+	require.Contains(t, metrics, `salvo_dependency_up{dependency="redis"} 1`)
+
+	e.nats.Shutdown()
+	waitFor(t, 10*time.Second, "not ready without nats", func() bool {
+		code, body := get("/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "nats")
+	})
+	e.nats.Restart()
+	waitFor(t, 30*time.Second, "ready again with nats back", func() bool { code, _ := get("/readyz"); return code == http.StatusOK })
+
+	// A request run by the process shows in its /metrics.
+	reqs := e.newBatch(t, "b-health", "gpt-4o", 1, time.Hour)
+	e.publish(t, reqs)
+	e.waitResults(t, "b-health", 1, 30*time.Second)
+	waitFor(t, 10*time.Second, "the request counted in /metrics", func() bool {
+		_, body := get("/metrics")
+		return strings.Contains(body, `salvo_requests_total{model="gpt-4o",outcome="completed"} 1`)
+	})
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/internal/testlog"
@@ -109,6 +111,8 @@ type workerOpts struct {
 	store  worker.Store        // replaces the env's store (fault injection over it)
 	http   *httpclient.Config
 	logOut *testlog.Buffer
+	meter  metric.MeterProvider // records the worker's metrics (metrics_test.go)
+	tracer trace.TracerProvider // makes the worker's spans (tracing_test.go)
 }
 
 // startWorker starts an in-process worker with its own NATS connection and
@@ -154,7 +158,7 @@ func (e *env) startWorker(t testing.TB, o workerOpts) *worker.Worker {
 	if o.store != nil {
 		store = o.store
 	}
-	w, err := worker.New(worker.Deps{Store: store, Queue: q, Upstream: up, Logger: log}, cfg)
+	w, err := worker.New(worker.Deps{Store: store, Queue: q, Upstream: up, Logger: log, Meter: o.meter, Tracer: o.tracer}, cfg)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

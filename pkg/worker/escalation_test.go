@@ -203,7 +203,8 @@ func TestACopyCompletingAfterThePublishedFailureReplacesIt(t *testing.T) {
 func TestRouteAtClaimSendsOnlyTheRequestsInsideTheThresholdToTheEscalationModel(t *testing.T) {
 	t.Parallel()
 	e := escalationEnv(t, 10*time.Millisecond)
-	w := e.startWorker(t, workerOpts{cfg: escalating(worker.EscalateRoute, time.Hour)})
+	mp, scrape := newScrapedMeter(t)
+	w := e.startWorker(t, workerOpts{cfg: escalating(worker.EscalateRoute, time.Hour), meter: mp})
 	near := e.newBatch(t, "near", slowModel, 5, 30*time.Minute)
 	far := e.newBatch(t, "far", slowModel, 7, 24*time.Hour)
 	e.publish(t, append(append([]*lifecycle.Request{}, near...), far...))
@@ -221,6 +222,11 @@ func TestRouteAtClaimSendsOnlyTheRequestsInsideTheThresholdToTheEscalationModel(
 	require.Equal(t, fastModel, e.record(t, near[0]).RoutedModel)
 	require.Equal(t, slowModel, e.record(t, far[0]).RoutedModel)
 	require.Equal(t, int64(5), w.EscalationStats().Routed)
+	m := scrape()
+	require.InDelta(t, 5, m[`salvo_escalations_total{outcome="routed"}`], 0, "/metrics serves the escalation counts")
+	require.InDelta(t, 0, m[`salvo_escalations_total{outcome="started"}`], 0)
+	// upstream calls are labelled with the model called
+	require.InDelta(t, 5, m[`salvo_upstream_duration_seconds_count{model="`+fastModel+`",status="2xx"}`], 0)
 	requireEscalationRecount(t, e, near)
 	requireEscalationRecount(t, e, far)
 }

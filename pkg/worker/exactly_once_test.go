@@ -51,13 +51,14 @@ type checkedDelivery struct {
 	err       error
 }
 
-func (d *checkedDelivery) Request() *lifecycle.Request        { return d.req }
-func (d *checkedDelivery) NumDelivered() uint64               { return 1 }
-func (d *checkedDelivery) StreamSeq() uint64                  { return 0 }
-func (d *checkedDelivery) Stored() time.Time                  { return time.Now() }
-func (d *checkedDelivery) TraceParent() string                { return "" }
-func (d *checkedDelivery) InProgress(context.Context) error   { return nil }
-func (d *checkedDelivery) Term(context.Context, string) error { return errors.New("unexpected term") }
+func (d *checkedDelivery) Request() *lifecycle.Request                      { return d.req }
+func (d *checkedDelivery) NumDelivered() uint64                             { return 1 }
+func (d *checkedDelivery) StreamSeq() uint64                                { return 0 }
+func (d *checkedDelivery) Stored() time.Time                                { return time.Now() }
+func (d *checkedDelivery) TraceParent() string                              { return "" }
+func (d *checkedDelivery) TraceContext(ctx context.Context) context.Context { return ctx }
+func (d *checkedDelivery) InProgress(context.Context) error                 { return nil }
+func (d *checkedDelivery) Term(context.Context, string) error               { return errors.New("unexpected term") }
 func (d *checkedDelivery) Nak(context.Context, time.Duration) error {
 	d.mu.Lock()
 	d.naked = true

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -51,6 +52,9 @@ type execution struct {
 	// originRec is a racing copy's original (origin), read once.
 	originRec  *lifecycle.Record
 	originRead bool
+	// tctx carries the delivery's span when tracing is on, else nil
+	// (tracing.go).
+	tctx context.Context
 }
 
 // Handle runs one delivery to its end. It is the queue's handler; it never
@@ -70,6 +74,10 @@ func (w *Worker) Handle(d Delivery) {
 		d:    settling{Delivery: d, done: func() { w.tasks.remove(t) }},
 		ctx:  ctx,
 	}
+	defer x.startTrace().End()
+	inflight := w.metrics.labels.get(req.Model, "", "")
+	w.metrics.inflight.Add(ctx, 1, inflight.add...)
+	defer w.metrics.inflight.Add(context.Background(), -1, inflight.add...)
 
 	if limit, ok := w.config().Concurrency.Global[req.Model]; ok {
 		if !x.acquireGlobal(req.Model, limit) {
@@ -82,7 +90,9 @@ func (w *Worker) Handle(d Delivery) {
 	// its escalation model's (escalateAtClaim)
 	defer x.releaseGlobal(*x.logger()) // logs as the slot was taken: before the claim
 
+	span := x.span(spanClaim, trace.SpanKindInternal)
 	claim, err := x.claim()
+	span.End()
 	if err != nil {
 		x.claimRefused(err)
 		return
@@ -182,9 +192,11 @@ func (x *execution) claimRefused(err error) {
 	switch {
 	case errors.As(err, &held):
 		delay = held.Until.Sub(now) + leaseHeldMargin
+		x.w.metrics.conflict(x.ctx, x.req.Model, "held")
 		x.logger().Debug().Str("owner", held.Owner).Dur("delay", delay).Msg("request held by another worker")
 	case errors.As(err, &notYet):
 		delay = notYet.NotBefore.Sub(now)
+		x.w.metrics.conflict(x.ctx, x.req.Model, "not_yet")
 		x.logger().Debug().Dur("delay", delay).Msg("retry not due yet")
 	case errors.Is(err, lifecycle.ErrNoBatch):
 		x.noBatch()
@@ -215,6 +227,7 @@ func (x *execution) run() {
 	if x.proc.Attempt > 1 && !policy.RetryAllowedAt(now, deadline) {
 		f := x.lastFailure()
 		f.Message += " (no retry: the deadline is too close)"
+		w.metrics.denied(x.ctx, x.req.Model, lifecycle.DenyDeadline)
 		x.end(lifecycle.StateFailed, f, nil, false)
 		return
 	}
@@ -243,7 +256,11 @@ func (x *execution) run() {
 		return
 	}
 	x.called = true
+	span := x.span(spanCall, trace.SpanKindClient)
+	call.TraceParent = x.traceParent(span)
 	resp := w.up.Do(callCtx, x.upstream, call)
+	endCall(span, resp)
+	w.metrics.called(x.ctx, x.upstream.Model, resp)
 	opCtx, cancel := w.opCtx()
 	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
 	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
@@ -274,7 +291,10 @@ func (x *execution) admit(ctx context.Context, policy lifecycle.RetryPolicy, cal
 		cutoff = x.held.Deadline.Add(-policy.StopBeforeDeadline)
 	}
 	key := ratelimit.Key{Budget: w.up.Budget(req.Model, call), Model: req.Model}
+	span, start := x.span(spanAdmit, trace.SpanKindInternal), time.Now()
 	ticket, err := w.limits.Acquire(ctx, key, req.Body, cutoff)
+	w.metrics.waited(ctx, req.Model, time.Since(start))
+	span.End()
 	switch {
 	case err == nil:
 		return ticket, true
@@ -306,9 +326,10 @@ func (x *execution) decide(policy lifecycle.RetryPolicy, resp *httpclient.Respon
 	}, x.w.jitter)
 	if err != nil || !dec.Retry {
 		if dec.Denied != lifecycle.DenyNone && dec.Denied != lifecycle.DenyNotRetriable {
+			x.w.metrics.denied(x.ctx, x.req.Model, dec.Denied)
 			f = &lifecycle.Failure{Code: f.Code, Status: f.Status, Message: f.Message + " (no retry: " + string(dec.Denied) + ")"}
 		}
-		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
+		x.logger().Debug().Str("code", string(f.Code)).Int("status", f.Status).Str("denied", string(dec.Denied)).Msg("attempt failed for good")
 		x.end(lifecycle.StateFailed, f, resp, true)
 		return
 	}

@@ -101,6 +101,7 @@ func (w *Worker) refreshLeases() {
 				}
 				w.log.Warn().Str("request_id", t.req.ID).Str("batch_id", t.req.BatchID).
 					Str("model", t.req.Model).Int("attempt", helds[i].Attempt).Msg("lease lost, aborting call")
+				w.metrics.leaseLost(t.req.Model)
 				t.cancel(ErrLeaseLost)
 				continue
 			}

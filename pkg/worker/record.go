@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
@@ -84,7 +86,8 @@ func (x *execution) retry(f *lifecycle.Failure, dec lifecycle.RetryDecision) {
 		return w.store.Retry(ctx, proc, f, dec.NotBefore)
 	})
 	if err == nil && tr.State == lifecycle.StatePending {
-		x.logger().Info().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
+		w.metrics.retried(x.ctx, x.req.Model, f.Code)
+		x.logger().Debug().Str("code", string(f.Code)).Int("status", f.Status).Dur("delay", dec.Delay).Msg("attempt failed, retry scheduled")
 		x.nak(dec.Delay)
 		return
 	}
@@ -139,6 +142,7 @@ func (x *execution) attempts(called bool) int {
 func (x *execution) record(wr write) (tr lifecycle.Transition, retried bool, err error) {
 	w := x.w
 	x.task.setEnding()
+	defer x.span(spanRecord, trace.SpanKindInternal).End()
 	start := w.clock()
 	pauses := retryBackOff(w.bg, redisPause)
 	for n := 0; ; n++ {

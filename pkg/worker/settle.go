@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
@@ -15,6 +17,9 @@ import (
 func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Transition, err error) {
 	switch {
 	case errors.Is(err, lifecycle.ErrLeaseLost):
+		if !errors.Is(context.Cause(x.ctx), ErrLeaseLost) { // else the heartbeat counted it
+			x.w.metrics.leaseLost(x.req.Model)
+		}
 		x.logger().Warn().Msg("write refused: lease lost; leaving the message to its new owner")
 		return
 	case err != nil:
@@ -35,6 +40,7 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		x.settleRecorded()
 		return
 	}
+	x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
 	if x.isCopy() && tr.State != lifecycle.StateCompleted {
 		// a racing copy that failed, or that lost to its original's end
 		x.w.escalation.lost.Add(1)
@@ -86,6 +92,9 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 		return
 	}
 	res, data := x.w.resultFromEnded(x.req, e)
+	if e.JustEnded {
+		x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
+	}
 	if !x.publish(res, data, e.State) {
 		x.nak(storeDownDelay)
 		return
@@ -106,6 +115,7 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 // duplicate window, publishes again (deduplicated) and marks again.
 // data is res already encoded, or nil.
 func (x *execution) publish(res *lifecycle.Result, data []byte, st lifecycle.State) bool {
+	defer x.span(spanPublish, trace.SpanKindProducer).End()
 	ctx, cancel := x.w.opCtx()
 	defer cancel()
 	silent, err := x.silent(st)

@@ -55,6 +55,9 @@ func (w *Worker) sweepLoop() {
 		case <-t.C:
 		}
 		held := s.hold()
+		if !held {
+			w.metrics.batches.notLeader()
+		}
 		if held != leader {
 			leader = held
 			w.log.Info().Bool("leader", held).Msg("sweep leadership changed")
@@ -120,6 +123,7 @@ func (s *sweeper) pass(ctx context.Context) {
 	}
 	if len(ids) < sweepBatchesMax {
 		s.cursor = 0 // the end of the index: the next pass starts over
+		defer s.w.metrics.batches.passDone()
 	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
@@ -163,6 +167,7 @@ func (s *sweeper) batch(ctx context.Context, id string) error {
 		return w.store.DropLive(ctx, id)
 	}
 	now := w.clock()
+	w.metrics.batches.seen(b, now)
 	cancelled := !b.CancellingAt.IsZero()
 	expired := !b.ExpiresAt.IsZero() && !now.Before(b.ExpiresAt)
 	if expired && !cancelled {

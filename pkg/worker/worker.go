@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/ratelimit"
@@ -68,6 +70,11 @@ type Worker struct {
 	hints cancelHints
 	// escalation counts what escalation did here (escalation.go).
 	escalation escalationStats
+
+	// metrics are the worker's instruments (metrics.go); tracer is nil
+	// when tracing is off (tracing.go).
+	metrics *metrics
+	tracer  trace.Tracer
 }
 
 // Deps are the worker's collaborators.
@@ -80,6 +87,11 @@ type Deps struct {
 	Clock func() time.Time
 	// Seed seeds the jitter source; 0 picks a random seed.
 	Seed uint64
+	// Meter records the worker's metrics; nil records nothing.
+	Meter metric.MeterProvider
+	// Tracer makes the worker's spans; nil (the default) makes none and
+	// passes the producer's traceparent upstream unchanged.
+	Tracer trace.TracerProvider
 }
 
 // New builds a worker. cfg is completed with defaults and validated.
@@ -118,6 +130,12 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	perPod := cfg.Concurrency.Limit
 	if w.limits, err = ratelimit.New(cfg.RateLimits, deps.Store, clock, perPod, w.log); err != nil {
 		return nil, fmt.Errorf("worker: config: %w", err)
+	}
+	if w.metrics, err = newMetrics(deps.Meter, w.limits, &w.escalation); err != nil {
+		return nil, fmt.Errorf("worker: metrics: %w", err)
+	}
+	if deps.Tracer != nil {
+		w.tracer = deps.Tracer.Tracer(tracerName)
 	}
 	w.bg, w.stopBg = context.WithCancel(context.Background())
 	w.calls, w.abortCalls = context.WithCancelCause(w.bg)
@@ -227,6 +245,10 @@ func (w *Worker) start(ctx context.Context) error {
 		return fmt.Errorf("worker: consume: %w", err)
 	}
 	w.consumer = consumer
+	if r, ok := consumer.(transport.LagReporter); ok {
+		w.loops.Add(1)
+		go func() { defer w.loops.Done(); w.lagLoop(r) }()
+	}
 	w.log.Info().Msg("worker started")
 	return nil
 }
