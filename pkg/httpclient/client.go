@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -149,6 +151,12 @@ func (c *Client) Routed(model string) bool {
 	st := c.state.Load()
 	_, ok := st.cfg.Routes[model]
 	return ok || st.cfg.Default != nil
+}
+
+// RouteModels lists the models with a route of their own (not the
+// default route's), sorted.
+func (c *Client) RouteModels() []string {
+	return slices.Sorted(maps.Keys(c.state.Load().cfg.Routes))
 }
 
 // Budget names what the rate-limit budget of a call for model is shared

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,12 +71,15 @@ type metrics struct {
 
 // newMetrics creates the instruments on mp (nil: a no-op provider) and the
 // gauges read from limits at each collection.
-func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter, esc *escalationStats) (*metrics, error) {
+func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter, esc *escalationStats, configured []string) (*metrics, error) {
 	if mp == nil {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter(meterName)
-	x := &metrics{labels: labels{models: make(map[string]struct{})}}
+	x := &metrics{labels: labels{models: make(map[string]struct{}), pinned: make(map[string]struct{})}}
+	for _, m := range configured {
+		x.labels.pinned[m] = struct{}{}
+	}
 	var errs errList
 	x.requests = errs.counter(m, "salvo_requests", "Requests this worker ended, by final state (outcome).")
 	x.failures = errs.counter(m, "salvo_request_failures", "Requests this worker ended failed, by failure code (reason).")
@@ -109,7 +113,7 @@ func newMetrics(mp metric.MeterProvider, limits *ratelimit.Limiter, esc *escalat
 			if s.AdaptiveLimit == 0 {
 				continue
 			}
-			set := metric.WithAttributes(attribute.String("budget", s.Budget), attribute.String("model", x.labels.model(s.Model)))
+			set := metric.WithAttributes(attribute.String("budget", budgetLabel(s.Budget)), attribute.String("model", x.labels.model(s.Model)))
 			o.ObserveInt64(adaptive, int64(s.AdaptiveLimit), set)
 			o.ObserveInt64(waiting, int64(s.AdaptiveWaiting), set)
 		}
@@ -200,6 +204,16 @@ func (m *metrics) batchEvent(ctx context.Context, t lifecycle.BatchEventType) {
 	m.batchEvents.Add(ctx, 1, metric.WithAttributeSet(attribute.NewSet(attribute.String("type", string(t)))))
 }
 
+// budgetLabel is a budget's label: its configured name, or "key" for a
+// budget named by a hash of an API key (one per client key when a route
+// takes per-request keys: unbounded, and a fingerprint of a secret).
+func budgetLabel(budget string) string {
+	if strings.HasPrefix(budget, "key:") {
+		return "key"
+	}
+	return budget
+}
+
 // statusClass is the status label: "2xx" … "5xx", or "none" when no
 // response arrived.
 func statusClass(status int) string {
@@ -212,6 +226,11 @@ func statusClass(status int) string {
 // labels caches the attribute sets of the recordings, keyed by the bounded
 // model label and one more label.
 type labels struct {
+	// pinned are the configured models (routes, limits, budgets,
+	// escalations): they always keep their names. Other names (requests
+	// the default route serves) take up to maxModelLabels more, then
+	// otherModel, so no client can push a configured model out.
+	pinned map[string]struct{} // read-only after newMetrics
 	mu     sync.RWMutex
 	models map[string]struct{}
 	sets   sync.Map // labelKey → *labelSet
@@ -222,6 +241,9 @@ type labelKey struct{ model, key, value string }
 // model is the model's label: its name, or otherModel once
 // maxModelLabels others were seen.
 func (l *labels) model(name string) string {
+	if _, ok := l.pinned[name]; ok {
+		return name
+	}
 	l.mu.RLock()
 	_, ok := l.models[name]
 	n := len(l.models)

@@ -40,7 +40,11 @@ func (x *execution) settle(res *lifecycle.Result, data []byte, tr lifecycle.Tran
 		x.settleRecorded()
 		return
 	}
-	x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
+	// The request's recorded end; a racing copy is not a request of its
+	// own (the escalation counters count it).
+	if !x.isCopy() {
+		x.w.metrics.ended(x.ctx, x.req.Model, tr.State, res.Error)
+	}
 	if x.isCopy() && tr.State != lifecycle.StateCompleted {
 		// a racing copy that failed, or that lost to its original's end
 		x.w.escalation.lost.Add(1)
@@ -92,8 +96,8 @@ func (x *execution) settleEnded(e *lifecycle.Ended) {
 		return
 	}
 	res, data := x.w.resultFromEnded(x.req, e)
-	if e.JustEnded {
-		x.w.metrics.ended(x.ctx, x.req.Model, res.State, res.Error)
+	if e.JustEnded && !x.isCopy() {
+		x.w.metrics.ended(x.ctx, x.req.Model, e.State, res.Error)
 	}
 	if !x.publish(res, data, e.State) {
 		x.nak(storeDownDelay)

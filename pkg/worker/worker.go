@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,7 +133,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	if w.limits, err = ratelimit.New(cfg.RateLimits, deps.Store, clock, perPod, w.log); err != nil {
 		return nil, fmt.Errorf("worker: config: %w", err)
 	}
-	if w.metrics, err = newMetrics(deps.Meter, w.limits, &w.escalation); err != nil {
+	if w.metrics, err = newMetrics(deps.Meter, w.limits, &w.escalation, configuredModels(cfg, deps.Upstream)); err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)
 	}
 	if deps.Tracer != nil {
@@ -318,4 +320,21 @@ func (w *Worker) stop(ctx context.Context) error {
 		return fmt.Errorf("worker: stop: %w", err)
 	}
 	return nil
+}
+
+// configuredModels are the model names the config names: routes of their
+// own, limits, budgets and escalations (their metric labels are pinned).
+func configuredModels(cfg Config, up Upstream) []string {
+	var out []string
+	if r, ok := up.(interface{ RouteModels() []string }); ok {
+		out = append(out, r.RouteModels()...)
+	}
+	for _, m := range []map[string]int{cfg.Concurrency.Models, cfg.Concurrency.Global} {
+		out = slices.AppendSeq(out, maps.Keys(m))
+	}
+	out = slices.AppendSeq(out, maps.Keys(cfg.RateLimits.Budgets))
+	for m, e := range cfg.Escalations {
+		out = append(out, m, e.Model)
+	}
+	return out
 }
