@@ -49,11 +49,14 @@ func (g *lagGauges) register(m metric.Meter, l *labels) error {
 }
 
 // lagLoop reads the consumers' backlog every LagInterval until the worker
-// stops.
+// stops. After two reads in a row that failed outright (NATS away) the
+// gauges are dropped rather than kept frozen at a stale backlog; the
+// dependency gauge and /readyz say why.
 func (w *Worker) lagLoop(r transport.LagReporter) {
 	interval := w.config().LagInterval
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	failed := 0
 	for {
 		ctx, cancel := context.WithTimeout(w.bg, interval)
 		lags, err := r.Lag(ctx)
@@ -62,7 +65,10 @@ func (w *Worker) lagLoop(r transport.LagReporter) {
 			w.log.Debug().Err(err).Msg("reading the queue lag failed")
 		}
 		if lags != nil || err == nil {
+			failed = 0
 			w.metrics.lag.last.Store(&lags)
+		} else if failed++; failed >= 2 {
+			w.metrics.lag.last.Store(nil)
 		}
 		select {
 		case <-w.bg.Done():
