@@ -99,19 +99,26 @@ func TestRedisDownFallsBackToALocalShareNeverToUnlimited(t *testing.T) {
 	require.False(t, l.Status()[1].Fallback)
 }
 
-func TestAHoldSeenByOneWorkerHoldsTheOthers(t *testing.T) {
-	t.Parallel()
+// workers are n limiters with cfg over one Redis, as n worker processes
+// would have, sharing a clock the test moves.
+func workers(t *testing.T, n int, cfg ratelimit.Config) ([]*ratelimit.Limiter, *clock) {
+	t.Helper()
 	srv := testredis.New(t)
 	clk := &clock{t: now}
 	var ls []*ratelimit.Limiter
-	for range 2 {
+	for range n {
 		st, err := state.New(srv.Client, state.Config{Prefix: srv.Prefix, Clock: clk.Now})
 		require.NoError(t, err)
-		l, err := ratelimit.New(ratelimit.Config{Budgets: map[string]ratelimit.Budget{"m": {RequestsPerMinute: 6000}}},
-			st, clk.Now, func(string) int { return 8 }, zerolog.Nop())
+		l, err := ratelimit.New(cfg, st, clk.Now, func(string) int { return 8 }, zerolog.Nop())
 		require.NoError(t, err)
 		ls = append(ls, l)
 	}
+	return ls, clk
+}
+
+func TestAHoldSeenByOneWorkerHoldsTheOthers(t *testing.T) {
+	t.Parallel()
+	ls, _ := workers(t, 2, ratelimit.Config{Budgets: map[string]ratelimit.Budget{"m": {RequestsPerMinute: 6000}}})
 	key := ratelimit.Key{Budget: "name:shared", Model: "m"}
 	tk, err := ls[0].Acquire(context.Background(), key, nil, time.Time{})
 	require.NoError(t, err)
@@ -149,16 +156,7 @@ func TestBucketNeverAdmitsMoreThanItHolds(t *testing.T) {
 
 func TestAHoldEventMakesAWorkerWithoutBudgetsAskTheStore(t *testing.T) {
 	t.Parallel()
-	srv := testredis.New(t)
-	clk := &clock{t: now}
-	var ls []*ratelimit.Limiter
-	for range 2 {
-		st, err := state.New(srv.Client, state.Config{Prefix: srv.Prefix, Clock: clk.Now})
-		require.NoError(t, err)
-		l, err := ratelimit.New(ratelimit.Config{}, st, clk.Now, func(string) int { return 8 }, zerolog.Nop())
-		require.NoError(t, err)
-		ls = append(ls, l)
-	}
+	ls, clk := workers(t, 2, ratelimit.Config{})
 	// No budget configured and no header seen: the upstream's 429 with
 	// Retry-After is the first thing either worker learns of the key.
 	key := ratelimit.Key{Budget: "key:abc", Model: "m"}
