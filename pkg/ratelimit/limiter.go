@@ -81,7 +81,18 @@ type Limiter struct {
 
 	mu   sync.RWMutex
 	keys map[Key]*keyState
+
+	// onHold is told of each hold this limiter stored (OnHold).
+	onHold atomic.Pointer[func(Key)]
 }
+
+// settleTimeout bounds Done's report to the Backend.
+const settleTimeout = 10 * time.Second
+
+// OnHold sets fn to be called after Done stored a hold the upstream asked
+// for (a worker announces it to the fleet, so that workers that never saw
+// a limit of key ask the Backend too: Held). fn runs on Done's goroutine.
+func (l *Limiter) OnHold(fn func(Key)) { l.onHold.Store(&fn) }
 
 // keyState is what this worker knows of one key × model.
 type keyState struct {
@@ -332,8 +343,9 @@ type Outcome struct {
 
 // Done ends the call: its place under the adaptive limit is freed, its
 // reservation corrected by the response's usage, and what the headers
-// said goes to the Backend. For a key the limiter never saw limits of, and
-// a response without any, it does nothing.
+// said goes to the Backend, within settleTimeout of ctx. For a key the
+// limiter never saw limits of, and a response without any, it does
+// nothing (no Backend call, no allocation).
 func (t Ticket) Done(ctx context.Context, o Outcome) {
 	l := t.l
 	if l == nil {
@@ -395,7 +407,12 @@ func (t Ticket) Done(ctx context.Context, o Outcome) {
 		}
 		ks.mu.Unlock()
 	}
+	ctx, cancel := context.WithTimeout(ctx, settleTimeout)
+	defer cancel()
 	l.settle(ctx, ks, s)
+	if fn := l.onHold.Load(); fn != nil && obs.HoldFor > 0 {
+		(*fn)(t.key)
+	}
 }
 
 // settle reports to the Backend, or applies it to the local bucket.

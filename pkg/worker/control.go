@@ -225,3 +225,15 @@ func (x *execution) cancelHinted() bool {
 	}
 	return x.req.BatchID != "" && x.batchCancelled(ctx)
 }
+
+// announceHold publishes that the upstream asked to hold key, once the
+// hold is in the budget store: every worker then asks the store before its
+// next call of that budget (the hold case of onControl).
+func (w *Worker) announceHold(key ratelimit.Key) {
+	ctx, cancel := w.opCtx()
+	defer cancel()
+	if err := w.queue.PublishHold(ctx, key.Budget, key.Model); err != nil {
+		w.log.Warn().Err(err).Str("budget", key.Budget).Str("model", key.Model).
+			Msg("announcing the upstream's hold failed; other workers learn it at their next response")
+	}
+}

@@ -261,17 +261,7 @@ func (x *execution) run() {
 	resp := w.up.Do(callCtx, x.upstream, call)
 	endCall(span, resp)
 	w.metrics.called(x.ctx, x.upstream.Model, resp)
-	opCtx, cancel := w.opCtx()
-	ticket.Done(opCtx, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
-	if resp.Limits.HoldFor > 0 && !w.limits.Config().Disabled {
-		// The hold is in the budget store now; the event makes every
-		// worker ask the store before its next call of this budget.
-		k := ticket.Key()
-		if err := w.queue.PublishHold(opCtx, k.Budget, k.Model); err != nil {
-			x.logger().Warn().Err(err).Msg("announcing the upstream's hold failed; other workers learn it at their next response")
-		}
-	}
-	cancel()
+	ticket.Done(w.bg, ratelimit.Outcome{Called: true, Status: resp.Status, Latency: resp.Duration, Observation: resp.Limits, Body: resp.Body})
 	x.task.setEnding()
 	x.decide(policy, resp, context.Cause(callCtx))
 }

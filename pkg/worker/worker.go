@@ -133,6 +133,7 @@ func New(deps Deps, cfg Config) (*Worker, error) {
 	if w.limits, err = ratelimit.New(cfg.RateLimits, deps.Store, clock, perPod, w.log); err != nil {
 		return nil, fmt.Errorf("worker: config: %w", err)
 	}
+	w.limits.OnHold(w.announceHold)
 	if w.metrics, err = newMetrics(deps.Meter, w.limits, &w.escalation, configuredModels(cfg, deps.Upstream)); err != nil {
 		return nil, fmt.Errorf("worker: metrics: %w", err)
 	}
