@@ -6,6 +6,10 @@ GOLANGCI_VER  := v2.15.0
 TEST_TIMEOUT  ?= 20m
 # Two cores: run two test binaries at a time.
 TEST_P        ?= 2
+# The version --version prints: `git describe`, else "devel".
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS       := -X github.com/salvo-run/salvo/internal/version.Version=$(VERSION)
+IMAGE         ?= salvo:$(VERSION)
 
 .DEFAULT_GOAL := help
 
@@ -16,7 +20,31 @@ help: ## List the targets.
 .PHONY: build
 build: ## Build every package and the binaries into ./bin.
 	$(GO) build ./...
-	$(GO) build -o bin/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
+
+.PHONY: docker
+docker: ## Build the container image $(IMAGE) (needs a Docker daemon; see Dockerfile).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
+
+# Offline checks of what deployments/ ships, no daemon or cluster needed
+# (go test ./deployments/ does the work): the image's binaries built as
+# the Dockerfile builds them (deployments/build-static.sh: static,
+# CGO_ENABLED=0) and checked static, with the version baked in; docker-compose.yml and its cluster override
+# loaded by compose-go (and by `docker compose config` when the plugin is
+# installed); the kustomize base and overlays rendered and validated
+# against the vendored Kubernetes and KEDA schemas (deployments/schemas).
+.PHONY: check-deploy
+check-deploy: ## Offline checks of the Dockerfile build, docker-compose.yml and the Kubernetes manifests.
+	@if docker compose version >/dev/null 2>&1; then \
+	  echo "docker compose config -q"; \
+	  docker compose -f docker-compose.yml config -q && \
+	  docker compose -f docker-compose.yml -f docker-compose.cluster.yml config -q; \
+	else echo "check-deploy: no docker compose plugin; compose-go's loader checks the files below"; fi
+	$(GO) test -count=1 ./deployments/
+
+.PHONY: schemas
+schemas: ## Regenerate deployments/schemas from the Kubernetes and KEDA sources (Go module proxy).
+	$(GO) run ./deployments/schemas/gen deployments/schemas
 
 .PHONY: test
 test: ## Run the whole test suite with the race detector (real Redis and embedded NATS).

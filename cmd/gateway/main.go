@@ -29,6 +29,7 @@ import (
 
 	"github.com/salvo-run/salvo/internal/gateway"
 	"github.com/salvo-run/salvo/internal/telemetry"
+	"github.com/salvo-run/salvo/internal/version"
 )
 
 func main() {
@@ -52,6 +53,7 @@ func run(args []string) error {
 	maxRequests := fs.Int("max-requests", gateway.MaxRequestsDefault, "most requests per batch (OpenAI's 50,000)")
 	fileTTL := fs.Duration("file-ttl", gateway.FileTTLDefault, "longest life of a file")
 	mixed := fs.Bool("mixed-models", false, "accept files whose lines name several models (OpenAI requires one)")
+	showVersion := fs.Bool("version", false, "print the version and exit")
 	// Every flag's SALVO_GATEWAY_* variable sets its default; the flag wins.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
@@ -67,6 +69,10 @@ func run(args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.Line("gateway")) //nolint:forbidigo // the command's output
+		return nil
 	}
 	keys, err := parseKeys(os.Getenv("SALVO_GATEWAY_KEYS"))
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/internal/version"
 )
 
 func main() {
@@ -54,9 +55,14 @@ func run(args []string) error {
 		hold        = fs.Duration("hold", 2*time.Second, "retry-after of the -hold-after call")
 		holdGrace   = fs.Duration("hold-grace", 100*time.Millisecond, "calls arriving this soon after the hold began were already on their way")
 		knee        = fs.Int("knee", 0, "self-hosted mode: latency grows as (in flight / knee)² past this many calls in flight")
+		showVersion = fs.Bool("version", false, "print the version and exit")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *showVersion {
+		fmt.Println(version.Line("mockupstream")) //nolint:forbidigo // the command's output
+		return nil
 	}
 	mix := &mockupstream.FailureMix{
 		RateLimited: *failRate/3 + *rateLimit,

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/salvo-run/salvo/internal/version"
 	"github.com/salvo-run/salvo/pkg/client"
 )
 
@@ -81,6 +82,7 @@ func (a *app) rootCmd() *cobra.Command {
 		Long:          rootLong,
 		Example:       rootExample,
 		Args:          cobra.NoArgs,
+		Version:       version.String(),
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRun: func(*cobra.Command, []string) {
@@ -92,6 +94,7 @@ func (a *app) rootCmd() *cobra.Command {
 			return &exitError{code: exitUsage, err: errors.New("a command is required")}
 		},
 	}
+	root.SetVersionTemplate("producer {{.Version}}\n")
 	root.SetOut(a.io.out)
 	root.SetErr(a.io.err)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err: err} })

@@ -61,6 +61,13 @@ func TestHelpEverywhereWithExamples(t *testing.T) {
 	require.Contains(t, r.out, "bash completion")
 }
 
+func TestVersionPrintsTheBuild(t *testing.T) {
+	t.Parallel()
+	r := cli(t, nil, "--version")
+	require.Equal(t, exitOK, r.code)
+	require.Regexp(t, `^producer \S+\n$`, r.out)
+}
+
 // A server that refuses the connection fails at once, naming the URL
 // (without its password), whether it came from the flag or NATS_URL.
 func TestUnreachableNATSExitsThreeAtOnce(t *testing.T) {

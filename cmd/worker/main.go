@@ -33,6 +33,7 @@ import (
 
 	"github.com/salvo-run/salvo/internal/config"
 	"github.com/salvo-run/salvo/internal/telemetry"
+	"github.com/salvo-run/salvo/internal/version"
 )
 
 func main() {
@@ -42,12 +43,17 @@ func main() {
 	}
 }
 
-// run runs the worker until SIGTERM or SIGINT. -help prints the usage to
-// stdout and returns nil.
+// run runs the worker until SIGTERM or SIGINT. -help prints the usage and
+// -version the version to stdout and return nil.
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 1 && (args[0] == "-version" || args[0] == "--version") {
+		fmt.Fprintln(stdout, version.Line("worker"))
+		return nil
+	}
 	settings, action, err := config.LoadAction(args, getenv)
 	if errors.Is(err, config.ErrHelp) {
 		config.Usage(stdout)
+		_, _ = io.WriteString(stdout, usageTail)
 		return nil
 	}
 	if err != nil {
@@ -104,6 +110,19 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) er
 	_ = srv.Shutdown(shutCtx)
 	return err
 }
+
+// usageTail follows config.Usage in -help: the flag handled here and the
+// container image's listener (deployments/README.md).
+const usageTail = `
+  -version, --version
+        print the version (set at build time, else the VCS revision) and exit
+
+Container image: the Dockerfile sets SALVO_HTTP_ADDR=:8081, so inside a
+container /healthz, /readyz and /metrics listen on every interface (probes
+and Prometheus reach them from outside the container). The binary's own
+default stays 127.0.0.1:8081: on a bare host the listener is private until
+http_addr says otherwise.
+`
 
 // applyStreamsTimeout bounds -apply-streams.
 const applyStreamsTimeout = time.Minute

@@ -75,6 +75,17 @@ func TestHelpPrintsUsageAndSucceeds(t *testing.T) {
 		require.Contains(t, stdout, "  "+f+" ")
 	}
 	require.NotContains(t, stderr, "help requested")
+	require.Contains(t, stdout, "SALVO_HTTP_ADDR=:8081", "the image's listener choice is told in -help")
+}
+
+func TestVersionPrintsTheBuildAndSucceeds(t *testing.T) {
+	t.Parallel()
+	for _, arg := range []string{"-version", "--version"} {
+		var out, errb bytes.Buffer
+		require.NoError(t, run([]string{arg}, &out, &errb, func(string) string { return "" }), arg)
+		require.Regexp(t, `^worker \S+\n$`, out.String(), arg)
+		require.Empty(t, errb.String())
+	}
 }
 
 // A route whose key variable is empty stops the worker at start, with the
