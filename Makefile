@@ -23,7 +23,7 @@ build: ## Build every package and the binaries into ./bin.
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 .PHONY: docker
-docker: ## Build the container image $(IMAGE) (needs a Docker daemon; see Dockerfile).
+docker: ## Build the container image salvo:<git describe> (override with IMAGE=; needs a Docker daemon).
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 # Offline checks of what deployments/ ships, no daemon or cluster needed
