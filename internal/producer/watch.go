@@ -56,6 +56,9 @@ type Watcher struct {
 	// Stats, when set, reads the results' retries and latency for the
 	// summary.
 	Stats func(ctx context.Context) (Stats, error)
+	// Since, when set, is when the batch was submitted: the wall time and
+	// the rate count from it rather than from the first poll.
+	Since time.Time
 
 	start    time.Time
 	first    api.BatchObject
@@ -76,6 +79,9 @@ func (w *Watcher) Run(ctx context.Context) (api.BatchObject, error) {
 		return b, err
 	}
 	w.start, w.first = time.Now(), b
+	if !w.Since.IsZero() {
+		w.start, w.first = w.Since, api.BatchObject{}
+	}
 	tick := time.NewTicker(w.Interval)
 	defer tick.Stop()
 	for {
@@ -207,9 +213,10 @@ func (w *Watcher) rateETA(b api.BatchObject) string {
 }
 
 // Throughput is the wall time of a final batch and its requests ended per
-// second (0 when the wall time is 0). The wall time is the watch's own
-// when it saw the batch before any request ended (precise), the batch's
-// creation to its final time otherwise (whole seconds).
+// second (0 when the wall time is 0). The wall time counts from Since when
+// set, else from the watch's first poll when no request had ended by
+// then (both precise), else from the batch's creation to its final time
+// (whole seconds).
 func (w *Watcher) Throughput(b api.BatchObject) (time.Duration, float64) {
 	wall := time.Since(w.start)
 	if w.first.Salvo.Counts.Terminal() > 0 {
