@@ -31,6 +31,17 @@ type KeyRef struct {
 	// Owner is the struct type declaring Field.
 	Owner reflect.Type
 	Field reflect.StructField
+	// Values are the fields of each value of a map whose values are
+	// mappings (upstream.routes, escalations, …); nil for other keys.
+	Values []ValueRef
+}
+
+// ValueRef is one field of a map's values.
+type ValueRef struct {
+	Name  string
+	Type  string
+	Owner reflect.Type
+	Field reflect.StructField
 }
 
 // Reference lists every setting (the keys of Keys, in order) with its
@@ -51,6 +62,7 @@ func Reference() []KeyRef {
 			Derived: !reflect.DeepEqual(def, dpkg),
 			Owner:   owner,
 			Field:   field,
+			Values:  valueRefs(st.typ),
 		})
 	}
 	return refs
@@ -69,6 +81,33 @@ func referenceDefaults() (resolved, pkg Settings) {
 	pkg.Upstream = resolved.Upstream
 	resolved.Worker, pkg.Worker = d.WorkerConfig(), d.Worker.WithDefaults()
 	return resolved, pkg
+}
+
+// valueRefs lists the fields of t's values when t is a map of structs.
+func valueRefs(t reflect.Type) []ValueRef {
+	if t.Kind() != reflect.Map {
+		return nil
+	}
+	e := t.Elem()
+	if e.Kind() == reflect.Pointer {
+		e = e.Elem()
+	}
+	if e.Kind() != reflect.Struct {
+		return nil
+	}
+	var refs []ValueRef
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		yamlFields(t, func(_ int, f reflect.StructField, name string, inline bool) {
+			if inline {
+				walk(f.Type)
+				return
+			}
+			refs = append(refs, ValueRef{Name: name, Type: TypeName(f.Type), Owner: t, Field: f})
+		})
+	}
+	walk(e)
+	return refs
 }
 
 // declaration is the struct type that declares the setting's field, and

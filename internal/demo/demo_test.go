@@ -298,7 +298,11 @@ func TestRunWithoutRedisServerOnPath(t *testing.T) {
 // the server at the end.
 func TestRunOnExternalNATSAndUpstream(t *testing.T) {
 	ns := testnats.New(t)
-	up := testupstream.New(t, mockupstream.Options{Record: true})
+	// Some latency, as a real endpoint has: neither worker can then take
+	// every request before the other's pull is served.
+	up := testupstream.New(t, mockupstream.Options{Record: true, Script: mockupstream.Script{
+		Latency: &mockupstream.Latency{Min: 20 * time.Millisecond, Max: 60 * time.Millisecond},
+	}})
 	const key, model = "sk-demo-do-not-print-4711", "served/model-1"
 	b := setup(t, demo.RedisMiniredis)
 	b.opts.NATSURL = ns.URL()

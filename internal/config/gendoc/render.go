@@ -95,7 +95,7 @@ func render(w io.Writer, root string) error {
 			def += " (derived)"
 		}
 		p("| `%s` | %s | %s | %s | %s |\n", r.Key, env, r.Type, def, cell(describe(doc, r.Field.Name, names)))
-		if structElem(r.Field.Type) != nil {
+		if len(r.Values) > 0 {
 			values = append(values, r)
 		}
 	}
@@ -108,49 +108,17 @@ func render(w io.Writer, root string) error {
 	return bw.Flush()
 }
 
-// renderValue lists the fields of a map's struct values.
+// renderValue lists the fields of a map's values.
 func renderValue(p func(string, ...any), src *sources, names map[string]string, r config.KeyRef) error {
-	t := structElem(r.Field.Type)
 	p("\nEach value of `%s` takes:\n\n| field | type | description |\n|---|---|---|\n", r.Key)
-	var walk func(t reflect.Type) error
-	walk = func(t reflect.Type) error {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag, ok := f.Tag.Lookup("yaml")
-			if !ok || tag == "-" || !f.IsExported() {
-				continue
-			}
-			name, opts, _ := strings.Cut(tag, ",")
-			if opts == "inline" {
-				if err := walk(f.Type); err != nil {
-					return err
-				}
-				continue
-			}
-			doc, err := src.doc(t, f.Name)
-			if err != nil {
-				return err
-			}
-			p("| `%s` | %s | %s |\n", name, config.TypeName(f.Type), cell(describe(doc, f.Name, names)))
+	for _, v := range r.Values {
+		doc, err := src.doc(v.Owner, v.Field.Name)
+		if err != nil {
+			return err
 		}
-		return nil
+		p("| `%s` | %s | %s |\n", v.Name, v.Type, cell(describe(doc, v.Field.Name, names)))
 	}
-	return walk(t)
-}
-
-// structElem is the struct type of a map's values, nil for other types.
-func structElem(t reflect.Type) reflect.Type {
-	if t.Kind() != reflect.Map {
-		return nil
-	}
-	e := t.Elem()
-	if e.Kind() == reflect.Pointer {
-		e = e.Elem()
-	}
-	if e.Kind() != reflect.Struct {
-		return nil
-	}
-	return e
+	return nil
 }
 
 // sectionOf is the key's first segment, "" for a top-level key.
