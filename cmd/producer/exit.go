@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/client"
 )
 
@@ -57,7 +58,7 @@ func (e *unreachableError) Error() string {
 func (e *unreachableError) Unwrap() error { return e.err }
 
 // errInterrupted: a signal cancelled the command.
-var errInterrupted = errors.New("interrupted")
+var errInterrupted = producer.ErrInterrupted
 
 // exitCode maps what a command returned to the process's exit code. ran
 // reports whether cobra got as far as running the command: an error

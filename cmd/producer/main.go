@@ -6,8 +6,6 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-
-	"golang.org/x/term"
 )
 
 func main() {
@@ -22,11 +20,4 @@ type stdio struct {
 	out    io.Writer
 	err    io.Writer
 	getenv func(string) string
-}
-
-// isTerminal reports whether w is a terminal (a file descriptor term
-// recognises): progress bars go there, plain lines everywhere else.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(interface{ Fd() uintptr })
-	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/pkg/api"
-	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -65,7 +65,7 @@ func writeBatch(w io.Writer, b api.BatchObject) error {
 	} else {
 		row("Requests", "%d of %d ended (open batch: the total counts the requests seen so far)", c.Terminal(), c.Total)
 	}
-	row("", "%s", endedCounts(c))
+	row("", "%s", producer.EndedCounts(c))
 	row("", "pending %d, in_progress %d", c.Pending, c.InProgress)
 	row("OpenAI counts", "total %d, completed %d, failed %d",
 		b.RequestCounts.Total, b.RequestCounts.Completed, b.RequestCounts.Failed)
@@ -83,12 +83,6 @@ func writeBatch(w io.Writer, b api.BatchObject) error {
 		}
 	}
 	return tw.Flush()
-}
-
-// endedCounts lists the terminal counters.
-func endedCounts(c lifecycle.Counts) string {
-	return fmt.Sprintf("completed %d, failed %d, expired %d, canceled %d, superseded %d",
-		c.Completed, c.Failed, c.Expired, c.Canceled, c.Superseded)
 }
 
 // formatUnix shows unix seconds as a local time.
@@ -110,14 +104,4 @@ func metadataString(m map[string]string) string {
 		pairs = append(pairs, k+"="+m[k])
 	}
 	return strings.Join(pairs, ", ")
-}
-
-// finalAt is the time a final batch reached its status, nil before.
-func finalAt(b api.BatchObject) *int64 {
-	for _, t := range []*int64{b.CompletedAt, b.FailedAt, b.ExpiredAt, b.CancelledAt} {
-		if t != nil {
-			return t
-		}
-	}
-	return nil
 }

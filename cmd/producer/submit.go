@@ -66,7 +66,7 @@ status: 0 completed, 1 failed, expired or cancelled.`,
 	f.StringArrayVar(&sf.metadata, "metadata", nil, "attach `key=value` to the batch (repeatable, at most 16)")
 	f.BoolVar(&sf.skipInvalid, "skip-invalid", false, "publish the valid lines and report the bad ones instead of refusing the file")
 	f.StringVar(&sf.batchID, "batch-id", "", "choose the batch id (idempotent: the same id and file submit once)")
-	f.DurationVar(&sf.interval, "interval", watchIntervalDefault, "with --wait: time between two polls of the batch")
+	f.DurationVar(&sf.interval, "interval", producer.WatchIntervalDefault, "with --wait: time between two polls of the batch")
 	sf.limits.register(f)
 	return cmd
 }
@@ -136,9 +136,9 @@ func (a *app) submit(cmd *cobra.Command, path string, sf submitFlags) error {
 	if err != nil {
 		return err
 	}
-	w := &watcher{c: c, id: b.ID, w: a.io.err, terminal: isTerminal(a.io.err), stats: a.resultStats(b.ID),
-		interval: sf.interval, callTimeout: a.conn.timeout}
-	if b, err = w.run(ctx); err != nil {
+	w := &producer.Watcher{Client: c, BatchID: b.ID, Out: a.io.err, Terminal: producer.IsTerminal(a.io.err),
+		Stats: a.resultStats(b.ID), Interval: sf.interval, CallTimeout: a.conn.timeout}
+	if b, err = w.Run(ctx); err != nil {
 		return err
 	}
 	if sf.output != "" || sf.errors != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/stretchr/testify/require"
 
+	"github.com/salvo-run/salvo/internal/producer"
 	"github.com/salvo-run/salvo/internal/testlog"
 	"github.com/salvo-run/salvo/pkg/api"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -47,7 +48,7 @@ func TestWatchOnATerminalDrawsAMovingProgressBar(t *testing.T) {
 		<-copied
 		_ = ptmx.Close()
 	})
-	require.True(t, isTerminal(tty), "a pty is a terminal")
+	require.True(t, producer.IsTerminal(tty), "a pty is a terminal")
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -128,11 +129,11 @@ func TestWatchEndsWhenInterrupted(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out testlog.Buffer
-	w := &watcher{c: d.client, id: "stuck-1", w: &out, terminal: false, interval: 10 * time.Millisecond, callTimeout: 5 * time.Second}
+	w := &producer.Watcher{Client: d.client, BatchID: "stuck-1", Out: &out, Interval: 10 * time.Millisecond, CallTimeout: 5 * time.Second}
 	type ret struct{ err error }
 	done := make(chan ret, 1)
 	go func() {
-		_, err := w.run(ctx)
+		_, err := w.Run(ctx)
 		done <- ret{err}
 	}()
 	require.Eventually(t, func() bool { return strings.Contains(out.String(), "stuck-1 validating: 0/5 ended · pending 5") },

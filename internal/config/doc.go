@@ -37,3 +37,7 @@
 // names such as "meta-llama/Llama-3.1-8B" intact as map keys — they contain
 // the key delimiter '.' — and lets every decoding error name its key.
 package config
+
+// docs/CONFIG.md, the configuration reference, is generated from Reference
+// and the settings' doc comments; gendoc's test fails when it is stale.
+//go:generate go run ./gendoc

@@ -51,18 +51,12 @@ func buildSchema() schema {
 	sc := schema{byKey: map[string]*setting{}, sections: map[string]bool{"": true}}
 	var walk func(t reflect.Type, prefix string, index []int)
 	walk = func(t reflect.Type, prefix string, index []int) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			tag, ok := f.Tag.Lookup("yaml")
-			if !ok || tag == "-" || !f.IsExported() {
-				continue
-			}
-			name, opts, _ := strings.Cut(tag, ",")
+		yamlFields(t, func(i int, f reflect.StructField, name string, inline bool) {
 			idx := append(append([]int{}, index...), i)
 			ft := f.Type
-			if opts == "inline" {
+			if inline {
 				walk(ft, prefix, idx)
-				continue
+				return
 			}
 			key := prefix + name
 			st := ft
@@ -72,10 +66,10 @@ func buildSchema() schema {
 			if st.Kind() == reflect.Struct && !reflect.PointerTo(st).Implements(textUnmarshaler) {
 				sc.sections[key] = true
 				walk(st, key+".", idx)
-				continue
+				return
 			}
 			sc.settings = append(sc.settings, setting{key: key, index: idx, typ: ft})
-		}
+		})
 	}
 	walk(reflect.TypeFor[Settings](), "", nil)
 	sort.Slice(sc.settings, func(i, j int) bool { return sc.settings[i].key < sc.settings[j].key })
@@ -83,6 +77,21 @@ func buildSchema() schema {
 		sc.byKey[sc.settings[i].key] = &sc.settings[i]
 	}
 	return sc
+}
+
+// yamlFields calls fn, in order, for each field of the struct type t that
+// a file can set: exported, with a yaml tag other than "-". name is the
+// tag's name, inline whether the tag says ",inline".
+func yamlFields(t reflect.Type, fn func(i int, f reflect.StructField, name string, inline bool)) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag, ok := f.Tag.Lookup("yaml")
+		if !ok || tag == "-" || !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		fn(i, f, name, opts == "inline")
+	}
 }
 
 // Keys lists every setting's key, sorted: the leaves of the config file,

@@ -35,7 +35,11 @@ const deliverySlack = 50
 // takes that package's default, and the fields without a yaml tag (queue
 // discovery interval, engine op timeout, …) are for code, not for users.
 type Settings struct {
-	NATSURL  string `yaml:"nats_url"`
+	// NATSURL is the NATS server (JetStream on) or a comma-separated list
+	// of servers of one cluster.
+	NATSURL string `yaml:"nats_url"`
+	// RedisURL is the Redis server: redis://[user:password@]host:port/db,
+	// or rediss:// for TLS.
 	RedisURL string `yaml:"redis_url"`
 	// RedisAddrs, when set, selects a Sentinel (with RedisMaster) or Cluster
 	// client instead of RedisURL.
@@ -43,8 +47,11 @@ type Settings struct {
 	RedisMaster string   `yaml:"redis_master"`
 	// Prefix namespaces subjects, streams and Redis keys; the one rule is
 	// lifecycle.CheckPrefix. It overrides Streams.Prefix and Lease.Prefix.
-	Prefix   string `yaml:"prefix"`
+	Prefix string `yaml:"prefix"`
+	// HTTPAddr is the listen address of /healthz, /readyz, /statusz,
+	// /limits and /metrics.
 	HTTPAddr string `yaml:"http_addr"`
+	// LogLevel is the least level logged: debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	// PProf serves Go's profiles under /debug/pprof/ on http_addr, for
 	// profiling a worker under load; off by default (the profiles show

@@ -4,9 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/salvo-run/salvo/pkg/httpclient"
 )
 
 // Options defaults.
@@ -17,6 +22,10 @@ const (
 	TimeoutDefault = 45 * time.Second
 	// PollIntervalDefault is how often the producer reads the counters.
 	PollIntervalDefault = 100 * time.Millisecond
+	// WorkersDefault is the number of in-process workers.
+	WorkersDefault = 2
+	// workersMax bounds Workers.
+	workersMax = 16
 )
 
 // RedisMode chooses the Redis the demo runs on.
@@ -45,6 +54,26 @@ type Options struct {
 	// The demo's keys live under a prefix of their own and are deleted at
 	// the end.
 	RedisURL string
+	// NATSURL is an existing NATS server with JetStream to run on instead
+	// of the embedded one (cmd/demo passes NATS_URL). The demo's streams
+	// carry a prefix of their own and are deleted at the end.
+	NATSURL string
+	// Workers is the number of in-process workers; default 2.
+	Workers int
+	// UpstreamURL is an OpenAI-compatible API (scheme, host, optional
+	// path prefix) to call instead of the mock (cmd/demo passes
+	// SALVO_DEMO_UPSTREAM_URL).
+	UpstreamURL string
+	// APIKey is sent to UpstreamURL as a bearer token (cmd/demo passes
+	// OPENAI_API_KEY); never printed. Without UpstreamURL it is not used.
+	APIKey httpclient.Secret
+	// Model, when set, replaces body.model in every input line that names
+	// one (cmd/demo passes SALVO_DEMO_MODEL), for an upstream that serves
+	// other models than the example's.
+	Model string
+	// Terminal draws the progress as a bar redrawn in place; otherwise
+	// plain lines (cmd/demo: whether stdout is a terminal).
+	Terminal bool
 	// Timeout bounds the whole run; default 45s.
 	Timeout time.Duration
 	// PollInterval is how often progress is read; default 100ms.
@@ -69,6 +98,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Redis == "" {
 		o.Redis = RedisAuto
+	}
+	if o.Workers == 0 {
+		o.Workers = WorkersDefault
 	}
 	if o.Timeout == 0 {
 		o.Timeout = TimeoutDefault
@@ -102,6 +134,18 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: Timeout %s must be positive", ErrInvalidOptions, o.Timeout)
 	case o.PollInterval <= 0:
 		return fmt.Errorf("%w: PollInterval %s must be positive", ErrInvalidOptions, o.PollInterval)
+	case o.Workers < 1 || o.Workers > workersMax:
+		return fmt.Errorf("%w: Workers %d must be 1 to %d", ErrInvalidOptions, o.Workers, workersMax)
+	}
+	if o.NATSURL != "" {
+		for _, u := range strings.Split(o.NATSURL, ",") { // a server list, as nats.Connect takes it
+			if err := checkURL("NATSURL", strings.TrimSpace(u), "nats", "tls", "ws", "wss"); err != nil {
+				return err
+			}
+		}
+	}
+	if err := checkURL("UpstreamURL", o.UpstreamURL, "http", "https"); err != nil {
+		return err
 	}
 	switch o.Redis {
 	case RedisAuto, RedisServer, RedisMiniredis:
@@ -111,6 +155,20 @@ func (o Options) Validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: Redis %q is not one of auto, url, server, miniredis", ErrInvalidOptions, o.Redis)
+	}
+	return nil
+}
+
+// checkURL accepts an empty value or a URL with one of schemes and a
+// host. The error names the field but never shows the value (it may hold
+// a password).
+func checkURL(field, value string, schemes ...string) error {
+	if value == "" {
+		return nil
+	}
+	u, err := url.Parse(value)
+	if err != nil || u.Host == "" || !slices.Contains(schemes, u.Scheme) {
+		return fmt.Errorf("%w: %s is not a %s URL with a host", ErrInvalidOptions, field, strings.Join(schemes, "|")+"://")
 	}
 	return nil
 }

@@ -8,16 +8,17 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/salvo-run/salvo/internal/producer"
-	"github.com/salvo-run/salvo/pkg/state"
+	"github.com/salvo-run/salvo/pkg/client"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // submit is the producer's part, as `producer submit --skip-invalid` does
 // it (internal/producer): validate the whole input, create the batch
 // through the batch API with the good lines' count, publish their
 // requests. The bad lines come back in the result and are printed.
-func (r *runner) submit(ctx context.Context, nc *nats.Conn, prefix string, sum *Summary) error {
+func (r *runner) submit(ctx context.Context, nc *nats.Conn, input, prefix string, sum *Summary) error {
 	res, err := producer.Submit(ctx, nc, producer.SubmitOptions{
-		Path:             r.o.Input,
+		Path:             input,
 		BatchID:          sum.BatchID,
 		CompletionWindow: completionWindow,
 		Metadata:         map[string]string{"source": r.o.Input},
@@ -44,35 +45,35 @@ func (r *runner) submit(ctx context.Context, nc *nats.Conn, prefix string, sum *
 	return nil
 }
 
-// watch reads the batch from the store every PollInterval, prints its
-// counters when they changed, and returns once the batch is final — which
-// it turns only when every request's result is published. It is bounded
-// by ctx (Options.Timeout).
-func (r *runner) watch(ctx context.Context, store *state.Store, sum *Summary) error {
+// watchCallTimeout bounds one poll of the batch API.
+const watchCallTimeout = 5 * time.Second
+
+// watch follows the batch as `producer watch` does (internal/producer's
+// Watcher, over the batch API the workers serve): a progress bar on a
+// terminal, plain lines otherwise, every PollInterval until the batch is
+// final — which it turns only once every request's result is published —
+// then the producer's summary. Bounded by ctx (Options.Timeout).
+func (r *runner) watch(ctx context.Context, nc *nats.Conn, prefix string, since time.Time, sum *Summary) error {
 	r.printf("progress\n")
-	tick := time.NewTicker(r.o.PollInterval)
-	defer tick.Stop()
-	var last string
-	for {
-		b, err := store.Batch(ctx, sum.BatchID)
-		if err != nil {
-			return err
-		}
-		c := b.Counts
-		sum.Status, sum.Counts, sum.Results = b.Status, c, int(b.ResultsPublished)
-		line := fmt.Sprintf("%-11s pending %2d  in_progress %2d  completed %2d  failed %2d  canceled %d  expired %d | results %d/%d",
-			b.Status, c.Pending, c.InProgress, c.Completed, c.Failed, c.Canceled, c.Expired, sum.Results, sum.Requests)
-		if line != last {
-			r.printf("  [%5.1fs] %s\n", time.Since(r.start).Seconds(), line)
-			last = line
-		}
-		if b.Status.Terminal() {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("demo: batch %s is %s with %d of %d results: %w", sum.BatchID, b.Status, sum.Results, sum.Requests, context.Cause(ctx))
-		case <-tick.C:
-		}
+	w := &producer.Watcher{
+		Client:      client.New(nc, prefix),
+		BatchID:     sum.BatchID,
+		Out:         r.out,
+		Terminal:    r.o.Terminal,
+		Interval:    r.o.PollInterval,
+		CallTimeout: watchCallTimeout,
+		Since:       since,
+		Stats: func(ctx context.Context) (producer.Stats, error) {
+			st, err := producer.ResultStats(ctx, nc, prefix, sum.BatchID)
+			sum.Retries = int(st.Retries)
+			return st, err
+		},
 	}
+	b, err := w.Run(ctx)
+	sum.Status, sum.Counts, sum.Results = lifecycle.BatchStatus(b.Status), b.Salvo.Counts, int(b.Salvo.ResultsPublished)
+	if err != nil {
+		return fmt.Errorf("demo: batch %s is %s with %d of %d results: %w", sum.BatchID, b.Status, sum.Results, sum.Requests, err)
+	}
+	sum.Wall, sum.Rate = w.Throughput(b)
+	return nil
 }

@@ -6,16 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
-	"github.com/salvo-run/salvo/internal/config"
-	"github.com/salvo-run/salvo/internal/mockupstream"
-	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/state"
 )
 
@@ -49,13 +46,14 @@ func (r *runner) printf(format string, args ...any) { _, _ = fmt.Fprintf(r.out, 
 // Run runs the demo end to end and returns its summary (also printed to
 // Options.Out). It is bounded by Options.Timeout and by ctx.
 //
-// Shutdown order (the reverse of the start, run on every return): stop
-// close the producer's NATS connection → stop the
-// worker process (stop fetching, drain in-flight calls, hand the rest back;
-// then its upstream client, Redis client and NATS connection) → close the
-// mock upstream → stop Redis (close the client; kill the spawned
-// redis-server, close the stand-in, or delete the demo's keys from
-// REDIS_URL) → shut down the nats-server → remove the temporary dir.
+// Shutdown order (the reverse of the start, run on every return): close
+// the producer's NATS connection → stop each worker (stop fetching, drain
+// in-flight calls, hand the rest back; then its upstream client, Redis
+// client and NATS connection) and its metrics → close the mock upstream →
+// stop Redis (close the client; kill the spawned redis-server, close the
+// stand-in, or delete the demo's keys from REDIS_URL) → shut down the
+// embedded nats-server, or delete the demo's streams from NATS_URL →
+// remove the temporary dir.
 func Run(ctx context.Context, o Options) (Summary, error) {
 	o = o.WithDefaults()
 	if err := o.Validate(); err != nil {
@@ -75,7 +73,7 @@ func Run(ctx context.Context, o Options) (Summary, error) {
 func (r *runner) run(ctx context.Context) (Summary, error) {
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
 	prefix := "demo-" + stamp
-	sum := Summary{BatchID: "batch-" + stamp, Output: r.o.Output, Errors: r.o.Errors}
+	sum := Summary{BatchID: "batch-" + stamp, Input: r.o.Input, Output: r.o.Output, Errors: r.o.Errors}
 
 	r.printf("salvo demo\n")
 	tmp, err := os.MkdirTemp("", "salvo-demo-*")
@@ -84,12 +82,12 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	r.onClose(func() { _ = os.RemoveAll(tmp) })
 
-	srv, err := startNATS(tmp + "/jetstream")
+	nb, err := openNATS(ctx, r.o, prefix, tmp)
 	if err != nil {
 		return sum, err
 	}
-	r.onClose(func() { stopNATS(srv) })
-	r.printf("  nats      embedded nats-server %s at %s (JetStream, file store in a temp dir)\n", server.VERSION, srv.ClientURL())
+	r.onClose(nb.stop)
+	r.printf("  nats      %s\n", nb.label)
 
 	rb, err := openRedis(ctx, r.o, prefix, tmp)
 	if err != nil {
@@ -109,7 +107,7 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 		r.printf("  redis     %s\n", sum.Redis)
 	}
 
-	settings := demoSettings(srv.ClientURL(), rb.url, prefix)
+	settings := demoSettings(nb.url, rb.url, prefix)
 	store, err := state.New(rb.client, settings.StateConfig())
 	if err != nil {
 		return sum, err
@@ -119,65 +117,53 @@ func (r *runner) run(ctx context.Context) (Summary, error) {
 	}
 	r.printf("            pkg/state scripts checked on it: claim, retry, fenced write, complete, fail, finalize\n")
 
-	mock, err := mockupstream.New(mockOptions())
+	up, err := openUpstream(r.o)
 	if err != nil {
 		return sum, err
 	}
-	r.onClose(mock.Close)
-	r.printf("  upstream  mock OpenAI-compatible API at %s (%s)\n", mock.URL(), mockDescription)
-	settings.Upstream.Default = &httpclient.Route{BaseURL: mock.URL()}
+	r.onClose(up.close)
+	r.printf("  upstream  %s\n", up.label)
+	settings.Upstream.Default = &up.route
 	if err := settings.Validate(); err != nil {
 		return sum, fmt.Errorf("demo: settings: %w", err)
 	}
-
-	if err := r.startWorker(ctx, settings); err != nil {
-		return sum, err
+	input := r.o.Input
+	if r.o.Model != "" {
+		input = filepath.Join(tmp, "input.jsonl")
+		if err := rewriteModel(r.o.Input, input, r.o.Model); err != nil {
+			return sum, err
+		}
+		r.printf("  model     every request's body.model set to %q (SALVO_DEMO_MODEL)\n", r.o.Model)
 	}
 
-	nc, err := r.producerConn(srv.ClientURL())
+	workers, err := r.startWorkers(ctx, settings, up.getenv)
 	if err != nil {
 		return sum, err
 	}
-	if err := r.submit(ctx, nc, settings.Prefix, &sum); err != nil {
+
+	nc, err := r.producerConn(nb.url)
+	if err != nil {
 		return sum, err
 	}
-	if err := r.watch(ctx, store, &sum); err != nil {
+	submitted := time.Now()
+	if err := r.submit(ctx, nc, input, settings.Prefix, &sum); err != nil {
 		return sum, err
 	}
-	sum.UpstreamCalls = mock.Calls()
-	if err := r.writeFiles(ctx, nc, settings.Prefix, &sum); err != nil {
+	if err := r.watch(ctx, nc, settings.Prefix, submitted, &sum); err != nil {
+		return sum, err
+	}
+	if up.mock != nil {
+		sum.UpstreamCalls = up.mock.Calls()
+	}
+	if sum.Shares, err = shares(ctx, workers); err != nil {
+		return sum, err
+	}
+	if err := r.writeFiles(ctx, nc, input, settings.Prefix, &sum); err != nil {
 		return sum, err
 	}
 	sum.Elapsed = time.Since(r.start)
 	sum.Write(r.out)
 	return sum, nil
-}
-
-// startWorker starts one in-process worker on its own connections, as a
-// worker pod would run (config.Start: pkg/worker over pkg/queue, pkg/state
-// and pkg/httpclient routed to the mock).
-func (r *runner) startWorker(ctx context.Context, settings config.Settings) error {
-	p, err := config.Start(ctx, settings, config.Options{
-		Logger: r.o.Logger,
-		Getenv: func(string) string { return "" }, // the mock needs no key
-		Name:   "salvo-demo-worker",
-	})
-	if err != nil {
-		return fmt.Errorf("demo: worker: %w", err)
-	}
-	r.onClose(func() {
-		// Detached from ctx: the run may have timed out, the worker must
-		// still hand its in-flight requests back.
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
-		defer cancel()
-		if err := p.Stop(stopCtx); err != nil {
-			r.log.Warn().Err(err).Msg("worker stop")
-		}
-	})
-	wc := p.Config.Worker
-	r.printf("  worker    1 in-process worker, %d calls in flight per model, retry backoff %s..%s\n",
-		wc.Concurrency.Default, wc.Retry.Backoff, wc.Retry.MaxBackoff)
-	return nil
 }
 
 // producerConn is the producer's own NATS connection.

@@ -54,11 +54,12 @@ func demoSettings(natsURL, redisURL, prefix string) config.Settings {
 	s.Streams.BodiesMaxBytes = natsMaxStore / 8
 	s.Lease.LeaseTTL = 10 * time.Second
 	s.Lease.Retention = time.Hour
-	s.Worker.ID = "demo-worker-1"
 	s.Worker.Retry.Backoff = 100 * time.Millisecond
 	s.Worker.Retry.MaxBackoff = time.Second
 	s.Upstream.TransportBackoff = 20 * time.Millisecond
-	s.Worker.Concurrency.Default = 16
+	// Per worker: the two workers hold 16 calls in flight between them,
+	// and neither can take the 24 requests of the example alone.
+	s.Worker.Concurrency.Default = 8
 	s.Worker.ShutdownGrace = 2 * time.Second
 	return s
 }

@@ -95,12 +95,20 @@ func keyHash(k Secret) string {
 // In a config file they sit beside the other upstream keys
 // (connect_timeout, first_byte_timeout, …).
 type Timeouts struct {
-	Connect   time.Duration `yaml:"connect_timeout"`
+	// Connect bounds the dial and TLS handshake; a connect error (this
+	// timeout included) is retried in-process, then ends network_error.
+	Connect time.Duration `yaml:"connect_timeout"`
+	// FirstByte bounds the wait, once the request is written, for the
+	// response headers (non-streaming) or the first SSE event (streaming).
 	FirstByte time.Duration `yaml:"first_byte_timeout"`
-	Idle      time.Duration `yaml:"idle_timeout"`
+	// Idle bounds a gap between body reads or SSE events after the first
+	// byte.
+	Idle time.Duration `yaml:"idle_timeout"`
 	// Body bounds one whole attempt, counted from its start (before the
 	// dial) to the last byte of the response body.
-	Body        time.Duration `yaml:"body_timeout"`
+	Body time.Duration `yaml:"body_timeout"`
+	// UploadStall bounds a stretch without progress while the request
+	// body is written.
 	UploadStall time.Duration `yaml:"upload_stall_timeout"`
 }
 

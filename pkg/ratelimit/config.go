@@ -28,9 +28,14 @@ const (
 // configured" (a limit learned from the headers may still apply). When
 // both are known the lower wins.
 type Budget struct {
-	RequestsPerMinute     int64 `yaml:"requests_per_minute"`
-	TokensPerMinute       int64 `yaml:"tokens_per_minute"`
-	InputTokensPerMinute  int64 `yaml:"input_tokens_per_minute"`
+	// RequestsPerMinute bounds the calls started per minute.
+	RequestsPerMinute int64 `yaml:"requests_per_minute"`
+	// TokensPerMinute bounds input plus output tokens per minute.
+	TokensPerMinute int64 `yaml:"tokens_per_minute"`
+	// InputTokensPerMinute bounds the input (prompt) tokens per minute.
+	InputTokensPerMinute int64 `yaml:"input_tokens_per_minute"`
+	// OutputTokensPerMinute bounds the output (completion) tokens per
+	// minute.
 	OutputTokensPerMinute int64 `yaml:"output_tokens_per_minute"`
 }
 
