@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/salvo-run/salvo/internal/natsconn"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
@@ -35,12 +36,18 @@ const deliverySlack = 50
 // takes that package's default, and the fields without a yaml tag (queue
 // discovery interval, engine op timeout, …) are for code, not for users.
 type Settings struct {
-	NATSURL  string `yaml:"nats_url"`
-	RedisURL string `yaml:"redis_url"`
+	NATSURL string `yaml:"nats_url"`
+	// NATS authenticates (creds, nkey, user and password, or token) and
+	// secures (tls) the connection to NATSURL.
+	NATS     natsconn.Config `yaml:"nats"`
+	RedisURL string          `yaml:"redis_url"`
 	// RedisAddrs, when set, selects a Sentinel (with RedisMaster) or Cluster
 	// client instead of RedisURL.
 	RedisAddrs  []string `yaml:"redis_addrs"`
 	RedisMaster string   `yaml:"redis_master"`
+	// Redis authenticates and secures the connections to Redis, of every
+	// topology.
+	Redis RedisConn `yaml:"redis"`
 	// Prefix namespaces subjects, streams and Redis keys; the one rule is
 	// lifecycle.CheckPrefix. It overrides Streams.Prefix and Lease.Prefix.
 	Prefix   string `yaml:"prefix"`
@@ -77,6 +84,13 @@ func Default() Settings {
 		// the default.
 		Worker: worker.Config{Concurrency: worker.Concurrency{Default: worker.ConcurrencyDefault}},
 	}
+}
+
+// NATSConfig is the complete NATS connection config.
+func (s Settings) NATSConfig() natsconn.Config {
+	c := s.NATS
+	c.URL = s.NATSURL
+	return c
 }
 
 // RetryPolicy is the complete retry policy.
