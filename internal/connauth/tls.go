@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 
@@ -115,5 +114,5 @@ func Describe(field string) string {
 	case "cert":
 		return "the server refused the client certificate, or wants one"
 	}
-	return fmt.Sprintf("TLS setting %s", field)
+	return "TLS " + field
 }

@@ -44,14 +44,20 @@ func (e *ConnectError) Error() string { return fmt.Sprintf("connect to %s: %v", 
 // Unwrap returns the client's error.
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// Hint is "(check A, B)" with each key named by name: how the program's
-// user spells the setting.
+// Hint is "(check A; B)" with each key named by name, how the program's
+// user spells the setting, and what a TLS problem means:
+// "(check --tlsca (NATS_CA): the server's certificate is not signed by
+// the trusted CA)".
 func (e *ConnectError) Hint(name func(key string) string) string {
 	names := make([]string, len(e.Keys))
 	for i, k := range e.Keys {
 		names[i] = name(k)
 	}
-	return "(check " + strings.Join(names, "; ") + ")"
+	hint := "(check " + strings.Join(names, "; ")
+	if field, ok := strings.CutPrefix(e.Keys[0], "tls."); ok && len(e.Keys) == 1 {
+		hint += ": " + connauth.Describe(field)
+	}
+	return hint + ")"
 }
 
 // blame is the settings a connect error points at.
@@ -60,6 +66,10 @@ func (c Config) blame(err error) []string {
 		return []string{"tls." + field}
 	}
 	switch {
+	case errors.Is(err, nats.ErrTLS):
+		// nats.go's word for a server that closed the connection right
+		// after the handshake: it refused the client certificate.
+		return []string{"tls.cert"}
 	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired),
 		errors.Is(err, nats.ErrAuthRevoked), errors.Is(err, nats.ErrAccountAuthExpired),
 		errors.Is(err, nats.ErrNkeysNotSupported):
