@@ -141,6 +141,8 @@ func (s Settings) redisUniversalOptions() (*redis.UniversalOptions, error) {
 	if err != nil {
 		return nil, err
 	}
+	// An empty ServerName is each node's dialled host (go-redis dials with
+	// crypto/tls's DialWithDialer).
 	return &redis.UniversalOptions{
 		Addrs: s.RedisAddrs, MasterName: s.RedisMaster, IsClusterMode: s.Redis.Cluster,
 		Username: a.username, Password: a.password.Reveal(),

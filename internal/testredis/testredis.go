@@ -139,7 +139,10 @@ func (o options) args(dir string, port int, t testing.TB) []string {
 	}
 	if o.cluster {
 		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-port", strconv.Itoa(freePort(t)))
+			"--cluster-port", strconv.Itoa(freePort(t)),
+			// A node that never met another knows no address of its own:
+			// CLUSTER SLOTS would name it "" and TLS would have no host.
+			"--cluster-announce-ip", "127.0.0.1")
 		if o.tls != nil {
 			// Announce the TLS port in CLUSTER SLOTS (the plain one is 0).
 			args = append(args, "--tls-cluster", "yes")
