@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
@@ -93,17 +92,7 @@ func (d *secureDeployment) settings(t *testing.T) config.Settings {
 // streams lists the streams, through a connection of its own.
 func (d *secureDeployment) streams(t *testing.T) []string {
 	t.Helper()
-	js, err := jetstream.New(d.nats.Connect(nats.UserCredentials(d.creds), nats.Secure(d.files.ClientConfig(t))))
-	require.NoError(t, err)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var names []string
-	l := js.StreamNames(ctx)
-	for n := range l.Name() {
-		names = append(names, n)
-	}
-	require.NoError(t, l.Err())
-	return names
+	return streamNames(t, d.nats.Connect(nats.UserCredentials(d.creds), nats.Secure(d.files.ClientConfig(t))))
 }
 
 // requireNoSecret fails when text holds a password or the creds' seed.

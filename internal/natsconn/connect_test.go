@@ -2,7 +2,6 @@ package natsconn_test
 
 import (
 	"errors"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,21 +136,6 @@ func requireNoSeed(t *testing.T, msg, creds string) {
 	t.Fatalf("no seed in %s", creds)
 }
 
-// userServer admits user with password, and the token server admits token.
-func userServer(t *testing.T, o server.Options) string {
-	t.Helper()
-	o.Host, o.Port, o.NoLog, o.NoSigs = "127.0.0.1", -1, true, true
-	srv, err := server.NewServer(&o)
-	require.NoError(t, err)
-	go srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return "nats://" + srv.Addr().(*net.TCPAddr).String()
-}
-
 // A password or token works from its value or its file; a wrong one is
 // refused naming the settings, without the value.
 func TestPasswordAndTokenFromValueOrFile(t *testing.T) {
@@ -161,8 +145,8 @@ func TestPasswordAndTokenFromValueOrFile(t *testing.T) {
 	pwFile, tokFile := filepath.Join(dir, "pw"), filepath.Join(dir, "tok")
 	require.NoError(t, os.WriteFile(pwFile, []byte(password+"\n"), 0o600))
 	require.NoError(t, os.WriteFile(tokFile, []byte(token+"\r\n"), 0o600))
-	userURL := userServer(t, server.Options{Username: "salvo", Password: password})
-	tokenURL := userServer(t, server.Options{Authorization: token})
+	userURL := testnats.New(t, func(o *server.Options) { o.Username, o.Password = "salvo", password }).URL()
+	tokenURL := testnats.New(t, func(o *server.Options) { o.Authorization = token }).URL()
 
 	for name, c := range map[string]natsconn.Config{
 		"password":      {URL: userURL, User: "salvo", Password: password},

@@ -75,19 +75,9 @@ func New(t testing.TB) Files {
 // certificates required and verified against the CA.
 func (f Files) ServerConfig(t testing.TB) *tls.Config {
 	t.Helper()
-	pair, err := tls.LoadX509KeyPair(f.ServerCert, f.ServerKey)
-	if err != nil {
-		t.Fatalf("testtls: server pair: %v", err)
-	}
-	pem, err := os.ReadFile(f.CA)
-	if err != nil {
-		t.Fatalf("testtls: %v", err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	return &tls.Config{
-		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair},
-		ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert,
+		MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{loadPair(t, f.ServerCert, f.ServerKey)},
+		ClientCAs: f.pool(t), ClientAuth: tls.RequireAndVerifyClientCert,
 	}
 }
 
@@ -95,17 +85,33 @@ func (f Files) ServerConfig(t testing.TB) *tls.Config {
 // certificate.
 func (f Files) ClientConfig(t testing.TB) *tls.Config {
 	t.Helper()
-	pair, err := tls.LoadX509KeyPair(f.ClientCert, f.ClientKey)
-	if err != nil {
-		t.Fatalf("testtls: client pair: %v", err)
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12, RootCAs: f.pool(t),
+		Certificates: []tls.Certificate{loadPair(t, f.ClientCert, f.ClientKey)},
 	}
-	pem, err := os.ReadFile(f.CA)
+}
+
+// pool holds the CA.
+func (f Files) pool(t testing.TB) *x509.CertPool {
+	t.Helper()
+	data, err := os.ReadFile(f.CA)
 	if err != nil {
 		t.Fatalf("testtls: %v", err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, Certificates: []tls.Certificate{pair}}
+	if !pool.AppendCertsFromPEM(data) {
+		t.Fatalf("testtls: no certificate in %s", f.CA)
+	}
+	return pool
+}
+
+func loadPair(t testing.TB, cert, key string) tls.Certificate {
+	t.Helper()
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		t.Fatalf("testtls: %s: %v", cert, err)
+	}
+	return pair
 }
 
 func leaf(t testing.TB, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, tmpl *x509.Certificate) (cert, key string) {
