@@ -2,6 +2,7 @@
 // deployment (internal/gateway): point an OpenAI SDK's base URL at it.
 //
 //	gateway [-addr 127.0.0.1:8080] [-nats-url nats://127.0.0.1:4222] [-prefix salvo]
+//	        [-creds file | -nkey file | -user u -password p] [-tlsca file] [-tlscert file -tlskey file]
 //	gateway hash-key KEY
 //
 // Bearer keys come from SALVO_GATEWAY_KEYS as comma-separated
@@ -9,7 +10,12 @@
 // KEY` prints it: the keys themselves are never configured, kept or
 // logged. Completion windows, limits and file lifetime have flags too;
 // every flag has a SALVO_GATEWAY_* variable (the flag upper-cased, '-' →
-// '_'), the flag winning.
+// '_'), the flag winning. The NATS connection flags are the nats CLI's, as
+// the producer's: -creds, -nkey, -user, -password, -tlscert, -tlskey,
+// -tlsca, read from NATS_URL, NATS_CREDS, NATS_NKEY, NATS_USER,
+// NATS_PASSWORD, NATS_CERT, NATS_KEY and NATS_CA when neither the flag nor
+// its SALVO_GATEWAY_* variable is given (a -user without -password is a
+// token).
 package main
 
 import (
@@ -28,6 +34,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/salvo-run/salvo/internal/gateway"
+	"github.com/salvo-run/salvo/internal/natsconn"
 	"github.com/salvo-run/salvo/internal/telemetry"
 	"github.com/salvo-run/salvo/internal/version"
 )
@@ -46,7 +53,9 @@ func run(args []string) error {
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	addr := fs.String("addr", gateway.AddrDefault, "listen address")
-	natsURL := fs.String("nats-url", firstNonEmpty(os.Getenv("NATS_URL"), nats.DefaultURL), "NATS server (NATS_URL)")
+	conn := natsconn.Flags{ServerFlag: "nats-url"}
+	fs.StringVar(&conn.Server, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated (NATS_URL)")
+	conn.Register(fs)
 	prefix := fs.String("prefix", "salvo", "the deployment's subject prefix")
 	windows := fs.String("windows", strings.Join(gateway.WindowsDefault, ","), "accepted completion windows")
 	maxBytes := fs.Int64("max-file-bytes", gateway.MaxFileBytesDefault, "largest upload in bytes (OpenAI's 200 MB)")
@@ -60,7 +69,7 @@ func run(args []string) error {
 		name := "SALVO_GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		if v := os.Getenv(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+				envErr = fmt.Errorf("%s: %w", name, err)
 			}
 		}
 	})
@@ -74,14 +83,23 @@ func run(args []string) error {
 		fmt.Println(version.Line("gateway")) //nolint:forbidigo // the command's output
 		return nil
 	}
+	// Flags given, or set by their SALVO_GATEWAY_* variable, win over the
+	// nats CLI's variables.
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	conn.FromEnv(func(name string) bool { return given[name] }, os.Getenv)
 	keys, err := parseKeys(os.Getenv("SALVO_GATEWAY_KEYS"))
 	if err != nil {
 		return err
 	}
 	log := zerolog.New(os.Stderr).With().Timestamp().Logger()
-	nc, err := nats.Connect(*natsURL, nats.Name("salvo-gateway"), nats.MaxReconnects(-1))
-	if err != nil {
-		return fmt.Errorf("nats %s: %w", *natsURL, err)
+	nc, err := conn.Config().Connect(nats.Name("salvo-gateway"), nats.MaxReconnects(-1))
+	var ce *natsconn.ConnectError
+	switch {
+	case errors.As(err, &ce):
+		return fmt.Errorf("nats: %w %s", ce, ce.Hint(conn.Name))
+	case err != nil:
+		return errors.New(conn.Problem(err))
 	}
 	defer nc.Close()
 	tel, err := telemetry.Setup(context.Background(), "salvo-gateway", os.Getenv)
@@ -150,13 +168,4 @@ func parseKeys(v string) (map[string]string, error) {
 		keys[strings.ToLower(hash)] = tenant
 	}
 	return keys, nil
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }

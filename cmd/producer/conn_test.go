@@ -1,29 +1,19 @@
 package main
 
 import (
-	"net"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/testnats"
 )
 
 // tokenServer is an embedded nats-server that admits only clients
 // presenting token.
 func tokenServer(t *testing.T, token string) string {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, Authorization: token, NoLog: true, NoSigs: true,
-	})
-	require.NoError(t, err)
-	go srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second), "server not ready")
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return "nats://" + srv.Addr().(*net.TCPAddr).String()
+	return testnats.New(t, func(o *server.Options) { o.Authorization = token }).URL()
 }
 
 // --user without --password is sent as a token, as the nats CLI does:

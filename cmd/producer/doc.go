@@ -22,7 +22,10 @@
 // without a password is sent as a token), --tlscert, --tlskey and --tlsca
 // (NATS_CERT, NATS_KEY, NATS_CA). A flag wins over its variable. --prefix (SALVO_PREFIX, default salvo) names the deployment.
 // The connection is tried once, within --connect-timeout (default 2s):
-// an unreachable server is an error at once, never a wait.
+// an unreachable server is an error at once, never a wait. A refused one
+// (exit 3) names what the server refused and the flag to check, e.g.
+// "nats: Authorization Violation (check --creds (NATS_CREDS))", never a
+// password or token (internal/natsconn).
 //
 // # Exit codes
 //

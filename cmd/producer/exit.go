@@ -47,12 +47,13 @@ func usagef(format string, args ...any) error {
 
 // unreachableError: NATS could not be reached.
 type unreachableError struct {
-	url string
-	err error
+	url  string
+	err  error
+	hint string // the flags to check
 }
 
 func (e *unreachableError) Error() string {
-	return fmt.Sprintf("cannot reach NATS at %s: %v", e.url, e.err)
+	return fmt.Sprintf("cannot reach NATS at %s: %v %s", e.url, e.err, e.hint)
 }
 
 func (e *unreachableError) Unwrap() error { return e.err }

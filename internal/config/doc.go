@@ -5,7 +5,9 @@
 // (streams.*), state.Config (lease.*), httpclient.Config (upstream.*),
 // worker.Config (retry.*, concurrency.*, heartbeat_interval,
 // shutdown_grace) — by their yaml tags, next to a few process keys
-// (nats_url, redis_url, prefix, …). Values the packages cannot know alone
+// (nats_url, redis_url, prefix, …) and the connections' credentials and
+// TLS: nats.* (natsconn.Config) and redis.* (RedisConn), which reach the
+// single-node, Sentinel and Cluster clients alike. Values the packages cannot know alone
 // are derived here: streams.max_deliver from the retry budget, the
 // heartbeat from min(streams.ack_wait, lease.ttl)/3.
 //

@@ -1,9 +1,11 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/salvo-run/salvo/internal/natsconn"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
@@ -27,7 +29,11 @@ type Error struct {
 	Err error
 }
 
-func (e *Error) Error() string {
+func (e *Error) Error() string { return e.name() + ": " + e.Problem }
+
+// name is the key with its variable and flag:
+// "nats_url (SALVO_NATS_URL, flag -nats-url)".
+func (e *Error) name() string {
 	var names []string
 	if e.Env != "" {
 		names = append(names, e.Env)
@@ -36,9 +42,19 @@ func (e *Error) Error() string {
 		names = append(names, "flag -"+e.Flag)
 	}
 	if len(names) == 0 {
-		return e.Key + ": " + e.Problem
+		return e.Key
 	}
-	return e.Key + " (" + strings.Join(names, ", ") + "): " + e.Problem
+	return e.Key + " (" + strings.Join(names, ", ") + ")"
+}
+
+// namesOf names keys with their variables and flags, for a hint:
+// "redis.password (SALVO_REDIS_PASSWORD); redis.username (…)".
+func namesOf(keys []string) string {
+	names := make([]string, len(keys))
+	for i, k := range keys {
+		names[i] = keyError(k, nil, "").name()
+	}
+	return strings.Join(names, "; ")
 }
 
 // Unwrap returns the package's error.
@@ -78,4 +94,31 @@ func inSection(section string, err error) error {
 		}
 	}
 	return keyError(key, err, "%s", ce.Err.Error())
+}
+
+// natsSettingError is an error of natsconn.Config in the user's keys: its
+// "url" is nats_url, the others sit under nats.
+func natsSettingError(err error) error {
+	if ce, ok := lifecycle.AsConfigError(err); ok && ce.Key == "url" {
+		return keyError("nats_url", err, "%s", ce.Err)
+	}
+	return inSection("nats", err)
+}
+
+// natsError is a failed NATS connection in the user's keys: the server
+// (no password), what it refused and the settings to check.
+func natsError(err error) error {
+	var ce *natsconn.ConnectError
+	if !errors.As(err, &ce) {
+		return natsSettingError(err)
+	}
+	return fmt.Errorf("nats_url %s: connect: %w %s", ce.URL, ce.Err, ce.Hint(natsKeyName))
+}
+
+// natsKeyName names a natsconn.Config key as the worker's settings spell it.
+func natsKeyName(key string) string {
+	if key == "url" {
+		return namesOf([]string{"nats_url"})
+	}
+	return namesOf([]string{"nats." + key})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,7 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 		}
 	}()
 
-	p.NATS, err = nats.Connect(s.NATSURL,
+	p.NATS, err = s.NATSConfig().Connect(
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -123,18 +124,25 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 		nats.ReconnectHandler(func(_ *nats.Conn) { log.Info().Msg("nats reconnected") }),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("nats_url: connect: %w", err)
+		return nil, natsError(err)
 	}
 	p.closers = append(p.closers, p.NATS.Close)
 
-	p.Redis = s.redisClient()
+	if p.Redis, err = s.redisClient(); err != nil {
+		return nil, err
+	}
 	p.closers = append(p.closers, func() { _ = p.Redis.Close() })
 	pingCtx, cancel := context.WithTimeout(ctx, redisPingTimeout)
 	err = p.Redis.Ping(pingCtx).Err()
 	cancel()
 	if err != nil {
-		return nil, fmt.Errorf("redis: ping: %w", err)
+		return nil, s.redisError(err)
 	}
+	// The addresses only: no password, token or URL user is logged.
+	_, notTLS := p.NATS.TLSConnectionState()
+	log.Info().Str("nats", p.NATS.ConnectedUrlRedacted()).Bool("nats_tls", notTLS == nil).
+		Str("redis", s.redisTarget()).Bool("redis_tls", s.Redis.TLS.On() || strings.HasPrefix(s.RedisURL, "rediss:")).
+		Msg("connected")
 	if p.Store, err = state.New(p.Redis, r.State); err != nil {
 		return nil, err
 	}
@@ -170,26 +178,6 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 	}
 	ok = true
 	return p, nil
-}
-
-// redisClient is the client the settings describe: a single node from
-// redis_url, or Sentinel / Cluster from redis_addrs. Validate has checked
-// the URL.
-func (s Settings) redisClient() redis.UniversalClient {
-	// ContextTimeoutEnabled: the worker bounds every call with a context
-	// deadline (OpTimeout); without it go-redis waits for its own socket
-	// timeouts instead.
-	if len(s.RedisAddrs) > 0 {
-		return redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs: s.RedisAddrs, MasterName: s.RedisMaster, ContextTimeoutEnabled: true,
-		})
-	}
-	opt, err := redis.ParseURL(s.RedisURL)
-	if err != nil {
-		opt = &redis.Options{} // unreachable after Validate
-	}
-	opt.ContextTimeoutEnabled = true
-	return redis.NewClient(opt)
 }
 
 // Stop stops the worker (stop fetching, drain within shutdown_grace, hand

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
@@ -49,7 +50,13 @@ func (d *deployment) settings() config.Settings {
 // streams lists the JetStream streams on the server.
 func (d *deployment) streams(t *testing.T) []string {
 	t.Helper()
-	js, err := jetstream.New(d.nats.Connect())
+	return streamNames(t, d.nats.Connect())
+}
+
+// streamNames lists the JetStream streams nc sees.
+func streamNames(t *testing.T, nc *nats.Conn) []string {
+	t.Helper()
+	js, err := jetstream.New(nc)
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

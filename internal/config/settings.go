@@ -3,6 +3,7 @@ package config
 import (
 	"time"
 
+	"github.com/salvo-run/salvo/internal/natsconn"
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
@@ -38,6 +39,9 @@ type Settings struct {
 	// NATSURL is the NATS server (JetStream on) or a comma-separated list
 	// of servers of one cluster.
 	NATSURL string `yaml:"nats_url"`
+	// NATS authenticates (creds, nkey, user and password, or token) and
+	// secures (tls) the connection to NATSURL.
+	NATS natsconn.Config `yaml:"nats"`
 	// RedisURL is the Redis server: redis://[user:password@]host:port/db,
 	// or rediss:// for TLS.
 	RedisURL string `yaml:"redis_url"`
@@ -45,6 +49,9 @@ type Settings struct {
 	// client instead of RedisURL.
 	RedisAddrs  []string `yaml:"redis_addrs"`
 	RedisMaster string   `yaml:"redis_master"`
+	// Redis authenticates and secures the connections to Redis, of every
+	// topology.
+	Redis RedisConn `yaml:"redis"`
 	// Prefix namespaces subjects, streams and Redis keys; the one rule is
 	// lifecycle.CheckPrefix. It overrides Streams.Prefix and Lease.Prefix.
 	Prefix string `yaml:"prefix"`
@@ -84,6 +91,13 @@ func Default() Settings {
 		// the default.
 		Worker: worker.Config{Concurrency: worker.Concurrency{Default: worker.ConcurrencyDefault}},
 	}
+}
+
+// NATSConfig is the complete NATS connection config.
+func (s Settings) NATSConfig() natsconn.Config {
+	c := s.NATS
+	c.URL = s.NATSURL
+	return c
 }
 
 // RetryPolicy is the complete retry policy.

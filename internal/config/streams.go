@@ -29,9 +29,9 @@ func ApplyStreams(ctx context.Context, s Settings, o Options) ([]queue.Diff, err
 		o.Name = "salvo-worker-apply-streams"
 	}
 	log := o.logger()
-	nc, err := nats.Connect(s.NATSURL, nats.Name(o.Name))
+	nc, err := s.NATSConfig().Connect(nats.Name(o.Name))
 	if err != nil {
-		return nil, fmt.Errorf("nats_url: connect: %w", err)
+		return nil, natsError(err)
 	}
 	defer nc.Close()
 	q, err := queue.New(nc, s.QueueConfig(), log)

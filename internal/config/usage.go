@@ -53,6 +53,14 @@ older deployments: SALVO_CONCURRENCY (concurrency.default), SALVO_UPSTREAM_URL
 API keys are never settings: a route's api_key_env names the variable that
 holds its key, read at start and at reload (SIGHUP).
 
+Credentials and TLS: nats.* authenticates to NATS (one of creds, nkey,
+user with password, token) and nats.tls.* secures it (a tls:// nats_url
+too); redis.* does the same for Redis, for redis_url, Sentinel and Cluster
+alike (a rediss:// redis_url is TLS). Give passwords and tokens by their
+variable (SALVO_NATS_PASSWORD, SALVO_REDIS_PASSWORD, ...) or as a file
+(the *_file keys), not in the config file; no error or log line shows them.
+A refused connection names what the server refused and the keys to check.
+
 Telemetry: http_addr serves /healthz, /readyz and /metrics (Prometheus text).
 Tracing is off unless the standard OpenTelemetry variables ask for it:
   OTEL_TRACES_EXPORTER=otlp                 export spans (default none: no span is made)

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"github.com/redis/go-redis/v9"
-
 	"github.com/salvo-run/salvo/pkg/httpclient"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
@@ -27,12 +25,11 @@ func (s Settings) Validate() error {
 	default:
 		return keyError("log_level", nil, "%q is not one of debug, info, warn, error", s.LogLevel)
 	}
-	if len(s.RedisAddrs) == 0 {
-		if _, err := redis.ParseURL(s.RedisURL); err != nil {
-			// The parser's error quotes the URL, password included: say
-			// only what is wrong.
-			return keyError("redis_url", nil, "not a valid redis:// or rediss:// URL (value not shown: it may hold a password)")
-		}
+	if err := natsSettingError(s.NATSConfig().Validate()); err != nil {
+		return err
+	}
+	if err := s.validateRedis(); err != nil {
+		return err
 	}
 	q := s.QueueConfig()
 	if err := q.Validate(); err != nil {

@@ -1,10 +1,12 @@
 // Package testnats runs an embedded nats-server (the real server package,
 // JetStream on, a temporary store directory, a free loopback port) for one
 // test, and can kill and restart it on the same port and store for fault
-// injection.
+// injection. Options make it require TLS (WithTLS) or credentials files
+// of an operator (Operator).
 package testnats
 
 import (
+	"crypto/tls"
 	"net"
 	"testing"
 	"time"
@@ -20,8 +22,22 @@ type Server struct {
 	srv  *server.Server
 }
 
+// Option changes the server New starts.
+type Option func(*server.Options)
+
+// WithTLS makes the server require TLS with cfg (testtls.Files.ServerConfig:
+// client certificates required and verified).
+func WithTLS(cfg *tls.Config) Option {
+	return func(o *server.Options) {
+		o.TLSConfig = cfg
+		o.TLS = true
+		o.TLSVerify = cfg.ClientAuth == tls.RequireAndVerifyClientCert
+		o.TLSTimeout = 5
+	}
+}
+
 // New starts a JetStream-enabled server for t and shuts it down at cleanup.
-func New(t testing.TB) *Server {
+func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{t: t, opts: server.Options{
 		Host:      "127.0.0.1",
@@ -31,6 +47,9 @@ func New(t testing.TB) *Server {
 		NoLog:     true,
 		NoSigs:    true,
 	}}
+	for _, o := range opts {
+		o(&s.opts)
+	}
 	s.start()
 	// Pin the port the first start got, so Restart comes back on the same URL.
 	s.opts.Port = s.srv.Addr().(*net.TCPAddr).Port

@@ -1,16 +1,20 @@
 // Package testredis gives each test a real Redis to talk to: a redis-server
 // child process on a free loopback port (stopped when the test ends), or the
 // server named by REDIS_URL, and a key prefix unique to the test either way.
+// Options make the child require a password or an ACL user, speak TLS only,
+// or run as a one-node Cluster.
 //
 // No test in salvo mocks Redis; this package is how they reach a real one.
 package testredis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/salvo-run/salvo/internal/testtls"
 )
 
 // Server is one Redis a test uses.
@@ -33,15 +39,53 @@ type Server struct {
 	port    int
 	dir     string
 	managed bool
+	opts    options
 }
 
 var seq atomic.Int64
 
+// options are what the Options ask of a managed server.
+type options struct {
+	password           string
+	user, userPassword string
+	tls                *testtls.Files
+	cluster            bool
+}
+
+// Option changes the redis-server New starts. A test with options needs a
+// managed server: with REDIS_URL set it is skipped.
+type Option func(*options)
+
+// WithPassword makes the default user require password (requirepass).
+func WithPassword(password string) Option { return func(o *options) { o.password = password } }
+
+// WithUser adds an ACL user allowed every command and key.
+func WithUser(name, password string) Option {
+	return func(o *options) { o.user, o.userPassword = name, password }
+}
+
+// WithTLS makes the server speak TLS only, with files' server certificate,
+// requiring client certificates signed by files' CA. It skips the test
+// when the redis-server on PATH is built without TLS.
+func WithTLS(files testtls.Files) Option { return func(o *options) { o.tls = &files } }
+
+// WithCluster runs the server as a one-node Cluster serving every slot.
+func WithCluster() Option { return func(o *options) { o.cluster = true } }
+
 // New returns a Redis for t. With REDIS_URL set it connects there; otherwise
 // it starts redis-server (which must be on PATH; .ci/run installs it).
-func New(t testing.TB) *Server {
+func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{t: t, Prefix: fmt.Sprintf("t%d-%d", os.Getpid(), seq.Add(1))}
+	for _, o := range opts {
+		o(&s.opts)
+	}
+	if url := os.Getenv("REDIS_URL"); url != "" && len(opts) > 0 {
+		t.Skip("testredis: options need a managed redis-server (unset REDIS_URL)")
+	}
+	if s.opts.tls != nil && !tlsSupported() {
+		t.Skip("testredis: the redis-server on PATH is built without TLS")
+	}
 	if url := os.Getenv("REDIS_URL"); url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
@@ -55,7 +99,7 @@ func New(t testing.TB) *Server {
 		s.port = freePort(t)
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 		s.start()
-		s.Client = redis.NewClient(&redis.Options{Addr: s.Addr})
+		s.Client = redis.NewClient(s.clientOptions())
 	}
 	t.Cleanup(func() {
 		_ = s.Client.Close()
@@ -63,6 +107,70 @@ func New(t testing.TB) *Server {
 	})
 	s.wait()
 	return s
+}
+
+// clientOptions reach the managed server as its options ask: the ACL
+// user or the password, TLS with the client certificate.
+func (s *Server) clientOptions() *redis.Options {
+	o := &redis.Options{Addr: s.Addr, Password: s.opts.password}
+	if s.opts.user != "" {
+		o.Username, o.Password = s.opts.user, s.opts.userPassword
+	}
+	if s.opts.tls != nil {
+		o.TLSConfig = s.opts.tls.ClientConfig(s.t)
+	}
+	return o
+}
+
+// args are the redis-server options the Options ask for.
+func (o options) args(dir string, port int, t testing.TB) []string {
+	var args []string
+	if o.password != "" {
+		args = append(args, "--requirepass", o.password)
+	}
+	if o.user != "" {
+		// One argument each: redis-server joins them into the directive.
+		args = append(args, "--user", o.user, "on", ">"+o.userPassword, "~*", "&*", "+@all")
+	}
+	if o.tls != nil {
+		args = append(args, "--tls-port", strconv.Itoa(port),
+			"--tls-cert-file", o.tls.ServerCert, "--tls-key-file", o.tls.ServerKey,
+			"--tls-ca-cert-file", o.tls.CA, "--tls-auth-clients", "yes")
+	}
+	if o.cluster {
+		args = append(args, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(freePort(t)),
+			// A node that never met another knows no address of its own:
+			// CLUSTER SLOTS would name it "" and TLS would have no host.
+			"--cluster-announce-ip", "127.0.0.1")
+		if o.tls != nil {
+			// Announce the TLS port in CLUSTER SLOTS (the plain one is 0).
+			args = append(args, "--tls-cluster", "yes")
+		}
+	}
+	return args
+}
+
+var (
+	tlsOnce sync.Once
+	tlsOK   bool
+)
+
+// tlsSupported reports whether the redis-server on PATH knows --tls-port:
+// a build without TLS refuses the directive.
+func tlsSupported() bool {
+	tlsOnce.Do(func() {
+		bin, err := Path()
+		if err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		// Both ports 0: a TLS build exits "not listening anywhere".
+		out, _ := exec.CommandContext(ctx, bin, "--port", "0", "--tls-port", "0").CombinedOutput()
+		tlsOK = !strings.Contains(string(out), "Bad directive")
+	})
+	return tlsOK
 }
 
 // Path is the redis-server binary used, found on PATH.
@@ -79,6 +187,10 @@ func (s *Server) start() {
 		"--save", "", "--appendonly", "no", "--dir", s.dir,
 		"--protected-mode", "no", "--loglevel", "warning",
 	}
+	if s.opts.tls != nil {
+		args[1] = "0" // the TLS port takes the port (see options.args)
+	}
+	args = append(args, s.opts.args(s.dir, s.port, s.t)...)
 	if debugOption(bin) {
 		// DEBUG SLEEP lets tests stall the server (see Stall).
 		args = append(args, "--enable-debug-command", "local")
@@ -127,7 +239,9 @@ func (s *Server) Stall(d time.Duration) <-chan error {
 		s.t.Skip("testredis: Stall needs a managed redis-server 7 or later")
 	}
 	done := make(chan error, 1)
-	c := redis.NewClient(&redis.Options{Addr: s.Addr, ReadTimeout: d + 10*time.Second})
+	o := s.clientOptions()
+	o.ReadTimeout = d + 10*time.Second
+	c := redis.NewClient(o)
 	go func() {
 		defer c.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), d+20*time.Second)
@@ -165,6 +279,9 @@ func (s *Server) wait() {
 	for ; ; <-poll.C {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := s.Client.Ping(ctx).Err()
+		if err == nil && s.opts.cluster {
+			err = s.serveAllSlots(ctx)
+		}
 		cancel()
 		if err == nil {
 			return
@@ -173,6 +290,24 @@ func (s *Server) wait() {
 			s.t.Fatalf("testredis: %s did not answer PING: %v", s.Addr, err)
 		}
 	}
+}
+
+// serveAllSlots gives the one node every slot (once; a restart keeps them
+// in nodes.conf) and reports an error until the cluster state is ok.
+func (s *Server) serveAllSlots(ctx context.Context) error {
+	info, err := s.Client.ClusterInfo(ctx).Result()
+	if err != nil {
+		return err
+	}
+	if strings.Contains(info, "cluster_slots_assigned:0") {
+		if err := s.Client.Do(ctx, "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
+			return err
+		}
+	}
+	if !strings.Contains(info, "cluster_state:ok") {
+		return errors.New("cluster state not ok yet")
+	}
+	return nil
 }
 
 // Stop kills a managed server; safe to call twice. With REDIS_URL it deletes
@@ -228,10 +363,14 @@ func (s *Server) Keys(ctx context.Context) ([]string, error) {
 	return out, iter.Err()
 }
 
-// URL is a redis:// URL for the server, for child processes.
+// URL is a redis:// URL for the server, for child processes: rediss://
+// with WithTLS. It holds no password.
 func (s *Server) URL() string {
 	if url := os.Getenv("REDIS_URL"); url != "" && !s.managed {
 		return url
+	}
+	if s.opts.tls != nil {
+		return "rediss://" + s.Addr
 	}
 	return "redis://" + s.Addr
 }

@@ -1,0 +1,202 @@
+package config
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"syscall"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/salvo-run/salvo/internal/connauth"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// RedisConn authenticates and secures the connections to Redis, whichever
+// client redis_url or redis_addrs selects (single node, Sentinel,
+// Cluster). Each password can be given as its value (best from its
+// SALVO_ variable) or as a file holding it (…_file), never both.
+type RedisConn struct {
+	// Username is the ACL user (Redis 6+); empty is the default user.
+	Username string `yaml:"username"`
+	// Password is the password of Username (or of the default user); never
+	// logged. Prefer PasswordFile or the SALVO_REDIS_PASSWORD variable to a
+	// password in the file.
+	Password lifecycle.Secret `yaml:"password"`
+	// PasswordFile names a file holding Password (a mounted secret),
+	// trailing newline trimmed; it excludes Password.
+	PasswordFile string `yaml:"password_file"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// (redis_master set) when they require it; the master and replicas
+	// take Username and Password.
+	SentinelUsername string           `yaml:"sentinel_username"`
+	SentinelPassword lifecycle.Secret `yaml:"sentinel_password"`
+	// SentinelPasswordFile names a file holding SentinelPassword; it
+	// excludes SentinelPassword.
+	SentinelPasswordFile string `yaml:"sentinel_password_file"`
+	// Cluster makes one address in redis_addrs a Cluster (a configuration
+	// endpoint); two or more addresses without redis_master are one anyway.
+	Cluster bool `yaml:"cluster"`
+	// TLS turns TLS on for every connection (also a rediss:// redis_url)
+	// and names the CA and the client certificate.
+	TLS connauth.TLS `yaml:"tls"`
+}
+
+// redisAuth is RedisConn with the secrets and TLS files read.
+type redisAuth struct {
+	username, sentinelUsername string
+	password, sentinelPassword lifecycle.Secret
+	tls                        *tls.Config
+}
+
+// validateRedis checks the Redis keys together, reading no file.
+func (s Settings) validateRedis() error {
+	r := s.Redis
+	if len(s.RedisAddrs) == 0 {
+		opt, err := redis.ParseURL(s.RedisURL)
+		if err != nil {
+			// The parser's error quotes the URL, password included: say
+			// only what is wrong.
+			return keyError("redis_url", nil, "not a valid redis:// or rediss:// URL (value not shown: it may hold a password)")
+		}
+		switch {
+		case opt.Password != "" && (r.Password != "" || r.PasswordFile != ""):
+			return keyError("redis.password", nil, "redis_url holds a password already: give it in one place")
+		case opt.Username != "" && r.Username != "":
+			return keyError("redis.username", nil, "redis_url holds a user name already: give it in one place")
+		case r.Cluster:
+			return keyError("redis.cluster", nil, "needs redis_addrs (a Cluster's nodes or configuration endpoint), not redis_url")
+		}
+	}
+	switch {
+	case r.Password != "" && r.PasswordFile != "":
+		return keyError("redis.password_file", nil, "set redis.password or redis.password_file, not both")
+	case r.SentinelPassword != "" && r.SentinelPasswordFile != "":
+		return keyError("redis.sentinel_password_file", nil, "set redis.sentinel_password or redis.sentinel_password_file, not both")
+	case r.Username != "" && r.Password == "" && r.PasswordFile == "":
+		return keyError("redis.username", nil, "needs redis.password or redis.password_file")
+	case r.SentinelUsername != "" && r.SentinelPassword == "" && r.SentinelPasswordFile == "":
+		return keyError("redis.sentinel_username", nil, "needs redis.sentinel_password or redis.sentinel_password_file")
+	case s.RedisMaster == "" && (r.SentinelUsername != "" || r.SentinelPassword != "" || r.SentinelPasswordFile != ""):
+		return keyError("redis.sentinel_password", nil, "is for Sentinel: set redis_master and redis_addrs")
+	case s.RedisMaster != "" && r.Cluster:
+		return keyError("redis.cluster", nil, "and redis_master (Sentinel) are two topologies: set one")
+	case s.RedisMaster != "" && len(s.RedisAddrs) == 0:
+		return keyError("redis_master", nil, "needs redis_addrs (the Sentinels)")
+	}
+	return inSection("redis.tls", r.TLS.Validate())
+}
+
+// redisAuth reads the secrets and TLS files. Errors name the key, never
+// the secret.
+func (r RedisConn) resolve() (redisAuth, error) {
+	a := redisAuth{username: r.Username, sentinelUsername: r.SentinelUsername}
+	var err error
+	if a.password, err = connauth.Secret(r.Password, r.PasswordFile, "password", "password_file"); err != nil {
+		return a, inSection("redis", err)
+	}
+	if a.sentinelPassword, err = connauth.Secret(r.SentinelPassword, r.SentinelPasswordFile,
+		"sentinel_password", "sentinel_password_file"); err != nil {
+		return a, inSection("redis", err)
+	}
+	if a.tls, err = r.TLS.Config(); err != nil {
+		return a, inSection("redis.tls", err)
+	}
+	return a, nil
+}
+
+// redisClient is the client the settings describe: a single node from
+// redis_url, or Sentinel / Cluster from redis_addrs, each authenticated
+// and secured by the redis.* keys. Validate has checked the keys.
+func (s Settings) redisClient() (redis.UniversalClient, error) {
+	if len(s.RedisAddrs) > 0 {
+		o, err := s.redisUniversalOptions()
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewUniversalClient(o), nil
+	}
+	a, err := s.Redis.resolve()
+	if err != nil {
+		return nil, err
+	}
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return nil, keyError("redis_url", nil, "not a valid redis:// or rediss:// URL (value not shown: it may hold a password)")
+	}
+	// ContextTimeoutEnabled: the worker bounds every call with a context
+	// deadline (OpTimeout); without it go-redis waits for its own socket
+	// timeouts instead.
+	opt.ContextTimeoutEnabled = true
+	if a.username != "" {
+		opt.Username = a.username
+	}
+	if a.password != "" {
+		opt.Password = a.password.Reveal()
+	}
+	if a.tls != nil {
+		// An empty ServerName is the dialled host (crypto/tls).
+		opt.TLSConfig = a.tls
+	}
+	return redis.NewClient(opt), nil
+}
+
+// redisUniversalOptions are the Sentinel or Cluster client's options.
+func (s Settings) redisUniversalOptions() (*redis.UniversalOptions, error) {
+	a, err := s.Redis.resolve()
+	if err != nil {
+		return nil, err
+	}
+	// An empty ServerName is each node's dialled host (go-redis dials with
+	// crypto/tls's DialWithDialer).
+	return &redis.UniversalOptions{
+		Addrs: s.RedisAddrs, MasterName: s.RedisMaster, IsClusterMode: s.Redis.Cluster,
+		Username: a.username, Password: a.password.Reveal(),
+		SentinelUsername: a.sentinelUsername, SentinelPassword: a.sentinelPassword.Reveal(),
+		TLSConfig: a.tls, ContextTimeoutEnabled: true,
+	}, nil
+}
+
+// redisError says which settings a failed first PING points at; the
+// server's words (WRONGPASS, NOAUTH) name what it refused.
+func (s Settings) redisError(err error) error {
+	var keys []string
+	switch field := connauth.TLSBlame(err); {
+	case field != "":
+		keys = []string{"redis.tls." + field}
+	case redis.IsAuthError(err):
+		keys = []string{"redis.password", "redis.username"}
+		if len(s.RedisAddrs) == 0 {
+			keys = append(keys, "redis_url")
+		}
+		if s.RedisMaster != "" {
+			keys = append(keys, "redis.sentinel_password")
+		}
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		// A TLS server drops a plain-text client without a word.
+		keys = []string{"redis.tls.enabled"}
+	default:
+		keys = []string{s.redisAddrKey()}
+	}
+	return fmt.Errorf("redis: ping %s: %w (check %s)", s.redisTarget(), err, namesOf(keys))
+}
+
+func (s Settings) redisAddrKey() string {
+	if len(s.RedisAddrs) > 0 {
+		return "redis_addrs"
+	}
+	return "redis_url"
+}
+
+// redisTarget names the server without its password.
+func (s Settings) redisTarget() string {
+	if len(s.RedisAddrs) > 0 {
+		return fmt.Sprint(s.RedisAddrs)
+	}
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		return "redis_url"
+	}
+	return opt.Addr
+}
