@@ -11,6 +11,8 @@ import (
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/require"
+
+	"github.com/salvo-run/salvo/internal/config"
 )
 
 // loadCompose loads compose files from the repository root with the
@@ -73,6 +75,13 @@ func TestComposeRunsTheWholeStackInOrder(t *testing.T) {
 	require.Equal(t, "redis://redis:6379", *w.Environment["SALVO_REDIS_URL"])
 	require.Equal(t, "http://mockupstream:8089", *w.Environment["SALVO_UPSTREAM_URL"])
 	require.Contains(t, strings.Join(w.HealthCheck.Test, " "), "http://127.0.0.1:8081/readyz")
+	known := map[string]bool{}
+	for _, k := range config.Keys() {
+		known[config.EnvName(k)] = true
+	}
+	for name := range w.Environment {
+		require.True(t, known[name] || name == "SALVO_UPSTREAM_URL", "the workers get %s, which no setting reads", name)
+	}
 	require.NotNil(t, w.StopGracePeriod)
 	require.Greater(t, time.Duration(*w.StopGracePeriod), 30*time.Second, "longer than the default shutdown_grace")
 	for _, name := range []string{"worker", "mockupstream", "producer", "out-dir"} {

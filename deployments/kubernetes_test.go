@@ -203,6 +203,21 @@ func TestManifestsMatchTheWorkerSettings(t *testing.T) {
 	s, err := config.Load([]string{"-config", file}, func(k string) string { return env[k] })
 	require.NoError(t, err)
 
+	// The secrets reach the worker through its own settings: every SALVO_
+	// variable the Deployment sets is a key's variable.
+	known := map[string]bool{}
+	for _, k := range config.Keys() {
+		known[config.EnvName(k)] = true
+	}
+	for _, e := range dig(t, ctr, "env").([]any) {
+		name := e.(map[string]any)["name"].(string)
+		if strings.HasPrefix(name, "SALVO_") {
+			require.True(t, known[name], "the Deployment sets %s, which no setting reads", name)
+		}
+	}
+	require.Equal(t, "/etc/salvo/nats/worker.creds", s.NATS.Creds)
+	require.Equal(t, "x", s.Redis.Password.Reveal())
+
 	// Probes: the listener's port on every interface.
 	require.Equal(t, ":8081", s.HTTPAddr)
 	require.Equal(t, "http", dig(t, ctr, "ports", "0", "name"))
