@@ -31,7 +31,10 @@ COPY --from=build /out/ /usr/local/bin/
 # in a container the health, readiness and metrics listener must be
 # reachable from outside it: probes, Prometheus, compose health checks.
 ENV SALVO_HTTP_ADDR=:8081
-EXPOSE 8081
+# The same for the gateway (docs/GATEWAY.md), whose own default is
+# 127.0.0.1:8080.
+ENV SALVO_GATEWAY_ADDR=:8080
+EXPOSE 8081 8080
 USER 10001:10001
 WORKDIR /home/salvo
 ENTRYPOINT ["/usr/local/bin/worker"]

@@ -96,6 +96,9 @@ func TestComposeRunsTheWholeStackInOrder(t *testing.T) {
 	require.Equal(t, "submit", prod.Command[0])
 	require.Contains(t, prod.Command, "--wait")
 	require.Contains(t, prod.Command, "/examples/batch.jsonl")
+	// The example holds a bad line on purpose; without --skip-invalid the
+	// producer publishes nothing.
+	require.Contains(t, prod.Command, "--skip-invalid")
 	i := slices.Index(prod.Command, "--output")
 	require.Positive(t, i)
 	require.True(t, strings.HasPrefix(prod.Command[i+1], "/out/"))

@@ -1,6 +1,7 @@
 package deployments_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +192,7 @@ func TestManifestsMatchTheWorkerSettings(t *testing.T) {
 	dep := object(t, m, "Deployment")
 	pod := dig(t, dep, "spec", "template", "spec").(map[string]any)
 	ctr := dig(t, pod, "containers", "0").(map[string]any)
-	env := map[string]string{"OPENAI_API_KEY": "sk-test", "SALVO_REDIS_PASSWORD": "x"}
+	env := map[string]string{"OPENAI_API_KEY": "sk-test", "SALVO_REDIS_PASSWORD": "x", "SALVO_REDIS_SENTINEL_PASSWORD": "x", "SALVO_NATS_PASSWORD": "y"}
 	for _, e := range dig(t, ctr, "env").([]any) {
 		e := e.(map[string]any)
 		if val, ok := e["value"].(string); ok {
@@ -215,8 +216,12 @@ func TestManifestsMatchTheWorkerSettings(t *testing.T) {
 			require.True(t, known[name], "the Deployment sets %s, which no setting reads", name)
 		}
 	}
-	require.Equal(t, "/etc/salvo/nats/worker.creds", s.NATS.Creds)
+	require.Equal(t, "salvo-worker", s.NATS.User)
 	require.Equal(t, "x", s.Redis.Password.Reveal())
+	// bitnami's auth.sentinel makes the Sentinels ask for the password:
+	// the worker must send it to them too, from the same Secret key.
+	require.Equal(t, "x", s.Redis.SentinelPassword.Reveal())
+	require.Equal(t, secretRef(t, ctr, "SALVO_REDIS_PASSWORD"), secretRef(t, ctr, "SALVO_REDIS_SENTINEL_PASSWORD"))
 
 	// Probes: the listener's port on every interface.
 	require.Equal(t, ":8081", s.HTTPAddr)
@@ -264,12 +269,37 @@ func TestManifestsMatchTheWorkerSettings(t *testing.T) {
 	require.Equal(t, true, dig(t, nats, "config", "cluster", "enabled"))
 	require.Equal(t, true, dig(t, nats, "config", "jetstream", "enabled"))
 	require.Equal(t, true, dig(t, nats, "service", "ports", "monitor", "enabled"))
+	// The worker's NATS user is a user of the account the streams and the
+	// KEDA triggers name, and its password is the Secret key the NATS pods
+	// read.
+	users := dig(t, nats, "config", "merge", "accounts", "SALVO", "users").([]any)
+	require.Contains(t, []any{dig(t, users, "0", "user"), dig(t, users, "1", "user")}, s.NATS.User)
+	require.Equal(t, "<< $SALVO_WORKER_PASSWORD >>", dig(t, users, "0", "password"))
+	require.Equal(t, secretRef(t, ctr, "SALVO_NATS_PASSWORD"), fmt.Sprintf("%v/%v",
+		dig(t, nats, "container", "env", "SALVO_WORKER_PASSWORD", "valueFrom", "secretKeyRef", "name"),
+		dig(t, nats, "container", "env", "SALVO_WORKER_PASSWORD", "valueFrom", "secretKeyRef", "key")))
+	for _, tr := range dig(t, so, "spec", "triggers").([]any) {
+		require.Equal(t, "SALVO", dig(t, tr, "metadata", "account"))
+	}
 	redis := readYAML(t, "kubernetes/redis-values.yaml")
 	require.Equal(t, true, dig(t, redis, "sentinel", "enabled"))
 	require.Equal(t, s.RedisMaster, dig(t, redis, "sentinel", "masterSet"))
 	require.Equal(t, "salvo-redis", dig(t, redis, "auth", "existingSecret"))
 	require.Equal(t, "redis-password", dig(t, redis, "auth", "existingSecretPasswordKey"))
 	require.Equal(t, []string{"redis:26379"}, s.RedisAddrs)
+}
+
+// secretRef is the Secret name and key a container's variable comes from.
+func secretRef(t *testing.T, ctr map[string]any, name string) string {
+	t.Helper()
+	for _, e := range dig(t, ctr, "env").([]any) {
+		e := e.(map[string]any)
+		if e["name"] == name {
+			return fmt.Sprintf("%v/%v", dig(t, e, "valueFrom", "secretKeyRef", "name"), dig(t, e, "valueFrom", "secretKeyRef", "key"))
+		}
+	}
+	require.Failf(t, "no such variable", "%s", name)
+	return ""
 }
 
 func toInt(t *testing.T, v any) int64 {
