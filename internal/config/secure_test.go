@@ -288,6 +288,8 @@ func TestConnectionSettingsThatDoNotGoTogether(t *testing.T) {
 			"redis.tls.cert (SALVO_REDIS_TLS_CERT): is required with a client private key"},
 		{map[string]string{"SALVO_REDIS_URL": "redis://:" + wrongPassword + "@h:x"},
 			"redis_url (SALVO_REDIS_URL, flag -redis-url): not a valid redis:// or rediss:// URL (value not shown"},
+		{map[string]string{"SALVO_NATS_URL": "nats://bob:" + wrongPassword + "%zz@127.0.0.1:1"},
+			"nats_url (SALVO_NATS_URL, flag -nats-url): not a valid URL (value not shown: it may hold a password)"},
 	} {
 		_, err := config.Load(nil, envOf(tc.env))
 		if tc.want == "" {
@@ -314,4 +316,19 @@ func TestAnUnreadableSecretFileNamesItsKey(t *testing.T) {
 	_, err := config.Start(ctx, s, config.Options{Getenv: envOf(nil)})
 	require.ErrorContains(t, err, "nats.password_file (SALVO_NATS_PASSWORD_FILE): open ")
 	require.ErrorContains(t, err, "no such file or directory")
+}
+
+// A nats_url that does not parse fails the start naming nats_url, without
+// the URL: the client's own error would quote it, password and all.
+func TestStartWithAnUnparsableNATSURLShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	s := config.Default()
+	s.NATSURL = "nats://bob:" + wrongPassword + "%zz@127.0.0.1:1"
+	s.Upstream.Default = &httpclient.Route{BaseURL: "http://127.0.0.1:1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, s, config.Options{Getenv: envOf(nil)})
+	require.Nil(t, p)
+	require.ErrorContains(t, err, "nats_url (SALVO_NATS_URL, flag -nats-url): not a valid URL")
+	require.NotContains(t, err.Error(), wrongPassword)
 }
