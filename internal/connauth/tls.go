@@ -80,7 +80,8 @@ func (t TLS) Config() (*tls.Config, error) {
 // TLSBlame is the field of TLS that a failed connection points at: "ca"
 // when the server's certificate does not chain to the trusted roots,
 // "server_name" when it does not carry the dialled name, "cert" when the
-// server refused the client's certificate (or its absence); "" when err is
+// server refused the client's certificate (or its absence), "enabled"
+// when the server answered the handshake in plain text; "" when err is
 // not about TLS.
 func TLSBlame(err error) string {
 	var (
@@ -88,9 +89,13 @@ func TLSBlame(err error) string {
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
 		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
 		op       *net.OpError
 	)
 	switch {
+	case errors.As(err, &record):
+		// The first bytes back are no TLS record: a plain-text server.
+		return "enabled"
 	case errors.As(err, &hostname):
 		return "server_name"
 	case errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &verify):
@@ -113,6 +118,8 @@ func Describe(field string) string {
 		return "the server's certificate does not name the host dialled"
 	case "cert":
 		return "the server refused the client certificate, or wants one"
+	case "enabled":
+		return "TLS is on but the server answered in plain text"
 	}
 	return "TLS " + field
 }
