@@ -23,20 +23,23 @@ import (
 type RedisConn struct {
 	// Username is the ACL user (Redis 6+); empty is the default user.
 	Username string `yaml:"username"`
-	// Password is the password of Username (or of the default user); never
-	// logged. Prefer PasswordFile or the SALVO_REDIS_PASSWORD variable to a
-	// password in the file.
+	// Password is the password of the ACL user (or of the default user);
+	// never logged. Prefer `redis.password_file` or the
+	// SALVO_REDIS_PASSWORD variable to a password in the file.
 	Password lifecycle.Secret `yaml:"password"`
-	// PasswordFile names a file holding Password (a mounted secret),
-	// trailing newline trimmed; it excludes Password.
+	// PasswordFile names a file holding the password (a mounted secret),
+	// trailing newline trimmed; it excludes `redis.password`.
 	PasswordFile string `yaml:"password_file"`
-	// SentinelUsername and SentinelPassword authenticate to the Sentinels
-	// (redis_master set) when they require it; the master and replicas
-	// take Username and Password.
-	SentinelUsername string           `yaml:"sentinel_username"`
+	// SentinelUsername is the ACL user to authenticate to the Sentinels
+	// (redis_master set) with; the master and replicas take
+	// `redis.username`.
+	SentinelUsername string `yaml:"sentinel_username"`
+	// SentinelPassword is the password of the Sentinels (redis_master
+	// set) when they require one, never logged; the master and replicas
+	// take `redis.password`.
 	SentinelPassword lifecycle.Secret `yaml:"sentinel_password"`
-	// SentinelPasswordFile names a file holding SentinelPassword; it
-	// excludes SentinelPassword.
+	// SentinelPasswordFile names a file holding the Sentinels' password,
+	// trailing newline trimmed; it excludes `redis.sentinel_password`.
 	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 	// Cluster makes one address in redis_addrs a Cluster (a configuration
 	// endpoint); two or more addresses without redis_master are one anyway.

@@ -256,19 +256,12 @@ func TestRedisClusterTakesPasswordAndTLS(t *testing.T) {
 		opts = append(opts, testredis.WithTLS(files))
 	}
 	rd := testredis.New(t, opts...)
-	ns := testnats.New(t)
-	mock := testupstream.New(t, mockupstream.Options{})
-	s := config.Default()
-	s.NATSURL = ns.URL()
-	s.RedisAddrs = []string{rd.Addr}
+	s := addrsSettings(t, rd.Prefix, rd.Addr)
 	s.Redis.Cluster = true
 	s.Redis.Password = redisDefaultPassword
 	if testredis.TLSSupported() {
 		s.Redis.TLS.CA, s.Redis.TLS.Cert, s.Redis.TLS.Key = files.CA, files.ClientCert, files.ClientKey
 	}
-	s.Prefix = rd.Prefix
-	s.Worker.ShutdownGrace = time.Second
-	s.Upstream.Default = &httpclient.Route{BaseURL: mock.URL()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -405,4 +398,18 @@ func TestTLSToAPlainTextRedisNamesTheTLSSettings(t *testing.T) {
 	s.RedisAddrs = []string{d.redis.Addr}
 	s.Redis.TLS.Enabled = true
 	require.ErrorContains(t, start(s), "(check redis.tls.enabled (SALVO_REDIS_TLS_ENABLED)")
+}
+
+// addrsSettings are a worker's settings for a Redis reached through
+// redis_addrs, on a NATS and a mock upstream of their own; prefix
+// namespaces the run.
+func addrsSettings(t *testing.T, prefix string, addrs ...string) config.Settings {
+	t.Helper()
+	s := config.Default()
+	s.NATSURL = testnats.New(t).URL()
+	s.RedisAddrs = addrs
+	s.Prefix = prefix
+	s.Worker.ShutdownGrace = time.Second
+	s.Upstream.Default = &httpclient.Route{BaseURL: testupstream.New(t, mockupstream.Options{}).URL()}
+	return s
 }

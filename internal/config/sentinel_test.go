@@ -9,11 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/config"
-	"github.com/salvo-run/salvo/internal/mockupstream"
-	"github.com/salvo-run/salvo/internal/testnats"
 	"github.com/salvo-run/salvo/internal/testredis"
-	"github.com/salvo-run/salvo/internal/testupstream"
-	"github.com/salvo-run/salvo/pkg/httpclient"
 )
 
 const sentinelPassword = "sentinel-Pa55-5e47"
@@ -27,17 +23,10 @@ func TestStartThroughASentinelWithPasswords(t *testing.T) {
 	t.Parallel()
 	primary := testredis.New(t, testredis.WithPassword(redisDefaultPassword))
 	sentinel := testredis.NewSentinel(t, primary, sentinelPassword)
-	ns := testnats.New(t)
-	mock := testupstream.New(t, mockupstream.Options{})
-	s := config.Default()
-	s.NATSURL = ns.URL()
-	s.RedisAddrs = []string{sentinel.Addr}
+	s := addrsSettings(t, primary.Prefix, sentinel.Addr)
 	s.RedisMaster = testredis.MasterName
 	s.Redis.Password = redisDefaultPassword
 	s.Redis.SentinelPassword = sentinelPassword
-	s.Prefix = primary.Prefix
-	s.Worker.ShutdownGrace = time.Second
-	s.Upstream.Default = &httpclient.Route{BaseURL: mock.URL()}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -20,10 +20,12 @@ type TLS struct {
 	// CA is the certificate authority file the server's certificate must
 	// chain to, instead of the system's roots.
 	CA string `yaml:"ca"`
-	// Cert and Key are the client certificate and its private key, for a
-	// server that verifies its clients (mutual TLS). Both or neither.
+	// Cert is the client certificate file, for a server that verifies its
+	// clients (mutual TLS); set together with the key.
 	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
+	// Key is the private key file of the client certificate; set together
+	// with the cert.
+	Key string `yaml:"key"`
 	// ServerName is the name the server's certificate must carry, when it
 	// is not the host the client dials (an address given by IP, cluster
 	// nodes announced by IP).

@@ -28,19 +28,19 @@ type Config struct {
 	// nkey.
 	NKey string `yaml:"nkey"`
 	// User is the user name, for a server with users and passwords; it
-	// needs a password (nats.password or nats.password_file).
+	// needs a password (`nats.password` or `nats.password_file`).
 	User string `yaml:"user"`
 	// Password is the user's password; never logged. Prefer
-	// nats.password_file or the SALVO_NATS_PASSWORD variable to a
+	// `nats.password_file` or the SALVO_NATS_PASSWORD variable to a
 	// password in the file.
 	Password lifecycle.Secret `yaml:"password"`
 	// PasswordFile names a file holding the user's password (a mounted
-	// secret), trailing newline trimmed; it excludes nats.password.
+	// secret), trailing newline trimmed; it excludes `nats.password`.
 	PasswordFile string `yaml:"password_file"`
 	// Token is the token, for a server with a token; never logged.
 	Token lifecycle.Secret `yaml:"token"`
 	// TokenFile names a file holding the token (a mounted secret),
-	// trailing newline trimmed; it excludes nats.token.
+	// trailing newline trimmed; it excludes `nats.token`.
 	TokenFile string `yaml:"token_file"`
 	// TLS turns TLS on and names the CA and client certificate.
 	TLS connauth.TLS `yaml:"tls"`
