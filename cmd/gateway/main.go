@@ -39,21 +39,25 @@ import (
 	"github.com/salvo-run/salvo/internal/version"
 )
 
+// envPrefix starts the gateway's own variables: each flag's, and KEYS.
+const envPrefix = "SALVO_GATEWAY_"
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Getenv); err != nil {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run is the command with its arguments and environment (getenv).
+func run(args []string, getenv func(string) string) error {
 	if len(args) == 2 && args[0] == "hash-key" {
 		fmt.Println(gateway.HashKey(args[1])) //nolint:forbidigo // the command's output
 		return nil
 	}
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	addr := fs.String("addr", gateway.AddrDefault, "listen address")
-	conn := natsconn.Flags{ServerFlag: "nats-url"}
+	conn := natsconn.Flags{ServerFlag: "nats-url", EnvPrefix: envPrefix}
 	fs.StringVar(&conn.Server, "nats-url", nats.DefaultURL, "NATS server URLs, comma-separated (NATS_URL)")
 	conn.Register(fs)
 	prefix := fs.String("prefix", "salvo", "the deployment's subject prefix")
@@ -66,8 +70,8 @@ func run(args []string) error {
 	// Every flag's SALVO_GATEWAY_* variable sets its default; the flag wins.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		name := "SALVO_GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v := os.Getenv(name); v != "" && envErr == nil {
+		name := envPrefix + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := getenv(name); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%s: %w", name, err)
 			}
@@ -87,8 +91,8 @@ func run(args []string) error {
 	// nats CLI's variables.
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	conn.FromEnv(func(name string) bool { return given[name] }, os.Getenv)
-	keys, err := parseKeys(os.Getenv("SALVO_GATEWAY_KEYS"))
+	conn.FromEnv(func(name string) bool { return given[name] }, getenv)
+	keys, err := parseKeys(getenv(envPrefix + "KEYS"))
 	if err != nil {
 		return err
 	}
@@ -102,7 +106,7 @@ func run(args []string) error {
 		return errors.New(conn.Problem(err))
 	}
 	defer nc.Close()
-	tel, err := telemetry.Setup(context.Background(), "salvo-gateway", os.Getenv)
+	tel, err := telemetry.Setup(context.Background(), "salvo-gateway", getenv)
 	if err != nil {
 		return err
 	}

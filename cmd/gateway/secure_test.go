@@ -98,5 +98,5 @@ func TestGatewayConnectsWithCredsOverMutualTLS(t *testing.T) {
 	env["NATS_CREDS"] = testnats.NewOperator(t).Creds(t)
 	cmd, out = gatewayCmd(ctx, t, env, "-addr", addr)
 	require.Error(t, cmd.Run(), "a refused connection ends the gateway")
-	require.Contains(t, out.String(), "gateway: nats: connect to "+ns.URL()+": nats: Authorization Violation (check --creds (NATS_CREDS))")
+	require.Contains(t, out.String(), "gateway: nats: connect to "+ns.URL()+": nats: Authorization Violation (check --creds (SALVO_GATEWAY_CREDS or NATS_CREDS))")
 }

@@ -43,3 +43,15 @@ func TestUserWithoutPasswordIsSentAsAToken(t *testing.T) {
 	require.Equal(t, exitUnreachable, r.code)
 	require.Contains(t, r.err, "cannot reach NATS at "+url, "a user with a password is not a token")
 }
+
+// A server URL that does not parse is a usage error naming the flag and
+// variable, without the URL: nats.go's error would quote it, password and
+// all.
+func TestUnparsableServerURLShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cr-Pa55"
+	r := cli(t, map[string]string{"NATS_URL": "nats://bob:" + secret + "%zz@127.0.0.1:1"}, "list")
+	require.Equal(t, exitUsage, r.code)
+	require.Contains(t, r.err, "--server (NATS_URL): not a valid URL (value not shown: it may hold a password)")
+	require.NotContains(t, r.err+r.out, secret)
+}

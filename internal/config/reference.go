@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
 // KeyRef is one setting as the configuration reference (docs/CONFIG.md,
@@ -177,6 +179,9 @@ func formatValue(v reflect.Value) string {
 	}
 	if v.Type() == durationType {
 		return formatDuration(time.Duration(v.Int()))
+	}
+	if s, ok := v.Interface().(lifecycle.Secret); ok && s.IsZero() {
+		return "" // not the "[redacted]" a Secret prints: there is none
 	}
 	if m, ok := v.Interface().(encoding.TextMarshaler); ok {
 		if b, err := m.MarshalText(); err == nil {

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,27 +32,36 @@ const (
 )
 
 // secureDeployment is a nats-server in operator mode requiring TLS with
-// client certificates and a redis-server speaking TLS only, with an ACL
-// user and a password for the default user.
+// client certificates and a redis-server with an ACL user and a password
+// for the default user, speaking TLS only when its build has TLS
+// (redisTLS): the NATS and password checks run either way.
 type secureDeployment struct {
-	nats   *testnats.Server
-	redis  *testredis.Server
-	files  testtls.Files
-	creds  string
-	pwFile string
-	env    map[string]string
+	nats     *testnats.Server
+	redis    *testredis.Server
+	redisTLS bool
+	files    testtls.Files
+	creds    string
+	pwFile   string
+	env      map[string]string
 }
 
 func newSecureDeployment(t *testing.T) *secureDeployment {
 	t.Helper()
 	files := testtls.New(t)
 	op := testnats.NewOperator(t)
+	redisOpts := []testredis.Option{testredis.WithUser("salvo", redisUserPassword), testredis.WithPassword(redisDefaultPassword)}
+	redisTLS := testredis.TLSSupported()
+	if redisTLS {
+		redisOpts = append(redisOpts, testredis.WithTLS(files))
+	} else {
+		t.Log("the redis-server on PATH has no TLS: Redis runs in plain text, its TLS cases are skipped")
+	}
 	d := &secureDeployment{
-		nats: testnats.New(t, testnats.WithTLS(files.ServerConfig(t)), op.Option()),
-		redis: testredis.New(t, testredis.WithUser("salvo", redisUserPassword),
-			testredis.WithPassword(redisDefaultPassword), testredis.WithTLS(files)),
-		files: files,
-		creds: op.Creds(t),
+		nats:     testnats.New(t, testnats.WithTLS(files.ServerConfig(t)), op.Option()),
+		redis:    testredis.New(t, redisOpts...),
+		redisTLS: redisTLS,
+		files:    files,
+		creds:    op.Creds(t),
 	}
 	d.pwFile = filepath.Join(t.TempDir(), "redis-password")
 	require.NoError(t, os.WriteFile(d.pwFile, []byte(redisUserPassword+"\n"), 0o600))
@@ -67,13 +77,15 @@ func newSecureDeployment(t *testing.T) *secureDeployment {
 		"SALVO_REDIS_URL":           d.redis.URL(),
 		"SALVO_REDIS_USERNAME":      "salvo",
 		"SALVO_REDIS_PASSWORD_FILE": d.pwFile,
-		"SALVO_REDIS_TLS_CA":        files.CA,
-		"SALVO_REDIS_TLS_CERT":      files.ClientCert,
-		"SALVO_REDIS_TLS_KEY":       files.ClientKey,
 		"SALVO_PREFIX":              d.redis.Prefix,
 		"SALVO_UPSTREAM_URL":        mock.URL(),
 		"TEST_UPSTREAM_KEY":         "sk-test",
 		"SALVO_UPSTREAM_KEY_ENV":    "TEST_UPSTREAM_KEY",
+	}
+	if redisTLS {
+		d.env["SALVO_REDIS_TLS_CA"] = files.CA
+		d.env["SALVO_REDIS_TLS_CERT"] = files.ClientCert
+		d.env["SALVO_REDIS_TLS_KEY"] = files.ClientKey
 	}
 	return d
 }
@@ -133,7 +145,7 @@ func TestStartConnectsWithCredsTLSAndARedisACLUser(t *testing.T) {
 	require.Equal(t, "salvo", who, "the worker is the ACL user")
 	require.Eventually(t, func() bool { return p.Worker.Healthy() == nil }, 10*time.Second, 20*time.Millisecond)
 	require.Contains(t, logs.String(), `"nats_tls":true`)
-	require.Contains(t, logs.String(), `"redis_tls":true`)
+	require.Contains(t, logs.String(), fmt.Sprintf(`"redis_tls":%t`, d.redisTLS))
 	require.Contains(t, logs.String(), `"message":"connected"`)
 	d.requireNoSecret(t, logs.String(), "the log")
 }
@@ -150,9 +162,11 @@ func TestStartRefusalsNameTheSettingNotTheSecret(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
+	scheme, _, _ := strings.Cut(d.redis.URL(), "://")
 	for name, tc := range map[string]struct {
-		change func(e map[string]string)
-		want   []string
+		change   func(e map[string]string)
+		want     []string
+		redisTLS bool // the case needs a TLS Redis
 	}{
 		"creds of another operator": {
 			change: func(e map[string]string) { e["SALVO_NATS_CREDS"] = testnats.NewOperator(t).Creds(t) },
@@ -181,13 +195,14 @@ func TestStartRefusalsNameTheSettingNotTheSecret(t *testing.T) {
 			change: func(e map[string]string) {
 				delete(e, "SALVO_REDIS_PASSWORD_FILE")
 				delete(e, "SALVO_REDIS_USERNAME")
-				e["SALVO_REDIS_URL"] = "rediss://salvo:" + wrongPassword + "@" + d.redis.Addr
+				e["SALVO_REDIS_URL"] = scheme + "://salvo:" + wrongPassword + "@" + d.redis.Addr
 			},
 			want: []string{"redis: ping " + d.redis.Addr + ": WRONGPASS", "redis_url (SALVO_REDIS_URL, flag -redis-url)"},
 		},
 		"Redis certificate of another CA": {
-			change: func(e map[string]string) { e["SALVO_REDIS_TLS_CA"] = other.CA },
-			want:   []string{"x509", "(check redis.tls.ca (SALVO_REDIS_TLS_CA))"},
+			change:   func(e map[string]string) { e["SALVO_REDIS_TLS_CA"] = other.CA },
+			want:     []string{"x509", "(check redis.tls.ca (SALVO_REDIS_TLS_CA))"},
+			redisTLS: true,
 		},
 		"plain text to a TLS Redis": {
 			change: func(e map[string]string) {
@@ -196,13 +211,19 @@ func TestStartRefusalsNameTheSettingNotTheSecret(t *testing.T) {
 				}
 				e["SALVO_REDIS_URL"] = "redis://" + d.redis.Addr
 			},
-			want: []string{"(check redis.tls.enabled (SALVO_REDIS_TLS_ENABLED))"},
+			want:     []string{"(check redis.tls.enabled (SALVO_REDIS_TLS_ENABLED))"},
+			redisTLS: true,
 		},
 		"no client certificate for Redis": {
-			change: func(e map[string]string) { delete(e, "SALVO_REDIS_TLS_CERT"); delete(e, "SALVO_REDIS_TLS_KEY") },
-			want:   []string{"(check redis.tls.cert (SALVO_REDIS_TLS_CERT))"},
+			change:   func(e map[string]string) { delete(e, "SALVO_REDIS_TLS_CERT"); delete(e, "SALVO_REDIS_TLS_KEY") },
+			want:     []string{"(check redis.tls.cert (SALVO_REDIS_TLS_CERT))"},
+			redisTLS: true,
 		},
 	} {
+		if tc.redisTLS && !d.redisTLS {
+			t.Logf("%s: skipped, the redis-server on PATH has no TLS", name)
+			continue
+		}
 		env := make(map[string]string, len(d.env))
 		for k, v := range d.env {
 			env[k] = v
@@ -225,22 +246,22 @@ func TestStartRefusalsNameTheSettingNotTheSecret(t *testing.T) {
 }
 
 // A Cluster client (redis.cluster with one configuration endpoint) takes
-// the password and TLS too, and a wrong password is refused naming it.
+// the password and TLS (when redis-server has it) too, and a wrong
+// password is refused naming it.
 func TestRedisClusterTakesPasswordAndTLS(t *testing.T) {
 	t.Parallel()
 	files := testtls.New(t)
-	rd := testredis.New(t, testredis.WithPassword(redisDefaultPassword), testredis.WithTLS(files), testredis.WithCluster())
-	ns := testnats.New(t)
-	mock := testupstream.New(t, mockupstream.Options{})
-	s := config.Default()
-	s.NATSURL = ns.URL()
-	s.RedisAddrs = []string{rd.Addr}
+	opts := []testredis.Option{testredis.WithPassword(redisDefaultPassword), testredis.WithCluster()}
+	if testredis.TLSSupported() {
+		opts = append(opts, testredis.WithTLS(files))
+	}
+	rd := testredis.New(t, opts...)
+	s := addrsSettings(t, rd.Prefix, rd.Addr)
 	s.Redis.Cluster = true
 	s.Redis.Password = redisDefaultPassword
-	s.Redis.TLS.CA, s.Redis.TLS.Cert, s.Redis.TLS.Key = files.CA, files.ClientCert, files.ClientKey
-	s.Prefix = rd.Prefix
-	s.Worker.ShutdownGrace = time.Second
-	s.Upstream.Default = &httpclient.Route{BaseURL: mock.URL()}
+	if testredis.TLSSupported() {
+		s.Redis.TLS.CA, s.Redis.TLS.Cert, s.Redis.TLS.Key = files.CA, files.ClientCert, files.ClientKey
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -288,6 +309,8 @@ func TestConnectionSettingsThatDoNotGoTogether(t *testing.T) {
 			"redis.tls.cert (SALVO_REDIS_TLS_CERT): is required with a client private key"},
 		{map[string]string{"SALVO_REDIS_URL": "redis://:" + wrongPassword + "@h:x"},
 			"redis_url (SALVO_REDIS_URL, flag -redis-url): not a valid redis:// or rediss:// URL (value not shown"},
+		{map[string]string{"SALVO_NATS_URL": "nats://bob:" + wrongPassword + "%zz@127.0.0.1:1"},
+			"nats_url (SALVO_NATS_URL, flag -nats-url): not a valid URL (value not shown: it may hold a password)"},
 	} {
 		_, err := config.Load(nil, envOf(tc.env))
 		if tc.want == "" {
@@ -314,4 +337,79 @@ func TestAnUnreadableSecretFileNamesItsKey(t *testing.T) {
 	_, err := config.Start(ctx, s, config.Options{Getenv: envOf(nil)})
 	require.ErrorContains(t, err, "nats.password_file (SALVO_NATS_PASSWORD_FILE): open ")
 	require.ErrorContains(t, err, "no such file or directory")
+}
+
+// A nats_url that does not parse fails the start naming nats_url, without
+// the URL: the client's own error would quote it, password and all.
+func TestStartWithAnUnparsableNATSURLShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	s := config.Default()
+	s.NATSURL = "nats://bob:" + wrongPassword + "%zz@127.0.0.1:1"
+	s.Upstream.Default = &httpclient.Route{BaseURL: "http://127.0.0.1:1"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, s, config.Options{Getenv: envOf(nil)})
+	require.Nil(t, p)
+	require.ErrorContains(t, err, "nats_url (SALVO_NATS_URL, flag -nats-url): not a valid URL")
+	require.NotContains(t, err.Error(), wrongPassword)
+}
+
+// The connected line logs the TLS the Redis client really uses: redis_addrs
+// wins over redis_url, so a rediss:// redis_url left beside it is not TLS.
+func TestConnectedLogSaysTheRedisTLSInUse(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	s := d.settings()
+	s.RedisAddrs = []string{d.redis.Addr}
+	s.RedisURL = "rediss://127.0.0.1:1" // unused
+	var logs testlog.Buffer
+	log := zerolog.New(&logs)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p, err := config.Start(ctx, s, config.Options{Logger: &log, Getenv: envOf(map[string]string{"TEST_UPSTREAM_KEY": "sk-test"})})
+	require.NoError(t, err)
+	require.NoError(t, p.Stop(ctx))
+	require.Contains(t, logs.String(), `"message":"connected"`)
+	require.Contains(t, logs.String(), `"redis_tls":false`)
+}
+
+// A TLS client meeting a plain-text Redis is told to check the settings
+// that turned TLS on. The server either answers the hello with an error
+// line (no TLS record) or waits for the rest of it (the handshake times
+// out, here within the start's own deadline): both name them.
+func TestTLSToAPlainTextRedisNamesTheTLSSettings(t *testing.T) {
+	t.Parallel()
+	d := newDeployment(t)
+	getenv := envOf(map[string]string{"TEST_UPSTREAM_KEY": "sk-test"})
+	start := func(s config.Settings) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p, err := config.Start(ctx, s, config.Options{Getenv: getenv})
+		require.Nil(t, p)
+		t.Log(err)
+		return err
+	}
+
+	s := d.settings()
+	s.RedisURL = "rediss://" + d.redis.Addr
+	require.ErrorContains(t, start(s), "(check redis.tls.enabled (SALVO_REDIS_TLS_ENABLED); redis_url (SALVO_REDIS_URL, flag -redis-url))")
+
+	s = d.settings()
+	s.RedisAddrs = []string{d.redis.Addr}
+	s.Redis.TLS.Enabled = true
+	require.ErrorContains(t, start(s), "(check redis.tls.enabled (SALVO_REDIS_TLS_ENABLED)")
+}
+
+// addrsSettings are a worker's settings for a Redis reached through
+// redis_addrs, on a NATS and a mock upstream of their own; prefix
+// namespaces the run.
+func addrsSettings(t *testing.T, prefix string, addrs ...string) config.Settings {
+	t.Helper()
+	s := config.Default()
+	s.NATSURL = testnats.New(t).URL()
+	s.RedisAddrs = addrs
+	s.Prefix = prefix
+	s.Worker.ShutdownGrace = time.Second
+	s.Upstream.Default = &httpclient.Route{BaseURL: testupstream.New(t, mockupstream.Options{}).URL()}
+	return s
 }

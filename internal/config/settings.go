@@ -52,8 +52,8 @@ type Settings struct {
 	// Redis authenticates and secures the connections to Redis, of every
 	// topology.
 	Redis RedisConn `yaml:"redis"`
-	// Prefix namespaces subjects, streams and Redis keys; the one rule is
-	// lifecycle.CheckPrefix. It overrides Streams.Prefix and Lease.Prefix.
+	// Prefix namespaces subjects, streams and Redis keys: 1 to 32 ASCII
+	// letters, digits or '-'. The queue and the store both take it.
 	Prefix string `yaml:"prefix"`
 	// HTTPAddr is the listen address of /healthz, /readyz, /statusz,
 	// /limits and /metrics.

@@ -1,8 +1,10 @@
 package connauth_test
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -61,4 +63,31 @@ func TestTLSBlameAndConfigOfNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.NotNil(t, c, "enabled alone: the system's roots")
 	require.Nil(t, c.RootCAs)
+}
+
+// A TLS handshake answered in plain text (a server without TLS replying
+// with an error line) blames "enabled": TLS is on where it should not be.
+func TestTLSBlameOfAPlainTextAnswer(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		_, _ = c.Write([]byte("-ERR unknown command\r\n"))
+		_ = c.Close()
+	}()
+	c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{ServerName: "redis.internal", MinVersion: tls.VersionTLS12})
+	if c != nil {
+		_ = c.Close()
+	}
+	<-served
+	require.Error(t, err)
+	require.Equal(t, "enabled", connauth.TLSBlame(err), "%v", err)
+	require.Equal(t, "TLS is on but the server answered in plain text", connauth.Describe("enabled"))
 }

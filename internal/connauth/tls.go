@@ -20,10 +20,12 @@ type TLS struct {
 	// CA is the certificate authority file the server's certificate must
 	// chain to, instead of the system's roots.
 	CA string `yaml:"ca"`
-	// Cert and Key are the client certificate and its private key, for a
-	// server that verifies its clients (mutual TLS). Both or neither.
+	// Cert is the client certificate file, for a server that verifies its
+	// clients (mutual TLS); set together with the key.
 	Cert string `yaml:"cert"`
-	Key  string `yaml:"key"`
+	// Key is the private key file of the client certificate; set together
+	// with the cert.
+	Key string `yaml:"key"`
 	// ServerName is the name the server's certificate must carry, when it
 	// is not the host the client dials (an address given by IP, cluster
 	// nodes announced by IP).
@@ -80,7 +82,8 @@ func (t TLS) Config() (*tls.Config, error) {
 // TLSBlame is the field of TLS that a failed connection points at: "ca"
 // when the server's certificate does not chain to the trusted roots,
 // "server_name" when it does not carry the dialled name, "cert" when the
-// server refused the client's certificate (or its absence); "" when err is
+// server refused the client's certificate (or its absence), "enabled"
+// when the server answered the handshake in plain text; "" when err is
 // not about TLS.
 func TLSBlame(err error) string {
 	var (
@@ -88,9 +91,13 @@ func TLSBlame(err error) string {
 		hostname x509.HostnameError
 		invalid  x509.CertificateInvalidError
 		verify   *tls.CertificateVerificationError
+		record   tls.RecordHeaderError
 		op       *net.OpError
 	)
 	switch {
+	case errors.As(err, &record):
+		// The first bytes back are no TLS record: a plain-text server.
+		return "enabled"
 	case errors.As(err, &hostname):
 		return "server_name"
 	case errors.As(err, &unknown), errors.As(err, &invalid), errors.As(err, &verify):
@@ -113,6 +120,8 @@ func Describe(field string) string {
 		return "the server's certificate does not name the host dialled"
 	case "cert":
 		return "the server refused the client certificate, or wants one"
+	case "enabled":
+		return "TLS is on but the server answered in plain text"
 	}
 	return "TLS " + field
 }

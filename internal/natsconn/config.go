@@ -2,6 +2,8 @@ package natsconn
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -13,7 +15,8 @@ import (
 )
 
 // Config is how to reach and authenticate to NATS. Keys in errors are the
-// yaml tags ("creds", "tls.ca"); "url" is URL.
+// yaml tags ("creds", "tls.ca"); "url" is URL. The field comments are the
+// settings' descriptions in docs/CONFIG.md: each speaks of its own key.
 type Config struct {
 	// URL is one server URL or several, comma-separated. The worker sets it
 	// from nats_url.
@@ -24,13 +27,21 @@ type Config struct {
 	// NKey is an nkey seed file, for a server that lists the user's public
 	// nkey.
 	NKey string `yaml:"nkey"`
-	// User with Password (or the content of PasswordFile).
-	User         string           `yaml:"user"`
-	Password     lifecycle.Secret `yaml:"password"`
-	PasswordFile string           `yaml:"password_file"`
-	// Token (or the content of TokenFile), for a server with a token.
-	Token     lifecycle.Secret `yaml:"token"`
-	TokenFile string           `yaml:"token_file"`
+	// User is the user name, for a server with users and passwords; it
+	// needs a password (`nats.password` or `nats.password_file`).
+	User string `yaml:"user"`
+	// Password is the user's password; never logged. Prefer
+	// `nats.password_file` or the SALVO_NATS_PASSWORD variable to a
+	// password in the file.
+	Password lifecycle.Secret `yaml:"password"`
+	// PasswordFile names a file holding the user's password (a mounted
+	// secret), trailing newline trimmed; it excludes `nats.password`.
+	PasswordFile string `yaml:"password_file"`
+	// Token is the token, for a server with a token; never logged.
+	Token lifecycle.Secret `yaml:"token"`
+	// TokenFile names a file holding the token (a mounted secret),
+	// trailing newline trimmed; it excludes `nats.token`.
+	TokenFile string `yaml:"token_file"`
 	// TLS turns TLS on and names the CA and client certificate.
 	TLS connauth.TLS `yaml:"tls"`
 }
@@ -39,8 +50,8 @@ type Config struct {
 // one way to authenticate, a user and password together, a TLS client
 // certificate with its key.
 func (c Config) Validate() error {
-	if strings.TrimSpace(c.URL) == "" {
-		return lifecycle.ConfigErrorf("url", "is required")
+	if err := validateURLs(c.URL); err != nil {
+		return err
 	}
 	switch {
 	case c.Password != "" && c.PasswordFile != "":
@@ -59,6 +70,47 @@ func (c Config) Validate() error {
 		return inTLS(err)
 	}
 	return nil
+}
+
+// validateURLs checks each comma-separated server URL as nats.go will
+// parse it: a URL without "://" is a host:port that gets the nats://
+// scheme. The error names "url" and never the value: a URL that does not
+// parse may hold a password, and url.Parse's error quotes it whole.
+func validateURLs(servers string) error {
+	parts := serverURLs(servers)
+	if len(parts) == 0 {
+		return lifecycle.ConfigErrorf("url", "is required")
+	}
+	for i, p := range parts {
+		if _, err := url.Parse(withScheme(p)); err != nil {
+			which := ""
+			if len(parts) > 1 {
+				which = fmt.Sprintf(" (server %d of %d)", i+1, len(parts))
+			}
+			return lifecycle.ConfigErrorf("url", "not a valid URL%s (value not shown: it may hold a password)", which)
+		}
+	}
+	return nil
+}
+
+// serverURLs splits a comma-separated server list as nats.go does:
+// trimmed, empty entries dropped.
+func serverURLs(servers string) []string {
+	var out []string
+	for _, p := range strings.Split(servers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// withScheme is p as nats.go parses it: host:port gets nats://.
+func withScheme(p string) string {
+	if strings.Contains(p, "://") {
+		return p
+	}
+	return "nats://" + p
 }
 
 // authKeys are the keys of the ways to authenticate that are set.

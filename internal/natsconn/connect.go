@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/nats-io/nats.go"
@@ -21,7 +22,7 @@ func (c Config) Connect(extra ...nats.Option) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(c.URL, append(opts, extra...)...)
 	if err != nil {
-		return nil, &ConnectError{URL: RedactURLs(c.URL), Keys: c.blame(err), Err: err}
+		return nil, &ConnectError{URL: RedactURLs(c.URL), Keys: c.blame(err), Err: scrub(err, c.URL)}
 	}
 	return nc, nil
 }
@@ -34,8 +35,8 @@ type ConnectError struct {
 	URL string
 	// Keys are the settings to check, most likely first.
 	Keys []string
-	// Err is the client's error (errors.Is(err, nats.ErrAuthorization)
-	// holds through it).
+	// Err is the client's error, its text without the configured URLs
+	// (errors.Is(err, nats.ErrAuthorization) holds through it).
 	Err error
 }
 
@@ -99,8 +100,11 @@ func RedactURLs(servers string) string {
 	return strings.Join(parts, ",")
 }
 
+// redactURL redacts one server URL; a host:port without scheme (which
+// nats.go takes as nats://) stays without one.
 func redactURL(p string) string {
-	u, err := url.Parse(p)
+	full := withScheme(p)
+	u, err := url.Parse(full)
 	switch {
 	case err != nil && strings.Contains(p, "@"):
 		return "(a URL that does not parse, not shown: it may hold a password)"
@@ -108,8 +112,41 @@ func redactURL(p string) string {
 		return p
 	}
 	if _, ok := u.User.Password(); ok {
-		return u.Redacted()
+		full = u.Redacted()
+	} else {
+		u.User = url.User("xxxxx")
+		full = u.String()
 	}
-	u.User = url.User("xxxxx")
-	return u.String()
+	if full != p && !strings.Contains(p, "://") {
+		return strings.TrimPrefix(full, "nats://")
+	}
+	return full
+}
+
+// scrubbedError is a client error whose text had a configured URL in it,
+// with each URL redacted; errors.Is and errors.As see the client's error.
+type scrubbedError struct {
+	msg string
+	err error
+}
+
+func (e *scrubbedError) Error() string { return e.msg }
+func (e *scrubbedError) Unwrap() error { return e.err }
+
+// scrub replaces each configured server URL in err's text by its redacted
+// form. Validate has refused the URLs that url.Parse rejects — whose
+// error quotes the URL whole — so this is the second line: no client
+// error text may carry a password from the URL.
+func scrub(err error, servers string) error {
+	msg := err.Error()
+	for _, p := range serverURLs(servers) {
+		quoted := strconv.Quote(p)
+		for _, form := range []string{quoted[1 : len(quoted)-1], p} {
+			msg = strings.ReplaceAll(msg, form, redactURL(p))
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &scrubbedError{msg: msg, err: err}
 }

@@ -205,6 +205,10 @@ func TestValidateNamesTheKey(t *testing.T) {
 		{natsconn.Config{URL: url, NKey: notCreds}, "nkey"},
 		{natsconn.Config{URL: url, User: "u", PasswordFile: empty}, "password_file"},
 		{natsconn.Config{URL: url, TLS: connauth.TLS{CA: notCreds}}, "tls.ca"},
+		// url.Parse's error would quote the URL, password and all.
+		{natsconn.Config{URL: "nats://bob:s3cret-a%zz@127.0.0.1:1"}, "url"},
+		{natsconn.Config{URL: url + ", bob:s3cret-a%zz@127.0.0.1:2"}, "url"},
+		{natsconn.Config{URL: " , "}, "url"},
 		{natsconn.Config{URL: url, TLS: connauth.TLS{Cert: notCreds, Key: notCreds}}, "tls.cert"},
 	} {
 		_, err := tc.c.Options()
@@ -215,9 +219,41 @@ func TestValidateNamesTheKey(t *testing.T) {
 	}
 }
 
+// Every form of server list nats.go takes is valid: schemes, host:port
+// without one, users and tokens in the URL, spaces around commas.
+func TestValidateTakesWhatTheClientTakes(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{
+		"nats://127.0.0.1:4222",
+		"127.0.0.1:4222",
+		"localhost",
+		"nats://bob:pw@h1:4222, tls://tok@h2:4222,ws://h3:80",
+		"bob:pw@127.0.0.1:4222",
+		"nats://[::1]:4222",
+	} {
+		require.NoError(t, natsconn.Config{URL: u}.Validate(), u)
+	}
+}
+
+// A URL that does not parse fails Connect before any dial, naming the
+// setting and not the value: nats.go's own error would quote the URL with
+// its password.
+func TestConnectWithAnUnparsableURLShowsNoPassword(t *testing.T) {
+	t.Parallel()
+	for _, u := range []string{"nats://bob:s3cr%zzet@127.0.0.1:1", "bob:s3cr%zzet@127.0.0.1:1"} {
+		nc, err := natsconn.Config{URL: u}.Connect(nats.Timeout(time.Second))
+		require.Nil(t, nc)
+		ce, ok := lifecycle.AsConfigError(err)
+		require.True(t, ok, "%v", err)
+		require.Equal(t, "url", ce.Key)
+		require.Contains(t, err.Error(), "not a valid URL (value not shown: it may hold a password)")
+		require.NotContains(t, err.Error(), "s3cr")
+	}
+}
+
 func TestRedactURLsHidesPasswordsAndTokens(t *testing.T) {
 	t.Parallel()
-	got := natsconn.RedactURLs("nats://bob:pw-1@h1:4222, nats://tok-2@h2:4222,tls://h3:4222")
-	require.Equal(t, "nats://bob:xxxxx@h1:4222,nats://xxxxx@h2:4222,tls://h3:4222", got)
+	got := natsconn.RedactURLs("nats://bob:pw-1@h1:4222, nats://tok-2@h2:4222,tls://h3:4222, bob:pw-4@h4:4222")
+	require.Equal(t, "nats://bob:xxxxx@h1:4222,nats://xxxxx@h2:4222,tls://h3:4222,bob:xxxxx@h4:4222", got)
 	require.NotContains(t, natsconn.RedactURLs("nats://a:b@h:%zz"), "a:b")
 }

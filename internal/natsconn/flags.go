@@ -18,6 +18,12 @@ type Flags struct {
 
 	Creds, NKey, User, Password string
 	TLSCert, TLSKey, TLSCA      string
+
+	// EnvPrefix, when the program reads variables of its own that set
+	// its flags and win over the nats CLI's ("SALVO_GATEWAY_": the flag
+	// upper-cased, '-' → '_'), is their prefix, for Name to name both.
+	// The program reads them; Flags only names them.
+	EnvPrefix string
 }
 
 // ServerEnv is the server flag's variable.
@@ -94,16 +100,21 @@ func (f *Flags) Config() Config {
 }
 
 // Name is how the command line spells the setting of a Config key:
-// "--creds (NATS_CREDS)".
+// "--creds (NATS_CREDS)", or with EnvPrefix "--creds (SALVO_GATEWAY_CREDS
+// or NATS_CREDS)", the program's variable first as it wins.
 func (f *Flags) Name(key string) string {
-	if key == "url" {
-		return "--" + f.ServerFlag + " (" + ServerEnv + ")"
+	name, env := f.ServerFlag, ServerEnv
+	if key != "url" {
+		var ok bool
+		if name, ok = flagOfKey[key]; !ok {
+			return key
+		}
+		env = flagEnv[name]
 	}
-	name, ok := flagOfKey[key]
-	if !ok {
-		return key
+	if f.EnvPrefix != "" {
+		env = f.EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + " or " + env
 	}
-	return "--" + name + " (" + flagEnv[name] + ")"
+	return "--" + name + " (" + env + ")"
 }
 
 // Problem is err from Config.Validate or Options in the command line's

@@ -2,7 +2,8 @@
 // child process on a free loopback port (stopped when the test ends), or the
 // server named by REDIS_URL, and a key prefix unique to the test either way.
 // Options make the child require a password or an ACL user, speak TLS only,
-// or run as a one-node Cluster.
+// or run as a one-node Cluster; a server with options is always a child,
+// REDIS_URL or not. NewSentinel adds a Sentinel monitoring a child.
 //
 // No test in salvo mocks Redis; this package is how they reach a real one.
 package testredis
@@ -52,8 +53,9 @@ type options struct {
 	cluster            bool
 }
 
-// Option changes the redis-server New starts. A test with options needs a
-// managed server: with REDIS_URL set it is skipped.
+// Option changes the redis-server New starts. A server with options is
+// always a child process, even with REDIS_URL set (that server is not
+// configured by the test).
 type Option func(*options)
 
 // WithPassword makes the default user require password (requirepass).
@@ -66,27 +68,33 @@ func WithUser(name, password string) Option {
 
 // WithTLS makes the server speak TLS only, with files' server certificate,
 // requiring client certificates signed by files' CA. It skips the test
-// when the redis-server on PATH is built without TLS.
+// when the redis-server on PATH is built without TLS: a test that checks
+// more than TLS asks TLSSupported first and adds WithTLS only then.
 func WithTLS(files testtls.Files) Option { return func(o *options) { o.tls = &files } }
 
 // WithCluster runs the server as a one-node Cluster serving every slot.
 func WithCluster() Option { return func(o *options) { o.cluster = true } }
 
-// New returns a Redis for t. With REDIS_URL set it connects there; otherwise
-// it starts redis-server (which must be on PATH; .ci/run installs it).
+// New returns a Redis for t. With REDIS_URL set and no options it connects
+// there; otherwise it starts redis-server (which must be on PATH; .ci/run
+// installs it).
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
 	s := &Server{t: t, Prefix: fmt.Sprintf("t%d-%d", os.Getpid(), seq.Add(1))}
 	for _, o := range opts {
 		o(&s.opts)
 	}
-	if url := os.Getenv("REDIS_URL"); url != "" && len(opts) > 0 {
-		t.Skip("testredis: options need a managed redis-server (unset REDIS_URL)")
+	url := os.Getenv("REDIS_URL")
+	if len(opts) > 0 {
+		if _, err := Path(); err != nil && url != "" {
+			t.Skip("testredis: options need a redis-server on PATH, REDIS_URL's server is not the test's to configure")
+		}
+		url = ""
 	}
-	if s.opts.tls != nil && !tlsSupported() {
+	if s.opts.tls != nil && !TLSSupported() {
 		t.Skip("testredis: the redis-server on PATH is built without TLS")
 	}
-	if url := os.Getenv("REDIS_URL"); url != "" {
+	if url != "" {
 		opt, err := redis.ParseURL(url)
 		if err != nil {
 			t.Fatalf("testredis: REDIS_URL: %v", err)
@@ -156,9 +164,9 @@ var (
 	tlsOK   bool
 )
 
-// tlsSupported reports whether the redis-server on PATH knows --tls-port:
+// TLSSupported reports whether the redis-server on PATH knows --tls-port:
 // a build without TLS refuses the directive.
-func tlsSupported() bool {
+func TLSSupported() bool {
 	tlsOnce.Do(func() {
 		bin, err := Path()
 		if err != nil {

@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"os"
+	"path"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/salvo-run/salvo/internal/config"
@@ -107,4 +111,75 @@ func TestDescribe(t *testing.T) {
 		require.Equal(t, tc.want, describe(tc.doc, tc.field, names), tc.doc)
 	}
 	require.Equal(t, `a \| b \* &lt;p&gt;`, cell("a | b * <p>"))
+}
+
+// A zero secret has no default to show: an empty cell, as any other
+// empty default, not the "[redacted]" a Secret prints.
+func TestSecretsShowAnEmptyDefault(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	require.NoError(t, render(&b, root))
+	require.False(t, strings.Contains(b.String(), "[redacted]"), "a default shows [redacted]")
+	for _, k := range []string{"nats.password", "nats.token", "redis.password", "redis.sentinel_password"} {
+		require.Contains(t, b.String(), "| `"+k+"` | `"+config.EnvName(k)+"` | string | — |", k)
+	}
+}
+
+// The descriptions of the settings this module's config, natsconn and
+// connauth packages declare speak of keys, not of Go: no field name of
+// the declaring struct past a sentence's first word, no package-qualified
+// name, no CamelCase identifier.
+func TestConnectionDescriptionsNameNoGoIdentifier(t *testing.T) {
+	t.Parallel()
+	src, err := newSources(root)
+	require.NoError(t, err)
+	refs := config.Reference()
+	names := identifierKeys(refs)
+	for _, r := range refs {
+		switch path.Base(r.Owner.PkgPath()) {
+		case "config", "natsconn", "connauth":
+		default:
+			continue
+		}
+		doc, err := src.doc(r.Owner, r.Field.Name)
+		require.NoError(t, err)
+		desc := describe(doc, r.Field.Name, names)
+		assert.Empty(t, goIdentifiers(desc, r.Owner), "%s: %s", r.Key, desc)
+	}
+}
+
+var (
+	qualified = regexp.MustCompile(`\b[A-Za-z][A-Za-z0-9]*\.[A-Z][A-Za-z0-9]*`)
+	camel     = regexp.MustCompile(`\b[A-Za-z]*[a-z][A-Z][A-Za-z0-9]*\b`)
+	// prose words that look like CamelCase.
+	camelProse = map[string]bool{"JetStream": true, "OpenAI": true, "KiB": true, "MiB": true}
+	// names of things that are field names too.
+	properNouns = map[string]bool{"Redis": true, "Cluster": true, "Sentinel": true}
+)
+
+// goIdentifiers lists what in desc reads as Go rather than as prose: a
+// capitalized field name of owner inside a sentence (but an acronym or a
+// proper noun), Type.Field or pkg.Name, a CamelCase word.
+func goIdentifiers(desc string, owner reflect.Type) []string {
+	fields := map[string]bool{}
+	for i := range owner.NumField() {
+		fields[owner.Field(i).Name] = true
+	}
+	var found []string
+	found = append(found, qualified.FindAllString(desc, -1)...)
+	for _, w := range camel.FindAllString(desc, -1) {
+		if !camelProse[w] {
+			found = append(found, w)
+		}
+	}
+	for _, sentence := range strings.Split(desc, ". ") {
+		words := strings.Fields(sentence)
+		for i, w := range words {
+			w = strings.Trim(w, "(),;:.")
+			if i > 0 && fields[w] && !properNouns[w] && strings.ToUpper(w) != w { // CA, NATS: acronyms
+				found = append(found, w)
+			}
+		}
+	}
+	return found
 }
