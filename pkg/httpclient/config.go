@@ -52,12 +52,12 @@ type Route struct {
 	// APIKey is the resolved key, sent as "Authorization: Bearer <key>".
 	APIKey Secret `yaml:"-"`
 	// APIKeyEnv names the environment variable holding the key; config files
-	// never hold the key itself. ResolveKeys reads it into APIKey.
+	// never hold the key itself; it is read at start and at reload.
 	APIKeyEnv string `yaml:"api_key_env"`
 	// Headers are extra headers sent upstream (salvo's own headers win).
 	Headers map[string]string `yaml:"headers"`
-	// AllowRequestAPIKey lets a per-request or per-batch key (Call.APIKey)
-	// replace APIKey for this route. When false such a key is ignored.
+	// AllowRequestAPIKey lets a key sent with a request or its batch
+	// replace the route's own key. When false such a key is ignored.
 	AllowRequestAPIKey bool `yaml:"allow_request_api_key"`
 	// H2C sends the route's calls as HTTP/2 without TLS (prior knowledge),
 	// for an http:// upstream that speaks it (vLLM or a proxy in front of
@@ -155,8 +155,8 @@ type Config struct {
 	// Timeouts bounds each phase of a call.
 	Timeouts Timeouts `yaml:",inline"`
 	// TransportRetries is how often a DNS/connect/TLS/IO error before a
-	// status line is retried in-process. 0 means TransportRetriesDefault;
-	// NoTransportRetries disables them.
+	// status line is retried in-process. 0 means the default (3); -1
+	// (NoTransportRetries) disables them.
 	TransportRetries int `yaml:"transport_retries"`
 	// TransportBackoff is the first retry's delay; retry n waits
 	// TransportBackoff·2^n ±25 %, capped at TransportBackoffCap.
@@ -164,7 +164,7 @@ type Config struct {
 	// MaxConnsPerHost bounds connections per upstream host; 0 = unlimited.
 	MaxConnsPerHost int `yaml:"max_conns_per_host"`
 	// MaxResponseBytes bounds the bytes read of one response body, plain or
-	// streamed (raw event-stream bytes); 0 means MaxResponseBytesDefault. A
+	// streamed (raw event-stream bytes); 0 means the default (64 MiB). A
 	// larger response fails the call with lifecycle.CodeNonRetriableStatus
 	// ("response larger than N bytes"): the same request would get the
 	// same answer again, so retrying it cannot help.

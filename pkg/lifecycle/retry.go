@@ -36,14 +36,14 @@ type RetryPolicy struct {
 	MaxBackoff time.Duration `yaml:"max_backoff" json:"max_backoff"`
 	// Jitter is the ± fraction applied to the capped delay (0.25 = ±25 %).
 	Jitter float64 `yaml:"jitter" json:"jitter"`
-	// MaxRetries bounds the retries of one request; NoRetryLimit leaves only
-	// the deadline. 0 means never retry.
+	// MaxRetries bounds the retries of one request; -1 (NoRetryLimit)
+	// leaves only the deadline. 0 means never retry.
 	MaxRetries int `yaml:"max_retries" json:"max_retries"`
 	// StopBeforeDeadline: no retry may start at or after
 	// expires_at − StopBeforeDeadline.
 	StopBeforeDeadline time.Duration `yaml:"stop_before_deadline" json:"stop_before_deadline"`
 	// ExtraRetriableStatuses are retried on top of 5xx, 429, 408 and 404.
-	// nil means ExtraRetriableStatusesDefault; an empty list adds none.
+	// Unset means the default ([499]); an empty list adds none.
 	ExtraRetriableStatuses []int `yaml:"extra_retriable_statuses" json:"extra_retriable_statuses"`
 
 	maxRetriesSet bool

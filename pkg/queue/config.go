@@ -140,7 +140,8 @@ type Config struct {
 	// killed worker wait before another worker runs them.
 	AckWait time.Duration `yaml:"ack_wait"`
 	// MaxDeliver is a large safety bound on deliveries per message; retries
-	// (delayed naks) count too. Exhausted messages go to ConsumeOptions.OnPoison.
+	// (delayed naks) count too. A message delivered this often ends its
+	// request failed (max_deliveries; ConsumeOptions.OnPoison in code).
 	MaxDeliver int `yaml:"max_deliver"`
 	// MaxAckPending bounds one model consumer's unacked messages across all
 	// workers: in-flight plus parked delayed naks.

@@ -55,7 +55,7 @@ type Adaptive struct {
 	// LatencyTolerance: a window whose mean latency exceeds this many
 	// times the latency floor decreases the limit.
 	LatencyTolerance float64 `yaml:"latency_tolerance"`
-	// Backoff multiplies the limit on a decrease (0 < Backoff < 1).
+	// Backoff multiplies the limit on a decrease; above 0 and below 1.
 	Backoff float64 `yaml:"backoff"`
 }
 

@@ -33,7 +33,7 @@ type Config struct {
 	// request that never ended) are kept; default 7 days.
 	Retention time.Duration `yaml:"retention"`
 	// MaxReclaims bounds reclaims after lease expiry: a request reclaimed
-	// more often ends failed with lifecycle.CodeMaxDeliveries (crash-loop
+	// more often ends failed with the code max_deliveries (crash-loop
 	// guard); default 5.
 	MaxReclaims int `yaml:"max_reclaims"`
 	// Clock is the time source passed into every script; default time.Now.

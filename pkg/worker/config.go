@@ -93,7 +93,8 @@ func (b Batches) Validate() error {
 
 // Concurrency bounds in-flight calls per model.
 type Concurrency struct {
-	// Default is the per-pod limit of a model not listed in Models.
+	// Default is the per-pod limit of a model without a limit of its own
+	// (models).
 	Default int `yaml:"default"`
 	// Models are per-pod limits by model name.
 	Models map[string]int `yaml:"models"`
@@ -175,7 +176,7 @@ type Config struct {
 	// LagInterval is how often the queue lag gauges
 	// (salvo_queue_pending_messages, salvo_queue_oldest_pending_age_seconds)
 	// are read from the server: two JetStream API calls per model; default
-	// LagIntervalDefault.
+	// 15s (LagIntervalDefault).
 	LagInterval time.Duration `yaml:"queue_lag_interval"`
 }
 
