@@ -75,13 +75,14 @@ type run struct {
 
 	settling sync.WaitGroup // window faults still counting their exposed calls
 
-	mu       sync.Mutex
-	batches  []string
-	reqs     []invariant.Request
-	faults   []fault
-	notes    []string
-	failures []string
-	ended    time.Time
+	mu        sync.Mutex
+	cancelled map[string]bool // requests cancelled through the API
+	batches   []string
+	reqs      []invariant.Request
+	faults    []fault
+	notes     []string
+	failures  []string
+	ended     time.Time
 }
 
 // newBatch creates batch id over the API with n requests of model, window
@@ -190,6 +191,54 @@ func (r *run) restartNode(ctx context.Context, kind string, n *node, down time.D
 		return fmt.Errorf("%s: %w", kind, err)
 	}
 	r.addFault(kind, at, inFlight)
+	return nil
+}
+
+func (r *run) markCancelled(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancelled == nil {
+		r.cancelled = map[string]bool{}
+	}
+	r.cancelled[id] = true
+}
+
+func (r *run) isCancelled(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cancelled[id]
+}
+
+// outcomeCounts counts the expected requests by the first result seen
+// ("completed", "failed malformed_message", …).
+func (r *run) outcomeCounts() map[string]int {
+	out := map[string]int{}
+	for _, q := range r.reqs {
+		os := r.e.res.outcomes(q.ID)
+		if len(os) == 0 {
+			out["none"]++
+			continue
+		}
+		key := os[0].State
+		if os[0].Code != "" {
+			key += " " + os[0].Code
+		}
+		out[key]++
+	}
+	return out
+}
+
+// killWorker SIGKILLs worker i and starts a new one in its place.
+func (r *run) killWorker(ctx context.Context, i int) error {
+	at, inFlight := time.Now(), r.inFlight()
+	r.e.mu.Lock()
+	w := r.e.workers[i]
+	r.e.mu.Unlock()
+	r.e.p.Kill(w.c)
+	if _, err := r.e.startWorker(ctx, i); err != nil {
+		return fmt.Errorf("restart worker %d: %w", i, err)
+	}
+	r.addFault("kill worker", at, inFlight)
 	return nil
 }
 

@@ -18,6 +18,8 @@ func scenarios() []*scenario {
 		redisRestart("redis-restart-volatile", redisVolatile),
 		natsRestart(),
 		networkFaults(),
+		cancelExpiry(),
+		escalationRace(),
 	}
 }
 
@@ -31,17 +33,7 @@ func killWorkers() *scenario {
 				return err
 			}
 			return every(ctx, 2*time.Second, r.sz.kills, func() bool { return r.allEnded(ctx) }, func(int) error {
-				i := r.rnd.IntN(len(r.e.workers))
-				at, inFlight := time.Now(), r.inFlight()
-				r.e.mu.Lock()
-				w := r.e.workers[i]
-				r.e.mu.Unlock()
-				r.e.p.Kill(w.c)
-				if _, err := r.e.startWorker(ctx, i); err != nil {
-					return fmt.Errorf("restart worker %d: %w", i, err)
-				}
-				r.addFault("kill worker", at, inFlight)
-				return nil
+				return r.killWorker(ctx, r.rnd.IntN(len(r.e.workers)))
 			})
 		},
 	}
