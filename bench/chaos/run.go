@@ -88,10 +88,25 @@ type run struct {
 // newBatch creates batch id over the API with n requests of model, window
 // long, and returns its requests (not yet published).
 func (r *run) newBatch(ctx context.Context, id, mdl string, n int, window string) ([]*lifecycle.Request, error) {
-	if _, err := r.e.api.CreateBatch(ctx, api.CreateParams{ID: id, CompletionWindow: window,
-		Endpoint: "/v1/chat/completions", Total: int64(n)}); err != nil {
-		return nil, fmt.Errorf("create batch %s: %w", id, err)
+	if err := r.createBatch(ctx, id, n, window); err != nil {
+		return nil, err
 	}
+	reqs := makeRequests(id, mdl, n)
+	r.expect(id, reqs)
+	return reqs, nil
+}
+
+// createBatch creates batch id over the API, sealed at total requests.
+func (r *run) createBatch(ctx context.Context, id string, total int, window string) error {
+	if _, err := r.e.api.CreateBatch(ctx, api.CreateParams{ID: id, CompletionWindow: window,
+		Endpoint: "/v1/chat/completions", Total: int64(total)}); err != nil {
+		return fmt.Errorf("create batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// makeRequests are n requests of batch id for model, named <id>-r00000….
+func makeRequests(id, mdl string, n int) []*lifecycle.Request {
 	reqs := make([]*lifecycle.Request, n)
 	for i := range reqs {
 		reqs[i] = &lifecycle.Request{
@@ -100,8 +115,7 @@ func (r *run) newBatch(ctx context.Context, id, mdl string, n int, window string
 			Body: fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"user","content":"question %d"}]}`, mdl, i),
 		}
 	}
-	r.expect(id, reqs)
-	return reqs, nil
+	return reqs
 }
 
 // expect adds a batch and its requests to what the checker expects to end.

@@ -20,6 +20,7 @@ func scenarios() []*scenario {
 		networkFaults(),
 		cancelExpiry(),
 		escalationRace(),
+		badInputs(),
 	}
 }
 

@@ -96,6 +96,19 @@ func (w *resultWatch) outcomes(id string) []outcome {
 	return append([]outcome(nil), w.byID[id]...)
 }
 
+// withPrefix are the first outcomes seen of the ids starting with p.
+func (w *resultWatch) withPrefix(p string) []outcome {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []outcome
+	for id, os := range w.byID {
+		if strings.HasPrefix(id, p) {
+			out = append(out, os[0])
+		}
+	}
+	return out
+}
+
 func (w *resultWatch) stop() { _ = w.sub.Unsubscribe() }
 
 // httpOK GETs url and wants a 2xx.
