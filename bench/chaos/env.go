@@ -59,6 +59,9 @@ type profile struct {
 	redis       redisMode
 	natsCluster bool // three JetStream nodes, streams R3
 	proxies     bool // workers reach Redis and NATS through proxies
+	// replicaLag > 0: in Sentinel mode the replica reaches the primary
+	// through a proxy that delays the replication stream this long.
+	replicaLag time.Duration
 	// upstreamProxy: workers reach the mock upstream through a proxy.
 	upstreamProxy bool
 	mock          mockupstream.Options
@@ -95,6 +98,7 @@ type env struct {
 	redisProx *proxy
 	natsProx  *proxy
 	upProx    *proxy
+	replProx  *proxy
 	mock      *mockupstream.Server
 
 	mu      sync.Mutex
@@ -248,6 +252,9 @@ func (e *env) natsReady(n *node) func(context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Bounded: without a meta leader the request is never answered.
+		ctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
 		_, err = js.AccountInfo(ctx)
 		return err
 	}
@@ -278,9 +285,37 @@ func (e *env) startRedis(ctx context.Context) error {
 	if e.replica, err = e.redisNode("redis-replica", false); err != nil {
 		return err
 	}
-	e.replica.args = append(e.replica.args, "--replicaof", "127.0.0.1", strconv.Itoa(primary.port))
+	upstreamPort := primary.port
+	if e.prof.replicaLag > 0 {
+		if e.replProx, err = newProxy(primary.addr()); err != nil {
+			return err
+		}
+		if upstreamPort, err = strconv.Atoi(e.replProx.addr()[strings.LastIndexByte(e.replProx.addr(), ':')+1:]); err != nil {
+			return err
+		}
+	}
+	e.replica.args = append(e.replica.args, "--replicaof", "127.0.0.1", strconv.Itoa(upstreamPort))
 	if err := e.startRedisNode(ctx, e.replica); err != nil {
 		return err
+	}
+	// Synced before any work: a replica still waiting for its first full
+	// sync would be promoted empty.
+	if err := childproc.WaitFor(ctx, 30*time.Second, "the replica synced", e.replica.c, func(ctx context.Context) error {
+		c := redis.NewClient(&redis.Options{Addr: e.replica.addr()})
+		defer c.Close()
+		info, err := c.Info(ctx, "replication").Result()
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(info, "master_link_status:up") {
+			return errors.New("replica link not up")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if e.replProx != nil {
+		e.replProx.setDelay(e.prof.replicaLag)
 	}
 	for i := range 3 {
 		s, err := e.sentinelNode(i, primary.port)
@@ -319,7 +354,8 @@ func (e *env) redisNode(name string, aof bool) (*node, error) {
 		return nil, err
 	}
 	n := &node{name: name, path: e.b.redisServer, port: port,
-		args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", ""}}
+		args: []string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--dir", dir, "--save", "",
+			"--repl-diskless-sync-delay", "0"}}
 	if aof {
 		n.args = append(n.args, "--appendonly", "yes", "--appendfsync", "always")
 	} else {
@@ -511,7 +547,7 @@ func (e *env) stop() {
 	for _, w := range ws {
 		e.p.Kill(w.c)
 	}
-	for _, px := range []*proxy{e.redisProx, e.natsProx, e.upProx} {
+	for _, px := range []*proxy{e.redisProx, e.natsProx, e.upProx, e.replProx} {
 		if px != nil {
 			px.close()
 		}

@@ -91,26 +91,43 @@ func (p *proxy) pipe(client net.Conn) {
 	<-done
 }
 
-// copy forwards src to dst chunk by chunk, each chunk held back by the
-// delay in force when it was read.
+// chunk is data read at a time, due at read time + the delay in force.
+type chunk struct {
+	data []byte
+	due  time.Time
+}
+
+// copy forwards src to dst. A reader stamps each chunk with the delay in
+// force when it was read and a writer forwards it when due, so a delay is
+// latency, not a cap on throughput.
 func (p *proxy) copy(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			p.mu.Lock()
-			d := p.delay
-			p.mu.Unlock()
-			if d > 0 {
-				t := time.NewTimer(d)
-				<-t.C
+	chunks := make(chan chunk, 1024)
+	go func() {
+		defer close(chunks)
+		for {
+			buf := make([]byte, 32<<10)
+			n, err := src.Read(buf)
+			if n > 0 {
+				p.mu.Lock()
+				d := p.delay
+				p.mu.Unlock()
+				chunks <- chunk{data: buf[:n], due: time.Now().Add(d)}
 			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
+			if err != nil {
+				return // EOF or the connection was cut
 			}
 		}
-		if err != nil {
-			return // EOF or the connection was cut
+	}()
+	for c := range chunks {
+		if wait := time.Until(c.due); wait > 0 {
+			t := time.NewTimer(wait)
+			<-t.C
+		}
+		if _, err := dst.Write(c.data); err != nil {
+			_ = src.Close() // ends the reader
+			for range chunks {
+			}
+			return
 		}
 	}
 }

@@ -73,7 +73,9 @@ type run struct {
 	rnd   *rand.Rand
 	start time.Time
 
-	settling sync.WaitGroup // window faults still counting their exposed calls
+	// failoverAt is when the Sentinel scenarios killed the primary.
+	failoverAt time.Time
+	settling   sync.WaitGroup // window faults still counting their exposed calls
 
 	mu        sync.Mutex
 	cancelled map[string]bool // requests cancelled through the API

@@ -21,6 +21,9 @@ func scenarios() []*scenario {
 		cancelExpiry(),
 		escalationRace(),
 		badInputs(),
+		natsClusterNode(),
+		sentinelFailover("sentinel-failover", 0),
+		sentinelFailover("sentinel-failover-lagging", time.Second),
 	}
 }
 
