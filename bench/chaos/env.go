@@ -34,6 +34,8 @@ const (
 	maxReclaims     = 20              // above any scenario's kills: no request fails for being reclaimed
 	prefix          = "chaos"
 	redisMaster     = "chaosmaster"
+	// replicaSourceIP is the lagging replica's own loopback source address.
+	replicaSourceIP = "127.0.0.2"
 )
 
 // Models the mock upstream serves. fastModel is the escalation target.
@@ -285,14 +287,19 @@ func (e *env) startRedis(ctx context.Context) error {
 	if e.replica, err = e.redisNode("redis-replica", false); err != nil {
 		return err
 	}
+	// With a lag, the primary is reached through a proxy by everyone —
+	// the sentinels monitor it there, or they would "fix" the replica to
+	// the primary's own port — and the proxy delays only the replica's
+	// connection, which comes from its own source address.
 	upstreamPort := primary.port
 	if e.prof.replicaLag > 0 {
-		if e.replProx, err = newProxy(primary.addr()); err != nil {
+		if e.replProx, err = newProxyDelaying(primary.addr(), replicaSourceIP); err != nil {
 			return err
 		}
 		if upstreamPort, err = strconv.Atoi(e.replProx.addr()[strings.LastIndexByte(e.replProx.addr(), ':')+1:]); err != nil {
 			return err
 		}
+		e.replica.args = append(e.replica.args, "--bind-source-addr", replicaSourceIP, "--replica-announce-ip", "127.0.0.1")
 	}
 	e.replica.args = append(e.replica.args, "--replicaof", "127.0.0.1", strconv.Itoa(upstreamPort))
 	if err := e.startRedisNode(ctx, e.replica); err != nil {
@@ -318,7 +325,7 @@ func (e *env) startRedis(ctx context.Context) error {
 		e.replProx.setDelay(e.prof.replicaLag)
 	}
 	for i := range 3 {
-		s, err := e.sentinelNode(i, primary.port)
+		s, err := e.sentinelNode(i, upstreamPort)
 		if err != nil {
 			return err
 		}

@@ -17,22 +17,29 @@ type proxy struct {
 	ln     net.Listener
 	target string
 
-	mu      sync.Mutex
-	cut     bool
-	delay   time.Duration
-	conns   map[net.Conn]struct{}
-	closed  bool
-	wg      sync.WaitGroup
-	accepts int
+	mu    sync.Mutex
+	cut   bool
+	delay time.Duration
+	// delayOnly, when set, limits the delay to connections from this
+	// client IP (a Redis replica with its own source address).
+	delayOnly string
+	conns     map[net.Conn]struct{}
+	closed    bool
+	wg        sync.WaitGroup
+	accepts   int
 }
 
 // newProxy listens on a free loopback port and forwards to target.
-func newProxy(target string) (*proxy, error) {
+func newProxy(target string) (*proxy, error) { return newProxyDelaying(target, "") }
+
+// newProxyDelaying is newProxy whose delay applies only to connections
+// from client IP only ("" for all).
+func newProxyDelaying(target, only string) (*proxy, error) {
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, delayOnly: only}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
@@ -82,9 +89,14 @@ func (p *proxy) pipe(client net.Conn) {
 	p.conns[server] = struct{}{}
 	p.mu.Unlock()
 	defer p.drop(server)
+	delayed := true
+	if p.delayOnly != "" {
+		host, _, _ := net.SplitHostPort(client.RemoteAddr().String())
+		delayed = host == p.delayOnly
+	}
 	done := make(chan struct{}, 2)
-	go func() { p.copy(server, client); done <- struct{}{} }()
-	go func() { p.copy(client, server); done <- struct{}{} }()
+	go func() { p.copy(server, client, delayed); done <- struct{}{} }()
+	go func() { p.copy(client, server, delayed); done <- struct{}{} }()
 	<-done // one side ended: close both, which ends the other copy
 	_ = client.Close()
 	_ = server.Close()
@@ -100,7 +112,7 @@ type chunk struct {
 // copy forwards src to dst. A reader stamps each chunk with the delay in
 // force when it was read and a writer forwards it when due, so a delay is
 // latency, not a cap on throughput.
-func (p *proxy) copy(dst, src net.Conn) {
+func (p *proxy) copy(dst, src net.Conn, delayed bool) {
 	chunks := make(chan chunk, 1024)
 	go func() {
 		defer close(chunks)
@@ -108,9 +120,12 @@ func (p *proxy) copy(dst, src net.Conn) {
 			buf := make([]byte, 32<<10)
 			n, err := src.Read(buf)
 			if n > 0 {
-				p.mu.Lock()
-				d := p.delay
-				p.mu.Unlock()
+				var d time.Duration
+				if delayed {
+					p.mu.Lock()
+					d = p.delay
+					p.mu.Unlock()
+				}
 				chunks <- chunk{data: buf[:n], due: time.Now().Add(d)}
 			}
 			if err != nil {

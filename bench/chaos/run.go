@@ -399,8 +399,7 @@ func (sc *scenario) execute(ctx context.Context, b bins, p procSet, sz size, see
 	if err != nil {
 		return nil, fmt.Errorf("%s: upstream calls: %w", sc.name, err)
 	}
-	rep, err := invariant.Check(ctx, invariant.Input{NATS: e.nc, Redis: e.rdb, Prefix: prefix,
-		Requests: r.reqs, Batches: r.batches, Calls: calls})
+	rep, err := r.check(ctx, calls)
 	if err != nil {
 		return nil, fmt.Errorf("%s: check: %w", sc.name, err)
 	}
@@ -425,6 +424,34 @@ func (sc *scenario) execute(ctx context.Context, b bins, p procSet, sz size, see
 	f.Notes = r.notes
 	f.Pass = len(r.failures) == 0
 	return f, nil
+}
+
+// check runs the invariant checker once JetStream answers on the
+// harness's connection (after a node restart its API may be away for a
+// moment); a read that still fails is tried again, three times at most.
+func (r *run) check(ctx context.Context, calls map[string]invariant.Calls) (*invariant.Report, error) {
+	if err := waitUntil(ctx, 30*time.Second, "JetStream answers", func(ctx context.Context) bool {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		s, err := r.e.js.Stream(ctx, r.e.q.ResultsStream())
+		return err == nil && s != nil
+	}); err != nil {
+		return nil, err
+	}
+	var err error
+	for range 3 {
+		var rep *invariant.Report
+		rep, err = invariant.Check(ctx, invariant.Input{NATS: r.e.nc, Redis: r.e.rdb, Prefix: prefix,
+			Requests: r.reqs, Batches: r.batches, Calls: calls})
+		if err == nil {
+			return rep, nil
+		}
+		r.e.log.Warn().Err(err).Str("scenario", r.sc.name).Msg("invariant check could not read; again in 2s")
+		if perr := pause(ctx, 2*time.Second); perr != nil {
+			return nil, perr
+		}
+	}
+	return nil, err
 }
 
 // waitUntil polls cond every 100 ms until it holds, ctx ends or timeout passes.

@@ -60,13 +60,16 @@ func upstreamFaults() *scenario {
 			}
 			bursts := map[string]int{}
 			for i, q := range reqs {
+				// One block in five fails: 429 (each one holds the whole
+				// fleet's budget for its Retry-After, so they are kept
+				// rarer), three 5xx in a row, or two resets.
 				var seq []int
-				switch (i / block) % 5 {
+				switch (i / block) % 15 {
 				case 1:
-					seq = []int{http.StatusTooManyRequests, http.StatusTooManyRequests}
-				case 2:
+					seq = []int{http.StatusTooManyRequests}
+				case 4, 10:
 					seq = []int{http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusBadGateway}
-				case 3:
+				case 7, 13:
 					seq = []int{mockupstream.StatusReset, mockupstream.StatusReset}
 				}
 				if seq != nil {
