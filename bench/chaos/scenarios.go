@@ -60,16 +60,17 @@ func upstreamFaults() *scenario {
 			}
 			bursts := map[string]int{}
 			for i, q := range reqs {
-				// One block in five fails: 429 (each one holds the whole
-				// fleet's budget for its Retry-After, so they are kept
-				// rarer), three 5xx in a row, or two resets.
+				// 5xx and reset runs: one block in five. 429s come in one
+				// burst of ten requests a third of the way in: each 429
+				// holds the whole fleet's budget for its Retry-After (1 s),
+				// one after another, so ten cost about ten seconds.
 				var seq []int
-				switch (i / block) % 15 {
-				case 1:
+				switch {
+				case i >= len(reqs)/3 && i < len(reqs)/3+10:
 					seq = []int{http.StatusTooManyRequests}
-				case 4, 10:
+				case (i/block)%10 == 2:
 					seq = []int{http.StatusInternalServerError, http.StatusServiceUnavailable, http.StatusBadGateway}
-				case 7, 13:
+				case (i/block)%10 == 7:
 					seq = []int{mockupstream.StatusReset, mockupstream.StatusReset}
 				}
 				if seq != nil {
@@ -77,7 +78,7 @@ func upstreamFaults() *scenario {
 					bursts[fmt.Sprint(seq[0])] += len(seq)
 				}
 			}
-			r.note("scripted failing calls: %d × 429, %d × 5xx, %d × reset before the status line (runs of %d requests)",
+			r.note("scripted failing calls: %d × 429 (ten requests in a row), %d × 5xx and %d × reset before the status line (runs of %d requests)",
 				bursts["429"], bursts["500"], bursts["-1"], block)
 			return r.publish(ctx, reqs)
 		},
