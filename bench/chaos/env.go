@@ -27,10 +27,15 @@ import (
 // reclaimable two seconds after its last heartbeat, so a fault costs
 // seconds, not the minutes of the defaults.
 const (
-	ackWait         = 2 * time.Second
-	leaseTTL        = 2 * time.Second
-	heartbeat       = 500 * time.Millisecond
-	duplicateWindow = 5 * time.Second // at least twice ackWait, as the worker requires
+	ackWait   = 2 * time.Second
+	leaseTTL  = 2 * time.Second
+	heartbeat = 500 * time.Millisecond
+	// duplicateWindow is the streams' duplicate window: it must outlast the
+	// longest stretch between a result's publish and its retry, which a
+	// stream outage stretches (a JetStream node kill: about 12 s here). The
+	// bad-inputs scenario runs with shortWindow to publish past it soon.
+	duplicateWindow = 30 * time.Second
+	shortWindow     = 5 * time.Second // at least twice ackWait, as the worker requires
 	maxReclaims     = 20              // above any scenario's kills: no request fails for being reclaimed
 	prefix          = "chaos"
 	redisMaster     = "chaosmaster"
@@ -64,6 +69,8 @@ type profile struct {
 	// replicaLag > 0: in Sentinel mode the replica reaches the primary
 	// through a proxy that delays the replication stream this long.
 	replicaLag time.Duration
+	// dupWindow is the streams' duplicate window (0: duplicateWindow).
+	dupWindow time.Duration
 	// upstreamProxy: workers reach the mock upstream through a proxy.
 	upstreamProxy bool
 	mock          mockupstream.Options
@@ -422,10 +429,25 @@ func (e *env) redisClient() redis.UniversalClient {
 	return redis.NewClient(&redis.Options{Addr: e.redis.addr()})
 }
 
+// dupWindowFlag, when set (-duplicate-window), overrides every
+// scenario's duplicate window.
+var dupWindowFlag time.Duration
+
+// dupWindow is the scenario's duplicate window.
+func (e *env) dupWindow() time.Duration {
+	switch {
+	case dupWindowFlag > 0:
+		return dupWindowFlag
+	case e.prof.dupWindow > 0:
+		return e.prof.dupWindow
+	}
+	return duplicateWindow
+}
+
 // queueConfig is the streams' config as the workers run it; the harness
 // publishes with it.
 func (e *env) queueConfig() queue.Config {
-	c := queue.Config{Prefix: prefix, AckWait: ackWait, DuplicateWindow: duplicateWindow}
+	c := queue.Config{Prefix: prefix, AckWait: ackWait, DuplicateWindow: e.dupWindow()}
 	if e.prof.natsCluster {
 		c.Replicas = 3
 	}
@@ -488,7 +510,7 @@ batches:
   stranded_after: 10s
   finalize_grace: 5s
   event_retry: 3s
-`, natsURL, redisLines, prefix, httpPort, ackWait, duplicateWindow, replicas, leaseTTL, maxReclaims,
+`, natsURL, redisLines, prefix, httpPort, ackWait, e.dupWindow(), replicas, leaseTTL, maxReclaims,
 		model, upstream, fastModel, upstream, conc, heartbeat)
 	b.WriteString(e.prof.extra)
 	return b.String()
@@ -510,7 +532,7 @@ func (e *env) startWorker(ctx context.Context, i int) (*node, error) {
 		return nil, err
 	}
 	if err := childproc.WaitFor(ctx, 30*time.Second, n.name+" ready", n.c, func(ctx context.Context) error {
-		return httpOK(ctx, "http://"+n.addr()+"/readyz")
+		return childproc.HTTPOK(ctx, "http://"+n.addr()+"/readyz")
 	}); err != nil {
 		return nil, err
 	}

@@ -30,6 +30,20 @@ func natsClusterNode() *scenario {
 			}
 			return nil
 		},
+		verify: func(ctx context.Context, r *run) error {
+			for _, name := range []string{r.e.q.RequestsStream(), r.e.q.ResultsStream()} {
+				s, err := r.e.js.Stream(ctx, name)
+				if err != nil {
+					return err
+				}
+				info := s.CachedInfo()
+				if info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+					return fmt.Errorf("stream %s: %d replicas configured, cluster %+v: not R3", name, info.Config.Replicas, info.Cluster)
+				}
+			}
+			r.note("REQUESTS and RESULTS at three replicas, each with a leader and two followers")
+			return nil
+		},
 	}
 }
 
@@ -52,7 +66,7 @@ func sentinelFailover(name string, lag time.Duration) *scenario {
 		// gone ends only when its batch expires: a window of twice the
 		// expected run keeps the scenario bounded.
 		setup: func(ctx context.Context, r *run) error {
-			window := max(2*r.sz.runtime(r.sz.n, 3), 20*time.Second).Round(time.Second)
+			window := max(2*r.sz.runtime(r.sz.n, 3), 12*time.Second).Round(time.Second)
 			reqs, err := r.newBatch(ctx, r.sc.name, model, r.sz.n, window.String())
 			if err != nil {
 				return err
@@ -66,8 +80,18 @@ func sentinelFailover(name string, lag time.Duration) *scenario {
 				return err
 			}
 			primary := r.e.redis
+			// Exposed to the fault: the calls in flight, and with a lag
+			// every call the lost writes recorded — those that began in
+			// the lag before the kill.
+			calls0, inFlight := r.e.mock.Calls(), r.inFlight()
+			if lag > 0 {
+				if err := pause(ctx, lag); err != nil {
+					return err
+				}
+			}
 			offset := r.replOffsets(ctx)
-			at, inFlight := time.Now(), r.inFlight()
+			at := time.Now()
+			inFlight += int(r.e.mock.Calls() - calls0)
 			if r.e.replProx != nil {
 				// The replication stream still in transit dies with the
 				// primary: cut it first, or the proxy would deliver it.

@@ -38,8 +38,9 @@ func badInputs() *scenario {
 	var bads []badInput
 	var published time.Time
 	return &scenario{
-		name:  "bad-inputs",
-		title: "duplicates inside and beyond the window, malformed messages, unknown models, oversize bodies, bad subjects, forged control events",
+		name:    "bad-inputs",
+		profile: func(size) profile { return profile{dupWindow: shortWindow} },
+		title:   "duplicates inside and beyond the window, malformed messages, unknown models, oversize bodies, bad subjects, forged control events",
 		setup: func(ctx context.Context, r *run) error {
 			good = makeRequests(inputsBatch, model, r.sz.n)
 			bads = r.badMessages(good[0])
@@ -92,7 +93,7 @@ func badInputs() *scenario {
 			}
 			// Beyond the duplicate window, the stream no longer drops a
 			// repeat: only the workers' records can.
-			if err := pause(ctx, time.Until(published.Add(duplicateWindow+time.Second))); err != nil {
+			if err := pause(ctx, time.Until(published.Add(r.e.dupWindow()+time.Second))); err != nil {
 				return err
 			}
 			late := good[len(good)/5 : 2*len(good)/5]
@@ -102,7 +103,7 @@ func badInputs() *scenario {
 			}
 			r.addFault("duplicate publish beyond the window", at, 0)
 			r.note("%d duplicates published %s after the first copies (window %s)", len(late),
-				at.Sub(published).Round(100*time.Millisecond), duplicateWindow)
+				at.Sub(published).Round(100*time.Millisecond), r.e.dupWindow())
 			// Every message of the batch, duplicates and junk included,
 			// leaves REQUESTS: nothing blocks the stream.
 			return waitUntil(ctx, r.sz.timeout, "REQUESTS drained of the batch", func(ctx context.Context) bool {

@@ -59,10 +59,12 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 		logOut    = fs.String("log", "bin/chaos.log", "the child processes' output")
 		textOut   = fs.String("text", "bin/chaos.txt", "a copy of what is printed")
 		totalTime = fs.Duration("timeout", 15*time.Minute, "bound of the whole run")
+		window    = fs.Duration("duplicate-window", 0, "the streams' duplicate window in every scenario (default 30s; bad-inputs 5s)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	dupWindowFlag = *window
 	sz, ok := sizes[*sizeName]
 	if !ok {
 		return fmt.Errorf("-size %q is not full or short", *sizeName)

@@ -136,7 +136,7 @@ func markdownTable(w io.Writer, fs []*figures) {
 		verdict := "pass"
 		if !f.Pass {
 			verdict = "**FAIL**"
-		} else if f.Expected {
+		} else if f.Expected && len(f.Violations) > 0 {
 			verdict = "pass (loss detected)"
 		}
 		fmt.Fprintf(w, "| %s | %d | %s | %d | %d | %d (%d) | %s | %s | %s |\n", f.Scenario, f.Requests, f.faultSummary(),

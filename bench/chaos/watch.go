@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -110,23 +108,6 @@ func (w *resultWatch) withPrefix(p string) []outcome {
 }
 
 func (w *resultWatch) stop() { _ = w.sub.Unsubscribe() }
-
-// httpOK GETs url and wants a 2xx.
-func httpOK(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return nil
-}
 
 // pause waits d or until ctx ends.
 func pause(ctx context.Context, d time.Duration) error {

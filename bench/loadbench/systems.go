@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -106,7 +105,7 @@ func (s *salvo) start(ctx context.Context, in *infra) ([]*childproc.Child, error
 		cs = append(cs, c)
 		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
 		if err := childproc.WaitFor(ctx, 30*time.Second, "worker ready", c, func(ctx context.Context) error {
-			return httpOK(ctx, url)
+			return childproc.HTTPOK(ctx, url)
 		}); err != nil {
 			return cs, err
 		}
@@ -295,22 +294,6 @@ func publishBodies(ctx context.Context, in *infra, n int, idPrefix string, body 
 	}
 	if got != uint64(n) {
 		return fmt.Errorf("publish: %s holds %d messages, want %d", requestsStream, got, n)
-	}
-	return nil
-}
-
-func httpOK(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return nil
 }
