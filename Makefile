@@ -213,6 +213,32 @@ bench-producer: ## Peak RSS of producer submit and results on a 100,000-line, ~2
 bench-gateway: ## Peak RSS of the gateway uploading and downloading a 200 MB file.
 	SALVO_BENCH_GATEWAY=1 $(GO) test -run '^TestGatewayPeakRSS$$' -v -count=1 -timeout 30m ./cmd/gateway/ | grep -E 'input|gateway (idle|upload|download|slow)|ok|FAIL'
 
+# The reliability suite (bench/chaos, docs/RELIABILITY.md): each scenario
+# starts fresh nats-server (built from go.mod), redis-server and three
+# cmd/worker processes on loopback ports with the mock upstream, publishes
+# its batches, injects its faults (worker SIGKILLs, Redis and NATS
+# restarts, a JetStream node of three, cut and slowed connections, a
+# failing upstream, bad inputs, cancel and expiry races, a Sentinel
+# failover) and runs the invariant checker (internal/invariant) after it.
+# `make chaos` runs every scenario at several thousand requests each
+# (under 10 minutes on 2 cores); `make chaos-short` a few hundred each (CI).
+# CHAOS_SCENARIOS picks some (comma-separated); output in bin/chaos.{txt,json,md,log}.
+CHAOS_SCENARIOS ?=
+CHAOS_FLAGS     ?=
+
+.PHONY: chaos-build
+chaos-build: ## Build nats-server, the worker and the chaos suite into ./bin.
+	$(GO) build -o bin/ ./cmd/worker ./bench/chaos
+	$(GO) build -o bin/nats-server github.com/nats-io/nats-server/v2
+
+.PHONY: chaos
+chaos: chaos-build ## The reliability suite: every fault scenario at full size, invariants checked after each.
+	bin/chaos -bin bin -size full -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
+
+.PHONY: chaos-short
+chaos-short: chaos-build ## The reliability suite at a few hundred requests per scenario (CI, about two minutes).
+	bin/chaos -bin bin -size short -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
+
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.
 	$(GO) run ./cmd/demo -input examples/batch.jsonl -output out/demo-output.jsonl -errors out/demo-errors.jsonl

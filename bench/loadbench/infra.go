@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/salvo-run/salvo/internal/childproc"
 )
 
 // bins are the paths of the binaries the benchmark runs.
@@ -34,8 +36,8 @@ func binsIn(dir, redisServer string) bins {
 // store in a temp dir), redis-server (no persistence) and, unless the
 // scenario records calls in-process, the mock upstream. All on loopback.
 type infra struct {
-	p                           *procs
-	nats, redis, mock           *child
+	p                           *childproc.Set
+	nats, redis, mock           *childproc.Child
 	natsURL, redisAddr, mockURL string
 	dir                         string
 
@@ -46,7 +48,7 @@ type infra struct {
 
 // startInfra starts the backing processes. mockArgs nil means no mock
 // process (the caller serves the upstream itself at upstreamURL).
-func startInfra(ctx context.Context, p *procs, b bins, mockArgs []string, upstreamURL string) (_ *infra, err error) {
+func startInfra(ctx context.Context, p *childproc.Set, b bins, mockArgs []string, upstreamURL string) (_ *infra, err error) {
 	in := &infra{p: p, mockURL: upstreamURL}
 	defer func() {
 		if err != nil {
@@ -56,16 +58,16 @@ func startInfra(ctx context.Context, p *procs, b bins, mockArgs []string, upstre
 	if in.dir, err = os.MkdirTemp("", "loadbench-"); err != nil {
 		return nil, err
 	}
-	np, err := freePort()
+	np, err := childproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	in.natsURL = "nats://127.0.0.1:" + strconv.Itoa(np)
-	if in.nats, err = p.start("nats-server", nil, b.natsServer, "-a", "127.0.0.1", "-p", strconv.Itoa(np),
+	if in.nats, err = p.Start("nats-server", nil, b.natsServer, "-a", "127.0.0.1", "-p", strconv.Itoa(np),
 		"-js", "-sd", filepath.Join(in.dir, "js")); err != nil {
 		return nil, err
 	}
-	err = waitFor(ctx, 20*time.Second, "nats-server ready", in.nats, func(context.Context) error {
+	err = childproc.WaitFor(ctx, 20*time.Second, "nats-server ready", in.nats, func(context.Context) error {
 		nc, err := nats.Connect(in.natsURL, nats.Name("loadbench"))
 		if err == nil {
 			in.nc = nc
@@ -79,33 +81,33 @@ func startInfra(ctx context.Context, p *procs, b bins, mockArgs []string, upstre
 		return nil, err
 	}
 
-	rp, err := freePort()
+	rp, err := childproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
 	in.redisAddr = "127.0.0.1:" + strconv.Itoa(rp)
-	if in.redis, err = p.start("redis-server", nil, b.redisServer, "--bind", "127.0.0.1", "--port", strconv.Itoa(rp),
+	if in.redis, err = p.Start("redis-server", nil, b.redisServer, "--bind", "127.0.0.1", "--port", strconv.Itoa(rp),
 		"--save", "", "--appendonly", "no", "--dir", in.dir, "--maxclients", "16000"); err != nil {
 		return nil, err
 	}
 	in.rdb = redis.NewClient(&redis.Options{Addr: in.redisAddr, PoolSize: 4})
-	if err = waitFor(ctx, 20*time.Second, "redis-server ready", in.redis, func(ctx context.Context) error {
+	if err = childproc.WaitFor(ctx, 20*time.Second, "redis-server ready", in.redis, func(ctx context.Context) error {
 		return in.rdb.Ping(ctx).Err()
 	}); err != nil {
 		return nil, err
 	}
 
 	if mockArgs != nil {
-		mp, err := freePort()
+		mp, err := childproc.FreePort()
 		if err != nil {
 			return nil, err
 		}
 		addr := "127.0.0.1:" + strconv.Itoa(mp)
 		in.mockURL = "http://" + addr
-		if in.mock, err = p.start("mockupstream", nil, b.mockupstream, append([]string{"-addr", addr}, mockArgs...)...); err != nil {
+		if in.mock, err = p.Start("mockupstream", nil, b.mockupstream, append([]string{"-addr", addr}, mockArgs...)...); err != nil {
 			return nil, err
 		}
-		if err = waitFor(ctx, 20*time.Second, "mockupstream ready", in.mock, func(ctx context.Context) error {
+		if err = childproc.WaitFor(ctx, 20*time.Second, "mockupstream ready", in.mock, func(ctx context.Context) error {
 			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
 			if err == nil {
 				_ = c.Close()
@@ -125,9 +127,9 @@ func (in *infra) stop() {
 	if in.rdb != nil {
 		_ = in.rdb.Close()
 	}
-	for _, c := range []*child{in.mock, in.redis, in.nats} {
+	for _, c := range []*childproc.Child{in.mock, in.redis, in.nats} {
 		if c != nil {
-			in.p.kill(c)
+			in.p.Kill(c)
 		}
 	}
 	if in.dir != "" {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/salvo-run/salvo/internal/childproc"
 	"github.com/salvo-run/salvo/internal/mockupstream"
 
 	"github.com/salvo-run/salvo/pkg/lifecycle"
@@ -75,7 +76,7 @@ func (r *receipts) wait(ctx context.Context, id string) (time.Time, error) {
 	}
 }
 
-func runLatency(ctx context.Context, p *procs, b bins, o *options, sc string, stdout io.Writer) ([]*latencyFigures, error) {
+func runLatency(ctx context.Context, p *childproc.Set, b bins, o *options, sc string, stdout io.Writer) ([]*latencyFigures, error) {
 	entries := []entry{
 		{label: "salvo", sys: &salvo{b: b, concurrency: 64, workers: 1}},
 		{label: "pipeline", sys: &pipeline{b: b, handlers: 64}},
@@ -147,7 +148,7 @@ func percentile(xs []float64, pct float64) float64 {
 	return s[min(max(i, 0), len(s)-1)]
 }
 
-func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, e entry, round int) (*latencyFigures, error) {
+func latencyRound(ctx context.Context, p *childproc.Set, b bins, o *options, sc string, e entry, round int) (*latencyFigures, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.roundTimeout)
 	defer cancel()
 	rec := &receipts{at: map[string]time.Time{}, new: make(chan struct{}, 1)}
@@ -252,7 +253,7 @@ func latencyRound(ctx context.Context, p *procs, b bins, o *options, sc string, 
 
 // waitResults waits until the results stream holds n results.
 func waitResults(ctx context.Context, in *infra, n uint64) error {
-	return waitFor(ctx, time.Minute, "results", nil, func(ctx context.Context) error {
+	return childproc.WaitFor(ctx, time.Minute, "results", nil, func(ctx context.Context) error {
 		got, err := in.streamMsgs(ctx, resultsStream)
 		if err == nil && got < n {
 			err = fmt.Errorf("%d of %d results", got, n)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/salvo-run/salvo/internal/childproc"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -110,8 +112,8 @@ func TestEverySystemFinishesARoundAgainstRealProcesses(t *testing.T) {
 	b := binsIn(dir, redisServer)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	p := &procs{ctx: ctx, logs: &testWriter{t}}
-	defer p.killAll()
+	p := &childproc.Set{Ctx: ctx, Logs: &testWriter{t}}
+	defer p.KillAll()
 
 	const n = 200
 	g := &group{scenario: "test", title: "small", n: n, entries: []entry{
@@ -129,10 +131,7 @@ func TestEverySystemFinishesARoundAgainstRealProcesses(t *testing.T) {
 		for _, part := range []string{"sut", "nats-server", "redis-server", "mockupstream", "loadgen"} {
 			require.Contains(t, f.CPUus, part, e.label)
 		}
-		p.mu.Lock()
-		left := len(p.children)
-		p.mu.Unlock()
-		require.Zero(t, left, "%s: every child process is gone after the round", e.label)
+		require.Zero(t, p.Len(), "%s: every child process is gone after the round", e.label)
 	}
 }
 

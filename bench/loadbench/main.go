@@ -33,6 +33,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/salvo-run/salvo/internal/childproc"
 )
 
 func main() {
@@ -137,8 +139,8 @@ func run(args []string, stdout io.Writer) error {
 	defer stop()
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	p := &procs{ctx: ctx, logs: logs}
-	defer p.killAll()
+	p := &childproc.Set{Ctx: ctx, Logs: logs}
+	defer p.KillAll()
 
 	var raw struct {
 		Rounds  []*figures        `json:"rounds"`

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/salvo-run/salvo/internal/childproc"
 )
 
 // entry is one column of a scenario: a system under test against a mock
@@ -60,7 +62,7 @@ func (f *figures) cpuTotal() float64 {
 }
 
 // measure runs one round of one entry on fresh backing processes.
-func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int, timeout time.Duration) (*figures, error) {
+func measure(ctx context.Context, p *childproc.Set, b bins, g *group, e entry, round int, timeout time.Duration) (*figures, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	in, err := startInfra(ctx, p, b, e.mockArgs, "")
@@ -79,17 +81,17 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 	if err != nil {
 		return nil, err
 	}
-	named := map[string][]*child{"sut": sut, "nats-server": {in.nats}, "redis-server": {in.redis}}
+	named := map[string][]*childproc.Child{"sut": sut, "nats-server": {in.nats}, "redis-server": {in.redis}}
 	if in.mock != nil {
-		named["mockupstream"] = []*child{in.mock}
+		named["mockupstream"] = []*childproc.Child{in.mock}
 	}
 	snapshot := func() (map[string]time.Duration, error) {
 		m := map[string]time.Duration{}
 		for name, cs := range named {
 			for _, c := range cs {
-				d, err := cpuTime(c.pid())
+				d, err := cpuTime(c.PID())
 				if err != nil {
-					return nil, fmt.Errorf("%s: %w", c.name, err)
+					return nil, fmt.Errorf("%s: %w", c.Name, err)
 				}
 				m[name] += d
 			}
@@ -126,7 +128,7 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 			break
 		}
 		for _, s := range sut {
-			if gone, err := s.exited(); gone {
+			if gone, err := s.Exited(); gone {
 				return nil, err
 			}
 		}
@@ -146,7 +148,7 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 		f.CPUus[name] = float64((d - cpu0[name]).Microseconds()) / float64(f.Measured)
 	}
 	for _, c := range sut {
-		kib, err := peakRSSKiB(c.pid())
+		kib, err := peakRSSKiB(c.PID())
 		if err != nil {
 			return nil, err
 		}
@@ -170,11 +172,11 @@ func measure(ctx context.Context, p *procs, b bins, g *group, e entry, round int
 
 // startSUT starts the system under test; stop kills its processes, also
 // those a failed start left behind.
-func startSUT(ctx context.Context, p *procs, sys system, in *infra) (sut []*child, stop func(), err error) {
+func startSUT(ctx context.Context, p *childproc.Set, sys system, in *infra) (sut []*childproc.Child, stop func(), err error) {
 	sut, err = sys.start(ctx, in)
 	return sut, func() {
 		for _, c := range sut {
-			p.kill(c)
+			p.Kill(c)
 		}
 	}, err
 }

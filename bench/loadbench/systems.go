@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/salvo-run/salvo/internal/childproc"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 )
 
@@ -37,7 +37,7 @@ type system interface {
 	// load queues n requests (ahead of start).
 	load(ctx context.Context, in *infra, n int) error
 	// start starts the process(es) under test and waits until they are ready.
-	start(ctx context.Context, in *infra) ([]*child, error)
+	start(ctx context.Context, in *infra) ([]*childproc.Child, error)
 	// completed counts the requests finished so far.
 	completed(ctx context.Context, in *infra) (uint64, error)
 	// verify checks the end state after n requests finished.
@@ -75,7 +75,7 @@ func (s *salvo) args(in *infra, httpPort int) []string {
 }
 
 func (s *salvo) prepare(ctx context.Context, in *infra) error {
-	return in.p.run(ctx, "worker -apply-streams", nil, s.b.worker, append(s.args(in, 0), "-apply-streams")...)
+	return in.p.Run(ctx, "worker -apply-streams", nil, s.b.worker, append(s.args(in, 0), "-apply-streams")...)
 }
 
 func (s *salvo) load(ctx context.Context, in *infra, n int) error {
@@ -85,11 +85,11 @@ func (s *salvo) load(ctx context.Context, in *infra, n int) error {
 	return publishRequests(ctx, in, n, "r")
 }
 
-func (s *salvo) start(ctx context.Context, in *infra) ([]*child, error) {
-	var cs []*child
+func (s *salvo) start(ctx context.Context, in *infra) ([]*childproc.Child, error) {
+	var cs []*childproc.Child
 	s.ports = nil
 	for i := range max(s.workers, 1) {
-		port, err := freePort()
+		port, err := childproc.FreePort()
 		if err != nil {
 			return cs, err
 		}
@@ -98,14 +98,14 @@ func (s *salvo) start(ctx context.Context, in *infra) ([]*child, error) {
 		if s.h2c {
 			env = append(env, "SALVO_UPSTREAM_DEFAULT_H2C=true")
 		}
-		c, err := in.p.start("worker-"+strconv.Itoa(i), env, s.b.worker, s.args(in, port)...)
+		c, err := in.p.Start("worker-"+strconv.Itoa(i), env, s.b.worker, s.args(in, port)...)
 		if err != nil {
 			return cs, err
 		}
 		cs = append(cs, c)
 		url := "http://127.0.0.1:" + strconv.Itoa(port) + "/readyz"
-		if err := waitFor(ctx, 30*time.Second, "worker ready", c, func(ctx context.Context) error {
-			return httpOK(ctx, url)
+		if err := childproc.WaitFor(ctx, 30*time.Second, "worker ready", c, func(ctx context.Context) error {
+			return childproc.HTTPOK(ctx, url)
 		}); err != nil {
 			return cs, err
 		}
@@ -133,20 +133,20 @@ func (p *pipeline) args(in *infra) []string {
 }
 
 func (p *pipeline) prepare(ctx context.Context, in *infra) error {
-	return in.p.run(ctx, "pipeline -setup", nil, p.b.pipeline, append(p.args(in), "-setup")...)
+	return in.p.Run(ctx, "pipeline -setup", nil, p.b.pipeline, append(p.args(in), "-setup")...)
 }
 
 func (p *pipeline) load(ctx context.Context, in *infra, n int) error {
 	return publishRequests(ctx, in, n, "r")
 }
 
-func (p *pipeline) start(ctx context.Context, in *infra) ([]*child, error) {
-	c, err := in.p.start("pipeline", nil, p.b.pipeline, p.args(in)...)
+func (p *pipeline) start(ctx context.Context, in *infra) ([]*childproc.Child, error) {
+	c, err := in.p.Start("pipeline", nil, p.b.pipeline, p.args(in)...)
 	if err != nil {
 		return nil, err
 	}
 	// Ready once its durable consumer exists.
-	return []*child{c}, waitFor(ctx, 30*time.Second, "pipeline ready", c, func(ctx context.Context) error {
+	return []*childproc.Child{c}, childproc.WaitFor(ctx, 30*time.Second, "pipeline ready", c, func(ctx context.Context) error {
 		_, err := in.js.Consumer(ctx, requestsStream, "pipeline")
 		return err
 	})
@@ -171,14 +171,14 @@ func (a *asynqBase) name() string { return "asynq" }
 func (a *asynqBase) prepare(context.Context, *infra) error { return nil }
 
 func (a *asynqBase) load(ctx context.Context, in *infra, n int) error {
-	return in.p.run(ctx, "asynqbase -enqueue", nil, a.b.asynqbase,
+	return in.p.Run(ctx, "asynqbase -enqueue", nil, a.b.asynqbase,
 		"-enqueue", "-n", strconv.Itoa(n), "-redis-addr", in.redisAddr, "-model", benchModel)
 }
 
-func (a *asynqBase) start(ctx context.Context, in *infra) ([]*child, error) {
-	c, err := in.p.start("asynqbase", nil, a.b.asynqbase,
+func (a *asynqBase) start(ctx context.Context, in *infra) ([]*childproc.Child, error) {
+	c, err := in.p.Start("asynqbase", nil, a.b.asynqbase,
 		"-redis-addr", in.redisAddr, "-upstream-url", in.mockURL, "-concurrency", strconv.Itoa(a.concurrency))
-	return []*child{c}, err
+	return []*childproc.Child{c}, err
 }
 
 func (a *asynqBase) completed(ctx context.Context, in *infra) (uint64, error) {
@@ -207,7 +207,7 @@ func (a *asynqBase) verify(ctx context.Context, in *infra, n int) error {
 // verifyStreams checks exactly n results and, within 10 s (acks trail the
 // results), an empty request stream.
 func verifyStreams(ctx context.Context, in *infra, n int) error {
-	return waitFor(ctx, 10*time.Second, "end state", nil, func(ctx context.Context) error {
+	return childproc.WaitFor(ctx, 10*time.Second, "end state", nil, func(ctx context.Context) error {
 		res, err := in.streamMsgs(ctx, resultsStream)
 		if err != nil {
 			return err
@@ -294,22 +294,6 @@ func publishBodies(ctx context.Context, in *infra, n int, idPrefix string, body 
 	}
 	if got != uint64(n) {
 		return fmt.Errorf("publish: %s holds %d messages, want %d", requestsStream, got, n)
-	}
-	return nil
-}
-
-func httpOK(ctx context.Context, url string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
 	}
 	return nil
 }

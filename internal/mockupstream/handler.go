@@ -16,6 +16,9 @@ const (
 	PathChatCompletions = "/v1/chat/completions"
 	PathCompletions     = "/v1/completions"
 	PathEmbeddings      = "/v1/embeddings"
+	// PathCallLog answers GET with the calls received and answered per
+	// request id (CallLog), as JSON.
+	PathCallLog = "/mock/calls"
 )
 
 // apiRequest is what the mock reads from a request body.
@@ -45,6 +48,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/mock/stats":
 		s.serveStats(w)
+		return
+	case PathCallLog:
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.CallLog())
 		return
 	case PathChatCompletions, PathCompletions, PathEmbeddings:
 	default:
@@ -121,6 +128,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, status, errorType(status), fmt.Sprintf("mock: scripted status %d for %s", status, requestID))
 		return
 	}
+	s.answer(requestID)
 	c := completion{id: requestID, model: req.Model, created: s.opts.Clock().Unix(),
 		words: sc.ReplyWords, promptBytes: req.promptBytes()}
 	if c.words <= 0 {

@@ -2,11 +2,13 @@ package mockupstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,6 +40,7 @@ type Server struct {
 	handlers   sync.WaitGroup
 	rnd        *rand.Rand
 	calls      map[string]int
+	answered   map[string]int // calls answered 200, per request id
 	modelCalls map[string]int
 	scripts    map[string]Script
 	concurrent map[string]int
@@ -80,6 +83,7 @@ func New(opts Options) (*Server, error) {
 		closing:    make(chan struct{}),
 		rnd:        rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x5bd1e995)),
 		calls:      map[string]int{},
+		answered:   map[string]int{},
 		modelCalls: map[string]int{},
 		scripts:    map[string]Script{},
 		concurrent: map[string]int{},
@@ -147,6 +151,33 @@ func (s *Server) CallsFor(requestID string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.calls[requestID]
+}
+
+// CallCount is what the mock saw of one request id: the calls received and
+// how many of them it answered 200 (the answers a client pays for).
+type CallCount struct {
+	Calls    int `json:"calls"`
+	Answered int `json:"answered"`
+}
+
+// CallLog is the calls received and answered per request id (GET
+// /mock/calls), so a process outside the mock can count them.
+func (s *Server) CallLog() map[string]CallCount {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]CallCount, len(s.calls))
+	for id, n := range s.calls {
+		out[id] = CallCount{Calls: n, Answered: s.answered[id]}
+	}
+	return out
+}
+
+// answer counts a 200 answer to requestID, made when its status line goes
+// out.
+func (s *Server) answer(requestID string) {
+	s.mu.Lock()
+	s.answered[requestID]++
+	s.mu.Unlock()
 }
 
 // CallsForModel is how many calls named model in their body (a call
@@ -271,4 +302,26 @@ func (s *Server) pause(ctx context.Context, d time.Duration) bool {
 	case <-s.closing:
 	}
 	return false
+}
+
+// FetchCallLog reads the call log of the mock serving at baseURL (GET
+// /mock/calls), for a mock running as its own process.
+func FetchCallLog(ctx context.Context, baseURL string) (map[string]CallCount, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(baseURL, "/")+PathCallLog, nil)
+	if err != nil {
+		return nil, fmt.Errorf("mockupstream: call log: %w", err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("mockupstream: call log: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("mockupstream: call log: %s answered %s", baseURL, resp.Status)
+	}
+	var out map[string]CallCount
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("mockupstream: call log: decode: %w", err)
+	}
+	return out, nil
 }

@@ -94,6 +94,12 @@ func TestSequenceAndRetryAfter(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 200, resp.StatusCode)
 	require.Equal(t, 3, s.CallsFor("special"))
+
+	// The call log, read as another process would, tells the calls from
+	// the answers paid for.
+	log, err := FetchCallLog(t.Context(), s.URL())
+	require.NoError(t, err)
+	require.Equal(t, map[string]CallCount{"plain": {Calls: 3, Answered: 1}, "special": {Calls: 3, Answered: 1}}, log)
 }
 
 func TestFailureMixIsSeededAndProportional(t *testing.T) {

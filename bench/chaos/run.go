@@ -1,0 +1,501 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/salvo-run/salvo/internal/invariant"
+	"github.com/salvo-run/salvo/internal/mockupstream"
+	"github.com/salvo-run/salvo/pkg/api"
+	"github.com/salvo-run/salvo/pkg/client"
+	"github.com/salvo-run/salvo/pkg/lifecycle"
+)
+
+// size is the scale of a run: the full `make chaos` or the short CI run.
+type size struct {
+	name        string
+	n           int           // requests of a scenario's main batch
+	concurrency int           // per worker process
+	latency     time.Duration // upstream latency, minimum (the maximum is twice it)
+	kills       int           // worker kills of the kill scenario
+	timeout     time.Duration // one scenario, start to checked
+}
+
+var sizes = map[string]size{
+	"full":  {name: "full", n: 3000, concurrency: 8, latency: 150 * time.Millisecond, kills: 8, timeout: 3 * time.Minute},
+	"short": {name: "short", n: 200, concurrency: 3, latency: 150 * time.Millisecond, kills: 3, timeout: 90 * time.Second},
+}
+
+// scenario is one fault schedule against fresh servers.
+type scenario struct {
+	name  string
+	title string
+	// profile builds the servers' shape for a size.
+	profile func(sz size) profile
+	// setup creates the batches and publishes the requests (default: one
+	// batch of sz.n requests of model).
+	setup func(ctx context.Context, r *run) error
+	// inject runs the faults while the batches run; it returns when its
+	// faults are done (bounded in count and time).
+	inject func(ctx context.Context, r *run) error
+	// verify adds the scenario's own checks after the invariant check
+	// (nil: none).
+	verify func(ctx context.Context, r *run) error
+	// batchMayVanish: the scenario wipes Redis, so the batch API may stop
+	// knowing a batch (see allEnded).
+	batchMayVanish bool
+	// expect judges the invariant report when the scenario loses state on
+	// purpose (nil: the report must be clean).
+	expect func(r *run, rep *invariant.Report) error
+}
+
+// fault is one injected fault: when it began, when it was undone (equal
+// for an instant fault such as a SIGKILL) and the upstream calls in flight
+// when it hit.
+type fault struct {
+	Kind     string    `json:"kind"`
+	At       time.Time `json:"at"`
+	Restored time.Time `json:"restored"`
+	InFlight int       `json:"in_flight"`
+}
+
+// run is one scenario's run: its env, what it published and what it did.
+type run struct {
+	e     *env
+	sc    *scenario
+	sz    size
+	rnd   *rand.Rand
+	start time.Time
+
+	// failoverAt is when the Sentinel scenarios killed the primary.
+	failoverAt time.Time
+	settling   sync.WaitGroup // window faults still counting their exposed calls
+
+	mu        sync.Mutex
+	cancelled map[string]bool // requests cancelled through the API
+	batches   []string
+	reqs      []invariant.Request
+	faults    []fault
+	notes     []string
+	failures  []string
+	ended     time.Time
+}
+
+// newBatch creates batch id over the API with n requests of model, window
+// long, and returns its requests (not yet published).
+func (r *run) newBatch(ctx context.Context, id, mdl string, n int, window string) ([]*lifecycle.Request, error) {
+	if err := r.createBatch(ctx, id, n, window); err != nil {
+		return nil, err
+	}
+	reqs := makeRequests(id, mdl, n)
+	r.expect(id, reqs)
+	return reqs, nil
+}
+
+// createBatch creates batch id over the API, sealed at total requests.
+func (r *run) createBatch(ctx context.Context, id string, total int, window string) error {
+	if _, err := r.e.api.CreateBatch(ctx, api.CreateParams{ID: id, CompletionWindow: window,
+		Endpoint: "/v1/chat/completions", Total: int64(total)}); err != nil {
+		return fmt.Errorf("create batch %s: %w", id, err)
+	}
+	return nil
+}
+
+// makeRequests are n requests of batch id for model, named <id>-r00000….
+func makeRequests(id, mdl string, n int) []*lifecycle.Request {
+	reqs := make([]*lifecycle.Request, n)
+	for i := range reqs {
+		reqs[i] = &lifecycle.Request{
+			V: lifecycle.WireVersion, ID: fmt.Sprintf("%s-r%05d", id, i), BatchID: id,
+			CustomID: fmt.Sprintf("task-%d", i), Model: mdl, Method: "POST", URL: "/v1/chat/completions",
+			Body: fmt.Appendf(nil, `{"model":%q,"messages":[{"role":"user","content":"question %d"}]}`, mdl, i),
+		}
+	}
+	return reqs
+}
+
+// expect adds a batch and its requests to what the checker expects to end.
+func (r *run) expect(batch string, reqs []*lifecycle.Request) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !slices.Contains(r.batches, batch) {
+		r.batches = append(r.batches, batch)
+	}
+	for _, q := range reqs {
+		r.reqs = append(r.reqs, invariant.Request{ID: q.ID, BatchID: q.BatchID})
+	}
+}
+
+// publish publishes reqs through the queue's publisher (Nats-Msg-Id = the
+// request id).
+func (r *run) publish(ctx context.Context, reqs []*lifecycle.Request) error {
+	p := r.e.q.NewPublisher()
+	for _, q := range reqs {
+		if err := p.Publish(ctx, q); err != nil {
+			return fmt.Errorf("publish %s: %w", q.ID, err)
+		}
+	}
+	return p.Flush(ctx)
+}
+
+// defaultSetup is one batch of sz.n requests.
+func defaultSetup(ctx context.Context, r *run) error {
+	reqs, err := r.newBatch(ctx, r.sc.name, model, r.sz.n, "1h")
+	if err != nil {
+		return err
+	}
+	return r.publish(ctx, reqs)
+}
+
+// inFlight is the number of upstream calls being served now.
+func (r *run) inFlight() int { return r.e.mock.Concurrent(model) + r.e.mock.Concurrent(fastModel) }
+
+// addFault records a fault that began at at and was undone now.
+func (r *run) addFault(kind string, at time.Time, inFlight int) {
+	r.mu.Lock()
+	r.faults = append(r.faults, fault{Kind: kind, At: at, Restored: time.Now(), InFlight: inFlight})
+	r.mu.Unlock()
+	r.e.log.Info().Str("scenario", r.sc.name).Str("fault", kind).Int("in_flight", inFlight).
+		Str("since_start", time.Since(r.start).Round(time.Millisecond).String()).Int("results", r.e.res.total()).Msg("fault")
+}
+
+// window runs a fault that lasts d: on() now, off() after d, and records
+// it with the calls it exposed — those in flight when it began plus those
+// the upstream received until settle after it ended (a call delayed by the
+// fault can reach the upstream after its caller gave up and retried).
+func (r *run) window(ctx context.Context, kind string, d, settle time.Duration, on, off func()) error {
+	at, calls0, inFlight := time.Now(), r.e.mock.Calls(), r.inFlight()
+	on()
+	err := pause(ctx, d)
+	off()
+	if err != nil {
+		return err
+	}
+	restored := time.Now()
+	r.mu.Lock()
+	i := len(r.faults)
+	r.faults = append(r.faults, fault{Kind: kind, At: at, Restored: restored, InFlight: inFlight})
+	r.mu.Unlock()
+	r.e.log.Info().Str("scenario", r.sc.name).Str("fault", kind).Int("in_flight", inFlight).
+		Str("since_start", time.Since(r.start).Round(time.Millisecond).String()).Int("results", r.e.res.total()).Msg("fault")
+	// The exposed calls are counted settle later, while the run goes on;
+	// execute waits for the count before it judges.
+	r.settling.Go(func() {
+		t := time.NewTimer(settle)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		r.mu.Lock()
+		r.faults[i].InFlight = inFlight + int(r.e.mock.Calls()-calls0)
+		r.mu.Unlock()
+	})
+	return nil
+}
+
+// restartNode kills n and starts it again after down, recorded as kind.
+func (r *run) restartNode(ctx context.Context, kind string, n *node, down time.Duration, ready func(context.Context) error) error {
+	at, inFlight := time.Now(), r.inFlight()
+	if err := r.e.restart(ctx, n, down, ready); err != nil {
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	r.addFault(kind, at, inFlight)
+	return nil
+}
+
+func (r *run) markCancelled(id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cancelled == nil {
+		r.cancelled = map[string]bool{}
+	}
+	r.cancelled[id] = true
+}
+
+func (r *run) isCancelled(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cancelled[id]
+}
+
+// outcomeCounts counts the expected requests by the first result seen
+// ("completed", "failed malformed_message", …).
+func (r *run) outcomeCounts() map[string]int {
+	out := map[string]int{}
+	for _, q := range r.reqs {
+		os := r.e.res.outcomes(q.ID)
+		if len(os) == 0 {
+			out["none"]++
+			continue
+		}
+		key := os[0].State
+		if os[0].Code != "" {
+			key += " " + os[0].Code
+		}
+		out[key]++
+	}
+	return out
+}
+
+// killWorker SIGKILLs worker i and starts a new one in its place.
+func (r *run) killWorker(ctx context.Context, i int) error {
+	at, inFlight := time.Now(), r.inFlight()
+	r.e.mu.Lock()
+	w := r.e.workers[i]
+	r.e.mu.Unlock()
+	r.e.p.Kill(w.c)
+	if _, err := r.e.startWorker(ctx, i); err != nil {
+		return fmt.Errorf("restart worker %d: %w", i, err)
+	}
+	r.addFault("kill worker", at, inFlight)
+	return nil
+}
+
+// note adds a line to the scenario's figures.
+func (r *run) note(format string, args ...any) {
+	r.mu.Lock()
+	r.notes = append(r.notes, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// fail records a failed scenario check.
+func (r *run) fail(format string, args ...any) {
+	r.mu.Lock()
+	r.failures = append(r.failures, fmt.Sprintf(format, args...))
+	r.mu.Unlock()
+}
+
+// waitResults waits until share of the published requests have a result
+// (seen live), bounded by the scenario's timeout.
+func (r *run) waitResults(ctx context.Context, share float64) error {
+	want := int(share * float64(len(r.reqs)))
+	return waitUntil(ctx, r.sz.timeout, fmt.Sprintf("%d results", want), func(context.Context) bool {
+		return r.e.res.total() >= want
+	})
+}
+
+// unanswered is the number of expected requests without a result seen.
+func (r *run) unanswered() int {
+	r.mu.Lock()
+	reqs := append([]invariant.Request(nil), r.reqs...)
+	r.mu.Unlock()
+	n := 0
+	for _, q := range reqs {
+		if len(r.e.res.outcomes(q.ID)) == 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// allEnded reports whether every batch of the run is final (per the batch
+// API).
+func (r *run) allEnded(ctx context.Context) bool {
+	r.mu.Lock()
+	batches := append([]string(nil), r.batches...)
+	r.mu.Unlock()
+	// A short bound per call: a request sent while NATS is away may never
+	// be answered.
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	for _, id := range batches {
+		b, err := r.e.api.Batch(ctx, id)
+		if client.IsCode(err, api.CodeNotFound) {
+			// Only a scenario that wipes Redis may lose a batch; it has
+			// ended once every request of it has a result.
+			if r.sc.batchMayVanish && r.unanswered() == 0 {
+				continue
+			}
+			return false
+		}
+		if err != nil {
+			r.e.log.Debug().Err(err).Str("batch", id).Msg("batch.get")
+			return false
+		}
+		if !lifecycle.BatchStatus(b.Status).Terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+// batchStates describes every batch as the API reports it, for a failure message.
+func (r *run) batchStates(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var parts []string
+	for _, id := range r.batches {
+		b, err := r.e.api.Batch(ctx, id)
+		if err != nil {
+			parts = append(parts, fmt.Sprintf("%s: %v", id, err))
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: %s %+v %+v", id, b.Status, b.RequestCounts, b.Salvo))
+	}
+	return fmt.Sprintf("%d results seen; %s", r.e.res.total(), strings.Join(parts, "; "))
+}
+
+// execute runs the scenario on fresh servers: setup, faults while the
+// batches run, wait for every batch to end, then the invariant check.
+func (sc *scenario) execute(ctx context.Context, b bins, p procSet, sz size, seed uint64) (*figures, error) {
+	ctx, cancel := context.WithTimeout(ctx, sz.timeout)
+	defer cancel()
+	prof := profile{}
+	if sc.profile != nil {
+		prof = sc.profile(sz)
+	}
+	if prof.mock.Script.Latency == nil {
+		prof.mock.Script.Latency = &mockupstream.Latency{Min: sz.latency, Max: 2 * sz.latency}
+	}
+	if prof.mock.Seed == 0 {
+		prof.mock.Seed = seed
+	}
+	begun := time.Now()
+	e, err := startEnv(ctx, b, p.set, sz, prof, p.log)
+	if err != nil {
+		return nil, fmt.Errorf("%s: start: %w", sc.name, err)
+	}
+	defer e.stop()
+	r := &run{e: e, sc: sc, sz: sz, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b9)), start: time.Now()}
+	setup := sc.setup
+	if setup == nil {
+		setup = defaultSetup
+	}
+	if err := setup(ctx, r); err != nil {
+		return nil, fmt.Errorf("%s: setup: %w", sc.name, err)
+	}
+	injected := make(chan error, 1)
+	injectCtx, stopInject := context.WithCancel(ctx)
+	defer stopInject()
+	go func() {
+		if sc.inject == nil {
+			injected <- nil
+			return
+		}
+		injected <- sc.inject(injectCtx, r)
+	}()
+	// Every batch ends, and every fault is done, within the timeout.
+	if err := waitUntil(ctx, sz.timeout, "every batch ended", func(ctx context.Context) bool {
+		return r.allEnded(ctx)
+	}); err != nil {
+		return nil, fmt.Errorf("%s: %w (%s)", sc.name, err, r.batchStates(context.WithoutCancel(ctx)))
+	}
+	r.ended = time.Now()
+	if err := <-injected; err != nil {
+		return nil, fmt.Errorf("%s: inject: %w", sc.name, err)
+	}
+	r.settling.Wait()
+	if err := e.workersAlive(); err != nil {
+		r.fail("a worker exited on its own: %v", err)
+	}
+	calls, err := invariant.FetchCalls(ctx, e.mock.URL())
+	if err != nil {
+		return nil, fmt.Errorf("%s: upstream calls: %w", sc.name, err)
+	}
+	rep, err := r.check(ctx, calls)
+	if err != nil {
+		return nil, fmt.Errorf("%s: check: %w", sc.name, err)
+	}
+	if sc.verify != nil {
+		if err := sc.verify(ctx, r); err != nil {
+			r.fail("%v", err)
+		}
+	}
+	f := r.figures(rep, time.Since(begun))
+	if sc.expect != nil {
+		if err := sc.expect(r, rep); err != nil {
+			r.fail("%v", err)
+		}
+		f.Expected = true
+	} else if err := rep.Err(); err != nil {
+		r.fail("invariant: %v", err)
+	}
+	if bound := f.inFlightBound(); rep.DuplicateCalls > bound {
+		r.fail("%d duplicate upstream calls, more than the %d calls in flight at the faults", rep.DuplicateCalls, bound)
+	}
+	f.Failures = r.failures
+	f.Notes = r.notes
+	f.Pass = len(r.failures) == 0
+	return f, nil
+}
+
+// check runs the invariant checker once JetStream answers on the
+// harness's connection (after a node restart its API may be away for a
+// moment); a read that still fails is tried again, three times at most.
+func (r *run) check(ctx context.Context, calls map[string]invariant.Calls) (*invariant.Report, error) {
+	if err := waitUntil(ctx, 30*time.Second, "JetStream answers", func(ctx context.Context) bool {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		s, err := r.e.js.Stream(ctx, r.e.q.ResultsStream())
+		return err == nil && s != nil
+	}); err != nil {
+		return nil, err
+	}
+	var err error
+	for range 3 {
+		var rep *invariant.Report
+		rep, err = invariant.Check(ctx, invariant.Input{NATS: r.e.nc, Redis: r.e.rdb, Prefix: prefix,
+			Requests: r.reqs, Batches: r.batches, Calls: calls})
+		if err == nil {
+			return rep, nil
+		}
+		r.e.log.Warn().Err(err).Str("scenario", r.sc.name).Msg("invariant check could not read; again in 2s")
+		if perr := pause(ctx, 2*time.Second); perr != nil {
+			return nil, perr
+		}
+	}
+	return nil, err
+}
+
+// waitUntil polls cond every 100 ms until it holds, ctx ends or timeout passes.
+func waitUntil(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tk := time.NewTicker(100 * time.Millisecond)
+	defer tk.Stop()
+	for {
+		if cond(ctx) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
+		case <-tk.C:
+		}
+	}
+}
+
+// every runs f at most count times, interval apart, until ctx ends or
+// stop reports true; f's errors end it.
+func every(ctx context.Context, interval time.Duration, count int, stop func() bool, f func(i int) error) error {
+	for i := range count {
+		if err := pause(ctx, interval); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if stop() {
+			return nil
+		}
+		if err := f(i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinLines formats violations for a failure line.
+func joinLines(vs []string, n int) string {
+	if len(vs) > n {
+		return strings.Join(vs[:n], "; ") + fmt.Sprintf("; … %d more", len(vs)-n)
+	}
+	return strings.Join(vs, "; ")
+}
