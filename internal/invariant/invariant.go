@@ -197,21 +197,36 @@ func Check(ctx context.Context, in Input) (*Report, error) {
 		rec, err := store.Request(ctx, ref)
 		switch {
 		case errors.Is(err, state.ErrNotFound):
+			// Its lines and calls are still counted: a request whose
+			// record is gone can still have been published twice.
 			r.violate("lost", "%s: no record in Redis", q.ID)
 			r.Lost++
+			r.checkLines(q, "", st.lines[q.ID])
+			r.countCalls(q, "", in.Calls)
 			continue
 		case err != nil:
 			return nil, fmt.Errorf("invariant: %w", err)
 		}
 		records[ref] = rec.State
 		r.States[rec.State]++
-		r.checkRequest(q, rec.State, st.lines[q.ID], in.Calls)
+		if !rec.State.Terminal() {
+			r.violate("stranded", "%s: recorded %s", q.ID, rec.State)
+			r.Stranded++
+		}
+		r.checkLines(q, rec.State, st.lines[q.ID])
+		r.countCalls(q, rec.State, in.Calls)
 	}
 	for id, ls := range st.lines {
-		if !known[id] {
-			r.Foreign += len(ls)
-		} else {
+		switch {
+		case known[id]:
 			r.ResultMessages += len(ls)
+		case strings.HasSuffix(id, lifecycle.CopySuffix) && known[strings.TrimSuffix(id, lifecycle.CopySuffix)]:
+			// A racing copy publishes its original's line, never one of
+			// its own.
+			r.violate("doubled", "%s: a racing copy published a line under its own id", id)
+			r.Doubled++
+		default:
+			r.Foreign += len(ls)
 		}
 	}
 
@@ -234,52 +249,58 @@ func Check(ctx context.Context, in Input) (*Report, error) {
 	return r, nil
 }
 
-// checkRequest checks one request's record, result lines and calls.
-func (r *Report) checkRequest(q Request, recorded lifecycle.State, ls []line, calls map[string]Calls) {
-	if !recorded.Terminal() {
-		r.violate("stranded", "%s: recorded %s", q.ID, recorded)
-		r.Stranded++
-	}
-	var plain, fromCopy []line
-	for _, l := range ls {
+// checkLines checks one request's result lines against its recorded
+// state ("" when the record is gone: only the count is checked). A request
+// has one line of its own stating its recorded state, with one exception
+// (docs/PROTOCOL.md section 12): an original its racing copy beat is
+// recorded superseded and has the copy's completed line (escalation_id
+// set), after its own failed line if that was published first.
+func (r *Report) checkLines(q Request, recorded lifecycle.State, ls []line) {
+	var own, fromCopy []int // indexes into ls, in stream order
+	for i, l := range ls {
 		if l.EscalationID != "" {
-			fromCopy = append(fromCopy, l)
+			fromCopy = append(fromCopy, i)
 		} else {
-			plain = append(plain, l)
+			own = append(own, i)
 		}
 	}
 	switch {
+	case len(own) > 1 || len(fromCopy) > 1:
+		r.violate("doubled", "%s: %d result messages (%s)", q.ID, len(ls), statesOf(ls))
+		r.Doubled++
+	case recorded == "":
+		// The record is gone: nothing to compare the line with.
 	case len(ls) == 0:
 		if recorded.Terminal() {
 			r.violate("lost", "%s: recorded %s, no result message", q.ID, recorded)
 			r.Lost++
 		}
-	case len(plain) > 1 || len(fromCopy) > 1:
-		r.violate("doubled", "%s: %d result messages (%s)", q.ID, len(ls), statesOf(ls))
-		r.Doubled++
-	case len(plain) == 1 && len(fromCopy) == 1 &&
-		(plain[0].State == lifecycle.StateCompleted || fromCopy[0].State != lifecycle.StateCompleted):
-		// Only a copy's completed line may follow a published failure.
-		r.violate("doubled", "%s: a line and a racing copy's line that does not overturn it (%s)", q.ID, statesOf(ls))
-		r.Doubled++
-	default:
-		last := ls[0]
-		for _, l := range ls[1:] {
-			if lifecycle.ReplacesLine(&lifecycle.Result{State: last.State}, &lifecycle.Result{State: l.State}) {
-				last = l
-			}
-		}
-		want := recorded
-		if recorded == lifecycle.StateSuperseded {
-			// The original lost its race: the copy's completed line
-			// stands for it.
-			want = lifecycle.StateCompleted
-		}
-		if recorded.Terminal() && last.State != want {
-			r.violate("mismatched", "%s: recorded %s, result line says %s", q.ID, recorded, last.State)
+	case recorded == lifecycle.StateSuperseded:
+		switch {
+		case len(fromCopy) == 0:
+			r.violate("mismatched", "%s: recorded superseded, no line from its racing copy (%s)", q.ID, statesOf(ls))
 			r.Mismatched++
+		case ls[fromCopy[0]].State != lifecycle.StateCompleted:
+			r.violate("mismatched", "%s: recorded superseded, its copy's line says %s", q.ID, ls[fromCopy[0]].State)
+			r.Mismatched++
+		case len(own) == 1 && (ls[own[0]].State != lifecycle.StateFailed || own[0] > fromCopy[0]):
+			// Only a published failure may precede the copy's line.
+			r.violate("doubled", "%s: its own line and its copy's line, not a failure overturned (%s)", q.ID, statesOf(ls))
+			r.Doubled++
 		}
+	case len(fromCopy) > 0:
+		r.violate("doubled", "%s: recorded %s, with a line from a racing copy (%s)", q.ID, recorded, statesOf(ls))
+		r.Doubled++
+	case recorded.Terminal() && ls[own[0]].State != recorded:
+		r.violate("mismatched", "%s: recorded %s, result line says %s", q.ID, recorded, ls[own[0]].State)
+		r.Mismatched++
 	}
+}
+
+// countCalls adds the upstream's calls for a request and its racing copy,
+// and checks that a completed request was answered ("" when the record is
+// gone: counted only).
+func (r *Report) countCalls(q Request, recorded lifecycle.State, calls map[string]Calls) {
 	if calls == nil {
 		return
 	}

@@ -149,7 +149,7 @@ func TestCheckPassesACleanRunAndFailsOnEachPlantedFault(t *testing.T) {
 		r.publish(t, r.resultSubject(), "planted-copy", map[string]any{"v": 1, "id": "r-04", "state": "completed", "escalation_id": "r-04~esc"})
 		rep := r.check(t)
 		require.Equal(t, 2, rep.Doubled, rep.Summary())
-		require.ErrorContains(t, rep.Err(), "doubled: r-04: a line and a racing copy's line")
+		require.ErrorContains(t, rep.Err(), "doubled: r-04: recorded completed, with a line from a racing copy")
 	})
 
 	t.Run("counter skew", func(t *testing.T) {
@@ -203,6 +203,58 @@ func TestCheckPassesACleanRunAndFailsOnEachPlantedFault(t *testing.T) {
 		require.Equal(t, 2, rep.Lost, rep.Summary())
 		require.ErrorContains(t, rep.Err(), "lost: r-12: no record in Redis")
 		require.NoError(t, r.redis.Client.Rename(ctx, r.key("req:elsewhere"), r.key("req:r-12")).Err())
+	})
+
+	t.Run("escalation lines", func(t *testing.T) {
+		// Only one pair of lines is allowed: the original's published
+		// failure, then its racing copy's completed line, the record
+		// superseded. Each other combination is planted on its own id.
+		s, err := r.js.Stream(ctx, strings.ToUpper(r.in.Prefix)+"_RESULTS")
+		require.NoError(t, err)
+		line := func(id, st, copyID string) map[string]any {
+			l := map[string]any{"v": 1, "id": id, "state": st}
+			if copyID != "" {
+				l["escalation_id"] = copyID
+			}
+			return l
+		}
+		replace := func(id string, recorded lifecycle.State, lines ...map[string]any) {
+			require.NoError(t, s.DeleteMsg(ctx, seqOf(t, s, r.resultSubject(), id)))
+			for i, l := range lines {
+				r.publish(t, r.resultSubject(), fmt.Sprintf("planted-%s-%d", id, i), l)
+			}
+			require.NoError(t, r.redis.Client.HSet(ctx, r.key("req:"+id), "state", string(recorded)).Err())
+		}
+		replace("r-30", lifecycle.StateSuperseded, line("r-30", "failed", ""), line("r-30", "completed", "r-30~esc"))
+		replace("r-31", lifecycle.StateSuperseded, line("r-31", "completed", "r-31~esc"), line("r-31", "failed", ""))
+		replace("r-32", lifecycle.StateSuperseded, line("r-32", "canceled", ""), line("r-32", "completed", "r-32~esc"))
+		require.NoError(t, r.redis.Client.HSet(ctx, r.key("req:r-33"), "state", "superseded").Err())
+		replace("r-34", lifecycle.StateCompleted, line("r-34", "failed", ""), line("r-34", "completed", "r-34~esc"))
+		replace("r-35", lifecycle.StateSuperseded, line("r-35", "completed", "r-35~esc"))
+		r.publish(t, r.resultSubject(), "planted-own-id", line("r-36~esc", "completed", ""))
+		rep := r.check(t)
+		violations := strings.Join(rep.Violations, "\n")
+		for _, ok := range []string{"r-30:", "r-35:"} {
+			require.NotContains(t, violations, ok, "an overturned failure, or the copy's line alone, is allowed")
+		}
+		for _, want := range []string{
+			"doubled: r-31: its own line and its copy's line, not a failure overturned (completed from r-31~esc, failed)",
+			"doubled: r-32: its own line and its copy's line, not a failure overturned (canceled, completed from r-32~esc)",
+			"mismatched: r-33: recorded superseded, no line from its racing copy (completed)",
+			"doubled: r-34: recorded completed, with a line from a racing copy (failed, completed from r-34~esc)",
+			"doubled: r-36~esc: a racing copy published a line under its own id",
+		} {
+			require.Contains(t, violations, want)
+		}
+	})
+
+	t.Run("doubled lines of a request whose record is gone", func(t *testing.T) {
+		require.NoError(t, r.redis.Client.Rename(ctx, r.key("req:r-37"), r.key("req:gone")).Err())
+		r.publish(t, r.resultSubject(), "planted-r-37", map[string]any{"v": 1, "id": "r-37", "state": "completed"})
+		rep := r.check(t)
+		violations := strings.Join(rep.Violations, "\n")
+		require.Contains(t, violations, "lost: r-37: no record in Redis")
+		require.Contains(t, violations, "doubled: r-37: 2 result messages (completed, completed)")
 	})
 
 	t.Run("batch that never ended", func(t *testing.T) {
