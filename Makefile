@@ -233,11 +233,11 @@ chaos-build: ## Build nats-server, the worker and the chaos suite into ./bin.
 
 .PHONY: chaos
 chaos: chaos-build ## The reliability suite: every fault scenario at full size, invariants checked after each.
-	bin/chaos -bin bin -size full -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
+	bin/chaos -bin bin -size full -timeout 10m -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
 
 .PHONY: chaos-short
 chaos-short: chaos-build ## The reliability suite at a few hundred requests per scenario (CI, about two minutes).
-	bin/chaos -bin bin -size short -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
+	bin/chaos -bin bin -size short -timeout 4m -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
 
 .PHONY: demo
 demo: ## The one-command demo: embedded NATS, Redis, worker, mock upstream and producer; output in out/.

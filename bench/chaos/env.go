@@ -546,6 +546,18 @@ func (e *env) startWorker(ctx context.Context, i int) (*node, error) {
 	return n, nil
 }
 
+// slots is the fleet's concurrency: the workers times each one's
+// concurrency, the most upstream calls the fleet runs at once.
+func (e *env) slots() int {
+	conc := e.prof.concurrency
+	if conc == 0 {
+		conc = e.sz.concurrency
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.workers) * conc
+}
+
 // workersAlive returns an error naming any worker that exited on its own.
 func (e *env) workersAlive() error {
 	e.mu.Lock()

@@ -14,6 +14,7 @@ import (
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/lifecycle"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // badInput is one message of the bad-inputs scenario that has an id in its
@@ -38,9 +39,18 @@ func badInputs() *scenario {
 	var bads []badInput
 	var published time.Time
 	return &scenario{
-		name:    "bad-inputs",
-		profile: func(size) profile { return profile{dupWindow: shortWindow} },
-		title:   "duplicates inside and beyond the window, malformed messages, unknown models, oversize bodies, bad subjects, forged control events",
+		name: "bad-inputs",
+		// At short size the workers run at two thirds of their
+		// concurrency, so the batch still runs when the duplicates beyond
+		// the window are published.
+		profile: func(sz size) profile {
+			p := profile{dupWindow: shortWindow}
+			if sz.runtime(sz.n, 3) < 2*shortWindow {
+				p.concurrency = max(1, 2*sz.concurrency/3)
+			}
+			return p
+		},
+		title: "duplicates inside and beyond the window, malformed messages, unknown models, oversize bodies, bad subjects, forged control events",
 		setup: func(ctx context.Context, r *run) error {
 			good = makeRequests(inputsBatch, model, r.sz.n)
 			bads = r.badMessages(good[0])
@@ -93,17 +103,18 @@ func badInputs() *scenario {
 			}
 			// Beyond the duplicate window, the stream no longer drops a
 			// repeat: only the workers' records can.
-			if err := pause(ctx, time.Until(published.Add(r.e.dupWindow()+time.Second))); err != nil {
+			if err := pause(ctx, time.Until(published.Add(r.e.dupWindow()+500*time.Millisecond))); err != nil {
 				return err
 			}
 			late := good[len(good)/5 : 2*len(good)/5]
 			at := time.Now()
+			running := r.unanswered() > 0
 			if err := r.publish(ctx, late); err != nil {
 				return err
 			}
 			r.addFault("duplicate publish beyond the window", at, 0)
-			r.note("%d duplicates published %s after the first copies (window %s)", len(late),
-				at.Sub(published).Round(100*time.Millisecond), r.e.dupWindow())
+			r.note("%d duplicates published %s after the first copies (window %s), the batch still running: %t", len(late),
+				at.Sub(published).Round(100*time.Millisecond), r.e.dupWindow(), running)
 			// Every message of the batch, duplicates and junk included,
 			// leaves REQUESTS: nothing blocks the stream.
 			return waitUntil(ctx, r.sz.timeout, "REQUESTS drained of the batch", func(ctx context.Context) bool {
@@ -111,10 +122,30 @@ func badInputs() *scenario {
 				return err == nil && n == 0
 			})
 		},
-		verify: func(_ context.Context, r *run) error {
+		minFaults: func(size) map[string]int {
+			return map[string]int{"duplicate publish inside": 1, "forged control events": 1, "duplicate publish beyond": 1}
+		},
+		verify: func(ctx context.Context, r *run) error {
 			var problems []string
 			noted := map[string]bool{}
+			store, err := state.New(r.e.rdb, state.Config{Prefix: prefix})
+			if err != nil {
+				return err
+			}
+			recorded := 0
 			for _, b := range bads {
+				// The record, where the message had an id to record it
+				// under, must hold the same reason as the result line.
+				rec, err := store.Request(ctx, lifecycle.Ref{ID: b.id, BatchID: inputsBatch})
+				switch {
+				case errors.Is(err, state.ErrNotFound):
+				case err != nil:
+					return fmt.Errorf("read the record of %s: %w", b.id, err)
+				case rec.State != lifecycle.StateFailed || rec.Failure == nil || string(rec.Failure.Code) != b.wantCode || rec.Failure.Message == "":
+					problems = append(problems, fmt.Sprintf("%s (%s): recorded %s %+v, want failed %s with a message", b.id, b.kind, rec.State, rec.Failure, b.wantCode))
+				default:
+					recorded++
+				}
 				os := r.e.res.outcomes(b.id)
 				switch {
 				case len(os) == 0:
@@ -133,6 +164,7 @@ func badInputs() *scenario {
 						q.ID, os[0].State, os[0].Code))
 				}
 			}
+			r.note("%d of the %d bad messages with an id have a record, each failed with the code of its result line", recorded, len(bads))
 			unnamed := r.e.res.withPrefix(lifecycle.MalformedIDPrefix)
 			if len(unnamed) < 2 {
 				problems = append(problems, fmt.Sprintf("%d results for the 2 messages without an id", len(unnamed)))

@@ -58,7 +58,7 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 		mdOut     = fs.String("markdown", "bin/chaos.md", "write the figures table here")
 		logOut    = fs.String("log", "bin/chaos.log", "the child processes' output")
 		textOut   = fs.String("text", "bin/chaos.txt", "a copy of what is printed")
-		totalTime = fs.Duration("timeout", 15*time.Minute, "bound of the whole run")
+		totalTime = fs.Duration("timeout", 10*time.Minute, "bound of the whole run; the run fails when it is exceeded")
 		window    = fs.Duration("duplicate-window", 0, "the streams' duplicate window in every scenario (default 30s; bad-inputs 5s)")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -122,6 +122,9 @@ func runMain(args []string, stdout, stderr io.Writer) error {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		failed = append(failed, fmt.Sprintf("-timeout %s exceeded after %d of %d scenarios", *totalTime, len(all), len(scs)))
 	}
 	fmt.Fprintf(stdout, "\n%d scenarios in %s, %d failed\n\n", len(all), time.Since(began).Round(time.Second), len(failed))
 	var md strings.Builder

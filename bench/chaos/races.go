@@ -95,6 +95,7 @@ func cancelExpiry() *scenario {
 			r.addFault("cancel batch", at, 0)
 			return <-done
 		},
+		minFaults: func(size) map[string]int { return map[string]int{"cancel request": 1, "cancel batch": 1} },
 		verify: func(_ context.Context, r *run) error {
 			counts := r.outcomeCounts()
 			r.note("outcomes: %v", counts)
@@ -115,7 +116,7 @@ func cancelExpiry() *scenario {
 func escalationRace() *scenario {
 	return &scenario{
 		name:  "escalation-race",
-		title: "every request races an escalated copy; 2 worker SIGKILLs during the race",
+		title: "every request races an escalated copy; 2 worker SIGKILLs during the race (at 20 % and 50 % of the results)",
 		profile: func(sz size) profile {
 			slow := sz.latency * 3
 			return profile{
@@ -134,13 +135,9 @@ func escalationRace() *scenario {
 			return r.publish(ctx, reqs)
 		},
 		inject: func(ctx context.Context, r *run) error {
-			if err := r.waitResults(ctx, 0.2); err != nil {
-				return err
-			}
-			return every(ctx, 2*time.Second, 2, func() bool { return r.allEnded(ctx) }, func(int) error {
-				return r.killWorker(ctx, r.rnd.IntN(len(r.e.workers)))
-			})
+			return r.killAt(ctx, []float64{0.2, 0.5})
 		},
+		minFaults: func(size) map[string]int { return map[string]int{"kill worker": 2} },
 		verify: func(_ context.Context, r *run) error {
 			counts := r.outcomeCounts()
 			r.note("outcomes: %v", counts)

@@ -53,16 +53,30 @@ type scenario struct {
 	// expect judges the invariant report when the scenario loses state on
 	// purpose (nil: the report must be clean).
 	expect func(r *run, rep *invariant.Report) error
+	// minFaults is how many faults of each kind (the start of the fault's
+	// kind) the scenario must have injected, or it did not test what it
+	// claims (nil: at least one fault of any kind when it injects any).
+	minFaults func(sz size) map[string]int
 }
 
 // fault is one injected fault: when it began, when it was undone (equal
-// for an instant fault such as a SIGKILL) and the upstream calls in flight
-// when it hit.
+// for an instant fault such as a SIGKILL), the upstream calls in flight
+// when it hit and the calls it may run a second time (its share of the
+// duplicate-call bound).
 type fault struct {
 	Kind     string    `json:"kind"`
 	At       time.Time `json:"at"`
 	Restored time.Time `json:"restored"`
 	InFlight int       `json:"in_flight"`
+	Exposed  int       `json:"exposed_calls"`
+	// Recovery is from the fault's end until every request started and
+	// unanswered when it began had a result (0: none was); Unseen counts
+	// those whose result the harness did not see live.
+	Recovery time.Duration `json:"recovery_ns"`
+	Unseen   int           `json:"unseen,omitempty"`
+	// pending are the requests started (the upstream saw a call) and
+	// without a result when the fault began.
+	pending []string
 }
 
 // run is one scenario's run: its env, what it published and what it did.
@@ -75,7 +89,6 @@ type run struct {
 
 	// failoverAt is when the Sentinel scenarios killed the primary.
 	failoverAt time.Time
-	settling   sync.WaitGroup // window faults still counting their exposed calls
 
 	mu        sync.Mutex
 	cancelled map[string]bool // requests cancelled through the API
@@ -156,57 +169,63 @@ func defaultSetup(ctx context.Context, r *run) error {
 // inFlight is the number of upstream calls being served now.
 func (r *run) inFlight() int { return r.e.mock.Concurrent(model) + r.e.mock.Concurrent(fastModel) }
 
-// addFault records a fault that began at at and was undone now.
-func (r *run) addFault(kind string, at time.Time, inFlight int) {
+// started are the expected requests the upstream has seen a call for and
+// that have no result yet: the work a fault starting now can cut.
+func (r *run) started() []string {
 	r.mu.Lock()
-	r.faults = append(r.faults, fault{Kind: kind, At: at, Restored: time.Now(), InFlight: inFlight})
+	reqs := append([]invariant.Request(nil), r.reqs...)
 	r.mu.Unlock()
-	r.e.log.Info().Str("scenario", r.sc.name).Str("fault", kind).Int("in_flight", inFlight).
+	var out []string
+	for _, q := range reqs {
+		if r.e.mock.CallsFor(q.ID) > 0 && len(r.e.res.outcomes(q.ID)) == 0 {
+			out = append(out, q.ID)
+		}
+	}
+	return out
+}
+
+// addFault records a fault that began at at, was undone now and may run
+// again each of the inFlight calls; the requests it can have cut are those
+// started and unanswered now.
+func (r *run) addFault(kind string, at time.Time, inFlight int) {
+	r.record(fault{Kind: kind, At: at, Restored: time.Now(), InFlight: inFlight, Exposed: inFlight, pending: r.started()})
+}
+
+// record adds ft to the run's faults and logs it.
+func (r *run) record(ft fault) {
+	r.mu.Lock()
+	r.faults = append(r.faults, ft)
+	r.mu.Unlock()
+	r.e.log.Info().Str("scenario", r.sc.name).Str("fault", ft.Kind).Int("in_flight", ft.InFlight).
 		Str("since_start", time.Since(r.start).Round(time.Millisecond).String()).Int("results", r.e.res.total()).Msg("fault")
 }
 
-// window runs a fault that lasts d: on() now, off() after d, and records
-// it with the calls it exposed — those in flight when it began plus those
-// the upstream received until settle after it ended (a call delayed by the
-// fault can reach the upstream after its caller gave up and retried).
-func (r *run) window(ctx context.Context, kind string, d, settle time.Duration, on, off func()) error {
-	at, calls0, inFlight := time.Now(), r.e.mock.Calls(), r.inFlight()
+// window runs a fault that lasts d: on() now, off() after d. The calls it
+// may run again are those in flight when it began plus one per worker
+// slot of the fleet: while it lasts a slot's call can time out (a stall
+// past the first-byte timeout) or its lease end (a cut or slowed Redis or
+// NATS) and be run again, and a slot starts at most one more call before
+// its claims or timeouts stall too.
+func (r *run) window(ctx context.Context, kind string, d time.Duration, on, off func()) error {
+	at, inFlight, pending := time.Now(), r.inFlight(), r.started()
 	on()
 	err := pause(ctx, d)
 	off()
 	if err != nil {
 		return err
 	}
-	restored := time.Now()
-	r.mu.Lock()
-	i := len(r.faults)
-	r.faults = append(r.faults, fault{Kind: kind, At: at, Restored: restored, InFlight: inFlight})
-	r.mu.Unlock()
-	r.e.log.Info().Str("scenario", r.sc.name).Str("fault", kind).Int("in_flight", inFlight).
-		Str("since_start", time.Since(r.start).Round(time.Millisecond).String()).Int("results", r.e.res.total()).Msg("fault")
-	// The exposed calls are counted settle later, while the run goes on;
-	// execute waits for the count before it judges.
-	r.settling.Go(func() {
-		t := time.NewTimer(settle)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-		}
-		r.mu.Lock()
-		r.faults[i].InFlight = inFlight + int(r.e.mock.Calls()-calls0)
-		r.mu.Unlock()
-	})
+	r.record(fault{Kind: kind, At: at, Restored: time.Now(), InFlight: inFlight,
+		Exposed: inFlight + r.e.slots(), pending: pending})
 	return nil
 }
 
 // restartNode kills n and starts it again after down, recorded as kind.
 func (r *run) restartNode(ctx context.Context, kind string, n *node, down time.Duration, ready func(context.Context) error) error {
-	at, inFlight := time.Now(), r.inFlight()
+	at, inFlight, pending := time.Now(), r.inFlight(), r.started()
 	if err := r.e.restart(ctx, n, down, ready); err != nil {
 		return fmt.Errorf("%s: %w", kind, err)
 	}
-	r.addFault(kind, at, inFlight)
+	r.record(fault{Kind: kind, At: at, Restored: time.Now(), InFlight: inFlight, Exposed: inFlight, pending: pending})
 	return nil
 }
 
@@ -244,18 +263,47 @@ func (r *run) outcomeCounts() map[string]int {
 	return out
 }
 
-// killWorker SIGKILLs worker i and starts a new one in its place.
-func (r *run) killWorker(ctx context.Context, i int) error {
-	at, inFlight := time.Now(), r.inFlight()
+// killWorker SIGKILLs a random worker and starts a new one in its place.
+// The calls it may run again are bounded fleet-wide (the calls in flight
+// on every worker): a worker does not report its own in-flight count.
+func (r *run) killWorker(ctx context.Context) error {
+	at, inFlight, pending := time.Now(), r.inFlight(), r.started()
 	r.e.mu.Lock()
+	i := r.rnd.IntN(len(r.e.workers))
 	w := r.e.workers[i]
 	r.e.mu.Unlock()
 	r.e.p.Kill(w.c)
 	if _, err := r.e.startWorker(ctx, i); err != nil {
 		return fmt.Errorf("restart worker %d: %w", i, err)
 	}
-	r.addFault("kill worker", at, inFlight)
+	r.record(fault{Kind: "kill worker", At: at, Restored: time.Now(), InFlight: inFlight, Exposed: inFlight, pending: pending})
 	return nil
+}
+
+// killAt kills a random worker at each share of the results, so the kills
+// land while the batch runs whatever its size.
+func (r *run) killAt(ctx context.Context, shares []float64) error {
+	for _, share := range shares {
+		if err := r.waitResults(ctx, share); err != nil {
+			return err
+		}
+		if err := r.killWorker(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// spread is n shares evenly from first to last.
+func spread(n int, first, last float64) []float64 {
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = first
+		if n > 1 {
+			out[i] += (last - first) * float64(i) / float64(n-1)
+		}
+	}
+	return out
 }
 
 // note adds a line to the scenario's figures.
@@ -272,13 +320,35 @@ func (r *run) fail(format string, args ...any) {
 	r.mu.Unlock()
 }
 
+// errBatchesEnded: the batches ended before a fault's trigger came; the
+// faults still to come are not injected (and the scenario fails when it
+// misses its minimum, see scenario.minFaults).
+var errBatchesEnded = errors.New("every batch ended first")
+
 // waitResults waits until share of the published requests have a result
-// (seen live), bounded by the scenario's timeout.
+// (seen live), bounded by the scenario's timeout. The live count can miss
+// results (a core subscription across a NATS restart), so it gives up with
+// errBatchesEnded once every batch has ended (asked once a second).
 func (r *run) waitResults(ctx context.Context, share float64) error {
+	r.mu.Lock()
 	want := int(share * float64(len(r.reqs)))
-	return waitUntil(ctx, r.sz.timeout, fmt.Sprintf("%d results", want), func(context.Context) bool {
-		return r.e.res.total() >= want
+	r.mu.Unlock()
+	var asked time.Time
+	ended := false
+	err := waitUntil(ctx, r.sz.timeout, fmt.Sprintf("%d results", want), func(ctx context.Context) bool {
+		if r.e.res.total() >= want {
+			return true
+		}
+		if time.Since(asked) >= time.Second {
+			asked = time.Now()
+			ended = r.allEnded(ctx)
+		}
+		return ended
 	})
+	if err == nil && ended {
+		return fmt.Errorf("waiting for %d results (%.0f %%), %d seen: %w", want, 100*share, r.e.res.total(), errBatchesEnded)
+	}
+	return err
 }
 
 // unanswered is the number of expected requests without a result seen.
@@ -388,10 +458,12 @@ func (sc *scenario) execute(ctx context.Context, b bins, p procSet, sz size, see
 		return nil, fmt.Errorf("%s: %w (%s)", sc.name, err, r.batchStates(context.WithoutCancel(ctx)))
 	}
 	r.ended = time.Now()
-	if err := <-injected; err != nil {
+	if err := <-injected; errors.Is(err, errBatchesEnded) {
+		r.note("faults stopped: %v", err)
+	} else if err != nil {
 		return nil, fmt.Errorf("%s: inject: %w", sc.name, err)
 	}
-	r.settling.Wait()
+	r.checkFaults()
 	if err := e.workersAlive(); err != nil {
 		r.fail("a worker exited on its own: %v", err)
 	}
@@ -418,12 +490,45 @@ func (sc *scenario) execute(ctx context.Context, b bins, p procSet, sz size, see
 		r.fail("invariant: %v", err)
 	}
 	if bound := f.inFlightBound(); rep.DuplicateCalls > bound {
-		r.fail("%d duplicate upstream calls, more than the %d calls in flight at the faults", rep.DuplicateCalls, bound)
+		r.fail("%d duplicate upstream calls, more than the %d calls the faults exposed", rep.DuplicateCalls, bound)
 	}
 	f.Failures = r.failures
 	f.Notes = r.notes
 	f.Pass = len(r.failures) == 0
 	return f, nil
+}
+
+// checkFaults fails the run when it injected fewer faults than the
+// scenario must: a run whose batches ended before its faults came tested
+// nothing.
+func (r *run) checkFaults() {
+	if r.sc.inject == nil {
+		return
+	}
+	if r.sc.minFaults == nil {
+		if len(r.faults) == 0 {
+			r.fail("no fault was injected before the batches ended")
+		}
+		return
+	}
+	want := r.sc.minFaults(r.sz)
+	kinds := make([]string, 0, len(want))
+	for k := range want {
+		kinds = append(kinds, k)
+	}
+	slices.Sort(kinds)
+	for _, k := range kinds {
+		n := 0
+		for _, ft := range r.faults {
+			if strings.HasPrefix(ft.Kind, k) {
+				n++
+			}
+		}
+		if n < want[k] {
+			r.fail("%d of the %d planned faults %q were injected before the batches ended: the scenario did not test what it claims",
+				n, want[k], k)
+		}
+	}
 }
 
 // check runs the invariant checker once JetStream answers on the

@@ -21,25 +21,28 @@ func scenarios() []*scenario {
 		cancelExpiry(),
 		escalationRace(),
 		badInputs(),
-		natsClusterNode(),
-		sentinelFailover("sentinel-failover", 0),
-		sentinelFailover("sentinel-failover-lagging", time.Second),
+		needs(natsClusterNode(), map[string]int{"kill nats-": 2}),
+		needs(sentinelFailover("sentinel-failover", 0), map[string]int{"SIGKILL the Redis primary": 1}),
+		needs(sentinelFailover("sentinel-failover-lagging", time.Second), map[string]int{"SIGKILL the Redis primary": 1}),
 	}
 }
 
-// killWorkers: SIGKILL a random worker every two seconds, restarting it at once.
+// needs sets the faults sc must inject, whatever the size.
+func needs(sc *scenario, kinds map[string]int) *scenario {
+	sc.minFaults = func(size) map[string]int { return kinds }
+	return sc
+}
+
+// killWorkers: SIGKILL a random worker at even steps of the results,
+// from 10 % to 80 %, restarting it at once.
 func killWorkers() *scenario {
 	return &scenario{
 		name:  "kill-workers",
-		title: "SIGKILL a random worker every 2 s, restarted at once",
+		title: "SIGKILL a random worker at even steps from 10 % to 80 % of the results, restarted at once",
 		inject: func(ctx context.Context, r *run) error {
-			if err := r.waitResults(ctx, 0.1); err != nil {
-				return err
-			}
-			return every(ctx, 2*time.Second, r.sz.kills, func() bool { return r.allEnded(ctx) }, func(int) error {
-				return r.killWorker(ctx, r.rnd.IntN(len(r.e.workers)))
-			})
+			return r.killAt(ctx, spread(r.sz.kills, 0.1, 0.8))
 		},
+		minFaults: func(sz size) map[string]int { return map[string]int{"kill worker": sz.kills} },
 	}
 }
 
@@ -83,14 +86,28 @@ func upstreamFaults() *scenario {
 			return r.publish(ctx, reqs)
 		},
 		inject: func(ctx context.Context, r *run) error {
-			up := r.e.upProx
-			return runSteps(ctx, r, 0.15, time.Second, 4*time.Second, []step{
-				{"cut upstream connections 1s", time.Second, func() { up.setCut(true) }, func() { up.setCut(false) }},
-				{"stall upstream 4s for 3s (first-byte timeout 3s)", 3 * time.Second, func() { up.setDelay(4 * time.Second) }, func() { up.setDelay(0) }},
-				{"cut upstream connections 1s", time.Second, func() { up.setCut(true) }, func() { up.setCut(false) }},
-			})
+			return runSteps(ctx, r, 0.15, time.Second, upstreamSteps(r.e.upProx))
 		},
+		minFaults: func(size) map[string]int { return stepCounts(upstreamSteps(nil)) },
 	}
+}
+
+// upstreamSteps are upstream-faults' window faults through the proxy up.
+func upstreamSteps(up *proxy) []step {
+	return []step{
+		{"cut upstream connections 1s", time.Second, func() { up.setCut(true) }, func() { up.setCut(false) }},
+		{"stall upstream 4s for 3s (first-byte timeout 3s)", 3 * time.Second, func() { up.setDelay(4 * time.Second) }, func() { up.setDelay(0) }},
+		{"cut upstream connections 1s", time.Second, func() { up.setCut(true) }, func() { up.setCut(false) }},
+	}
+}
+
+// stepCounts is how many faults of each kind steps inject.
+func stepCounts(steps []step) map[string]int {
+	out := map[string]int{}
+	for _, s := range steps {
+		out[s.kind]++
+	}
+	return out
 }
 
 // step is one window fault of a schedule.
@@ -101,9 +118,9 @@ type step struct {
 }
 
 // runSteps waits until share of the results are in, then runs the steps
-// one after another, gap apart, each settle long in its exposure count;
-// it stops early once every batch ended.
-func runSteps(ctx context.Context, r *run, share float64, gap, settle time.Duration, steps []step) error {
+// one after another, gap apart; it stops early (errBatchesEnded) once
+// every batch ended.
+func runSteps(ctx context.Context, r *run, share float64, gap time.Duration, steps []step) error {
 	if err := r.waitResults(ctx, share); err != nil {
 		return err
 	}
@@ -114,10 +131,9 @@ func runSteps(ctx context.Context, r *run, share float64, gap, settle time.Durat
 			}
 		}
 		if r.allEnded(ctx) {
-			r.note("the batch ended before %d of the %d faults", len(steps)-i, len(steps))
-			return nil
+			return fmt.Errorf("%d of the %d faults not run: %w", len(steps)-i, len(steps), errBatchesEnded)
 		}
-		if err := r.window(ctx, s.kind, s.d, settle, s.on, s.off); err != nil {
+		if err := r.window(ctx, s.kind, s.d, s.on, s.off); err != nil {
 			return err
 		}
 	}
@@ -154,6 +170,12 @@ func redisRestart(name string, mode redisMode) *scenario {
 			return nil
 		},
 		expect: expect,
+		minFaults: func(size) map[string]int {
+			if mode == redisVolatile {
+				return map[string]int{"restart redis-server": 1}
+			}
+			return map[string]int{"restart redis-server": 2}
+		},
 	}
 }
 
@@ -175,6 +197,7 @@ func natsRestart() *scenario {
 			}
 			return nil
 		},
+		minFaults: func(size) map[string]int { return map[string]int{"restart nats-server": 2} },
 	}
 }
 
@@ -188,13 +211,19 @@ func networkFaults() *scenario {
 		title:   "cut the workers' Redis and NATS connections 3 s; 3 s latency spikes (lease 2 s)",
 		profile: func(size) profile { return profile{proxies: true} },
 		inject: func(ctx context.Context, r *run) error {
-			rp, np := r.e.redisProx, r.e.natsProx
-			return runSteps(ctx, r, 0.1, time.Second, 3*time.Second, []step{
-				{"cut Redis 3s", 3 * time.Second, func() { rp.setCut(true) }, func() { rp.setCut(false) }},
-				{"cut NATS 3s", 3 * time.Second, func() { np.setCut(true) }, func() { np.setCut(false) }},
-				{"Redis latency 3s for 4s", 4 * time.Second, func() { rp.setDelay(3 * time.Second) }, func() { rp.setDelay(0) }},
-				{"NATS latency 3s for 4s", 4 * time.Second, func() { np.setDelay(3 * time.Second) }, func() { np.setDelay(0) }},
-			})
+			return runSteps(ctx, r, 0.1, time.Second, networkSteps(r.e.redisProx, r.e.natsProx))
 		},
+		minFaults: func(size) map[string]int { return stepCounts(networkSteps(nil, nil)) },
+	}
+}
+
+// networkSteps are network-faults' window faults through the Redis proxy
+// rp and the NATS proxy np.
+func networkSteps(rp, np *proxy) []step {
+	return []step{
+		{"cut Redis 3s", 3 * time.Second, func() { rp.setCut(true) }, func() { rp.setCut(false) }},
+		{"cut NATS 3s", 3 * time.Second, func() { np.setCut(true) }, func() { np.setCut(false) }},
+		{"Redis latency 3s for 4s", 4 * time.Second, func() { rp.setDelay(3 * time.Second) }, func() { rp.setDelay(0) }},
+		{"NATS latency 3s for 4s", 4 * time.Second, func() { np.setDelay(3 * time.Second) }, func() { np.setDelay(0) }},
 	}
 }

@@ -75,18 +75,6 @@ func (w *resultWatch) total() int {
 	return len(w.times)
 }
 
-// firstAfter is the arrival of the first result after t.
-func (w *resultWatch) firstAfter(t time.Time) (time.Time, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	for _, at := range w.times {
-		if at.After(t) {
-			return at, true
-		}
-	}
-	return time.Time{}, false
-}
-
 // outcomes are the result messages seen for id.
 func (w *resultWatch) outcomes(id string) []outcome {
 	w.mu.Lock()
