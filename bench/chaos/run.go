@@ -204,8 +204,9 @@ func (r *run) record(ft fault) {
 // may run again are those in flight when it began plus one per worker
 // slot of the fleet: while it lasts a slot's call can time out (a stall
 // past the first-byte timeout) or its lease end (a cut or slowed Redis or
-// NATS) and be run again, and a slot starts at most one more call before
-// its claims or timeouts stall too.
+// NATS) and be run again. That assumes a slot starts at most one more
+// call before its claims or timeouts stall too: an argued bound, not a
+// proven one (docs/RELIABILITY.md says so).
 func (r *run) window(ctx context.Context, kind string, d time.Duration, on, off func()) error {
 	at, inFlight, pending := time.Now(), r.inFlight(), r.started()
 	on()
