@@ -22,8 +22,9 @@ func scenarios() []*scenario {
 		escalationRace(),
 		badInputs(),
 		natsClusterNode(),
-		sentinelFailover("sentinel-failover", 0),
-		sentinelFailover("sentinel-failover-lagging", time.Second),
+		sentinelFailover("sentinel-failover", 0, false),
+		sentinelFailover("sentinel-failover-lagging", time.Second, false),
+		sentinelFailover("sentinel-failover-lagging-wait", time.Second, true),
 	}
 }
 

@@ -51,6 +51,7 @@ type options struct {
 	user, userPassword string
 	tls                *testtls.Files
 	cluster            bool
+	replicaOf          int // the primary's port (NewReplica)
 }
 
 // Option changes the redis-server New starts. A server with options is
@@ -154,6 +155,15 @@ func (o options) args(dir string, port int, t testing.TB) []string {
 		if o.tls != nil {
 			// Announce the TLS port in CLUSTER SLOTS (the plain one is 0).
 			args = append(args, "--tls-cluster", "yes")
+		}
+	}
+	if o.replicaOf != 0 {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(o.replicaOf))
+		switch {
+		case o.user != "":
+			args = append(args, "--masteruser", o.user, "--masterauth", o.userPassword)
+		case o.password != "":
+			args = append(args, "--masterauth", o.password)
 		}
 	}
 	return args
