@@ -75,7 +75,7 @@ func sentinelFailover(name string, lag time.Duration, wait bool) *scenario {
 	prof := func(sz size) profile {
 		p := profile{redis: redisSentinel, replicaLag: lag}
 		if wait {
-			p.waitReplicas, p.waitTimeout, p.concurrency = 1, 3*lag, waitConcurrency(sz)
+			p.waitReplicas, p.waitTimeout, p.concurrency = 1, 5*lag, waitConcurrency(sz)
 		}
 		return p
 	}
@@ -86,7 +86,7 @@ func sentinelFailover(name string, lag time.Duration, wait bool) *scenario {
 		// three in a row (claim, finish, publish mark): many requests in
 		// flight per worker keep the batch within the scenario's bound,
 		// and the group commit shares each wait among them.
-		title += fmt.Sprintf("; workers wait for it (wait_replicas 1, wait_timeout %s); the old primary back as its replica", 3*lag)
+		title += fmt.Sprintf("; workers wait for it (wait_replicas 1, wait_timeout %s); the old primary back as its replica", 5*lag)
 		expect = nil
 	}
 	return &scenario{

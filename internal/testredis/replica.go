@@ -2,10 +2,10 @@ package testredis
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // NewReplica starts a redis-server replicating primary (a server New
@@ -33,20 +33,16 @@ func NewReplica(t testing.TB, primary *Server) *Server {
 // primary up and the initial sync done.
 func (s *Server) WaitLinked() {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for ; ; <-poll.C {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.poll("link to its primary", func(ctx context.Context) error {
 		info, err := s.Client.Info(ctx, "replication").Result()
-		cancel()
-		if err == nil && strings.Contains(info, "master_link_status:up") && !strings.Contains(info, "master_sync_in_progress:1") {
-			return
+		switch {
+		case err != nil:
+			return err
+		case !strings.Contains(info, "master_link_status:up") || strings.Contains(info, "master_sync_in_progress:1"):
+			return errors.New("link not up or sync in progress")
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("testredis: replica %s did not link to its primary: %v %q", s.Addr, err, info)
-		}
-	}
+		return nil
+	})
 }
 
 // Pause stops a managed server's process (SIGSTOP): it answers nothing
