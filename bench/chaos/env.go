@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"github.com/salvo-run/salvo/internal/mockupstream"
 	"github.com/salvo-run/salvo/pkg/client"
 	"github.com/salvo-run/salvo/pkg/queue"
+	"github.com/salvo-run/salvo/pkg/state"
 )
 
 // The shortened timings of the chaos workers (as pkg/worker's
@@ -69,6 +71,10 @@ type profile struct {
 	// replicaLag > 0: in Sentinel mode the replica reaches the primary
 	// through a proxy that delays the replication stream this long.
 	replicaLag time.Duration
+	// waitReplicas and waitTimeout are the workers' lease.wait_replicas
+	// and lease.wait_timeout (0: off).
+	waitReplicas int
+	waitTimeout  time.Duration
 	// dupWindow is the streams' duplicate window (0: duplicateWindow).
 	dupWindow time.Duration
 	// upstreamProxy: workers reach the mock upstream through a proxy.
@@ -491,6 +497,8 @@ streams:
 lease:
   ttl: %s
   max_reclaims: %d
+  wait_replicas: %d
+  wait_timeout: %s
 upstream:
   routes:
     %s: {base_url: %s}
@@ -511,7 +519,7 @@ batches:
   finalize_grace: 5s
   event_retry: 3s
 `, natsURL, redisLines, prefix, httpPort, ackWait, e.dupWindow(), replicas, leaseTTL, maxReclaims,
-		model, upstream, fastModel, upstream, conc, heartbeat)
+		e.prof.waitReplicas, cmp.Or(e.prof.waitTimeout, state.WaitTimeoutDefault), model, upstream, fastModel, upstream, conc, heartbeat)
 	b.WriteString(e.prof.extra)
 	return b.String()
 }

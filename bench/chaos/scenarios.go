@@ -22,8 +22,9 @@ func scenarios() []*scenario {
 		escalationRace(),
 		badInputs(),
 		needs(natsClusterNode(), map[string]int{"kill nats-": 2}),
-		needs(sentinelFailover("sentinel-failover", 0), map[string]int{"SIGKILL the Redis primary": 1}),
-		needs(sentinelFailover("sentinel-failover-lagging", time.Second), map[string]int{"SIGKILL the Redis primary": 1}),
+		needs(sentinelFailover("sentinel-failover", 0, false), map[string]int{"SIGKILL the Redis primary": 1}),
+		needs(sentinelFailover("sentinel-failover-lagging", time.Second, false), map[string]int{"SIGKILL the Redis primary": 1}),
+		needs(sentinelFailover("sentinel-failover-lagging-wait", time.Second, true), map[string]int{"SIGKILL the Redis primary": 1}),
 	}
 }
 

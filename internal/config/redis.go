@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -90,8 +91,36 @@ func (s Settings) validateRedis() error {
 		return keyError("redis.cluster", nil, "and redis_master (Sentinel) are two topologies: set one")
 	case s.RedisMaster != "" && len(s.RedisAddrs) == 0:
 		return keyError("redis_master", nil, "needs redis_addrs (the Sentinels)")
+	case s.Lease.WaitReplicas > 0 && s.redisCluster():
+		// WAIT has no key: go-redis splits a pipeline per node and would
+		// send it to any one of them.
+		return keyError("lease.wait_replicas", nil,
+			"%d is not supported with Redis Cluster (redis_addrs without redis_master): WAIT confirms one node's writes; use it with Sentinel or a single primary",
+			s.Lease.WaitReplicas)
 	}
 	return inSection("redis.tls", r.TLS.Validate())
+}
+
+// redisCluster reports whether the settings select a Cluster client: what
+// redis.NewUniversalClient makes of redis_addrs.
+func (s Settings) redisCluster() bool {
+	return len(s.RedisAddrs) > 0 && s.RedisMaster == "" && (s.Redis.Cluster || len(s.RedisAddrs) > 1)
+}
+
+// redisReadTimeout is the client's socket read timeout given the one it
+// would have (0: go-redis's 3 s default, negative: none): that, plus
+// lease.wait_timeout when the store ends its pipelines with WAIT, whose
+// answer comes only after the wait. A pipeline reads under the client's
+// timeout, not its commands' own.
+func (s Settings) redisReadTimeout(base time.Duration) time.Duration {
+	c := s.StateConfig()
+	switch {
+	case c.WaitReplicas == 0 || base < 0:
+		return base
+	case base == 0:
+		base = 3 * time.Second // go-redis's default
+	}
+	return base + c.WaitTimeout
 }
 
 // redisAuth reads the secrets and TLS files. Errors name the key, never
@@ -135,6 +164,7 @@ func (s Settings) redisClient() (redis.UniversalClient, error) {
 	// deadline (OpTimeout); without it go-redis waits for its own socket
 	// timeouts instead.
 	opt.ContextTimeoutEnabled = true
+	opt.ReadTimeout = s.redisReadTimeout(opt.ReadTimeout)
 	if a.username != "" {
 		opt.Username = a.username
 	}
@@ -160,7 +190,7 @@ func (s Settings) redisUniversalOptions() (*redis.UniversalOptions, error) {
 		Addrs: s.RedisAddrs, MasterName: s.RedisMaster, IsClusterMode: s.Redis.Cluster,
 		Username: a.username, Password: a.password.Reveal(),
 		SentinelUsername: a.sentinelUsername, SentinelPassword: a.sentinelPassword.Reveal(),
-		TLSConfig: a.tls, ContextTimeoutEnabled: true,
+		TLSConfig: a.tls, ContextTimeoutEnabled: true, ReadTimeout: s.redisReadTimeout(0),
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
@@ -70,4 +71,38 @@ func TestSingleNodeOptionsFromURLAndKeys(t *testing.T) {
 	require.Equal(t, "pw", o.Password)
 	require.Equal(t, 2, o.DB)
 	require.NotNil(t, o.TLSConfig, "rediss:// is TLS")
+}
+
+// With lease.wait_replicas the clients read a pipeline's answer for
+// lease.wait_timeout longer (it ends with WAIT); Sentinel is accepted and
+// Cluster refused, by redis.cluster or by several addresses.
+func TestWaitReplicasReadTimeoutAndTopology(t *testing.T) {
+	t.Parallel()
+	s := Default()
+	s.Lease.WaitReplicas, s.Lease.WaitTimeout = 1, 2*time.Second
+	s.RedisURL = "redis://127.0.0.1:6390/0?read_timeout=4s"
+	require.NoError(t, s.Validate())
+	c, err := s.redisClient()
+	require.NoError(t, err)
+	defer c.Close()
+	require.Equal(t, 6*time.Second, c.(*redis.Client).Options().ReadTimeout)
+
+	s.RedisAddrs, s.RedisMaster = []string{"127.0.0.1:26379"}, "mymaster"
+	require.NoError(t, s.Validate())
+	o, err := s.redisUniversalOptions()
+	require.NoError(t, err)
+	require.Equal(t, 5*time.Second, o.ReadTimeout, "go-redis's 3s and the wait")
+
+	s.RedisMaster = ""
+	require.NoError(t, s.Validate(), "one address without redis.cluster is a single node")
+	s.Redis.Cluster = true
+	err = s.Validate()
+	require.ErrorContains(t, err, "lease.wait_replicas")
+	require.ErrorContains(t, err, "Cluster")
+
+	s.Lease.WaitReplicas = 0
+	require.NoError(t, s.Validate())
+	o, err = s.redisUniversalOptions()
+	require.NoError(t, err)
+	require.Zero(t, o.ReadTimeout, "without the wait, go-redis's default")
 }

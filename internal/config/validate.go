@@ -38,6 +38,10 @@ func (s Settings) Validate() error {
 	if err := s.StateConfig().Validate(); err != nil {
 		return inSection("lease", err)
 	}
+	if sc, op := s.StateConfig(), s.WorkerConfig().OpTimeout; sc.WaitReplicas > 0 && sc.WaitTimeout >= op {
+		return keyError("lease.wait_timeout", nil,
+			"%s must be below %s, the worker's bound on each Redis call (a write waits for its replicas within it)", sc.WaitTimeout, op)
+	}
 	// Before WithDefaults, which would take a 0 for "unset".
 	if err := s.Worker.Concurrency.Validate(); err != nil {
 		return inSection("", err)

@@ -51,6 +51,7 @@ type options struct {
 	user, userPassword string
 	tls                *testtls.Files
 	cluster            bool
+	replicaOf          int // the primary's port (NewReplica)
 }
 
 // Option changes the redis-server New starts. A server with options is
@@ -154,6 +155,15 @@ func (o options) args(dir string, port int, t testing.TB) []string {
 		if o.tls != nil {
 			// Announce the TLS port in CLUSTER SLOTS (the plain one is 0).
 			args = append(args, "--tls-cluster", "yes")
+		}
+	}
+	if o.replicaOf != 0 {
+		args = append(args, "--replicaof", "127.0.0.1", strconv.Itoa(o.replicaOf))
+		switch {
+		case o.user != "":
+			args = append(args, "--masteruser", o.user, "--masterauth", o.userPassword)
+		case o.password != "":
+			args = append(args, "--masterauth", o.password)
 		}
 	}
 	return args
@@ -281,21 +291,31 @@ func mustPath(t testing.TB) string {
 // wait blocks until the server answers PING.
 func (s *Server) wait() {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	poll := time.NewTicker(10 * time.Millisecond)
-	defer poll.Stop()
-	for ; ; <-poll.C {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	s.poll("answer PING", func(ctx context.Context) error {
 		err := s.Client.Ping(ctx).Err()
 		if err == nil && s.opts.cluster {
 			err = s.serveAllSlots(ctx)
 		}
+		return err
+	})
+}
+
+// poll calls ready every 10 ms (each call bounded by 1 s) until it returns
+// nil, and fails the test after 10 s saying the server did not do what.
+func (s *Server) poll(what string, ready func(context.Context) error) {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := ready(ctx)
 		cancel()
 		if err == nil {
 			return
 		}
 		if time.Now().After(deadline) {
-			s.t.Fatalf("testredis: %s did not answer PING: %v", s.Addr, err)
+			s.t.Fatalf("testredis: %s did not %s: %v", s.Addr, what, err)
 		}
 	}
 }

@@ -69,7 +69,7 @@ func (s *Store) CreateBatch(ctx context.Context, b NewBatch) (lifecycle.Batch, b
 	pipe := s.client.Pipeline()
 	pipe.ZAdd(ctx, s.keys.batchesCreated(), redis.Z{Score: float64(toMS(out.CreatedAt)), Member: out.ID})
 	pipe.ZAdd(ctx, s.keys.batchesLive(), redis.Z{Score: float64(toMS(out.ExpiresAt)), Member: out.ID})
-	if _, err := pipe.Exec(ctx); err != nil {
+	if err := s.wait.exec(ctx, pipe); err != nil {
 		return lifecycle.Batch{}, false, opErr("index batch", b.ID, err)
 	}
 	return out, rep.code() == "created", nil

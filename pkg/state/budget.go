@@ -9,7 +9,9 @@ import (
 
 // AdmitBudget reserves a call's cost from a key × model's budgets
 // (lua/budget_admit.lua): one script call, sent in a shared pipeline with
-// the concurrent handlers' calls.
+// the concurrent handlers' calls. Budgets never wait for replicas
+// (lease.wait_replicas): a failover that loses a reservation costs a
+// little over-spending, not a result.
 func (s *Store) AdmitBudget(ctx context.Context, a ratelimit.AdmitArgs) (ratelimit.Admission, error) {
 	args := make([]any, 0, 3+2*ratelimit.NumDims)
 	args = append(args, a.Now.UnixMilli(), max(a.MaxWait.Milliseconds(), 0), max(a.TTL.Milliseconds(), 1))
@@ -19,7 +21,7 @@ func (s *Store) AdmitBudget(ctx context.Context, a ratelimit.AdmitArgs) (ratelim
 	for _, v := range a.Cost {
 		args = append(args, max(v, 0))
 	}
-	r, err := s.run(ctx, scriptBudgetAdmit, []string{s.keys.budget(a.Key)}, args...)
+	r, err := s.runSoft(ctx, scriptBudgetAdmit, []string{s.keys.budget(a.Key)}, args...)
 	if err != nil {
 		return ratelimit.Admission{}, opErr("admit budget", a.Key, err)
 	}
@@ -42,7 +44,7 @@ func (s *Store) SettleBudget(ctx context.Context, a ratelimit.SettleArgs) error 
 	for d := range ratelimit.NumDims {
 		args = append(args, max(a.Limits[d], 0), a.Refund[d], a.Learned[d], a.Remaining[d])
 	}
-	if _, err := s.run(ctx, scriptBudgetSettle, []string{s.keys.budget(a.Key)}, args...); err != nil {
+	if _, err := s.runSoft(ctx, scriptBudgetSettle, []string{s.keys.budget(a.Key)}, args...); err != nil {
 		return opErr("settle budget", a.Key, err)
 	}
 	return nil

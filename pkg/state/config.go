@@ -16,6 +16,7 @@ const (
 	LeaseTTLDefault    = 6 * time.Second
 	RetentionDefault   = 7 * 24 * time.Hour
 	MaxReclaimsDefault = 5
+	WaitTimeoutDefault = time.Second
 )
 
 // Config configures a Store. The zero value plus WithDefaults is valid. The
@@ -36,6 +37,23 @@ type Config struct {
 	// more often ends failed with the code max_deliveries (crash-loop
 	// guard); default 5.
 	MaxReclaims int `yaml:"max_reclaims"`
+	// WaitReplicas makes every state write wait until this many replicas
+	// have it (Redis WAIT) before the write counts as done; default 0
+	// (off). Redis replicates asynchronously: without it, a Sentinel
+	// failover onto a replica that lags loses the primary's last writes,
+	// and a result the worker already published can lose its record (the
+	// request then ends twice). With it, a write the replicas did not
+	// confirm within WaitTimeout fails as "Redis unavailable": the worker
+	// neither publishes nor acks on it, and retries. Each pipeline of
+	// writes costs one more replication round trip. Set it to 1 with
+	// Sentinel and a replica; with no replica every write fails. Not
+	// supported with Redis Cluster.
+	WaitReplicas int `yaml:"wait_replicas"`
+	// WaitTimeout bounds each wait for the replicas (WaitReplicas above
+	// 0); default 1s. A write not confirmed by then fails as "Redis
+	// unavailable". Keep it above the replicas' usual lag and well below
+	// LeaseTTL: a claim's lease runs while it waits.
+	WaitTimeout time.Duration `yaml:"wait_timeout"`
 	// Clock is the time source passed into every script; default time.Now.
 	Clock func() time.Time `yaml:"-"`
 	// Logger receives the store's rare diagnostic events; default disabled.
@@ -55,6 +73,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxReclaims == 0 {
 		c.MaxReclaims = MaxReclaimsDefault
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = WaitTimeoutDefault
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -85,6 +106,10 @@ func (c Config) Validate() error {
 		return bad("retention", "%s must be at least 1ms", c.Retention)
 	case c.MaxReclaims < 0:
 		return bad("max_reclaims", "%d must not be negative", c.MaxReclaims)
+	case c.WaitReplicas < 0:
+		return bad("wait_replicas", "%d must not be negative", c.WaitReplicas)
+	case c.WaitTimeout < time.Millisecond:
+		return bad("wait_timeout", "%s must be at least 1ms", c.WaitTimeout)
 	case c.Clock == nil:
 		return bad("clock", "must not be nil")
 	}

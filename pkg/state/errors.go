@@ -48,7 +48,8 @@ type NotYetError = lifecycle.NotYetError
 
 // interpret translates a go-redis error into the package's vocabulary:
 // redis.Nil becomes ErrNotFound, a canceled context stays itself, a Redis
-// reply error stays wrapped as a Redis error, and everything else
+// reply error stays wrapped as a Redis error, an error that says
+// ErrUnavailable already stays itself, and everything else
 // (connection refused, I/O error, timeouts, a closed pool) wraps
 // ErrUnavailable as well as the cause.
 func interpret(err error) error {
@@ -58,8 +59,8 @@ func interpret(err error) error {
 	if errors.Is(err, redis.Nil) {
 		return ErrNotFound
 	}
-	if errors.Is(err, context.Canceled) {
-		return err
+	if errors.Is(err, context.Canceled) || errors.Is(err, ErrUnavailable) {
+		return err // ErrUnavailable: already said (a WAIT the replicas missed)
 	}
 	var rerr redis.Error
 	if errors.As(err, &rerr) && !isConnReply(err) {

@@ -46,6 +46,7 @@ type groupResult struct {
 // grouper queues script calls and sends them in shared pipelines.
 type grouper struct {
 	client redis.UniversalClient
+	wait   replicaWait   // ends every pipeline (wait.go)
 	slots  chan struct{} // a token per flush in flight
 
 	mu      sync.Mutex
@@ -54,8 +55,8 @@ type grouper struct {
 	pipelines atomic.Int64 // pipelines sent, for tests and metrics
 }
 
-func newGrouper(client redis.UniversalClient) *grouper {
-	return &grouper{client: client, slots: make(chan struct{}, groupFlushes)}
+func newGrouper(client redis.UniversalClient, wait replicaWait) *grouper {
+	return &grouper{client: client, wait: wait, slots: make(chan struct{}, groupFlushes)}
 }
 
 var groupCallPool = sync.Pool{New: func() any { return &groupCall{done: make(chan groupResult, 1)} }}
@@ -164,7 +165,7 @@ func (g *grouper) flushOnce() bool {
 		calls[i] = c.call
 	}
 	g.pipelines.Add(1)
-	for i, cmd := range runPipelined(ctx, g.client, calls) {
+	for i, cmd := range runPipelined(ctx, g.client, g.wait, calls) {
 		v, err := cmd.Result()
 		live[i].done <- groupResult{v: v, err: err}
 	}

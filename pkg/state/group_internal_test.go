@@ -19,7 +19,7 @@ var echo = redis.NewScript(`redis.call('INCR', KEYS[1]) return {KEYS[1], ARGV[1]
 
 func TestGrouperSharesPipelines(t *testing.T) {
 	rd := testredis.New(t)
-	g := newGrouper(rd.Client)
+	g := newGrouper(rd.Client, replicaWait{})
 	ctx := context.Background()
 
 	// Every flush slot taken: the callers queue, and one drive sends them
@@ -67,7 +67,7 @@ func TestGrouperSharesPipelines(t *testing.T) {
 
 func TestGrouperSkipsAbandonedCalls(t *testing.T) {
 	rd := testredis.New(t)
-	g := newGrouper(rd.Client)
+	g := newGrouper(rd.Client, replicaWait{})
 	for range groupFlushes {
 		g.slots <- struct{}{}
 	}
@@ -97,7 +97,7 @@ func TestGrouperSkipsAbandonedCalls(t *testing.T) {
 
 func TestGrouperReloadsFlushedScripts(t *testing.T) {
 	rd := testredis.New(t)
-	g := newGrouper(rd.Client)
+	g := newGrouper(rd.Client, replicaWait{})
 	ctx := context.Background()
 	_, err := g.run(ctx, echo, []string{rd.Prefix + ":a"}, []any{1})
 	require.NoError(t, err)

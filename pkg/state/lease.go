@@ -28,7 +28,11 @@ func (s *Store) Refresh(ctx context.Context, hs []lifecycle.Held) []error {
 			args:   []any{now, h.Lease.Owner, h.Lease.Token, ttl, h.Ref.ID},
 		}
 	}
-	for i, cmd := range runPipelined(ctx, s.client, calls) {
+	// No WAIT: a refresh lost in a failover shortens the lease on the
+	// promoted replica, which costs at most a repeated upstream call (the
+	// fencing token still refuses the old holder's terminal write); a
+	// heartbeat held up by replication would risk the lease itself.
+	for i, cmd := range runPipelined(ctx, s.client, replicaWait{}, calls) {
 		v, err := cmd.Result()
 		if err != nil {
 			errs[i] = fmt.Errorf("state: refresh %s: %w", hs[i].Ref.ID, interpret(err))
@@ -67,7 +71,7 @@ func (s *Store) MarkPublished(ctx context.Context, refs []lifecycle.Ref) ([]life
 	}
 	var final []lifecycle.Batch
 	var first error
-	for i, cmd := range runPipelined(ctx, s.client, calls) {
+	for i, cmd := range runPipelined(ctx, s.client, s.wait, calls) {
 		v, err := cmd.Result()
 		if err == nil {
 			var rep reply

@@ -94,15 +94,27 @@ type scriptCall struct {
 // runPipelined runs calls in one pipeline with EVALSHA and returns one Cmd
 // per call; callers read each Cmd's own error (a transport failure is set on
 // every Cmd). Redis forgets scripts on restart: calls answered NOSCRIPT are
-// loaded and sent once more.
-func runPipelined(ctx context.Context, c redis.UniversalClient, calls []scriptCall) []*redis.Cmd {
+// loaded and sent once more. With wait on, each pipeline ends with WAIT
+// (wait.go), and when the replicas did not confirm it every call it ran
+// gets the wait's error: their writes may be lost in a failover.
+func runPipelined(ctx context.Context, c redis.UniversalClient, wait replicaWait, calls []scriptCall) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(calls))
 	exec := func(idx []int) {
 		pipe := c.Pipeline()
 		for _, i := range idx {
 			cmds[i] = calls[i].script.EvalSha(ctx, pipe, calls[i].keys, calls[i].args...)
 		}
+		waitCmd := wait.add(ctx, pipe)
 		_, _ = pipe.Exec(ctx) // errors are read per Cmd
+		if err := wait.check(waitCmd); err != nil {
+			for _, i := range idx {
+				// A call answered NOSCRIPT wrote nothing and goes again
+				// (with a WAIT of its own); one with an error keeps it.
+				if cmds[i].Err() == nil {
+					cmds[i].SetErr(err)
+				}
+			}
+		}
 	}
 	all := make([]int, len(calls))
 	for i := range calls {

@@ -19,6 +19,11 @@ type Store struct {
 	keys   keys
 	log    zerolog.Logger
 	group  *grouper
+	// soft shares pipelines among the calls whose writes may be lost in
+	// a failover at no cost to the guarantees (rate-limit budgets): it
+	// sends no WAIT. It is group when waiting is off.
+	soft *grouper
+	wait replicaWait
 }
 
 // New returns a Store over client (a single node, Sentinel or Cluster
@@ -31,12 +36,26 @@ func New(client redis.UniversalClient, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if _, ok := client.(*redis.ClusterClient); ok && cfg.WaitReplicas > 0 {
+		// WAIT has no key: a Cluster client would send it to any node,
+		// not to the one that took the pipeline's writes.
+		return nil, fmt.Errorf("%w: %w", ErrInvalidConfig,
+			lifecycle.ConfigErrorf("wait_replicas", "%d is not supported with Redis Cluster (WAIT covers one node's writes)", cfg.WaitReplicas))
+	}
+	wait := replicaWait{replicas: cfg.WaitReplicas, timeout: cfg.WaitTimeout}
+	group := newGrouper(client, wait)
+	soft := group
+	if wait.on() {
+		soft = newGrouper(client, replicaWait{})
+	}
 	return &Store{
 		client: client,
 		cfg:    cfg,
 		keys:   keys{prefix: cfg.Prefix},
 		log:    cfg.Logger.With().Str("component", "state").Logger(),
-		group:  newGrouper(client),
+		group:  group,
+		soft:   soft,
+		wait:   wait,
 	}, nil
 }
 
@@ -51,7 +70,17 @@ func (s *Store) retentionMS() int64 { return s.cfg.Retention.Milliseconds() }
 // restart) and returns its array reply. Concurrent calls share pipelines
 // (group.go).
 func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) (reply, error) {
-	v, err := s.group.run(ctx, sc, keys, args)
+	return s.runIn(ctx, s.group, sc, keys, args)
+}
+
+// runSoft is run for writes a failover may lose without harm (budgets: at
+// worst a little over-spending): it never waits for replicas.
+func (s *Store) runSoft(ctx context.Context, sc *redis.Script, keys []string, args ...any) (reply, error) {
+	return s.runIn(ctx, s.soft, sc, keys, args)
+}
+
+func (s *Store) runIn(ctx context.Context, g *grouper, sc *redis.Script, keys []string, args []any) (reply, error) {
+	v, err := g.run(ctx, sc, keys, args)
 	if err != nil {
 		return nil, interpret(err)
 	}

@@ -105,10 +105,12 @@ func TestModelSlots(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	t.Parallel()
 	for name, c := range map[string]state.Config{
-		"prefix":       {Prefix: "a{b"},
-		"ttl":          {LeaseTTL: -time.Second},
-		"retention":    {Retention: -time.Second},
-		"max_reclaims": {MaxReclaims: -1},
+		"prefix":        {Prefix: "a{b"},
+		"ttl":           {LeaseTTL: -time.Second},
+		"retention":     {Retention: -time.Second},
+		"max_reclaims":  {MaxReclaims: -1},
+		"wait_replicas": {WaitReplicas: -1},
+		"wait_timeout":  {WaitReplicas: 1, WaitTimeout: -time.Second},
 	} {
 		err := c.WithDefaults().Validate()
 		require.ErrorIs(t, err, state.ErrInvalidConfig, name)
