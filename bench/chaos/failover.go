@@ -17,7 +17,16 @@ func natsClusterNode() *scenario {
 	return &scenario{
 		name:    "nats-cluster-node",
 		title:   "3 JetStream nodes, streams R3: SIGKILL one node mid-batch, back after 3 s, twice",
-		profile: func(size) profile { return profile{natsCluster: true} },
+		// At short size the batch would be over before a node restart
+		// (3 s) ends: the workers run slower, so both kills land while it
+		// runs.
+		profile: func(sz size) profile {
+			p := profile{natsCluster: true}
+			if sz.runtime(sz.n, 3) < 4*3*time.Second {
+				p.concurrency = max(1, sz.concurrency/4)
+			}
+			return p
+		},
 		inject: func(ctx context.Context, r *run) error {
 			first := r.rnd.IntN(3)
 			for k, share := range []float64{0.3, 0.65} {
