@@ -236,7 +236,7 @@ chaos: chaos-build ## The reliability suite: every fault scenario at full size, 
 	bin/chaos -bin bin -size full -timeout 10m -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
 
 .PHONY: chaos-short
-chaos-short: chaos-build ## The reliability suite at a few hundred requests per scenario (CI, about two minutes).
+chaos-short: chaos-build ## The reliability suite at a few hundred requests per scenario (CI, about three minutes).
 	bin/chaos -bin bin -size short -timeout 4m -scenarios "$(CHAOS_SCENARIOS)" $(CHAOS_FLAGS)
 
 .PHONY: demo
