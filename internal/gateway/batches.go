@@ -272,7 +272,7 @@ func (s *Server) batch(ctx context.Context, t tenant, id string) (batchObject, b
 // file is recorded failed just before its salvo batch is cancelled, and
 // the record read first would show that cancel as the batch's status.
 func (s *Server) fresh(ctx context.Context, t tenant, rec batchRecord, b api.BatchObject) batchRecord {
-	if rec.Validated || rec.Failed || !stopped(b) {
+	if validated(rec, b) || rec.Failed || !stopped(b) {
 		return rec
 	}
 	if again, _, ok, err := s.record(ctx, t, rec.ID); err == nil && ok {
@@ -288,9 +288,9 @@ func (s *Server) fresh(ctx context.Context, t tenant, rec batchRecord, b api.Bat
 func (s *Server) resume(t tenant, rec batchRecord, b api.BatchObject) {
 	leaseOver := time.Now().UnixMilli() > rec.LeaseUntil
 	switch {
-	case !rec.Validated && !rec.Failed && leaseOver && !stopped(b):
+	case !validated(rec, b) && !rec.Failed && leaseOver && !stopped(b):
 		s.goValidate(t, rec)
-	case rec.Validated && !rec.Built && lifecycle.BatchStatus(b.Status).Terminal() && leaseOver:
+	case validated(rec, b) && !rec.Built && lifecycle.BatchStatus(b.Status).Terminal() && leaseOver:
 		s.goBuild(t, rec)
 	}
 }
@@ -313,10 +313,10 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 		o.CancellingAt, o.CancelledAt, o.InProgressAt, o.FinalizingAt = nil, nil, nil, nil
 		o.Errors = &errorList{Object: "list", Data: rec.Errors}
 		o.RequestCounts = api.RequestCounts{}
-	case !rec.Validated && stopped(b):
+	case !validated(rec, b) && stopped(b):
 		// Cancelled (or expired) before its file was checked: salvo's
 		// status stands.
-	case !rec.Validated:
+	case !validated(rec, b):
 		o.Status = string(lifecycle.BatchValidating)
 	case status == lifecycle.BatchValidating:
 		o.Status = string(lifecycle.BatchInProgress) // checked and queued; no request claimed yet
@@ -464,6 +464,16 @@ func (s *Server) batchKeys(ctx context.Context, t tenant) ([]string, error) {
 
 // stopped reports that salvo's batch was cancelled or has ended: nothing
 // more is published into it.
+// validated reports that a batch's file was checked and every request
+// published: recorded, or salvo's batch sealed and never cancelled.
+// Validation seals first and records after, and a small batch can end in
+// between; read from the record alone it would show as ended without its
+// output files. A cancel seals a batch too, at what it has, so a
+// cancelled batch counts only once recorded.
+func validated(rec batchRecord, b api.BatchObject) bool {
+	return rec.Validated || !rec.Failed && b.Salvo.Sealed && b.CancellingAt == nil
+}
+
 func stopped(b api.BatchObject) bool {
 	st := lifecycle.BatchStatus(b.Status)
 	return st == lifecycle.BatchCancelling || st.Terminal()
