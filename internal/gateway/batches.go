@@ -320,6 +320,10 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 		o.Status = string(lifecycle.BatchValidating)
 	case status == lifecycle.BatchValidating:
 		o.Status = string(lifecycle.BatchInProgress) // checked and queued; no request claimed yet
+	case status == lifecycle.BatchCancelled && b.CancellingAt != nil && !rec.Built:
+		// A cancelled batch goes cancelling → cancelled, as OpenAI's does:
+		// cancelling until its files are written.
+		o.Status, o.CancelledAt = string(lifecycle.BatchCancelling), nil
 	case status.Terminal() && !rec.Built:
 		o.Status = string(lifecycle.BatchFinalizing) // the output files are being written
 		o.CompletedAt, o.FailedAt, o.ExpiredAt, o.CancelledAt = nil, nil, nil, nil

@@ -37,6 +37,19 @@ func TestSealedBatchWhoseRecordLagsReadsFinalizing(t *testing.T) {
 	require.Equal(t, string(lifecycle.BatchCancelled), s.object(rec, b).Status,
 		"a cancel seals a batch at what it has: cancelled during validation")
 
+	// Validated and cancelled: cancelling until its files are written,
+	// as OpenAI's cancel goes, then cancelled with them.
+	rec.Validated = true
+	o = s.object(rec, b)
+	require.Equal(t, string(lifecycle.BatchCancelling), o.Status)
+	require.NotNil(t, o.CancellingAt)
+	require.Nil(t, o.CancelledAt)
+	rec.Built, rec.ErrorFileID = true, "file-batch_x-errors"
+	o = s.object(rec, b)
+	require.Equal(t, string(lifecycle.BatchCancelled), o.Status)
+	require.Equal(t, "file-batch_x-errors", *o.ErrorFileID)
+	rec.Validated, rec.Built, rec.ErrorFileID = false, false, ""
+
 	b.CancellingAt = nil
 	require.False(t, validated(batchRecord{Failed: true}, b), "a refused file is never validated")
 }
