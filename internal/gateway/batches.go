@@ -272,7 +272,7 @@ func (s *Server) batch(ctx context.Context, t tenant, id string) (batchObject, b
 // file is recorded failed just before its salvo batch is cancelled, and
 // the record read first would show that cancel as the batch's status.
 func (s *Server) fresh(ctx context.Context, t tenant, rec batchRecord, b api.BatchObject) batchRecord {
-	if validated(rec, b) || rec.Failed || !stopped(b) {
+	if rec.Validated || rec.Failed || !stopped(b) {
 		return rec
 	}
 	if again, _, ok, err := s.record(ctx, t, rec.ID); err == nil && ok {
@@ -285,20 +285,50 @@ func (s *Server) fresh(ctx context.Context, t tenant, rec batchRecord, b api.Bat
 // its validation, or the output files of a batch that ended. Every read
 // of a batch (get or list) calls it, so a client that only lists still
 // sees its batches finish.
+//
+// The files are built once salvo's batch ended and no validation holds
+// the lease, whether or not the record says validated: validation seals
+// salvo's batch before it records itself, and a small batch can end in
+// between (or its gateway die there); a batch cancelled or expired during
+// validation gets the files of what was published before it stopped.
 func (s *Server) resume(t tenant, rec batchRecord, b api.BatchObject) {
-	leaseOver := time.Now().UnixMilli() > rec.LeaseUntil
-	switch {
-	case !validated(rec, b) && !rec.Failed && leaseOver && !stopped(b):
+	switch pendingWork(rec, b, time.Now()) {
+	case workValidate:
 		s.goValidate(t, rec)
-	case validated(rec, b) && !rec.Built && lifecycle.BatchStatus(b.Status).Terminal() && leaseOver:
+	case workBuild:
 		s.goBuild(t, rec)
+	case workNone:
 	}
+}
+
+type work int
+
+const (
+	workNone work = iota
+	workValidate
+	workBuild
+)
+
+// pendingWork is the work resume starts for a batch at now.
+func pendingWork(rec batchRecord, b api.BatchObject, now time.Time) work {
+	switch {
+	case rec.Failed || now.UnixMilli() <= rec.LeaseUntil:
+		return workNone
+	case !rec.Validated && !stopped(b):
+		return workValidate
+	case !rec.Built && lifecycle.BatchStatus(b.Status).Terminal():
+		return workBuild
+	}
+	return workNone
 }
 
 // object is OpenAI's batch object from the record and salvo's batch.
 // Until the file is checked the batch is validating; a refused file makes
 // it failed with errors.data; a batch that ended in salvo is finalizing
-// until its output and error files are written.
+// (a cancelled one cancelling) until its output and error files are
+// written, however far its validation got: the record may lag salvo's
+// batch (see resume), and a batch ended shows its final status only
+// with its files.
 func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 	o := batchObject{
 		ID: rec.ID, Object: "batch", Endpoint: rec.Endpoint, InputFileID: rec.InputFileID,
@@ -313,10 +343,7 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 		o.CancellingAt, o.CancelledAt, o.InProgressAt, o.FinalizingAt = nil, nil, nil, nil
 		o.Errors = &errorList{Object: "list", Data: rec.Errors}
 		o.RequestCounts = api.RequestCounts{}
-	case !validated(rec, b) && stopped(b):
-		// Cancelled (or expired) before its file was checked: salvo's
-		// status stands.
-	case !validated(rec, b):
+	case !rec.Validated && !stopped(b):
 		o.Status = string(lifecycle.BatchValidating)
 	case status == lifecycle.BatchValidating:
 		o.Status = string(lifecycle.BatchInProgress) // checked and queued; no request claimed yet
@@ -391,7 +418,7 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, t tenant) {
 		s.serverError(w, "cancelling the batch", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.object(rec, b))
+	writeJSON(w, http.StatusOK, s.object(s.fresh(r.Context(), t, rec, b), b))
 }
 
 // listBatches is GET /v1/batches: the tenant's batches, newest first,
@@ -468,16 +495,6 @@ func (s *Server) batchKeys(ctx context.Context, t tenant) ([]string, error) {
 
 // stopped reports that salvo's batch was cancelled or has ended: nothing
 // more is published into it.
-// validated reports that a batch's file was checked and every request
-// published: recorded, or salvo's batch sealed and never cancelled.
-// Validation seals first and records after, and a small batch can end in
-// between; read from the record alone it would show as ended without its
-// output files. A cancel seals a batch too, at what it has, so a
-// cancelled batch counts only once recorded.
-func validated(rec batchRecord, b api.BatchObject) bool {
-	return rec.Validated || !rec.Failed && b.Salvo.Sealed && b.CancellingAt == nil
-}
-
 func stopped(b api.BatchObject) bool {
 	st := lifecycle.BatchStatus(b.Status)
 	return st == lifecycle.BatchCancelling || st.Terminal()

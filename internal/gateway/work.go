@@ -78,11 +78,14 @@ var codes = map[string]string{
 // a good one has its requests published and the salvo batch sealed.
 func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	release, ok := s.holdLease(ctx, t, rec.ID, log)
+	release, cur, ok := s.holdLease(ctx, t, rec.ID, log)
 	if !ok {
 		return
 	}
 	defer release()
+	if cur.Validated || cur.Failed {
+		return // done meanwhile: rec was read before the last validation ended
+	}
 	opts := batchfile.ScanOptions{BatchID: rec.ID, MaxRequests: s.cfg.MaxRequests, MaxBytes: s.cfg.MaxFileBytes,
 		Endpoint: rec.Endpoint, OneModel: !s.cfg.MixedModels}
 	var errs []lineError
@@ -144,12 +147,13 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 }
 
 // holdLease takes a batch's work lease for this gateway, unless another
-// gateway holds it, and renews it every leaseFor/3 until release; so two
-// gateways never validate or build the same batch at once.
-func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger) (release func(), ok bool) {
-	take := func() bool {
+// gateway holds it, and renews it every leaseFor/3 until release, which
+// gives it up; so two gateways never validate or build the same batch at
+// once. cur is the record as the lease was taken.
+func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger) (release func(), cur batchRecord, ok bool) {
+	take := func() (batchRecord, bool) {
 		mine := false
-		_, err := s.update(ctx, t, id, func(r *batchRecord) bool {
+		rec, err := s.update(ctx, t, id, func(r *batchRecord) bool {
 			now := time.Now()
 			if r.LeaseOwner != "" && r.LeaseOwner != s.id && r.LeaseUntil > now.UnixMilli() {
 				return false
@@ -159,12 +163,13 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 		})
 		if err != nil {
 			log.Warn().Err(err).Msg("taking the batch's work lease failed")
-			return false
+			return rec, false
 		}
-		return mine
+		return rec, mine
 	}
-	if !take() {
-		return func() {}, false
+	cur, ok = take()
+	if !ok {
+		return func() {}, cur, false
 	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
@@ -181,7 +186,22 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 			}
 		}
 	}()
-	return func() { close(done); <-stopped }, true
+	return func() {
+		close(done)
+		<-stopped
+		// Given up at once, so the next step (the build after the
+		// validation) need not wait for it to run out. A renewal may have
+		// landed after the work's own last update cleared it.
+		if _, err := s.update(ctx, t, id, func(r *batchRecord) bool {
+			if r.LeaseOwner != s.id || r.LeaseUntil == 0 {
+				return false
+			}
+			r.LeaseUntil = 0
+			return true
+		}); err != nil {
+			log.Debug().Err(err).Msg("giving up the batch's work lease failed; it runs out")
+		}
+	}, cur, true
 }
 
 // settledIfStopped ends the validation of a batch cancelled (or ended)
@@ -265,11 +285,14 @@ func (s *Server) scanInput(ctx context.Context, t tenant, rec batchRecord, o bat
 // the responses' usage, and stores both files in the object store.
 func (s *Server) build(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	release, ok := s.holdLease(ctx, t, rec.ID, log)
+	release, cur, ok := s.holdLease(ctx, t, rec.ID, log)
 	if !ok {
 		return
 	}
 	defer release()
+	if cur.Built {
+		return // built meanwhile: rec was read before the last build ended
+	}
 	dir, err := os.MkdirTemp("", "salvo-gateway-")
 	if err != nil {
 		log.Error().Err(err).Msg("building the output files failed")
