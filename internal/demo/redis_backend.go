@@ -119,6 +119,21 @@ func spawnRedisServer(ctx context.Context, tmp string) (*redisBackend, error) {
 	if bin == "" {
 		return nil, fmt.Errorf("%w: redis-server is not on PATH", ErrNoRedis)
 	}
+	// A port free when freePort looks may be taken when redis-server binds
+	// it (by another process picking ports the same way): then another
+	// port.
+	for attempt := 1; ; attempt++ {
+		b, err := spawnRedisServerOnce(ctx, tmp, bin)
+		if err == nil || attempt == 3 || !errors.Is(err, errPortTaken) {
+			return b, err
+		}
+	}
+}
+
+// errPortTaken: redis-server could not have the port freePort found.
+var errPortTaken = errors.New("the port was taken")
+
+func spawnRedisServerOnce(ctx context.Context, tmp, bin string) (*redisBackend, error) {
 	port, err := freePort(ctx)
 	if err != nil {
 		return nil, err
@@ -147,12 +162,36 @@ func spawnRedisServer(ctx context.Context, tmp string) (*redisBackend, error) {
 		<-exited
 	}
 	client := redis.NewClient(&redis.Options{Addr: addr})
-	if err := ping(ctx, client, redisReadyTimeout); err != nil {
+	pingCtx, stopPing := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-exited: // unable to bind: no point waiting for an answer
+			stopPing()
+		case <-pingCtx.Done():
+		}
+	}()
+	err = ping(pingCtx, client, redisReadyTimeout)
+	stopPing()
+	// The server answering must be the one started: another process on
+	// the port would answer PING too.
+	if err == nil {
+		if pid := infoField(ctx, client, "process_id"); pid != strconv.Itoa(cmd.Process.Pid) {
+			err = fmt.Errorf("%w: process %s answers on it", errPortTaken, pid)
+		}
+	}
+	if err != nil {
 		_ = client.Close()
 		kill()
+		select {
+		case <-exited:
+			if !errors.Is(err, errPortTaken) {
+				err = fmt.Errorf("%w: redis-server exited (%w)", errPortTaken, err)
+			}
+		default:
+		}
 		return nil, fmt.Errorf("demo: redis-server on %s did not answer: %w", addr, err)
 	}
-	version := serverVersion(ctx, client)
+	version := infoField(ctx, client, "redis_version")
 	return &redisBackend{
 		client: client,
 		addr:   addr,
@@ -205,14 +244,15 @@ func ping(ctx context.Context, client redis.UniversalClient, timeout time.Durati
 	}
 }
 
-// serverVersion reads redis_version from INFO, "unknown" if it cannot.
-func serverVersion(ctx context.Context, client redis.UniversalClient) string {
+// infoField reads a field of INFO server (redis_version, process_id),
+// "unknown" if it cannot.
+func infoField(ctx context.Context, client redis.UniversalClient, name string) string {
 	info, err := client.Info(ctx, "server").Result()
 	if err != nil {
 		return "unknown"
 	}
 	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:"); ok {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
 			return v
 		}
 	}

@@ -9,6 +9,7 @@
 package testredis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Server struct {
 	t       testing.TB
 	mu      sync.Mutex
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed once cmd has exited
+	output  *bytes.Buffer // cmd's stdout and stderr, read once exited
 	port    int
 	dir     string
 	managed bool
@@ -105,10 +108,12 @@ func New(t testing.TB, opts ...Option) *Server {
 	} else {
 		s.managed = true
 		s.dir = t.TempDir()
-		s.port = freePort(t)
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
-		s.start()
-		s.Client = redis.NewClient(s.clientOptions())
+		t.Cleanup(func() {
+			_ = s.Client.Close()
+			s.Stop()
+		})
+		s.startOnFreePort()
+		return s
 	}
 	t.Cleanup(func() {
 		_ = s.Client.Close()
@@ -116,6 +121,34 @@ func New(t testing.TB, opts ...Option) *Server {
 	})
 	s.wait()
 	return s
+}
+
+// errPortTaken: the port freePort found was taken before redis-server
+// bound it — by another test's server (which then answers PING, and would
+// vanish mid-test when that test ends) or by any other socket.
+var errPortTaken = errors.New("the port was taken before redis-server bound it")
+
+// startOnFreePort starts the managed server on a free port, and on another
+// when the port turns out taken: a port is free when freePort looks and
+// may not be when redis-server binds it, with tests in other processes
+// picking ports too.
+func (s *Server) startOnFreePort() {
+	s.t.Helper()
+	for attempt := 1; ; attempt++ {
+		s.port = pickPort(s.t)
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+		s.start()
+		s.Client = redis.NewClient(s.clientOptions())
+		err := s.pollErr(s.ready)
+		if err == nil {
+			return
+		}
+		if attempt == 5 || !errors.Is(err, errPortTaken) {
+			s.t.Fatalf("testredis: %s did not answer PING: %v", s.Addr, err)
+		}
+		_ = s.Client.Close()
+		s.Stop()
+	}
 }
 
 // clientOptions reach the managed server as its options ask: the ACL
@@ -214,11 +247,18 @@ func (s *Server) start() {
 		args = append(args, "--enable-debug-command", "local")
 	}
 	cmd := exec.Command(bin, args...)
+	output := new(bytes.Buffer)
+	cmd.Stdout, cmd.Stderr = output, output
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("testredis: start redis-server: %v", err)
 	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
 	s.mu.Lock()
-	s.cmd = cmd
+	s.cmd, s.exited, s.output = cmd, exited, output
 	s.mu.Unlock()
 }
 
@@ -291,19 +331,70 @@ func mustPath(t testing.TB) string {
 // wait blocks until the server answers PING.
 func (s *Server) wait() {
 	s.t.Helper()
-	s.poll("answer PING", func(ctx context.Context) error {
-		err := s.Client.Ping(ctx).Err()
-		if err == nil && s.opts.cluster {
-			err = s.serveAllSlots(ctx)
+	s.poll("answer PING", s.ready)
+}
+
+// ready reports whether the server answers PING (and a Cluster serves
+// every slot). A managed server must be the process this Server started:
+// errPortTaken when another answers on its port or it exited unable to
+// bind; any other exit fails with its output.
+func (s *Server) ready(ctx context.Context) error {
+	s.mu.Lock()
+	cmd, exited, output := s.cmd, s.exited, s.output
+	s.mu.Unlock()
+	if s.managed && cmd != nil {
+		select {
+		case <-exited:
+			if strings.Contains(output.String(), "Address already in use") {
+				return fmt.Errorf("%w: %s", errPortTaken, strings.TrimSpace(output.String()))
+			}
+			return fmt.Errorf("%w: redis-server exited: %s", errExited, strings.TrimSpace(output.String()))
+		default:
 		}
+	}
+	if err := s.Client.Ping(ctx).Err(); err != nil {
 		return err
-	})
+	}
+	if s.managed && cmd != nil {
+		info, err := s.Client.Info(ctx, "server").Result()
+		if err != nil {
+			return err
+		}
+		if pid := infoField(info, "process_id"); pid != strconv.Itoa(cmd.Process.Pid) {
+			return fmt.Errorf("%w: process %s answers, not %d", errPortTaken, pid, cmd.Process.Pid)
+		}
+	}
+	if s.opts.cluster {
+		return s.serveAllSlots(ctx)
+	}
+	return nil
+}
+
+// errExited: the server's process ended (not for want of its port).
+var errExited = errors.New("the server exited")
+
+// infoField is a field of an INFO reply ("" when absent).
+func infoField(info, name string) string {
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+":"); ok {
+			return v
+		}
+	}
+	return ""
 }
 
 // poll calls ready every 10 ms (each call bounded by 1 s) until it returns
 // nil, and fails the test after 10 s saying the server did not do what.
 func (s *Server) poll(what string, ready func(context.Context) error) {
 	s.t.Helper()
+	if err := s.pollErr(ready); err != nil {
+		s.t.Fatalf("testredis: %s did not %s: %v", s.Addr, what, err)
+	}
+}
+
+// pollErr calls ready every 10 ms (each call bounded by 1 s) until it
+// returns nil, for at most 10 s; errPortTaken and errExited end it at once.
+func (s *Server) pollErr(ready func(context.Context) error) error {
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -311,11 +402,11 @@ func (s *Server) poll(what string, ready func(context.Context) error) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		err := ready(ctx)
 		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("testredis: %s did not %s: %v", s.Addr, what, err)
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, errPortTaken), errors.Is(err, errExited), time.Now().After(deadline):
+			return err
 		}
 	}
 }
@@ -349,7 +440,7 @@ func (s *Server) Stop() {
 	}
 	if s.cmd != nil {
 		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
+		<-s.exited
 		s.cmd = nil
 	}
 }
@@ -402,6 +493,10 @@ func (s *Server) URL() string {
 	}
 	return "redis://" + s.Addr
 }
+
+// pickPort is the port a managed server tries next (freePort; a test
+// hands out a taken one).
+var pickPort = freePort
 
 func freePort(t testing.TB) int {
 	t.Helper()
