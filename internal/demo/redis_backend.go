@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -149,6 +150,8 @@ func spawnRedisServerOnce(ctx context.Context, tmp, bin string) (*redisBackend, 
 	// Its own process group: a Ctrl-C meant for the demo must not stop
 	// Redis under the worker; the demo stops it last.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	output := new(bytes.Buffer) // read once it exited
+	cmd.Stdout, cmd.Stderr, cmd.WaitDelay = output, output, time.Second
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("demo: start redis-server: %w", err)
 	}
@@ -181,14 +184,16 @@ func spawnRedisServerOnce(ctx context.Context, tmp, bin string) (*redisBackend, 
 	}
 	if err != nil {
 		_ = client.Close()
-		kill()
 		select {
 		case <-exited:
-			if !errors.Is(err, errPortTaken) {
-				err = fmt.Errorf("%w: redis-server exited (%w)", errPortTaken, err)
+			out := strings.TrimSpace(output.String())
+			if strings.Contains(out, "Address already in use") {
+				return nil, fmt.Errorf("demo: redis-server on %s: %w: %s", addr, errPortTaken, out)
 			}
+			return nil, fmt.Errorf("demo: redis-server on %s exited: %s", addr, out)
 		default:
 		}
+		kill()
 		return nil, fmt.Errorf("demo: redis-server on %s did not answer: %w", addr, err)
 	}
 	version := infoField(ctx, client, "redis_version")

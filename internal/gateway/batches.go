@@ -47,7 +47,8 @@ type batchRecord struct {
 	// LeaseUntil (unix ms) marks validation or file building under way in
 	// some gateway; after it another gateway takes the work over.
 	LeaseUntil int64 `json:"lease_until,omitempty"`
-	// LeaseOwner is the gateway instance holding the lease.
+	// LeaseOwner is the holding of the lease: a gateway instance and a
+	// number of its own (holdLease).
 	LeaseOwner string `json:"lease_owner,omitempty"`
 }
 
@@ -314,7 +315,9 @@ func pendingWork(rec batchRecord, b api.BatchObject, now time.Time) work {
 	switch {
 	case rec.Failed || now.UnixMilli() <= rec.LeaseUntil:
 		return workNone
-	case !rec.Validated && !stopped(b):
+	case !rec.Validated && !stopped(b) && !b.Salvo.Sealed:
+		// Sealed, the batch has every request it will get: by this
+		// validation (its record lags), or by an expiry.
 		return workValidate
 	case !rec.Built && lifecycle.BatchStatus(b.Status).Terminal():
 		return workBuild
@@ -343,7 +346,7 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 		o.CancellingAt, o.CancelledAt, o.InProgressAt, o.FinalizingAt = nil, nil, nil, nil
 		o.Errors = &errorList{Object: "list", Data: rec.Errors}
 		o.RequestCounts = api.RequestCounts{}
-	case !rec.Validated && !stopped(b):
+	case !rec.Validated && !stopped(b) && !b.Salvo.Sealed:
 		o.Status = string(lifecycle.BatchValidating)
 	case status == lifecycle.BatchValidating:
 		o.Status = string(lifecycle.BatchInProgress) // checked and queued; no request claimed yet
@@ -418,7 +421,9 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, t tenant) {
 		s.serverError(w, "cancelling the batch", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.object(s.fresh(r.Context(), t, rec, b), b))
+	rec = s.fresh(r.Context(), t, rec, b)
+	s.resume(t, rec, b)
+	writeJSON(w, http.StatusOK, s.object(rec, b))
 }
 
 // listBatches is GET /v1/batches: the tenant's batches, newest first,

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -167,6 +168,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	building map[string]bool // batches whose files this process is building
+	leases   atomic.Uint64   // numbers this process's lease holdings (holdLease)
 }
 
 // New returns a gateway over nc; Start makes its stores.

@@ -51,6 +51,10 @@ func TestEndedBatchShowsItsFinalStatusOnlyWithItsFiles(t *testing.T) {
 	// file: failed, whatever salvo's batch says.
 	running := api.BatchObject{ID: "batch_x", Status: string(lifecycle.BatchInProgress)}
 	require.Equal(t, string(lifecycle.BatchValidating), s.object(batchRecord{ID: "batch_x"}, running).Status)
+	// Sealed, it has every request it will get: running, though the
+	// record lags.
+	running.Salvo.Sealed = true
+	require.Equal(t, string(lifecycle.BatchInProgress), s.object(batchRecord{ID: "batch_x"}, running).Status)
 	require.Equal(t, string(lifecycle.BatchInProgress), s.object(batchRecord{ID: "batch_x", Validated: true}, running).Status)
 	require.Equal(t, string(lifecycle.BatchFailed), s.object(batchRecord{ID: "batch_x", Failed: true}, cancelled).Status)
 }
@@ -65,6 +69,11 @@ func TestPendingWorkBuildsEveryEndedBatchOnceItsLeaseIsFree(t *testing.T) {
 	held := now.Add(time.Minute).UnixMilli()
 	ended := now.Add(-time.Second).UnixMilli()
 	st := func(s lifecycle.BatchStatus) api.BatchObject { return api.BatchObject{Status: string(s)} }
+	sealed := func(s lifecycle.BatchStatus) api.BatchObject {
+		b := st(s)
+		b.Salvo.Sealed = true
+		return b
+	}
 	cases := []struct {
 		name string
 		rec  batchRecord
@@ -74,7 +83,8 @@ func TestPendingWorkBuildsEveryEndedBatchOnceItsLeaseIsFree(t *testing.T) {
 		{"new batch", batchRecord{}, st(lifecycle.BatchValidating), workValidate},
 		{"validation running", batchRecord{LeaseUntil: held}, st(lifecycle.BatchValidating), workNone},
 		{"gateway died mid-validation", batchRecord{LeaseUntil: ended}, st(lifecycle.BatchValidating), workValidate},
-		{"sealed, record lags, gateway died", batchRecord{LeaseUntil: ended}, st(lifecycle.BatchInProgress), workValidate},
+		{"sealed, record lags, gateway died", batchRecord{LeaseUntil: ended}, sealed(lifecycle.BatchInProgress), workNone},
+		{"sealed by an expiry during validation", batchRecord{LeaseUntil: ended}, sealed(lifecycle.BatchInProgress), workNone},
 		{"sealed, record lags, ended", batchRecord{LeaseUntil: held}, st(lifecycle.BatchCompleted), workNone},
 		{"record lagged, gateway died, ended", batchRecord{LeaseUntil: ended}, st(lifecycle.BatchCompleted), workBuild},
 		{"record lagged, gateway died, cancelled", batchRecord{LeaseUntil: ended}, st(lifecycle.BatchCancelled), workBuild},

@@ -83,7 +83,7 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 		return
 	}
 	defer release()
-	if cur.Validated || cur.Failed {
+	if cur.Validated || cur.Failed || cur.Built {
 		return // done meanwhile: rec was read before the last validation ended
 	}
 	opts := batchfile.ScanOptions{BatchID: rec.ID, MaxRequests: s.cfg.MaxRequests, MaxBytes: s.cfg.MaxFileBytes,
@@ -146,19 +146,28 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	log.Info().Int("requests", st.Requests).Msg("batch validated and its requests published")
 }
 
-// holdLease takes a batch's work lease for this gateway, unless another
-// gateway holds it, and renews it every leaseFor/3 until release, which
-// gives it up; so two gateways never validate or build the same batch at
-// once. cur is the record as the lease was taken.
+// holdLease takes a batch's work lease for this piece of work, unless
+// another holds it (another gateway's or this one's: each holding has its
+// own token), and renews it every leaseFor/3 until release; so no two
+// pieces of work run on one batch at once. The work gives the lease up in
+// its last update of the record (LeaseUntil 0), and a renewal never takes
+// it back; work that fails keeps it until it runs out, so it is retried
+// once per lease, not on every read. cur is the record as the lease was
+// taken.
 func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger) (release func(), cur batchRecord, ok bool) {
-	take := func() (batchRecord, bool) {
+	token := s.id + "/" + strconv.FormatUint(s.leases.Add(1), 10)
+	take := func(renew bool) (batchRecord, bool) {
 		mine := false
 		rec, err := s.update(ctx, t, id, func(r *batchRecord) bool {
+			mine = false // update calls this again after a concurrent write
 			now := time.Now()
-			if r.LeaseOwner != "" && r.LeaseOwner != s.id && r.LeaseUntil > now.UnixMilli() {
-				return false
+			switch {
+			case renew && (r.LeaseOwner != token || r.LeaseUntil == 0):
+				return false // taken over, or given up by the work
+			case !renew && r.LeaseOwner != "" && r.LeaseUntil > now.UnixMilli():
+				return false // held; a new batch's lease has no owner: it waits for its validation
 			}
-			r.LeaseOwner, r.LeaseUntil, mine = s.id, now.Add(leaseFor).UnixMilli(), true
+			r.LeaseOwner, r.LeaseUntil, mine = token, now.Add(leaseFor).UnixMilli(), true
 			return true
 		})
 		if err != nil {
@@ -167,7 +176,7 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 		}
 		return rec, mine
 	}
-	cur, ok = take()
+	cur, ok = take(false)
 	if !ok {
 		return func() {}, cur, false
 	}
@@ -182,26 +191,11 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 			case <-done:
 				return
 			case <-tick.C:
-				take()
+				take(true)
 			}
 		}
 	}()
-	return func() {
-		close(done)
-		<-stopped
-		// Given up at once, so the next step (the build after the
-		// validation) need not wait for it to run out. A renewal may have
-		// landed after the work's own last update cleared it.
-		if _, err := s.update(ctx, t, id, func(r *batchRecord) bool {
-			if r.LeaseOwner != s.id || r.LeaseUntil == 0 {
-				return false
-			}
-			r.LeaseUntil = 0
-			return true
-		}); err != nil {
-			log.Debug().Err(err).Msg("giving up the batch's work lease failed; it runs out")
-		}
-	}, cur, true
+	return func() { close(done); <-stopped }, cur, true
 }
 
 // settledIfStopped ends the validation of a batch cancelled (or ended)

@@ -109,7 +109,9 @@ func New(t testing.TB, opts ...Option) *Server {
 		s.managed = true
 		s.dir = t.TempDir()
 		t.Cleanup(func() {
-			_ = s.Client.Close()
+			if s.Client != nil { // nil when the start failed
+				_ = s.Client.Close()
+			}
 			s.Stop()
 		})
 		s.startOnFreePort()
@@ -249,6 +251,9 @@ func (s *Server) start() {
 	cmd := exec.Command(bin, args...)
 	output := new(bytes.Buffer)
 	cmd.Stdout, cmd.Stderr = output, output
+	// A child it forked (a replication or save child) may hold the output
+	// pipe after it exited: Wait does not wait for that child long.
+	cmd.WaitDelay = time.Second
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("testredis: start redis-server: %v", err)
 	}
