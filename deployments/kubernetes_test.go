@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,9 +41,16 @@ func newValidator(t *testing.T) validator.Validator {
 	return v
 }
 
+// krustyMu serializes krusty runs: kyaml loads its built-in OpenAPI
+// schema into package globals on first use without a lock, a data race
+// when parallel tests render at once.
+var krustyMu sync.Mutex
+
 // build renders a kustomization as `kustomize build` does.
 func build(t *testing.T, dir string) resmap.ResMap {
 	t.Helper()
+	krustyMu.Lock()
+	defer krustyMu.Unlock()
 	m, err := krusty.MakeKustomizer(krusty.MakeDefaultOptions()).Run(filesys.MakeFsOnDisk(), dir)
 	require.NoError(t, err, dir)
 	return m
