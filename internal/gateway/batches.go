@@ -315,9 +315,7 @@ func pendingWork(rec batchRecord, b api.BatchObject, now time.Time) work {
 	switch {
 	case rec.Failed || now.UnixMilli() <= rec.LeaseUntil:
 		return workNone
-	case !rec.Validated && !stopped(b) && !b.Salvo.Sealed:
-		// Sealed, the batch has every request it will get: by this
-		// validation (its record lags), or by an expiry.
+	case checking(rec, b):
 		return workValidate
 	case !rec.Built && lifecycle.BatchStatus(b.Status).Terminal():
 		return workBuild
@@ -346,7 +344,7 @@ func (s *Server) object(rec batchRecord, b api.BatchObject) batchObject {
 		o.CancellingAt, o.CancelledAt, o.InProgressAt, o.FinalizingAt = nil, nil, nil, nil
 		o.Errors = &errorList{Object: "list", Data: rec.Errors}
 		o.RequestCounts = api.RequestCounts{}
-	case !rec.Validated && !stopped(b) && !b.Salvo.Sealed:
+	case checking(rec, b):
 		o.Status = string(lifecycle.BatchValidating)
 	case status == lifecycle.BatchValidating:
 		o.Status = string(lifecycle.BatchInProgress) // checked and queued; no request claimed yet
@@ -496,6 +494,14 @@ func (s *Server) batchKeys(ctx context.Context, t tenant) ([]string, error) {
 		keys = append(keys, strings.TrimPrefix(subject, prefix))
 	}
 	return keys, nil
+}
+
+// checking reports that the batch's file is still to be checked and its
+// requests published. Once salvo's batch is sealed it has every request
+// it will get — sealed by the validation (its record lagging), or by an
+// expiry — and once stopped it takes no more.
+func checking(rec batchRecord, b api.BatchObject) bool {
+	return !rec.Validated && !rec.Failed && !stopped(b) && !b.Salvo.Sealed
 }
 
 // stopped reports that salvo's batch was cancelled or has ended: nothing

@@ -19,7 +19,7 @@ import (
 // piece of work at a time — not a second one on the same gateway (a build
 // starting as the validation ends), not another gateway, not the loser of
 // a race for a lease that ran out — and is free again once the work gave
-// it up in its last update.
+// it up in its last update, and finished work does not take it again.
 func TestLeaseIsOneHoldingAtATime(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -39,22 +39,25 @@ func TestLeaseIsOneHoldingAtATime(t *testing.T) {
 	log := zerolog.Nop()
 
 	a, b := gateway("a"), gateway("b")
-	releaseValidate, _, ok := a.holdLease(ctx, tn, "batch_x", log)
+	validated := func(r batchRecord) bool { return r.Validated }
+	built := func(r batchRecord) bool { return r.Built }
+	releaseValidate, ok := a.holdLease(ctx, tn, "batch_x", log, validated)
 	require.True(t, ok, "a new batch's reserved lease")
-	_, _, ok = a.holdLease(ctx, tn, "batch_x", log)
+	_, ok = a.holdLease(ctx, tn, "batch_x", log, built)
 	require.False(t, ok, "a second holding on the same gateway")
-	_, _, ok = b.holdLease(ctx, tn, "batch_x", log)
+	_, ok = b.holdLease(ctx, tn, "batch_x", log, built)
 	require.False(t, ok, "another gateway")
 
 	// The work gives the lease up in its last update; then it is free,
 	// and the first holding's release does not touch the next one's.
 	_, err = a.update(ctx, tn, "batch_x", func(r *batchRecord) bool { r.Validated, r.LeaseUntil = true, 0; return true })
 	require.NoError(t, err)
-	releaseBuild, cur, ok := a.holdLease(ctx, tn, "batch_x", log)
-	require.True(t, ok, "free once given up")
-	require.True(t, cur.Validated, "the record as the lease was taken")
+	_, ok = b.holdLease(ctx, tn, "batch_x", log, validated)
+	require.False(t, ok, "finished work is not taken again")
+	releaseBuild, ok := a.holdLease(ctx, tn, "batch_x", log, built)
+	require.True(t, ok, "free once given up, and not taken by the finished work")
 	releaseValidate()
-	_, _, ok = b.holdLease(ctx, tn, "batch_x", log)
+	_, ok = b.holdLease(ctx, tn, "batch_x", log, built)
 	require.False(t, ok, "the build's lease survives the validation's release")
 	releaseBuild()
 
@@ -68,7 +71,7 @@ func TestLeaseIsOneHoldingAtATime(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			release, _, ok := gateway(fmt.Sprintf("g%d", i)).holdLease(ctx, tn, "batch_x", log)
+			release, ok := gateway(fmt.Sprintf("g%d", i)).holdLease(ctx, tn, "batch_x", log, built)
 			if ok {
 				defer release()
 				mu.Lock()

@@ -78,14 +78,11 @@ var codes = map[string]string{
 // a good one has its requests published and the salvo batch sealed.
 func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	release, cur, ok := s.holdLease(ctx, t, rec.ID, log)
+	release, ok := s.holdLease(ctx, t, rec.ID, log, func(r batchRecord) bool { return r.Validated || r.Failed || r.Built })
 	if !ok {
 		return
 	}
 	defer release()
-	if cur.Validated || cur.Failed || cur.Built {
-		return // done meanwhile: rec was read before the last validation ended
-	}
 	opts := batchfile.ScanOptions{BatchID: rec.ID, MaxRequests: s.cfg.MaxRequests, MaxBytes: s.cfg.MaxFileBytes,
 		Endpoint: rec.Endpoint, OneModel: !s.cfg.MixedModels}
 	var errs []lineError
@@ -152,13 +149,15 @@ func (s *Server) validate(ctx context.Context, t tenant, rec batchRecord) {
 // pieces of work run on one batch at once. The work gives the lease up in
 // its last update of the record (LeaseUntil 0), and a renewal never takes
 // it back; work that fails keeps it until it runs out, so it is retried
-// once per lease, not on every read. cur is the record as the lease was
-// taken.
-func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger) (release func(), cur batchRecord, ok bool) {
+// once per lease, not on every read. Work that done reports finished in
+// the record (read before the last run of it ended) is not taken.
+func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog.Logger,
+	done func(batchRecord) bool,
+) (release func(), ok bool) {
 	token := s.id + "/" + strconv.FormatUint(s.leases.Add(1), 10)
-	take := func(renew bool) (batchRecord, bool) {
+	take := func(renew bool) bool {
 		mine := false
-		rec, err := s.update(ctx, t, id, func(r *batchRecord) bool {
+		_, err := s.update(ctx, t, id, func(r *batchRecord) bool {
 			mine = false // update calls this again after a concurrent write
 			now := time.Now()
 			switch {
@@ -166,21 +165,22 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 				return false // taken over, or given up by the work
 			case !renew && r.LeaseOwner != "" && r.LeaseUntil > now.UnixMilli():
 				return false // held; a new batch's lease has no owner: it waits for its validation
+			case !renew && done(*r):
+				return false
 			}
 			r.LeaseOwner, r.LeaseUntil, mine = token, now.Add(leaseFor).UnixMilli(), true
 			return true
 		})
 		if err != nil {
 			log.Warn().Err(err).Msg("taking the batch's work lease failed")
-			return rec, false
+			return false
 		}
-		return rec, mine
+		return mine
 	}
-	cur, ok = take(false)
-	if !ok {
-		return func() {}, cur, false
+	if !take(false) {
+		return func() {}, false
 	}
-	done := make(chan struct{})
+	stop := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
@@ -188,14 +188,14 @@ func (s *Server) holdLease(ctx context.Context, t tenant, id string, log zerolog
 		defer tick.Stop()
 		for {
 			select {
-			case <-done:
+			case <-stop:
 				return
 			case <-tick.C:
 				take(true)
 			}
 		}
 	}()
-	return func() { close(done); <-stopped }, cur, true
+	return func() { close(stop); <-stopped }, true
 }
 
 // settledIfStopped ends the validation of a batch cancelled (or ended)
@@ -279,14 +279,11 @@ func (s *Server) scanInput(ctx context.Context, t tenant, rec batchRecord, o bat
 // the responses' usage, and stores both files in the object store.
 func (s *Server) build(ctx context.Context, t tenant, rec batchRecord) {
 	log := s.log.With().Str("batch_id", rec.ID).Logger()
-	release, cur, ok := s.holdLease(ctx, t, rec.ID, log)
+	release, ok := s.holdLease(ctx, t, rec.ID, log, func(r batchRecord) bool { return r.Built })
 	if !ok {
 		return
 	}
 	defer release()
-	if cur.Built {
-		return // built meanwhile: rec was read before the last build ended
-	}
 	dir, err := os.MkdirTemp("", "salvo-gateway-")
 	if err != nil {
 		log.Error().Err(err).Msg("building the output files failed")
